@@ -1,0 +1,200 @@
+"""The DRAW network (sec. 2, eqs 1-8) with selective attention (sec. 3) or without it (eqs 17-18).
+
+Letters used in shape comments:
+    T steps, B batch, C channels, H height, W width, N attention grid size, Z latent size,
+    E encoder LSTM units, D decoder LSTM units, R read vector length, P write patch length.
+
+Everything a visualisation needs comes out of one loop (`DRAW.run`): the canvases, the read and write
+attention of every step, the glimpses the encoder saw and the posterior of every z_t.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .attention import AttentionParams, attention_params, filterbank, read, write
+from .config import DrawConfig
+
+
+def lstm_step(gates: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One LSTM update from pre-activations ordered (input, forget, output, candidate), each (B, U)."""
+    units = cell.shape[-1]
+    ifo = torch.sigmoid(gates[:, : 3 * units])  # (B, 3U)
+    candidate = torch.tanh(gates[:, 3 * units :])  # (B, U)
+    cell = ifo[:, units : 2 * units] * cell + ifo[:, :units] * candidate
+    hidden = ifo[:, 2 * units :] * torch.tanh(cell)
+    return hidden, cell
+
+
+@dataclass
+class DrawResult:
+    """Everything one pass over a batch x produced."""
+
+    canvas_logits: torch.Tensor  # (T, B, C, H, W) c_t after every step; sigma(c_T) is the output
+    mu: torch.Tensor  # (T, B, Z) posterior means, eq. 1
+    logvar: torch.Tensor  # (T, B, Z) posterior log variances, 2 log sigma_t of eq. 2
+    z: torch.Tensor  # (T, B, Z) the sampled latents
+    read_attn: AttentionParams | None  # (T, B) fields; None without read attention
+    write_attn: AttentionParams | None  # (T, B) fields; None without write attention
+    glimpses: torch.Tensor  # (T, B, 2C, N, N) what the encoder read (gamma-scaled), or (T, B, 2C, H, W)
+
+
+@dataclass
+class GenerationTrace:
+    canvases: torch.Tensor  # (T, n, C, H, W) sigma(c_t) in [0, 1]
+    write_attn: AttentionParams | None  # (T, n) fields
+    z: torch.Tensor  # (T, n, Z) the latents that drove the decoder
+
+
+@dataclass
+class ReconstructionTrace:
+    canvases: torch.Tensor  # (T, B, C, H, W) sigma(c_t)
+    errors: torch.Tensor  # (T, B, C, H, W) x_hat_t = x - sigma(c_{t-1}), eq. 3
+    read_attn: AttentionParams | None  # (T, B) fields
+    write_attn: AttentionParams | None  # (T, B) fields
+    glimpses: torch.Tensor  # (T, B, 2C, N, N): channels [:C] read from x, [C:] from x_hat
+    mu: torch.Tensor  # (T, B, Z) posterior means
+    std: torch.Tensor  # (T, B, Z) posterior standard deviations
+    z: torch.Tensor  # (T, B, Z) sampled latents
+
+
+def standard_normal(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """N(0, I) noise; drawn on the generator's device (CPU by default) so a seed gives the same numbers everywhere."""
+    gen_device = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=gen_device).to(device)
+
+
+class DRAW(nn.Module):
+    def __init__(self, cfg: DrawConfig):
+        super().__init__()
+        if not isinstance(cfg, DrawConfig):
+            raise TypeError(f"DRAW expects a DrawConfig, got {type(cfg).__name__}")
+        self.cfg = cfg
+        E, D, Z = cfg.enc_size, cfg.dec_size, cfg.z_size
+        # eq. 5: RNN_enc(h_enc_{t-1}, [r_t, h_dec_{t-1}]); input and recurrent weights fused into one matmul.
+        self.encoder = nn.Linear(cfg.read_size + D + E, 4 * E)
+        # eqs 1-2: mu_t and log sigma_t^2 of Q(Z_t | h_enc_t).
+        self.posterior = nn.Linear(E, 2 * Z)
+        # eq. 7: RNN_dec(h_dec_{t-1}, z_t), fused likewise.
+        self.decoder = nn.Linear(Z + D, 4 * D)
+        # One head on h_dec_t: the write patch w_t (eqs 18/28), the write attention (eq. 21) and the read
+        # attention of the next step (eq. 21 applied to h_dec_t, used at t + 1), all in one matmul.
+        self.head = nn.Linear(D, cfg.write_size + 5 * cfg.write_attn + 5 * cfg.read_attn)
+
+    @property
+    def device(self) -> torch.device:
+        return self.head.weight.device
+
+    def _split_head(self, head: torch.Tensor):
+        """(B, head) -> write patch (B, P), raw write attention (B, 5) or None, raw read attention or None."""
+        P = self.cfg.write_size
+        w = head[:, :P]
+        write_raw = head[:, P : P + 5] if self.cfg.write_attn else None
+        read_raw = head[:, head.shape[1] - 5 :] if self.cfg.read_attn else None
+        return w, write_raw, read_raw
+
+    def _write(self, w: torch.Tensor, write_raw: torch.Tensor | None):
+        """eq. 18 or eqs 28-29: the canvas update and its attention params."""
+        cfg = self.cfg
+        B = w.shape[0]
+        if write_raw is None:
+            return w.view(B, cfg.channels, cfg.height, cfg.width), None  # eq. 18
+        params = attention_params(write_raw, cfg.write_n, cfg.height, cfg.width)
+        Fx, Fy = filterbank(params, cfg.write_n, cfg.height, cfg.width)  # (B, N, W), (B, N, H)
+        patch = w.view(B, cfg.channels, cfg.write_n, cfg.write_n)  # eq. 28
+        return write(patch, Fx, Fy, params.gamma), params  # eq. 29
+
+    def run(self, x: torch.Tensor, noise: torch.Tensor) -> DrawResult:
+        """Eqs 3-8 for t = 1..T with z_t = mu_t + sigma_t * noise[t - 1] (reparameterisation)."""
+        cfg = self.cfg
+        expected = (cfg.channels, cfg.height, cfg.width)
+        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+            raise ValueError(f"x must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
+        B = x.shape[0]
+        h_enc = c_enc = x.new_zeros(B, cfg.enc_size)  # (B, E)
+        h_dec = c_dec = x.new_zeros(B, cfg.dec_size)  # (B, D)
+        canvas = x.new_zeros(B, *expected)  # (B, C, H, W)
+        _, _, read_raw = self._split_head(self.head(h_dec))  # eq. 21 on h_dec_0
+        canvases, mus, logvars, zs, glimpses, reads, writes = [], [], [], [], [], [], []
+        for t in range(cfg.T):
+            x_hat = x - torch.sigmoid(canvas)  # eq. 3
+            if read_raw is None:
+                r = torch.cat([x, x_hat], dim=1)  # eq. 17, (B, 2C, H, W)
+                glimpses.append(r)
+                r = r.flatten(1)
+            else:
+                params = attention_params(read_raw, cfg.read_n, cfg.height, cfg.width)
+                Fx, Fy = filterbank(params, cfg.read_n, cfg.height, cfg.width)
+                r = read(x, x_hat, Fx, Fy, params.gamma)  # eq. 27, (B, 2CNN)
+                glimpses.append(r.view(B, 2 * cfg.channels, cfg.read_n, cfg.read_n))
+                reads.append(params)
+            h_enc, c_enc = lstm_step(self.encoder(torch.cat([r, h_dec, h_enc], dim=1)), c_enc)  # eq. 5
+            mu, logvar = self.posterior(h_enc).chunk(2, dim=1)  # eqs 1-2, (B, Z) each
+            z = mu + torch.exp(0.5 * logvar) * noise[t]  # eq. 6, z_t ~ Q(Z_t | h_enc_t)
+            h_dec, c_dec = lstm_step(self.decoder(torch.cat([z, h_dec], dim=1)), c_dec)  # eq. 7
+            w, write_raw, read_raw = self._split_head(self.head(h_dec))
+            update, write_params = self._write(w, write_raw)
+            canvas = canvas + update  # eq. 8
+            canvases.append(canvas)
+            mus.append(mu)
+            logvars.append(logvar)
+            zs.append(z)
+            if write_params is not None:
+                writes.append(write_params)
+        return DrawResult(
+            canvas_logits=torch.stack(canvases),
+            mu=torch.stack(mus),
+            logvar=torch.stack(logvars),
+            z=torch.stack(zs),
+            read_attn=AttentionParams.stack(reads) if reads else None,
+            write_attn=AttentionParams.stack(writes) if writes else None,
+            glimpses=torch.stack(glimpses),
+        )
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> DrawResult:
+        noise = standard_normal((self.cfg.T, x.shape[0], self.cfg.z_size), generator, x.device)  # (T, B, Z)
+        return self.run(x, noise)
+
+    @torch.inference_mode()
+    def generate(self, n: int, z: torch.Tensor | None = None, generator: torch.Generator | None = None) -> GenerationTrace:
+        """Sec. 2.3: draw z_t from the prior (or use the given z of shape (T, n, Z) as is) and decode."""
+        cfg = self.cfg
+        if z is None:
+            z = standard_normal((cfg.T, n, cfg.z_size), generator, self.device)
+        elif tuple(z.shape) != (cfg.T, n, cfg.z_size):
+            raise ValueError(f"z must have shape (T={cfg.T}, n={n}, Z={cfg.z_size}), got {tuple(z.shape)}")
+        z = z.to(self.device, torch.float32)
+        h_dec = c_dec = z.new_zeros(n, cfg.dec_size)
+        canvas = z.new_zeros(n, cfg.channels, cfg.height, cfg.width)
+        canvases, writes = [], []
+        for t in range(cfg.T):
+            h_dec, c_dec = lstm_step(self.decoder(torch.cat([z[t], h_dec], dim=1)), c_dec)  # eq. 13
+            w, write_raw, _ = self._split_head(self.head(h_dec))
+            update, params = self._write(w, write_raw)
+            canvas = canvas + update  # eq. 14
+            canvases.append(torch.sigmoid(canvas))  # eq. 15 takes the mean of D(X | c_T)
+            if params is not None:
+                writes.append(params)
+        return GenerationTrace(
+            canvases=torch.stack(canvases), write_attn=AttentionParams.stack(writes) if writes else None, z=z
+        )
+
+    @torch.inference_mode()
+    def reconstruct(self, x: torch.Tensor, generator: torch.Generator | None = None) -> ReconstructionTrace:
+        """One pass over x with sampled z, returned as pictures: canvases, error images, windows, glimpses."""
+        result = self.forward(x.to(self.device), generator=generator)
+        canvases = torch.sigmoid(result.canvas_logits)  # (T, B, C, H, W)
+        previous = torch.cat([torch.full_like(canvases[:1], 0.5), canvases[:-1]])  # sigma(c_0) = sigma(0)
+        return ReconstructionTrace(
+            canvases=canvases,
+            errors=x.to(self.device).unsqueeze(0) - previous,  # eq. 3
+            read_attn=result.read_attn,
+            write_attn=result.write_attn,
+            glimpses=result.glimpses,
+            mu=result.mu,
+            std=torch.exp(0.5 * result.logvar),
+            z=result.z,
+        )
