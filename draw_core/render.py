@@ -1,0 +1,155 @@
+"""Pictures of DRAW's output as PNG and GIF bytes (Pillow), shared by the sample CLI and the app's downloads.
+
+Letters used in shape comments:
+    T steps, n images, C channels (1: grey, 3: RGB), H height, W width, s the integer upscale factor.
+
+Digits are drawn as the paper draws them (ink white on black). An attention window is drawn as in the
+paper's Fig. 1: a red rectangle spanning the N x N grid, its border wider the sharper the filters
+(precision 1/sigma). Windows come only from `draw_core.attention.window_geometry`; a 0-based image
+coordinate v becomes the pixel v * s + s / 2 of the upscaled picture, so lines pass through pixel centres.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from torchvision.transforms.functional import pil_to_tensor, to_pil_image
+from torchvision.utils import make_grid
+
+from .attention import WindowGeometry
+
+WINDOW_COLOUR = (255, 0, 0)
+PAD_GREY = 128  # colour of the gaps between tiles
+LABEL_HEIGHT = 14  # pixels of the strip under a GIF frame that shows the step
+# Window border width in image pixels is 0.5 / sigma, kept within these bounds.
+MIN_LINE_WIDTH = 0.25
+MAX_LINE_WIDTH = 1.5
+# GIF frames of grey images use a fixed palette, 255 grey levels and the window's red, so no colour is
+# approximated and the red stays exactly red.
+_GREY_LEVELS = 255
+_GREY_RED_PALETTE = Image.new("P", (1, 1))
+_GREY_RED_PALETTE.putpalette(
+    [v for i in range(_GREY_LEVELS) for v in (round(i * 255 / (_GREY_LEVELS - 1)),) * 3] + list(WINDOW_COLOUR)
+)
+
+
+def window_line_width(sigma: float) -> float:
+    """Border width of a drawn attention window in image pixels: grows with the precision 1/sigma (Fig. 1)."""
+    return min(MAX_LINE_WIDTH, max(MIN_LINE_WIDTH, 0.5 / float(sigma)))
+
+
+def _to_uint8_rgb(images: torch.Tensor, scale: int) -> torch.Tensor:
+    """images (n, C, H, W) in [0, 1] -> (n, 3, H s, W s) uint8, upscaled by pixel repetition."""
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"images must have shape (n, C, H, W) with C = 1 (grey) or 3 (RGB), got {tuple(images.shape)}")
+    if not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale!r}")
+    pixels = images.detach().to("cpu", torch.float32).clamp(0, 1).mul(255).round().to(torch.uint8)
+    pixels = pixels.expand(-1, 3, -1, -1)  # (n, 3, H, W)
+    return pixels.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)  # (n, 3, H s, W s)
+
+
+def _tile(tiles: torch.Tensor, nrow: int, padding: int) -> Image.Image:
+    """tiles (n, 3, h, w) uint8 -> one RGB picture, `nrow` tiles per row, `padding` grey pixels between them."""
+    if len(tiles) == 1:
+        return to_pil_image(tiles[0])
+    return to_pil_image(make_grid(tiles, nrow=nrow, padding=padding, pad_value=PAD_GREY))
+
+
+def _window_box(window: WindowGeometry, index: tuple[int, ...], scale: int) -> tuple[float, float, float, float, float]:
+    """(x0, y0, x1, y1, sigma) of one window, the corners in pixels of the picture upscaled by `scale`."""
+    corners = (window.x0, window.y0, window.x1, window.y1)
+    x0, y0, x1, y1 = (float(v[index]) * scale + scale / 2 for v in corners)
+    return x0, y0, x1, y1, float(window.sigma[index])
+
+
+def draw_window(picture: Image.Image, box: tuple[float, float, float, float, float], scale: int) -> None:
+    """Draw one window box from `_window_box` on `picture` (in place): a red rectangle centred on the grid's edges."""
+    x0, y0, x1, y1, sigma = box
+    width = max(1, round(window_line_width(sigma) * scale))
+    before, after = (width - 1) // 2, width - 1 - (width - 1) // 2  # the line covers [v - before, v + after]
+    limit = max(picture.size) + width + 1  # far-off windows: keep Pillow's coordinates small, still off the picture
+
+    def pixel(v: float, shift: int) -> int:
+        return min(limit, max(-limit, math.floor(v + 0.5) + shift))
+
+    picture_box = [pixel(x0, -before), pixel(y0, -before), pixel(x1, after), pixel(y1, after)]
+    ImageDraw.Draw(picture).rectangle(picture_box, outline=WINDOW_COLOUR, width=width)
+
+
+def grid_png(images: torch.Tensor, *, nrow: int = 8, scale: int = 2, padding: int = 2) -> bytes:
+    """PNG of images (n, C, H, W) in [0, 1] tiled `nrow` per row, each upscaled `scale` times."""
+    picture = _tile(_to_uint8_rgb(images, scale), nrow, padding)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def generation_frames(
+    canvases: torch.Tensor, windows: WindowGeometry | None, *, nrow: int = 8, scale: int = 4, padding: int = 2
+) -> list[Image.Image]:
+    """One RGB picture per step of canvases (T, n, C, H, W) in [0, 1], all n samples tiled, each with its window.
+
+    `windows` has (T, n) fields (window_geometry of a GenerationTrace's write_attn) or is None (no write
+    attention). Under the tiles a strip says which step the frame shows.
+    """
+    if canvases.dim() != 5:
+        raise ValueError(f"canvases must have shape (T, n, C, H, W), got {tuple(canvases.shape)}")
+    T, n = canvases.shape[:2]
+    if windows is not None and tuple(windows.x0.shape) != (T, n):
+        raise ValueError(f"windows must have (T, n) = {(T, n)} fields, got {tuple(windows.x0.shape)}")
+    font = ImageFont.load_default(size=LABEL_HEIGHT - 3)
+    frames = []
+    for t in range(T):
+        tiles = _to_uint8_rgb(canvases[t], scale)  # (n, 3, H s, W s)
+        if windows is not None:
+            drawn = []
+            for i, tile in enumerate(tiles):
+                picture = to_pil_image(tile)  # drawn per tile so a window never spills onto a neighbour
+                draw_window(picture, _window_box(windows, (t, i), scale), scale)
+                drawn.append(pil_to_tensor(picture))
+            tiles = torch.stack(drawn)
+        grid = _tile(tiles, nrow, padding)
+        frame = Image.new("RGB", (grid.width, grid.height + LABEL_HEIGHT))
+        frame.paste(grid, (0, 0))
+        ImageDraw.Draw(frame).text((2, grid.height + 1), f"step {t + 1}/{T}", fill=(255, 255, 255), font=font)
+        frames.append(frame)
+    return frames
+
+
+def gif_bytes(frames: list[Image.Image], *, frame_ms: int = 100, final_ms: int = 1500, grey: bool = True) -> bytes:
+    """An endlessly looping GIF of RGB `frames`, the last held for `final_ms`. `grey`: grey pictures plus red only."""
+    if not frames:
+        raise ValueError("a GIF needs at least one frame")
+    if grey:
+        frames = [f.quantize(palette=_GREY_RED_PALETTE, dither=Image.Dither.NONE) for f in frames]
+    durations = [frame_ms] * (len(frames) - 1) + [final_ms]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    return buffer.getvalue()
+
+
+def generation_gif(
+    canvases: torch.Tensor, window: WindowGeometry | None, *, scale: int = 4, frame_ms: int = 100, final_ms: int = 1500
+) -> bytes:
+    """Animated GIF of one sample's generation: canvases (T, C, H, W) in [0, 1], window with (T,) fields or None."""
+    windows = None if window is None else WindowGeometry(**{k: v.unsqueeze(1) for k, v in vars(window).items()})
+    return generation_grid_gif(canvases.unsqueeze(1), windows, scale=scale, frame_ms=frame_ms, final_ms=final_ms)
+
+
+def generation_grid_gif(
+    canvases: torch.Tensor,
+    windows: WindowGeometry | None,
+    *,
+    nrow: int = 8,
+    scale: int = 4,
+    padding: int = 2,
+    frame_ms: int = 100,
+    final_ms: int = 1500,
+) -> bytes:
+    """Animated GIF of several samples' generation tiled per frame: canvases (T, n, C, H, W), windows (T, n) or None."""
+    frames = generation_frames(canvases, windows, nrow=nrow, scale=scale, padding=padding)
+    return gif_bytes(frames, frame_ms=frame_ms, final_ms=final_ms, grey=canvases.shape[2] == 1)
