@@ -51,14 +51,6 @@ def wait_for(job: jobs.Job, predicate, what: str) -> jobs.JobSnapshot:
     pytest.fail(f"gave up waiting for {what}")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # long training runs share this machine
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def manager(tmp_path, monkeypatch):
     monkeypatch.setenv("DRAW_RUNS_DIR", str(tmp_path / "runs"))
