@@ -114,13 +114,14 @@ def test_an_exception_inside_the_job_surfaces_and_frees_the_slot(manager, monkey
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
+    real_train = jobs.train
     monkeypatch.setattr(jobs, "train", out_of_memory)
     job = manager.start("oom", TINY, tiny_train())
     assert job.wait(HANG_GUARD_S)
     snapshot = job.snapshot()
     assert snapshot.status == "failed"
     assert "OutOfMemoryError" in snapshot.error and "Tried to allocate 2.00 GiB" in snapshot.error
-    monkeypatch.undo()
+    monkeypatch.setattr(jobs, "train", real_train)
     assert manager.start("after-oom", TINY, tiny_train(steps=2)).wait(HANG_GUARD_S)
 
 
