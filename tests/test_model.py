@@ -1,0 +1,149 @@
+"""draw_core.model: shapes of every trace, seeded and given latents, and learning on real digits."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from draw_core.config import DrawConfig
+from draw_core.data import binarize, load_sample
+from draw_core.elbo import loss_terms
+from draw_core.model import DRAW
+
+TINY = DrawConfig(T=4, enc_size=32, dec_size=32, z_size=8)
+CONFIGS = {
+    "attention": TINY,
+    "no-attention": dataclasses.replace(TINY, read_attn=False, write_attn=False),
+    "read-only-attention": dataclasses.replace(TINY, write_attn=False),
+    "write-only-attention": dataclasses.replace(TINY, read_attn=False),
+    "colour": dataclasses.replace(TINY, channels=3, height=12, width=10, read_n=3, write_n=4),
+}
+
+
+def model_for(cfg: DrawConfig, seed: int = 0) -> DRAW:
+    torch.manual_seed(seed)
+    return DRAW(cfg).eval()
+
+
+def images_for(cfg: DrawConfig, B: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(B, cfg.channels, cfg.height, cfg.width, generator=g) > 0.5).float()
+
+
+def assert_attention_shape(params, T, B):
+    for name in ("gx", "gy", "delta", "sigma2", "gamma"):
+        assert getattr(params, name).shape == (T, B), name
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_forward_shapes(name):
+    cfg = CONFIGS[name]
+    T, B, C, H, W, Z = cfg.T, 3, cfg.channels, cfg.height, cfg.width, cfg.z_size
+    result = model_for(cfg)(images_for(cfg, B))
+    assert result.canvas_logits.shape == (T, B, C, H, W)
+    assert result.mu.shape == result.logvar.shape == result.z.shape == (T, B, Z)
+    if cfg.read_attn:
+        assert_attention_shape(result.read_attn, T, B)
+        assert result.glimpses.shape == (T, B, 2 * C, cfg.read_n, cfg.read_n)
+    else:
+        assert result.read_attn is None
+        assert result.glimpses.shape == (T, B, 2 * C, H, W)
+    if cfg.write_attn:
+        assert_attention_shape(result.write_attn, T, B)
+    else:
+        assert result.write_attn is None
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_generate_shapes(name):
+    cfg = CONFIGS[name]
+    trace = model_for(cfg).generate(5, generator=torch.Generator().manual_seed(0))
+    assert trace.canvases.shape == (cfg.T, 5, cfg.channels, cfg.height, cfg.width)
+    assert trace.canvases.min() >= 0 and trace.canvases.max() <= 1
+    assert trace.z.shape == (cfg.T, 5, cfg.z_size)
+    if cfg.write_attn:
+        assert_attention_shape(trace.write_attn, cfg.T, 5)
+    else:
+        assert trace.write_attn is None
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_reconstruct_shapes_and_error_images(name):
+    cfg = CONFIGS[name]
+    T, B, C, H, W, Z = cfg.T, 2, cfg.channels, cfg.height, cfg.width, cfg.z_size
+    x = images_for(cfg, B)
+    trace = model_for(cfg).reconstruct(x, generator=torch.Generator().manual_seed(0))
+    assert trace.canvases.shape == trace.errors.shape == (T, B, C, H, W)
+    assert trace.mu.shape == trace.std.shape == trace.z.shape == (T, B, Z)
+    assert (trace.std > 0).all()
+    # eq. 3: x_hat_t = x - sigma(c_{t-1}), with c_0 = 0.
+    torch.testing.assert_close(trace.errors[0], x - 0.5)
+    torch.testing.assert_close(trace.errors[1:], x.unsqueeze(0) - trace.canvases[:-1])
+    if cfg.read_attn:
+        assert_attention_shape(trace.read_attn, T, B)
+        assert trace.glimpses.shape == (T, B, 2 * C, cfg.read_n, cfg.read_n)
+
+
+def test_forward_refuses_wrong_image_shape():
+    with pytest.raises(ValueError, match="x must have shape"):
+        model_for(TINY)(torch.zeros(2, 1, 20, 28))
+
+
+def test_model_refuses_a_non_config():
+    with pytest.raises(TypeError, match="DrawConfig"):
+        DRAW({"T": 4})
+
+
+def test_seeded_generation_is_reproducible_and_seeds_differ():
+    model = model_for(TINY)
+    a = model.generate(4, generator=torch.Generator().manual_seed(11))
+    b = model.generate(4, generator=torch.Generator().manual_seed(11))
+    c = model.generate(4, generator=torch.Generator().manual_seed(12))
+    assert torch.equal(a.canvases, b.canvases) and torch.equal(a.z, b.z)
+    assert not torch.allclose(a.canvases[-1], c.canvases[-1])
+    assert not torch.allclose(a.z, c.z)
+
+
+def test_a_given_z_is_used_as_is():
+    model = model_for(TINY)
+    g = torch.Generator().manual_seed(5)
+    z1 = torch.randn(TINY.T, 3, TINY.z_size, generator=g)
+    z2 = torch.randn(TINY.T, 3, TINY.z_size, generator=g)
+    t1 = model.generate(3, z=z1, generator=torch.Generator().manual_seed(0))
+    t1_again = model.generate(3, z=z1.clone(), generator=torch.Generator().manual_seed(99))  # generator ignored
+    t2 = model.generate(3, z=z2)
+    assert torch.equal(t1.z, z1) and torch.equal(t2.z, z2)
+    assert torch.equal(t1.canvases, t1_again.canvases)
+    assert not torch.allclose(t1.canvases[-1], t2.canvases[-1])
+    # Changing only the last step's latent leaves the earlier canvases alone and changes the last one.
+    z3 = z1.clone()
+    z3[-1, 0] += 3.0
+    t3 = model.generate(3, z=z3)
+    assert torch.equal(t3.canvases[:-1], t1.canvases[:-1])
+    assert not torch.allclose(t3.canvases[-1, 0], t1.canvases[-1, 0])
+    torch.testing.assert_close(t3.canvases[-1, 1:], t1.canvases[-1, 1:])
+    with pytest.raises(ValueError, match="z must have shape"):
+        model.generate(3, z=torch.zeros(TINY.T, 2, TINY.z_size))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """32 real MNIST digits, binarised once."""
+    images, _ = load_sample()
+    return binarize(images[:32], torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("name", ["attention", "no-attention"])
+def test_overfits_a_fixed_batch_of_real_digits(name, digits):
+    model = model_for(CONFIGS[name]).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(60):
+        loss = loss_terms(model(digits, generator=g), digits).total.mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    start, end = losses[0], sum(losses[-5:]) / 5
+    assert end < 0.6 * start, f"loss went from {start:.1f} to {end:.1f} nats"
