@@ -34,7 +34,7 @@ def moderate_raw(B: int, seed: int, dtype=torch.float64) -> torch.Tensor:
 
 
 def test_eqs_22_to_24_by_hand():
-    # raw zeros on 28 x 28: gX = gY = (28 + 1) / 2 * (0 + 1) = 14.5, delta = (28 - 1) / (N - 1) * e^0, sigma^2 = gamma = 1.
+    # raw zeros on 28 x 28: gX = gY = (28 + 1) / 2 * (0 + 1) = 14.5, delta = (28 - 1) / (N - 1), sigma^2 = gamma = 1.
     p = attention_params(torch.zeros(1, 5), N=5, height=28, width=28)
     assert p.gx.item() == pytest.approx(14.5)
     assert p.gy.item() == pytest.approx(14.5)

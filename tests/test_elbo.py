@@ -17,8 +17,13 @@ TINY = DrawConfig(T=4, enc_size=32, dec_size=32, z_size=8)
 def hand_result(canvas_logits: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, z=None) -> DrawResult:
     T, B = mu.shape[:2]
     return DrawResult(
-        canvas_logits=canvas_logits, mu=mu, logvar=logvar, z=mu.clone() if z is None else z,
-        read_attn=None, write_attn=None, glimpses=torch.zeros(T, B, 2, 1, 1),
+        canvas_logits=canvas_logits,
+        mu=mu,
+        logvar=logvar,
+        z=mu.clone() if z is None else z,
+        read_attn=None,
+        write_attn=None,
+        glimpses=torch.zeros(T, B, 2, 1, 1),
     )
 
 
