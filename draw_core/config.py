@@ -21,6 +21,11 @@ def _check_type(name: str, value, kind: type) -> None:
         raise ValueError(f"{name}={value!r} must be of type {kind.__name__}")
 
 
+def _check_number(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name}={value!r} must be a number")
+
+
 @dataclass(frozen=True)
 class DrawConfig:
     height: int = 28  # image height in pixels (the paper's B)
@@ -112,6 +117,12 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)  # free-form notes stored in the checkpoint meta
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # types from the annotations above (strings under __future__ annotations)
+            value = getattr(self, f.name)
+            if f.type in ("int", "str", "dict"):
+                _check_type(f.name, value, {"int": int, "str": str, "dict": dict}[f.type])
+            elif f.type == "float" or (f.type == "float | None" and value is not None):
+                _check_number(f.name, value)
         _check_range("batch_size", self.batch_size, 1, 65_536)
         _check_range("steps", self.steps, 1, 10_000_000)
         _check_range("lr", self.lr, 1e-7, 1.0)
