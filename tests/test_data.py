@@ -1,0 +1,139 @@
+"""draw_core.data: the shipped sample, binarisation, the fixed test set, and a clear error when MNIST is missing."""
+
+import os
+
+import pytest
+import torch
+from torchvision.datasets import MNIST
+
+from draw_core import data
+from draw_core.data import (
+    MNIST_FILES,
+    BatchStream,
+    DatasetMissingError,
+    binarize,
+    dataset_available,
+    fixed_test_set,
+    load_images,
+    load_sample,
+    resolve_data_dir,
+)
+
+
+def test_load_sample_is_real_digits():
+    images, labels = load_sample()
+    assert images.dtype == torch.float32 and images.dim() == 4 and images.shape[1:] == (1, 28, 28)
+    assert 100 <= len(images) <= 1000
+    assert labels.shape == (len(images),) and labels.dtype == torch.int64
+    assert images.min() == 0 and images.max() == 1
+    assert torch.equal(images * 255, (images * 255).round())  # 8-bit grey levels
+    assert set(labels.tolist()) == set(range(10))
+    assert 0.10 < images.mean().item() < 0.16  # MNIST's mean grey level is about 0.13
+    assert torch.equal(load_images("mnist-sample", "test"), images)
+
+
+def test_binarize_gives_bernoulli_samples_of_the_grey_levels():
+    images, _ = load_sample()
+    binary = binarize(images, torch.Generator().manual_seed(0))
+    assert binary.shape == images.shape
+    assert set(binary.unique().tolist()) <= {0.0, 1.0}
+    assert binary.mean().item() == pytest.approx(images.mean().item(), abs=0.005)
+    assert torch.all(binary[images == 0] == 0) and torch.all(binary[images == 1] == 1)
+    again = binarize(images, torch.Generator().manual_seed(0))
+    other = binarize(images, torch.Generator().manual_seed(1))
+    assert torch.equal(binary, again) and not torch.equal(binary, other)
+
+
+def test_fixed_test_set_is_deterministic():
+    first = fixed_test_set("mnist-sample")
+    second = fixed_test_set("mnist-sample")
+    assert torch.equal(first, second)
+    assert set(first.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(fixed_test_set("mnist-sample", limit=50), first[:50])
+    # It is a binarisation of the sample, not of something else.
+    images, _ = load_sample()
+    assert torch.all(first[images == 0] == 0) and torch.all(first[images == 1] == 1)
+
+
+def test_batch_stream_gives_fresh_binary_batches_and_counts_epochs():
+    images, _ = load_sample()
+    stream = BatchStream(images[:40], batch_size=16, seed=0)
+    batches = [stream.next() for _ in range(5)]  # 2 full batches per pass over 40 images
+    assert all(b.shape == (16, 1, 28, 28) for b in batches)
+    assert all(set(b.unique().tolist()) <= {0.0, 1.0} for b in batches)
+    assert stream.epoch == 2
+    with pytest.raises(ValueError, match="empty"):
+        BatchStream(images[:0], batch_size=4, seed=0)
+
+
+def test_bad_names_are_refused():
+    with pytest.raises(ValueError, match="unknown dataset 'cifar'"):
+        load_images("cifar", "train")
+    with pytest.raises(ValueError, match="split must be"):
+        load_images("mnist-sample", "validation")
+
+
+def test_data_dir_precedence(monkeypatch, tmp_path):
+    monkeypatch.setenv("DRAW_DATA_DIR", str(tmp_path / "env"))
+    assert resolve_data_dir(tmp_path / "arg") == tmp_path / "arg"
+    assert resolve_data_dir() == tmp_path / "env"
+    monkeypatch.delenv("DRAW_DATA_DIR")
+    assert str(resolve_data_dir()) == "data"
+
+
+@pytest.fixture
+def no_download(monkeypatch):
+    """torchvision's download fails at once (the network is blocked; it must not be tried for real or hang)."""
+    attempts = []
+
+    def fail(self):
+        attempts.append(self.root)
+        raise RuntimeError("download blocked in tests")
+
+    monkeypatch.setattr(MNIST, "download", fail)
+    return attempts
+
+
+@pytest.mark.parametrize("via", ["argument", "environment"])
+def test_missing_mnist_names_the_folder_and_the_files(tmp_path, monkeypatch, no_download, via):
+    if via == "argument":
+        data_dir = tmp_path
+    else:
+        monkeypatch.setenv("DRAW_DATA_DIR", str(tmp_path))
+        data_dir = None
+    assert not dataset_available("mnist", data_dir)
+    with pytest.raises(DatasetMissingError) as error:
+        load_images("mnist", "train", data_dir)
+    message = str(error.value)
+    assert str(tmp_path / "MNIST" / "raw") in message
+    assert all(name in message for name in MNIST_FILES)
+    assert "DRAW_DATA_DIR" in message
+    assert no_download, "the download should have been tried before giving up"
+    assert isinstance(error.value, FileNotFoundError)
+    with pytest.raises(DatasetMissingError):
+        fixed_test_set("mnist", data_dir)
+
+
+def test_sample_dataset_needs_no_files(tmp_path, no_download):
+    assert dataset_available("mnist-sample", tmp_path)
+    assert len(load_images("mnist-sample", "train", tmp_path)) > 0
+    assert not no_download
+
+
+REAL_DATA_DIR = os.environ.get("DRAW_DATA_DIR")
+
+
+@pytest.mark.skipif(
+    not REAL_DATA_DIR or not dataset_available("mnist", REAL_DATA_DIR), reason="DRAW_DATA_DIR has no MNIST"
+)
+def test_real_mnist_from_draw_data_dir(no_download):
+    train = load_images("mnist", "train")
+    test = load_images("mnist", "test")
+    assert train.shape == (60_000, 1, 28, 28) and test.shape == (10_000, 1, 28, 28)
+    assert train.mean().item() == pytest.approx(0.1307, abs=5e-4)
+    assert train.min() == 0 and train.max() == 1
+    assert not no_download
+    # The shipped sample is the first real test digits (tools/make_mnist_sample.py).
+    sample, _ = load_sample()
+    assert torch.equal(sample, test[: len(sample)])
+    assert data.dataset_available("mnist")
