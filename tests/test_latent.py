@@ -1,0 +1,90 @@
+"""draw_core.latent: seeded prior draws, KL per dimension, interpolation, walks, z as JSON."""
+
+import math
+
+import pytest
+import torch
+
+from draw_core import latent
+from draw_core.config import DrawConfig
+from draw_core.elbo import loss_terms
+from draw_core.model import DRAW
+
+
+def test_prior_z_is_seeded_and_is_what_generate_would_draw():
+    a, b = latent.prior_z(3, 4, 5, n=2), latent.prior_z(3, 4, 5, n=2)
+    assert a.shape == (4, 2, 5) and torch.equal(a, b)
+    assert not torch.equal(a, latent.prior_z(4, 4, 5, n=2))
+    model = DRAW(DrawConfig(T=4, enc_size=8, dec_size=8, z_size=5)).eval()
+    trace = model.generate(2, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(trace.z, a)
+
+
+def test_kl_per_dimension_sums_to_the_loss_kl():
+    torch.manual_seed(0)
+    model = DRAW(DrawConfig(T=3, enc_size=8, dec_size=8, z_size=4)).eval()
+    x = torch.rand(6, 1, 28, 28).bernoulli()
+    kl = latent.kl_per_dimension(model, x, torch.Generator().manual_seed(1))
+    assert kl.shape == (3, 4) and (kl >= 0).all()
+    with torch.no_grad():
+        terms = loss_terms(model(x, generator=torch.Generator().manual_seed(1)), x)
+    assert kl.sum(1) == pytest.approx(terms.kl_per_step.mean(1), rel=1e-5)
+
+
+def test_dims_by_kl_orders_by_step_or_total():
+    kl = torch.tensor([[0.1, 3.0, 2.0], [5.0, 0.0, 1.0]])
+    assert latent.dims_by_kl(kl, step=0) == [1, 2, 0]
+    assert latent.dims_by_kl(kl, step=1) == [0, 2, 1]
+    assert latent.dims_by_kl(kl) == [0, 1, 2]  # totals 5.1, 3.0, 3.0: ties keep index order
+
+
+def test_interpolation_hits_both_ends_and_keeps_the_norm_on_the_great_circle():
+    z_a = torch.zeros(2, 2)
+    z_a[0, 0] = 2.0
+    z_b = torch.zeros(2, 2)
+    z_b[1, 1] = 2.0  # orthogonal to z_a, same norm
+    path = latent.interpolate(z_a, z_b, 3)
+    assert path.shape == (3, 2, 2)
+    assert torch.equal(path[0], z_a) and torch.allclose(path[-1], z_b, atol=1e-6)
+    # the midpoint of a quarter circle of radius 2: (2 cos 45deg, 2 sin 45deg)
+    assert path[1, 0, 0] == pytest.approx(math.sqrt(2)) and path[1, 1, 1] == pytest.approx(math.sqrt(2))
+    same = latent.interpolate(z_b, z_b, 4)
+    assert torch.allclose(same, z_b.expand(4, 2, 2))
+    with pytest.raises(ValueError, match="at least 2"):
+        latent.interpolate(z_a, z_b, 1)
+
+
+def test_walk_grid_sets_two_dimensions_row_and_column():
+    z = torch.arange(12, dtype=torch.float32).view(3, 4)  # T = 3, Z = 4
+    values = torch.tensor([-1.0, 0.0, 1.0])
+    grid = latent.walk_grid(z, (1, 3), values, step=2)
+    assert grid.shape == (9, 3, 4)
+    assert grid[5, 2, 1] == 0.0 and grid[5, 2, 3] == 1.0  # row 1, column 2
+    assert torch.equal(grid[5, :2], z[:2])  # other steps untouched
+    assert torch.equal(grid[5, 2, [0, 2]], z[2, [0, 2]])  # other dimensions untouched
+    every = latent.walk_grid(z, (0, 2), values)
+    assert (every[6, :, 0] == 1.0).all() and (every[6, :, 2] == -1.0).all()
+    with pytest.raises(ValueError, match="out of range"):
+        latent.walk_grid(z, (0, 4), values)
+
+
+def test_z_json_round_trip_and_broadcast():
+    z = torch.tensor([[0.5, -1.25], [2.0, 0.0], [1.0, 1.0]])
+    assert torch.equal(latent.z_from_json(latent.z_to_json(z), 3, 2), z)
+    assert torch.equal(latent.z_from_json("[1, 2]", 3, 2), torch.tensor([[1.0, 2.0]] * 3))
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("[1, 2", "not valid JSON"),
+        ('{"z": 1}', "must be"),
+        ("[[1, 2], [3]]", "must be"),
+        ("[1, 2, 3]", "shape"),
+        ("[[1, 2], [3, 4]]", "shape"),
+        ("[NaN, 1]", "NaN"),
+    ],
+)
+def test_bad_z_json_is_refused_with_a_reason(text, message):
+    with pytest.raises(ValueError, match=message):
+        latent.z_from_json(text, 3, 2)
