@@ -22,10 +22,10 @@ from .config import DrawConfig
 def lstm_step(gates: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One LSTM update from pre-activations ordered (input, forget, output, candidate), each (B, U)."""
     units = cell.shape[-1]
-    ifo = torch.sigmoid(gates[:, : 3 * units])  # (B, 3U)
-    candidate = torch.tanh(gates[:, 3 * units :])  # (B, U)
-    cell = ifo[:, units : 2 * units] * cell + ifo[:, :units] * candidate
-    hidden = ifo[:, 2 * units :] * torch.tanh(cell)
+    ifo, candidate = gates.split([3 * units, units], dim=1)  # (B, 3U), (B, U)
+    input_gate, forget_gate, output_gate = torch.sigmoid(ifo).chunk(3, dim=1)
+    cell = forget_gate * cell + input_gate * torch.tanh(candidate)
+    hidden = output_gate * torch.tanh(cell)
     return hidden, cell
 
 
@@ -90,11 +90,9 @@ class DRAW(nn.Module):
 
     def _split_head(self, head: torch.Tensor):
         """(B, head) -> write patch (B, P), raw write attention (B, 5) or None, raw read attention or None."""
-        P = self.cfg.write_size
-        w = head[:, :P]
-        write_raw = head[:, P : P + 5] if self.cfg.write_attn else None
-        read_raw = head[:, head.shape[1] - 5 :] if self.cfg.read_attn else None
-        return w, write_raw, read_raw
+        cfg = self.cfg
+        w, write_raw, read_raw = head.split([cfg.write_size, 5 * cfg.write_attn, 5 * cfg.read_attn], dim=1)
+        return w, write_raw if cfg.write_attn else None, read_raw if cfg.read_attn else None
 
     def _write(self, w: torch.Tensor, write_raw: torch.Tensor | None):
         """eq. 18 or eqs 28-29: the canvas update and its attention params."""
@@ -106,6 +104,28 @@ class DRAW(nn.Module):
         Fx, Fy = filterbank(params, cfg.write_n, cfg.height, cfg.width)  # (B, N, W), (B, N, H)
         patch = w.view(B, cfg.channels, cfg.write_n, cfg.write_n)  # eq. 28
         return write(patch, Fx, Fy, params.gamma), params  # eq. 29
+
+    def step(self, x, canvas, h_enc, c_enc, h_dec, c_dec, read_raw, noise):
+        """One glimpse, eqs 3-8: returns the new state, the posterior and what was read and written."""
+        cfg = self.cfg
+        B = x.shape[0]
+        x_hat = x - torch.sigmoid(canvas)  # eq. 3
+        if read_raw is None:
+            glimpse = torch.cat([x, x_hat], dim=1)  # eq. 17, (B, 2C, H, W)
+            r, read_params = glimpse.flatten(1), None
+        else:
+            read_params = attention_params(read_raw, cfg.read_n, cfg.height, cfg.width)
+            Fx, Fy = filterbank(read_params, cfg.read_n, cfg.height, cfg.width)
+            r = read(x, x_hat, Fx, Fy, read_params.gamma)  # eq. 27, (B, 2CNN)
+            glimpse = r.view(B, 2 * cfg.channels, cfg.read_n, cfg.read_n)
+        h_enc, c_enc = lstm_step(self.encoder(torch.cat([r, h_dec, h_enc], dim=1)), c_enc)  # eq. 5
+        mu, logvar = self.posterior(h_enc).chunk(2, dim=1)  # eqs 1-2, (B, Z) each
+        z = mu + torch.exp(0.5 * logvar) * noise  # eq. 6, z_t ~ Q(Z_t | h_enc_t)
+        h_dec, c_dec = lstm_step(self.decoder(torch.cat([z, h_dec], dim=1)), c_dec)  # eq. 7
+        w, write_raw, read_raw = self._split_head(self.head(h_dec))
+        update, write_params = self._write(w, write_raw)
+        canvas = canvas + update  # eq. 8
+        return canvas, h_enc, c_enc, h_dec, c_dec, read_raw, mu, logvar, z, glimpse, read_params, write_params
 
     def run(self, x: torch.Tensor, noise: torch.Tensor) -> DrawResult:
         """Eqs 3-8 for t = 1..T with z_t = mu_t + sigma_t * noise[t - 1] (reparameterisation)."""
@@ -120,28 +140,16 @@ class DRAW(nn.Module):
         _, _, read_raw = self._split_head(self.head(h_dec))  # eq. 21 on h_dec_0
         canvases, mus, logvars, zs, glimpses, reads, writes = [], [], [], [], [], [], []
         for t in range(cfg.T):
-            x_hat = x - torch.sigmoid(canvas)  # eq. 3
-            if read_raw is None:
-                r = torch.cat([x, x_hat], dim=1)  # eq. 17, (B, 2C, H, W)
-                glimpses.append(r)
-                r = r.flatten(1)
-            else:
-                params = attention_params(read_raw, cfg.read_n, cfg.height, cfg.width)
-                Fx, Fy = filterbank(params, cfg.read_n, cfg.height, cfg.width)
-                r = read(x, x_hat, Fx, Fy, params.gamma)  # eq. 27, (B, 2CNN)
-                glimpses.append(r.view(B, 2 * cfg.channels, cfg.read_n, cfg.read_n))
-                reads.append(params)
-            h_enc, c_enc = lstm_step(self.encoder(torch.cat([r, h_dec, h_enc], dim=1)), c_enc)  # eq. 5
-            mu, logvar = self.posterior(h_enc).chunk(2, dim=1)  # eqs 1-2, (B, Z) each
-            z = mu + torch.exp(0.5 * logvar) * noise[t]  # eq. 6, z_t ~ Q(Z_t | h_enc_t)
-            h_dec, c_dec = lstm_step(self.decoder(torch.cat([z, h_dec], dim=1)), c_dec)  # eq. 7
-            w, write_raw, read_raw = self._split_head(self.head(h_dec))
-            update, write_params = self._write(w, write_raw)
-            canvas = canvas + update  # eq. 8
+            canvas, h_enc, c_enc, h_dec, c_dec, read_raw, mu, logvar, z, glimpse, read_params, write_params = self.step(
+                x, canvas, h_enc, c_enc, h_dec, c_dec, read_raw, noise[t]
+            )
             canvases.append(canvas)
             mus.append(mu)
             logvars.append(logvar)
             zs.append(z)
+            glimpses.append(glimpse)
+            if read_params is not None:
+                reads.append(read_params)
             if write_params is not None:
                 writes.append(write_params)
         return DrawResult(
@@ -167,19 +175,23 @@ class DRAW(nn.Module):
         elif tuple(z.shape) != (cfg.T, n, cfg.z_size):
             raise ValueError(f"z must have shape (T={cfg.T}, n={n}, Z={cfg.z_size}), got {tuple(z.shape)}")
         z = z.to(self.device, torch.float32)
-        h_dec = c_dec = z.new_zeros(n, cfg.dec_size)
-        canvas = z.new_zeros(n, cfg.channels, cfg.height, cfg.width)
-        canvases, writes = [], []
-        for t in range(cfg.T):
-            h_dec, c_dec = lstm_step(self.decoder(torch.cat([z[t], h_dec], dim=1)), c_dec)  # eq. 13
-            w, write_raw, _ = self._split_head(self.head(h_dec))
-            update, params = self._write(w, write_raw)
-            canvas = canvas + update  # eq. 14
-            canvases.append(torch.sigmoid(canvas))  # eq. 15 takes the mean of D(X | c_T)
-            if params is not None:
-                writes.append(params)
+        T, D = cfg.T, cfg.dec_size
+        # The decoder never looks at the canvas, so only its recurrence is sequential: the z part of eq. 13's
+        # input projection, the heads, the filterbanks and the writes of all T steps are batched.
+        weight_z, weight_h = self.decoder.weight.split([cfg.z_size, D], dim=1)
+        z_gates = torch.nn.functional.linear(z, weight_z, self.decoder.bias)  # (T, n, 4D)
+        h_dec = c_dec = z.new_zeros(n, D)
+        hidden = []
+        for t in range(T):
+            h_dec, c_dec = lstm_step(torch.addmm(z_gates[t], h_dec, weight_h.t()), c_dec)  # eq. 13
+            hidden.append(h_dec)
+        w, write_raw, _ = self._split_head(self.head(torch.stack(hidden).view(T * n, D)))
+        updates, params = self._write(w, write_raw)  # (T n, C, H, W)
+        logits = updates.view(T, n, cfg.channels, cfg.height, cfg.width).cumsum(0)  # eq. 14: c_t = c_{t-1} + write
         return GenerationTrace(
-            canvases=torch.stack(canvases), write_attn=AttentionParams.stack(writes) if writes else None, z=z
+            canvases=torch.sigmoid(logits),  # eq. 15 takes the mean of D(X | c_T)
+            write_attn=params.map(lambda v: v.view(T, n)) if params is not None else None,
+            z=z,
         )
 
     @torch.inference_mode()

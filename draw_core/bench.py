@@ -1,0 +1,194 @@
+"""Benchmarks (a command, not a test): training throughput against the machine's matmul limit,
+generation latency, and the app's server-side rerun time.
+
+    python -m draw_core.bench train --preset mnist --batch-size 128 --steps 20 [--device D] [--json]
+    python -m draw_core.bench generate [--preset mnist] [--repeats 20] [--json]
+    python -m draw_core.bench app [--repeats 7] [--json]
+
+Every figure is the median over repeats; `--json` prints one JSON object per line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .config import DrawConfig
+from .elbo import loss_terms
+from .model import DRAW
+from .train import hardware_name, select_device
+
+
+def forward_flops_per_image(cfg: DrawConfig) -> int:
+    """Multiply-adds x 2 of one forward pass over one image, counted from the layer shapes (matmuls only)."""
+    E, D, Z, C, H, W = cfg.enc_size, cfg.dec_size, cfg.z_size, cfg.channels, cfg.height, cfg.width
+    head_out = cfg.write_size + 5 * cfg.write_attn + 5 * cfg.read_attn
+    per_step = 2 * (cfg.read_size + D + E) * 4 * E  # encoder LSTM, eq. 5
+    per_step += 2 * E * 2 * Z  # posterior, eqs 1-2
+    per_step += 2 * (Z + D) * 4 * D  # decoder LSTM, eq. 7
+    per_step += 2 * D * head_out  # write patch and attention parameters
+    if cfg.read_attn:
+        N = cfg.read_n
+        per_step += 2 * C * (2 * N * H * W + 2 * N * W * N)  # F_Y x F_X^T on x and x_hat, eq. 27
+    if cfg.write_attn:
+        N = cfg.write_n
+        per_step += C * (2 * H * N * N + 2 * H * N * W)  # F_Y^T w F_X, eq. 29
+    return cfg.T * per_step
+
+
+def train_flops_per_image(cfg: DrawConfig) -> int:
+    """Forward + backward: the backward pass of a matmul costs two forward ones."""
+    return 3 * forward_flops_per_image(cfg)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _median_time(fn, repeats: int, device: torch.device) -> float:
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_flops(rows: int, inner: int, cols: int, device: torch.device, repeats: int = 30) -> float:
+    """Measured fp32 FLOP/s of a (rows x inner) @ (inner x cols) matmul on `device`."""
+    a = torch.randn(rows, inner, device=device)
+    b = torch.randn(inner, cols, device=device)
+    inner_repeats = 10 if device.type == "cpu" else 200
+    for _ in range(5):
+        a @ b
+
+    def run():
+        for _ in range(inner_repeats):
+            a @ b
+
+    return 2 * rows * inner * cols * inner_repeats / _median_time(run, repeats, device)
+
+
+def bench_train(cfg: DrawConfig, batch_size: int, steps: int, warmup: int, device: torch.device) -> dict:
+    """Images/s of full training steps (forward, backward, clipping, Adam) after `warmup` uncounted steps."""
+    torch.manual_seed(0)
+    model = DRAW(cfg).to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    x = torch.bernoulli(torch.full((batch_size, cfg.channels, cfg.height, cfg.width), 0.2)).to(device)
+
+    def step():
+        loss = loss_terms(model(x), x).total.mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        optimizer.step()
+
+    for _ in range(warmup):
+        step()
+    seconds = _median_time(step, steps, device)
+    images_per_s = batch_size / seconds
+    flops = train_flops_per_image(cfg)
+    limit = matmul_flops(batch_size, cfg.read_size + cfg.dec_size + cfg.enc_size, 4 * cfg.enc_size, device)
+    return {
+        "bench": "train", "device": str(device), "hardware": hardware_name(device), "batch_size": batch_size,
+        "config": cfg.to_dict(), "step_ms": seconds * 1e3, "train_images_per_s": images_per_s,
+        "train_flops_per_image": flops, "achieved_gflops": images_per_s * flops / 1e9,
+        "matmul_gflops": limit / 1e9, "fraction_of_matmul_limit": images_per_s * flops / limit,
+    }
+
+
+def bench_generate(cfg: DrawConfig, repeats: int, device: torch.device) -> dict:
+    """Latency of one T-step sample and of a batch of 64, as the app's generation calls them."""
+    model = DRAW(cfg).to(device).eval()
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        model.generate(1, generator=generator)
+    one = _median_time(lambda: model.generate(1, generator=generator), repeats, device)
+    batch = _median_time(lambda: model.generate(64, generator=generator), max(3, repeats // 4), device)
+    return {"bench": "generate", "device": str(device), "hardware": hardware_name(device), "config": cfg.to_dict(),
+            "one_sample_ms": one * 1e3, "batch64_ms": batch * 1e3}
+
+
+def bench_app(repeats: int) -> list[dict]:
+    """Server-side time of a rerun after moving the Generate step slider and a Latent slider (AppTest)."""
+    from streamlit.testing.v1 import AppTest
+
+    root = Path(__file__).resolve().parent.parent
+    results = []
+    for page, key in (("pages/generate.py", "generate_step"), ("pages/latent.py", None)):
+        app = AppTest.from_file(str(root / "app.py"), default_timeout=120)
+        app.run()
+        app.switch_page(page).run()
+        if app.exception:
+            raise RuntimeError(f"{page} raised: {app.exception[0].message}")
+        slider = app.slider(key=key) if key else app.slider[0]
+        low, high = slider.min, slider.max
+        times = []
+        for i in range(repeats):
+            value = high if i % 2 == 0 else low
+            start = time.perf_counter()
+            slider.set_value(value).run()
+            times.append(time.perf_counter() - start)
+            slider = app.slider(key=key) if key else app.slider[0]
+        results.append({"bench": "app", "page": page, "slider": slider.key or slider.label,
+                        "rerun_ms_median": statistics.median(times) * 1e3, "rerun_ms_all": [t * 1e3 for t in times]})
+    return results
+
+
+def _print(rows: list[dict], as_json: bool) -> None:
+    for row in rows:
+        if as_json:
+            print(json.dumps(row))
+            continue
+        shown = {k: v for k, v in row.items() if k not in ("config", "rerun_ms_all")}
+        width = max(map(len, shown))
+        for key, value in shown.items():
+            text = f"{value:,.3f}" if isinstance(value, float) else str(value)
+            print(f"{key:<{width}}  {text}")
+        print()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m draw_core.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="training images/s and fraction of the matmul limit")
+    train.add_argument("--preset", default="mnist")
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--steps", type=int, default=10, help="timed steps (the median is reported)")
+    train.add_argument("--warmup", type=int, default=3)
+    train.add_argument("--device", default="auto")
+    generate = sub.add_parser("generate", help="latency of one sample and of a batch of 64")
+    generate.add_argument("--preset", default="mnist")
+    generate.add_argument("--repeats", type=int, default=20)
+    generate.add_argument("--device", default="cpu")
+    app = sub.add_parser("app", help="server-side rerun time of the app's sliders (AppTest)")
+    app.add_argument("--repeats", type=int, default=7)
+    for p in (train, generate, app):
+        p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+        p.add_argument("--json", action="store_true", help="one JSON object per line")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.command == "train":
+        rows = [bench_train(DrawConfig.preset(args.preset), args.batch_size, args.steps, args.warmup,
+                            select_device(args.device))]
+    elif args.command == "generate":
+        rows = [bench_generate(DrawConfig.preset(args.preset), args.repeats, select_device(args.device))]
+    else:
+        rows = bench_app(args.repeats)
+    _print(rows, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
