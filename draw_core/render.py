@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import math
 
+import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 from torchvision.transforms.functional import pil_to_tensor, to_pil_image
@@ -27,13 +28,12 @@ LABEL_HEIGHT = 14  # pixels of the strip under a GIF frame that shows the step
 # Window border width in image pixels is 0.5 / sigma, kept within these bounds.
 MIN_LINE_WIDTH = 0.25
 MAX_LINE_WIDTH = 1.5
-# GIF frames of grey images use a fixed palette, 255 grey levels and the window's red, so no colour is
-# approximated and the red stays exactly red.
+# GIF frames of grey images are mapped exactly onto a fixed palette, 255 grey levels and the window's red, so
+# no colour is approximated (Pillow's own quantizer bins colours to 6 bits) and the red stays exactly red.
 _GREY_LEVELS = 255
-_GREY_RED_PALETTE = Image.new("P", (1, 1))
-_GREY_RED_PALETTE.putpalette(
-    [v for i in range(_GREY_LEVELS) for v in (round(i * 255 / (_GREY_LEVELS - 1)),) * 3] + list(WINDOW_COLOUR)
-)
+_RED_INDEX = _GREY_LEVELS
+_GREY_RED_PALETTE = [v for i in range(_GREY_LEVELS) for v in (round(i * 255 / (_GREY_LEVELS - 1)),) * 3]
+_GREY_RED_PALETTE += list(WINDOW_COLOUR)
 
 
 def window_line_width(sigma: float) -> float:
@@ -53,31 +53,25 @@ def _to_uint8_rgb(images: torch.Tensor, scale: int) -> torch.Tensor:
 
 
 def _tile(tiles: torch.Tensor, nrow: int, padding: int) -> Image.Image:
-    """tiles (n, 3, h, w) uint8 -> one RGB picture, `nrow` tiles per row, `padding` grey pixels between them."""
-    if len(tiles) == 1:
-        return to_pil_image(tiles[0])
+    """tiles (n, 3, h, w) uint8 -> one RGB picture, `nrow` tiles per row, `padding` grey pixels around them.
+
+    A single tile comes back as it is, without padding (make_grid's rule).
+    """
     return to_pil_image(make_grid(tiles, nrow=nrow, padding=padding, pad_value=PAD_GREY))
 
 
-def _window_box(window: WindowGeometry, index: tuple[int, ...], scale: int) -> tuple[float, float, float, float, float]:
-    """(x0, y0, x1, y1, sigma) of one window, the corners in pixels of the picture upscaled by `scale`."""
-    corners = (window.x0, window.y0, window.x1, window.y1)
-    x0, y0, x1, y1 = (float(v[index]) * scale + scale / 2 for v in corners)
-    return x0, y0, x1, y1, float(window.sigma[index])
-
-
-def draw_window(picture: Image.Image, box: tuple[float, float, float, float, float], scale: int) -> None:
-    """Draw one window box from `_window_box` on `picture` (in place): a red rectangle centred on the grid's edges."""
-    x0, y0, x1, y1, sigma = box
-    width = max(1, round(window_line_width(sigma) * scale))
+def draw_window(picture: Image.Image, window: WindowGeometry, index: tuple[int, ...], scale: int) -> None:
+    """Draw window[index] on `picture` (upscaled `scale` times) in place: a red rectangle centred on the grid edges."""
+    x0, y0, x1, y1 = (float(v[index]) * scale + scale / 2 for v in (window.x0, window.y0, window.x1, window.y1))
+    width = max(1, round(window_line_width(float(window.sigma[index])) * scale))
     before, after = (width - 1) // 2, width - 1 - (width - 1) // 2  # the line covers [v - before, v + after]
     limit = max(picture.size) + width + 1  # far-off windows: keep Pillow's coordinates small, still off the picture
 
     def pixel(v: float, shift: int) -> int:
         return min(limit, max(-limit, math.floor(v + 0.5) + shift))
 
-    picture_box = [pixel(x0, -before), pixel(y0, -before), pixel(x1, after), pixel(y1, after)]
-    ImageDraw.Draw(picture).rectangle(picture_box, outline=WINDOW_COLOUR, width=width)
+    box = [pixel(x0, -before), pixel(y0, -before), pixel(x1, after), pixel(y1, after)]
+    ImageDraw.Draw(picture).rectangle(box, outline=WINDOW_COLOUR, width=width)
 
 
 def grid_png(images: torch.Tensor, *, nrow: int = 8, scale: int = 2, padding: int = 2) -> bytes:
@@ -94,7 +88,8 @@ def generation_frames(
     """One RGB picture per step of canvases (T, n, C, H, W) in [0, 1], all n samples tiled, each with its window.
 
     `windows` has (T, n) fields (window_geometry of a GenerationTrace's write_attn) or is None (no write
-    attention). Under the tiles a strip says which step the frame shows.
+    attention). Under the tiles a strip says which step the frame shows; it also keeps every frame
+    distinct, so Pillow's GIF writer never merges two identical steps and a GIF has exactly T frames.
     """
     if canvases.dim() != 5:
         raise ValueError(f"canvases must have shape (T, n, C, H, W), got {tuple(canvases.shape)}")
@@ -109,7 +104,7 @@ def generation_frames(
             drawn = []
             for i, tile in enumerate(tiles):
                 picture = to_pil_image(tile)  # drawn per tile so a window never spills onto a neighbour
-                draw_window(picture, _window_box(windows, (t, i), scale), scale)
+                draw_window(picture, windows, (t, i), scale)
                 drawn.append(pil_to_tensor(picture))
             tiles = torch.stack(drawn)
         grid = _tile(tiles, nrow, padding)
@@ -120,12 +115,22 @@ def generation_frames(
     return frames
 
 
+def _grey_red_palette_image(frame: Image.Image) -> Image.Image:
+    """An RGB picture of grey levels and window red -> the same picture in "P" mode on the fixed palette."""
+    rgb = np.asarray(frame.convert("RGB"), dtype=np.int32)  # (h, w, 3)
+    red = np.all(rgb == WINDOW_COLOUR, axis=-1)  # (h, w)
+    index = np.where(red, _RED_INDEX, np.rint(rgb.mean(-1) * (_GREY_LEVELS - 1) / 255)).astype(np.uint8)
+    picture = Image.frombytes("P", frame.size, index.tobytes())
+    picture.putpalette(_GREY_RED_PALETTE)
+    return picture
+
+
 def gif_bytes(frames: list[Image.Image], *, frame_ms: int = 100, final_ms: int = 1500, grey: bool = True) -> bytes:
     """An endlessly looping GIF of RGB `frames`, the last held for `final_ms`. `grey`: grey pictures plus red only."""
     if not frames:
         raise ValueError("a GIF needs at least one frame")
     if grey:
-        frames = [f.quantize(palette=_GREY_RED_PALETTE, dither=Image.Dither.NONE) for f in frames]
+        frames = [_grey_red_palette_image(f) for f in frames]
     durations = [frame_ms] * (len(frames) - 1) + [final_ms]
     buffer = io.BytesIO()
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
