@@ -246,6 +246,40 @@ def kl_per_step_figure(kl, *, step: int | None = None, title: str | None = "KL p
     return fig
 
 
+def loss_history_figure(steps, recon, kl, *, title: str | None = "Training loss (nats per image)") -> go.Figure:
+    """The training batches' loss over optimisation steps, one line each for the reconstruction term L^x
+    (eq. 9, trace "reconstruction"), the KL term L^z (eq. 11, trace "KL") and their sum L (eq. 12, "total")."""
+    steps, recon, kl = _numpy(steps), _numpy(recon), _numpy(kl)
+    if not len(steps) == len(recon) == len(kl):
+        raise ValueError(f"steps, recon and kl must have the same length, got {len(steps)}, {len(recon)}, {len(kl)}")
+    lines = (
+        ("total", "L = L<sup>x</sup> + L<sup>z</sup>", recon + kl, "dot"),
+        ("reconstruction", "L<sup>x</sup>", recon, "solid"),
+        ("KL", "L<sup>z</sup>", kl, "solid"),
+    )
+    fig = go.Figure()
+    for name, symbol, values, dash in lines:
+        fig.add_trace(
+            go.Scatter(
+                x=steps.astype(np.int64),
+                y=values,
+                mode="lines",
+                name=name,
+                line=dict(dash=dash),
+                hovertemplate=f"{name} {symbol}<br>step %{{x}}: %{{y:.2f}} nats<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        height=300,
+        margin=dict(l=40, r=10, t=30 if title else 10, b=30),
+        title=dict(text=title, font=dict(size=13)) if title else None,
+        legend=dict(orientation="h", y=-0.25),
+    )
+    fig.update_xaxes(title_text="training step")
+    fig.update_yaxes(title_text="nats")
+    return fig
+
+
 def kl_curves_figure(curves: dict[str, list[float]], *, title: str | None = "KL per step") -> go.Figure:
     """One line per named model: mean KL (nats) spent at each step t."""
     fig = go.Figure()
