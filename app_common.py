@@ -1,0 +1,191 @@
+"""Streamlit helpers shared by app.py and every page: the checkpoint picker, cached models and cached traces.
+
+Models are loaded once per file version with st.cache_resource and shared by every session: they are in
+eval mode and only ever run under torch.inference_mode, never mutated. Pure results (generation and
+reconstruction traces) are cached with st.cache_data, keyed by the checkpoint's `key` instead of the
+model object, so moving a step slider redraws from the cache instead of rerunning the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import streamlit as st
+import torch
+
+from draw_core import catalog
+from draw_core.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from draw_core.data import load_sample
+from draw_core.latent import prior_z
+from draw_core.model import GenerationTrace, ReconstructionTrace
+
+PICKER_KEY = "checkpoint"  # session key of the sidebar's checkpoint choice (also the Generate page's URL key)
+UPLOAD_KEY = "checkpoint_upload"
+UPLOAD_CHOICE = "upload"
+SAMPLES = 16  # samples per seed on the Generate and Latent pages
+MAX_SEED = 2**31 - 1
+HOW_TO_GET_A_CHECKPOINT = (
+    "No checkpoint is selected. Pick one in the sidebar, upload a `.safetensors` checkpoint there, train one on "
+    "the **Train** page, or from a terminal: `python -m draw_core.train --preset mnist-small --dataset mnist-sample "
+    "--steps 500 --batch-size 64 --out runs/demo.safetensors`."
+)
+
+
+@dataclass(frozen=True)
+class Selected:
+    """The checkpoint every page works with in this run."""
+
+    key: str  # identifies these exact weights in caches: "<path>@<mtime_ns>" or "upload:<sha256>"
+    name: str
+    kind: str  # 'shipped', 'run' or 'upload'
+    checkpoint: Checkpoint = field(repr=False)
+    card: dict = field(default_factory=dict)  # the model card (shipped) or the stored meta
+
+    @property
+    def model(self):
+        return self.checkpoint.model
+
+    @property
+    def config(self):
+        return self.checkpoint.config
+
+
+def entry_id(entry: catalog.CheckpointEntry) -> str:
+    """How a checkpoint is named in the picker's state and in URLs: 'shipped/mnist', 'run/my-run'."""
+    return f"{entry.kind}/{entry.name}"
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the model…")
+def _load_file(path: str, modified_ns: int) -> Checkpoint:
+    """One load per file version (`modified_ns` changes when a training run rewrites the file)."""
+    return load_checkpoint(path)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Checking the uploaded checkpoint…")
+def _load_upload(digest: str, _data: bytes) -> Checkpoint:
+    return load_checkpoint(_data)
+
+
+def remember(key: str, default):
+    """Keep a widget's value across page switches: Streamlit forgets the state of widgets a page doesn't draw,
+    so the value is written back (or set to `default` the first time) before the widget is created."""
+    st.session_state[key] = st.session_state.get(key, default)
+    return st.session_state[key]
+
+
+def load_entry(entry: catalog.CheckpointEntry) -> Selected:
+    """A listed checkpoint, loaded once per file version; raises CheckpointError or OSError."""
+    modified_ns = entry.path.stat().st_mtime_ns
+    checkpoint = _load_file(str(entry.path), modified_ns)
+    return Selected(
+        f"{entry.path}@{modified_ns}", entry.name, entry.kind, checkpoint, {**checkpoint.meta, **entry.card}
+    )
+
+
+def _uploaded_checkpoint() -> Selected | None:
+    upload = st.sidebar.file_uploader(
+        "Checkpoint file (.safetensors)", type=["safetensors"], key=UPLOAD_KEY, help="Validated before use."
+    )
+    if upload is None:
+        return None
+    remembered = st.session_state.get("_upload_digest")
+    if remembered is None or remembered[0] != upload.file_id:  # hash each upload once, not on every rerun
+        remembered = (upload.file_id, hashlib.sha256(upload.getvalue()).hexdigest())
+        st.session_state["_upload_digest"] = remembered
+    digest = remembered[1]
+    try:
+        checkpoint = _load_upload(digest, upload.getvalue())
+    except CheckpointError as error:
+        st.sidebar.error(f"This checkpoint can't be used: {error}")
+        return None
+    return Selected(
+        f"upload:{digest}", upload.name.removesuffix(catalog.EXTENSION), "upload", checkpoint, checkpoint.meta
+    )
+
+
+def checkpoint_sidebar() -> Selected | None:
+    """The sidebar's checkpoint picker (shipped, runs, or an upload); remembers the choice in the session."""
+    entries = {entry_id(e): e for e in catalog.list_checkpoints()}
+    options = [*entries, UPLOAD_CHOICE]
+    if st.session_state.get(PICKER_KEY) not in options:  # first run (maybe from a shared URL) or a vanished run
+        wanted = st.query_params.get(PICKER_KEY)
+        st.session_state[PICKER_KEY] = wanted if wanted in options else options[0]
+    choice = st.sidebar.selectbox(
+        "Checkpoint",
+        options,
+        key=PICKER_KEY,
+        format_func=lambda o: "Upload a checkpoint…" if o == UPLOAD_CHOICE else entries[o].label,
+    )
+    if choice == UPLOAD_CHOICE:
+        selected = _uploaded_checkpoint()
+    else:
+        try:
+            selected = load_entry(entries[choice])
+        except (CheckpointError, OSError) as error:
+            st.sidebar.error(f"{entries[choice].label} can't be loaded: {error}")
+            selected = None
+    if selected is not None:
+        cfg = selected.config
+        attention = f"read {cfg.read_n}×{cfg.read_n}" if cfg.read_attn else "no read attention"
+        attention += f", write {cfg.write_n}×{cfg.write_n}" if cfg.write_attn else ", no write attention"
+        st.sidebar.caption(f"T={cfg.T} · z={cfg.z_size} · LSTM {cfg.enc_size}/{cfg.dec_size} · {attention}")
+    st.session_state["_selected"] = selected
+    return selected
+
+
+def selected_checkpoint() -> Selected | None:
+    """The checkpoint app.py's sidebar picked in this run (None when there is none)."""
+    return st.session_state.get("_selected")
+
+
+def require_checkpoint() -> Selected:
+    """The selected checkpoint; without one, say how to get one and stop the page."""
+    selected = selected_checkpoint()
+    if selected is None:
+        st.info(HOW_TO_GET_A_CHECKPOINT)
+        st.stop()
+    return selected
+
+
+def step_controls(T: int, *, key: str = "step", label: str = "Step t") -> int:
+    """A step slider 1..T with previous/next buttons; the step is shared by the pages and survives switches."""
+    remember(key, T)
+    st.session_state[key] = min(max(1, int(st.session_state[key])), T)
+
+    def shift(by: int) -> None:
+        st.session_state[key] = min(max(1, st.session_state[key] + by), T)
+
+    previous, slider, following = st.columns([1, 8, 1], vertical_alignment="bottom")
+    previous.button("◀", key=f"{key}_previous", on_click=shift, args=(-1,), help="previous step")
+    following.button("▶", key=f"{key}_next", on_click=shift, args=(1,), help="next step")
+    if T == 1:
+        slider.caption("t = 1 (this model has a single step)")
+        return 1
+    return slider.slider(label, 1, T, key=key)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def generation(_model, model_key: str, seed: int, n: int = SAMPLES) -> GenerationTrace:
+    """n samples from the prior drawn with `seed` (latent.prior_z), decoded: canvases, windows and z."""
+    cfg = _model.cfg
+    return _model.generate(n, z=prior_z(seed, cfg.T, cfg.z_size, n))
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def decode(_model, model_key: str, z: np.ndarray) -> GenerationTrace:
+    """Decode given latents z (T, n, Z) (a numpy array: Streamlit hashes those quickly and exactly)."""
+    return _model.generate(z.shape[1], z=torch.from_numpy(z))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def reconstruction(_model, model_key: str, image: np.ndarray, seed: int) -> ReconstructionTrace:
+    """One pass of the model over image (1, C, H, W) (numpy) with posterior noise drawn from `seed`."""
+    return _model.reconstruct(torch.from_numpy(image), generator=torch.Generator().manual_seed(int(seed)))
+
+
+@st.cache_data(show_spinner=False)
+def sample_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """The shipped sample of real MNIST test digits: images (N, 1, 28, 28) in [0, 1], labels (N,)."""
+    return load_sample()

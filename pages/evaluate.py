@@ -1,0 +1,123 @@
+"""Evaluate: the test bound in nats of one or more checkpoints, KL per step, attention vs no attention samples."""
+
+import streamlit as st
+
+import app_common
+from draw_core import catalog, viz
+from draw_core.checkpoint import CheckpointError
+from draw_core.data import dataset_available, fixed_test_set
+from draw_core.evaluate import EvalResult, evaluate
+
+selected = app_common.require_checkpoint()
+
+st.title("Evaluate")
+st.caption(
+    "The negative ELBO L = Lˣ + Lᶻ (eq. 12) in nats per test digit, an upper bound on −log p(x); with k > 1 "
+    "importance samples, the tighter IWAE bound. Test digits are binarised once with a fixed seed."
+)
+
+
+@st.cache_resource
+def results() -> dict:
+    """Bounds computed so far, shared by every session: (model key, dataset, digits, k) -> EvalResult.
+
+    Kept by hand rather than with st.cache_data so the computation can drive this page's progress bar."""
+    return {}
+
+
+def attention_of(config: dict | None) -> str:
+    if not config:
+        return "unknown"
+    return "attention" if config.get("read_attn", True) or config.get("write_attn", True) else "no attention"
+
+
+entries = {app_common.entry_id(e): e for e in catalog.list_checkpoints()}
+configs = {key: catalog.read_meta(entry.path).get("config") for key, entry in entries.items()}
+current = st.session_state[app_common.PICKER_KEY]
+names = {key: entry.label for key, entry in entries.items()}
+if current == app_common.UPLOAD_CHOICE:
+    names[current] = f"{selected.name} (upload)"
+    configs[current] = selected.config.to_dict()
+contrast = [k for k in names if attention_of(configs.get(k)) not in (attention_of(configs.get(current)), "unknown")]
+chosen = st.multiselect(
+    "Checkpoints", list(names), default=[current, *contrast[:1]], format_func=names.get, key="evaluate_checkpoints"
+)
+datasets = ["mnist-sample"] + (["mnist"] if dataset_available("mnist") else [])
+dataset_column, digits_column, k_column, button_column = st.columns(4, vertical_alignment="bottom")
+dataset = dataset_column.selectbox(
+    "Test digits from",
+    datasets,
+    key="evaluate_dataset",
+    format_func={"mnist-sample": "the shipped sample (500)", "mnist": "MNIST test set (10,000)"}.get,
+    help="Full MNIST is offered when its files are under DRAW_DATA_DIR.",
+)
+limit = 500 if dataset == "mnist-sample" else 10_000
+digits = int(digits_column.number_input("How many", 10, limit, min(100, limit), step=10, key="evaluate_digits"))
+k = int(k_column.number_input("Importance samples k", 1, 100, 1, key="evaluate_k", help="k = 1: the ELBO"))
+run = button_column.button("Evaluate", type="primary", key="evaluate_run")
+
+
+def load(key: str) -> app_common.Selected:
+    return selected if key == app_common.UPLOAD_CHOICE else app_common.load_entry(entries[key])
+
+
+models = {}
+for key in chosen:
+    try:
+        models[key] = load(key)
+    except (CheckpointError, OSError) as error:
+        st.error(f"{names[key]} can't be loaded: {error}")
+
+store = results()
+rows, curves = [], {}
+for key, model in models.items():
+    wanted = (model.key, dataset, digits, k)
+    if wanted not in store and run:
+        bar = st.progress(0.0, text=f"{names[key]}: evaluating {digits} digits…")
+        images = fixed_test_set(dataset, limit=digits)
+        store[wanted] = evaluate(
+            model.model,
+            images,
+            k=k,
+            batch_size=min(100, digits),
+            on_progress=lambda done, total, bar=bar, name=names[key]: bar.progress(
+                done / total, text=f"{name}: {done}/{total} digits"
+            ),
+        )
+        bar.empty()
+    result: EvalResult | None = store.get(wanted)
+    if result is None:
+        continue
+    rows.append(
+        {
+            "checkpoint": names[key],
+            "digits": result.n,
+            "bound (nats)": round(result.elbo_nats, 2),
+            "reconstruction Lˣ": round(result.recon_nats, 2),
+            "KL Lᶻ": round(result.kl_nats, 2),
+            f"IWAE k={k} (nats)": None if result.iwae_nats is None else round(result.iwae_nats, 2),
+            "bits/dim": round(result.bits_per_dim, 4),
+        }
+    )
+    curves[names[key]] = result.kl_per_step
+if rows:
+    st.dataframe(rows, hide_index=True, key="evaluate_table")
+    st.plotly_chart(
+        viz.kl_curves_figure(curves, title="KL per step (nats): where each model spends its code"), key="evaluate_kl"
+    )
+elif models:
+    st.info("Press **Evaluate** to compute the bounds (results are kept for everyone using this server).")
+
+if models:
+    st.subheader("Samples side by side")
+    seed = int(st.session_state.get("seed", 0))
+    columns = st.columns(len(models))
+    for column, (key, model) in zip(columns, models.items(), strict=True):
+        trace = app_common.generation(model.model, model.key, seed)
+        label = attention_of(model.config.to_dict())
+        column.plotly_chart(
+            viz.image_grid_figure(trace.canvases[-1], nrow=4, title=f"{names[key]}: {label}", size=300),
+            key=f"evaluate_samples_{key}",
+            width="content",
+        )
+    st.caption(f"16 samples from the prior with seed {seed} (the Generate page's seed).")

@@ -1,0 +1,109 @@
+"""Generate: samples from a seed, stepped through t = 1..T with the write window drawn as in Fig. 1.
+
+The seed, the step, the sample and the checkpoint are in the URL, so a teacher can share the exact view.
+"""
+
+import random
+
+import streamlit as st
+import torch
+
+import app_common
+from draw_core import render, viz
+from draw_core.attention import window_geometry
+
+selected = app_common.require_checkpoint()
+model, cfg = selected.model, selected.config
+
+
+def query_int(name: str, default: int, low: int, high: int) -> int:
+    """An integer from the URL's query parameters, or `default` when it is missing or malformed."""
+    try:
+        return min(max(low, int(st.query_params.get(name, default))), high)
+    except ValueError:
+        return default
+
+
+def new_seed() -> None:
+    st.session_state.seed = random.randrange(app_common.MAX_SEED)
+
+
+app_common.remember("seed", query_int("seed", 0, 0, app_common.MAX_SEED))
+app_common.remember("sample", query_int("sample", 0, 0, app_common.SAMPLES - 1))
+app_common.remember("step", query_int("step", cfg.T, 1, cfg.T))
+
+st.title("Generate")
+st.caption("Samples from the prior, drawn step by step: z₁…z_T ~ N(0, I) drive the decoder (sec. 2.3).")
+seed_column, button_column, sample_column, centres_column = st.columns([2, 1, 2, 2], vertical_alignment="bottom")
+seed = seed_column.number_input("Seed", 0, app_common.MAX_SEED, step=1, key="seed")
+button_column.button("🎲 New samples", key="generate_new", on_click=new_seed)
+sample = sample_column.selectbox("Sample", range(app_common.SAMPLES), key="sample", format_func=lambda i: f"#{i + 1}")
+show_centres = centres_column.toggle("Grid centres", key="generate_centres", help="hover them for gX, gY, δ, σ, γ")
+
+trace = app_common.generation(model, selected.key, int(seed))
+step = app_common.step_controls(cfg.T)
+t = step - 1
+if selected.kind != "upload":
+    st.query_params.update({app_common.PICKER_KEY: st.session_state[app_common.PICKER_KEY]})
+st.query_params.update(seed=str(seed), step=str(step), sample=str(sample))
+
+canvas = trace.canvases[t, sample]  # (C, H, W) sigma(c_t)
+before = trace.canvases[t - 1, sample] if t > 0 else torch.full_like(canvas, 0.5)  # sigma(c_0) = sigma(0)
+sample_attention = sample_window = params = window = None
+if trace.write_attn is not None:
+    sample_attention = trace.write_attn.map(lambda v: v[:, sample])  # this sample's write attention, (T,) fields
+    sample_window = window_geometry(sample_attention, cfg.write_n)
+    params = sample_attention.map(lambda v: v[t])  # this step's, scalar fields
+    window = window_geometry(params, cfg.write_n)
+
+canvas_column, added_column, chart_column = st.columns([1, 1, 1.3])
+canvas_figure = viz.image_figure(canvas, title=f"canvas σ(c<sub>{step}</sub>)")
+added_figure = viz.signed_image_figure(
+    canvas - before, title=f"added at t={step}: σ(c<sub>t</sub>) − σ(c<sub>t−1</sub>)"
+)
+if window is not None:
+    viz.add_window(canvas_figure, window, kind="write", params=params, show_centres=show_centres)
+    viz.add_window(added_figure, window, kind="write")
+canvas_column.plotly_chart(canvas_figure, key="generate_canvas", width="content")
+added_column.plotly_chart(added_figure, key="generate_added", width="content")
+if sample_attention is not None:
+    over_time = viz.attention_over_time(sample_attention, step=step, title="write window over t")
+    chart_column.plotly_chart(over_time, key="generate_params")
+else:
+    chart_column.info("This model writes the whole canvas at every step (no write attention, eq. 18).")
+
+grid_column, animation_column = st.columns(2)
+grid_column.plotly_chart(
+    viz.image_grid_figure(trace.canvases[t], nrow=4, title=f"all samples at t={step}"),
+    key="generate_grid",
+    width="content",
+)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def animation(model_key: str, seed: int, sample: int, _canvases, _window):
+    """The Play/Pause animation of one sample: a read-only figure shared by sessions (building one takes ~50 ms)."""
+    return viz.generation_animation(_canvases, _window)
+
+
+with animation_column:
+    figure = animation(selected.key, int(seed), sample, trace.canvases[:, sample], sample_window)
+    st.plotly_chart(figure, key="generate_animation", width="content")
+
+download_gif, download_png = st.columns(2)
+download_gif.download_button(
+    "⬇ Sample's generation (GIF)",
+    lambda: render.generation_gif(trace.canvases[:, sample], sample_window),
+    file_name=f"draw-{selected.name}-seed{seed}-sample{sample + 1}.gif",
+    mime="image/gif",
+    key="generate_gif",
+    on_click="ignore",
+)
+download_png.download_button(
+    "⬇ All samples at this step (PNG)",
+    lambda: render.grid_png(trace.canvases[t], nrow=4, scale=4),
+    file_name=f"draw-{selected.name}-seed{seed}-t{step}.png",
+    mime="image/png",
+    key="generate_png",
+    on_click="ignore",
+)

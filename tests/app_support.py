@@ -1,0 +1,76 @@
+"""Shared set-up of the AppTests: a tiny checkpoint in a temporary runs folder, opening a page, reading figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from draw_core.checkpoint import save_checkpoint
+from draw_core.config import DrawConfig
+from draw_core.model import DRAW
+
+APP = Path(__file__).resolve().parent.parent / "app.py"
+SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints"
+TINY = DrawConfig(T=4, enc_size=32, dec_size=32, z_size=8)
+TIMEOUT = 60  # seconds per script run; a tiny model reruns in well under one
+
+
+def tiny_checkpoint(folder: Path, name: str = "tiny", cfg: DrawConfig = TINY, seed: int = 0) -> Path:
+    """A freshly initialised model saved like a training run's checkpoint."""
+    import torch
+
+    torch.manual_seed(seed)
+    meta = {"step": 3, "dataset": "mnist-sample", "train_seconds": 1.5, "test_elbo_nats": 543.21}
+    return save_checkpoint(DRAW(cfg), folder / f"{name}.safetensors", meta=meta)
+
+
+def use_folders(monkeypatch, tmp_path: Path, *, shipped: Path | None = None, runs: list[str] = ("tiny",)) -> Path:
+    """Point the app at `shipped` (default: an empty folder) and a runs folder holding tiny checkpoints `runs`."""
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir(exist_ok=True)
+    for name in runs:
+        tiny_checkpoint(runs_dir, name)
+    if shipped is None:
+        shipped = tmp_path / "no-shipped"
+        shipped.mkdir(exist_ok=True)
+    monkeypatch.setenv("DRAW_CHECKPOINTS_DIR", str(shipped))
+    monkeypatch.setenv("DRAW_RUNS_DIR", str(runs_dir))
+    return runs_dir
+
+
+def use_shipped(monkeypatch, tmp_path: Path, name: str = "mnist") -> None:
+    """The real checkpoints/ folder (skips the test while the shipped checkpoint isn't there yet)."""
+    if not (SHIPPED / f"{name}.safetensors").exists():
+        pytest.skip(f"shipped checkpoint checkpoints/{name}.safetensors is not there yet (the lead is training it)")
+    use_folders(monkeypatch, tmp_path, shipped=SHIPPED, runs=[])
+
+
+def open_page(page: str | None = None, *, query: dict | None = None) -> AppTest:
+    """Run app.py (and then `pages/<page>`) like a browser session would."""
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    at.run()
+    if page is not None:
+        at.switch_page(f"pages/{page}").run()
+    assert_no_exception(at)
+    return at
+
+
+def assert_no_exception(at: AppTest) -> None:
+    assert not at.exception, "\n\n".join(e.value + "\n" + "\n".join(e.stack_trace) for e in at.exception)
+
+
+def figures(at: AppTest) -> list[dict]:
+    """The specs of every Plotly chart on the page, in order."""
+    return [json.loads(element.proto.spec) for element in at.get("plotly_chart")]
+
+
+def figure(at: AppTest, title_part: str) -> dict:
+    """The one Plotly figure whose title contains `title_part`."""
+    found = [spec for spec in figures(at) if title_part in str(spec.get("layout", {}).get("title", {}).get("text", ""))]
+    assert len(found) == 1, f"expected one figure titled '...{title_part}...', found {len(found)}"
+    return found[0]
