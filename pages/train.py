@@ -1,0 +1,275 @@
+"""Train: start a DRAW training run on the server, watch it learn (loss, samples, live glimpses), stop it.
+
+The run is a job of `draw_core.jobs`: it belongs to the server process, not to this browser tab, so closing
+the tab does not end it and every session that opens this page watches the same run. While it runs, the
+live view below refreshes about once a second (`st.fragment(run_every=1)`).
+"""
+
+import datetime
+
+import streamlit as st
+import torch
+
+import app_common
+from draw_core import viz
+from draw_core.attention import window_geometry
+from draw_core.config import PRESETS, DrawConfig, TrainConfig
+from draw_core.data import DATASETS, MNIST_FILES, dataset_available, resolve_data_dir
+from draw_core.jobs import JobError, JobSnapshot, get_manager
+from draw_core.train import available_devices, hardware_name, select_device
+
+MAX_STEPS = 10_000_000  # TrainConfig's upper bound: with a time budget the clock ends the run
+STATUS_ICONS = {"running": "⏳", "finished": "✅", "stopped": "⏹️", "failed": "❌"}
+
+manager = get_manager()
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "estimating…"
+    seconds = round(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    if seconds >= 60:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds} s"
+
+
+def missing_dataset_help(name: str) -> str:
+    if name == "mnist":
+        raw = resolve_data_dir() / "MNIST" / "raw"
+        return (
+            f"MNIST is not on this server: put its four IDX files ({', '.join(MNIST_FILES)}, optionally .gz) in "
+            f"`{raw}`, or start the app with `DRAW_DATA_DIR` pointing at the folder that holds `MNIST/raw/`. "
+            "Until then, `mnist-sample` (500 real test digits shipped with the app) trains anywhere, for demos."
+        )
+    return f"Dataset {name} is not on this server."
+
+
+def settings() -> tuple[str, dict, dict, int] | None:
+    """The New run form; returns (name, DrawConfig fields, TrainConfig fields, glimpse_every) when Start is pressed."""
+    available = {name: dataset_available(name) for name in DATASETS}
+    app_common.remember("train_dataset", next((name for name in DATASETS if available[name]), DATASETS[-1]))
+    app_common.remember("train_preset", "mnist-small")
+    data_column, preset_column, device_column = st.columns(3)
+    dataset = data_column.selectbox(
+        "Dataset",
+        DATASETS,
+        key="train_dataset",
+        format_func=lambda name: name if available[name] else f"{name} (not on this server)",
+    )
+    if not available[dataset]:
+        data_column.warning(missing_dataset_help(dataset))
+    preset = preset_column.selectbox(
+        "Preset",
+        list(PRESETS),
+        key="train_preset",
+        help="mnist-small trains in minutes on a CPU; mnist is the paper's configuration (Table 3)",
+    )
+    devices = available_devices()
+    device = device_column.selectbox(
+        "Device", ["auto", *devices], key="train_device", help="auto: CUDA, then MPS, then CPU"
+    )
+    device_column.caption("This machine: " + "; ".join(f"`{d}` {hardware_name(torch.device(d))}" for d in devices))
+
+    defaults = DrawConfig.preset(preset)
+    columns = st.columns(5)
+    model = dict(defaults.to_dict())
+    # Keys carry the preset, so choosing another preset shows that preset's values.
+    model["T"] = columns[0].number_input("Steps T", value=defaults.T, step=1, key=f"train_T_{preset}")
+    model["read_n"] = columns[1].number_input(
+        "Read N", value=defaults.read_n, step=1, key=f"train_read_n_{preset}", disabled=not defaults.read_attn
+    )
+    model["write_n"] = columns[2].number_input(
+        "Write N", value=defaults.write_n, step=1, key=f"train_write_n_{preset}", disabled=not defaults.write_attn
+    )
+    model["z_size"] = columns[3].number_input("z size", value=defaults.z_size, step=1, key=f"train_z_{preset}")
+    lstm = columns[4].number_input("LSTM units", value=defaults.enc_size, step=1, key=f"train_lstm_{preset}")
+    model["enc_size"] = model["dec_size"] = lstm
+
+    columns = st.columns(5)
+    until = columns[0].radio("Run for", ["steps", "minutes"], key="train_until", horizontal=True)
+    if until == "steps":
+        steps = columns[1].number_input("Steps", value=500, step=100, key="train_steps")
+        minutes = None
+    else:
+        minutes = columns[1].number_input("Minutes", value=5.0, step=1.0, key="train_minutes")
+        steps = MAX_STEPS
+    batch_size = columns[2].number_input("Batch size", value=64, step=16, key="train_batch_size")
+    lr = columns[3].number_input("Learning rate", value=1e-3, step=1e-4, format="%.5f", key="train_lr")
+    seed = columns[4].number_input("Seed", value=0, step=1, key="train_seed")
+
+    with st.expander("Reporting and checkpoints"):
+        columns = st.columns(6)
+        log_every = columns[0].number_input("Progress every (steps)", value=5, step=1, key="train_log_every")
+        glimpse_every = columns[1].number_input("Glimpses every (steps)", value=10, step=1, key="train_glimpse_every")
+        sample_every = columns[2].number_input("Samples every (steps)", value=50, step=10, key="train_sample_every")
+        checkpoint_every = columns[3].number_input("Checkpoint every (steps)", value=200, step=50, key="train_ckpt")
+        eval_every = columns[4].number_input("Test bound every (steps, 0: end)", value=500, step=100, key="train_eval")
+        eval_limit = columns[5].number_input("Test digits", value=500, step=100, key="train_eval_limit")
+
+    fresh_name = f"{preset}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    if st.session_state.pop("_train_name_taken", False):  # the last Start used it: offer a new one
+        st.session_state["train_name"] = fresh_name
+    app_common.remember("train_name", fresh_name)
+    name = st.text_input("Run name", key="train_name", help="the checkpoint becomes runs/<name>.safetensors")
+    if not st.button("▶ Start training", key="train_start", type="primary"):
+        return None
+    if not available[dataset]:
+        st.error(f"Not started: {missing_dataset_help(dataset)}")
+        return None
+    train = dict(
+        dataset=dataset,
+        batch_size=batch_size,
+        steps=steps,
+        time_budget_s=None if minutes is None else minutes * 60,
+        lr=lr,
+        seed=seed,
+        device=device,
+        log_every=log_every,
+        sample_every=sample_every,
+        checkpoint_every=checkpoint_every,
+        eval_every=eval_every,
+        eval_limit=eval_limit,
+        warmup_steps=min(TrainConfig.warmup_steps, max(0, steps // 10)),  # a short demo still reaches the peak rate
+    )
+    return name.strip(), model, train, glimpse_every
+
+
+def start(name: str, model: dict, train: dict, glimpse_every: int) -> None:
+    """Validate every setting (DrawConfig, TrainConfig, the device, the run name) before anything starts."""
+    try:
+        model_cfg = DrawConfig(**model)
+        train_cfg = TrainConfig(**train)
+        select_device(train_cfg.device)
+        manager.start(name, model_cfg, train_cfg, glimpse_every=glimpse_every)
+    except (ValueError, JobError) as error:  # JobError is a ValueError too: busy, bad or taken name
+        st.error(f"Not started: {error}")
+        return
+    st.toast(f"Training run '{name}' started")
+    st.session_state["_train_name_taken"] = True
+
+
+def progress_section(job: JobSnapshot) -> None:
+    time_budget = job.train_config.time_budget_s
+    if time_budget:
+        text = f"step {job.step:,} · {duration(job.elapsed_s)} of {duration(time_budget)}"
+    else:
+        text = f"step {job.step:,} / {job.total_steps:,}"
+    if job.status == "running":
+        text += f" · ETA {duration(job.eta_s)}"
+    st.progress(min(1.0, max(0.0, job.progress)), text=text)
+    columns = st.columns(5)
+    columns[0].metric("Images / s", f"{job.images_per_s:,.0f}" if job.images_per_s == job.images_per_s else "–")
+    latest = job.history_recon[-1] + job.history_kl[-1] if job.history_recon else None
+    columns[1].metric("Batch loss", f"{latest:.1f} nats" if latest is not None else "–")
+    columns[2].metric(
+        "Test bound",
+        f"{job.test_elbo:.2f} nats" if job.test_elbo is not None else "not yet",
+        help=f"on {job.train_config.eval_limit} test digits at step {job.test_elbo_step}" if job.test_elbo else None,
+    )
+    columns[3].metric("Training time", duration(job.elapsed_s))
+    columns[4].metric("Epochs", f"{job.epoch:.2f}")
+
+
+def charts_section(job: JobSnapshot) -> None:
+    loss_column, kl_column = st.columns(2)
+    loss_column.plotly_chart(
+        viz.loss_history_figure(job.history_steps, job.history_recon, job.history_kl), key="train_loss_chart"
+    )
+    if job.kl_per_step:
+        kl_column.plotly_chart(
+            viz.kl_per_step_figure(list(job.kl_per_step), title=f"KL per step t at training step {job.step}"),
+            key="train_kl_chart",
+        )
+    samples_column, glimpse_column = st.columns([1, 2])
+    if job.samples is not None:
+        samples_column.plotly_chart(
+            viz.image_grid_figure(job.samples, nrow=4, title=f"fresh samples, step {job.samples_step}", size=300),
+            key="train_samples",
+            width="content",
+        )
+    with glimpse_column:
+        glimpses_section(job)
+
+
+def glimpses_section(job: JobSnapshot) -> None:
+    glimpses = job.glimpses
+    if glimpses is None:
+        st.caption("Live glimpses appear after the first report.")
+        return
+    T = glimpses.canvases.shape[0]
+    step = app_common.step_controls(T, key="train_glimpse_step", label="Glimpse step t")
+    t = step - 1
+    st.caption(
+        f"A fixed test digit reconstructed with the weights of training step {glimpses.step}: "
+        f"the read window of step t on the input, the write window on the canvas σ(c<sub>t</sub>).",
+        unsafe_allow_html=True,
+    )
+    read_figure = viz.image_figure(glimpses.digit, title=f"input x, read window t={step}", size=220)
+    write_figure = viz.image_figure(glimpses.canvases[t], title=f"canvas σ(c<sub>{step}</sub>), write window", size=220)
+    if glimpses.read_attn is not None:
+        viz.add_window(read_figure, window_geometry(glimpses.read_attn.step(t), glimpses.read_n), kind="read")
+    if glimpses.write_attn is not None:
+        viz.add_window(write_figure, window_geometry(glimpses.write_attn.step(t), glimpses.write_n), kind="write")
+    final_figure = viz.image_figure(glimpses.canvases[-1], title=f"final canvas σ(c<sub>{T}</sub>)", size=220)
+    for column, figure, key in zip(
+        st.columns(3), (read_figure, write_figure, final_figure), ("read", "write", "final"), strict=True
+    ):
+        column.plotly_chart(figure, key=f"train_glimpse_{key}", width="content")
+
+
+def live_view(watching_a_run: bool) -> None:
+    """The latest run of this server; refreshes itself every second while `watching_a_run`."""
+    job = manager.latest()
+    if job is None:
+        st.info("No training run on this server yet: choose the settings above and press Start.")
+        return
+    if watching_a_run and not job.running:
+        st.rerun()  # it just ended: redraw the whole page, so the sidebar's picker offers its checkpoint
+    snapshot = job.snapshot()
+    title_column, stop_column = st.columns([5, 1], vertical_alignment="bottom")
+    state = "stopping…" if snapshot.status == "running" and snapshot.stop_requested else snapshot.status
+    cfg = snapshot.model_config
+    title_column.subheader(f"{STATUS_ICONS[snapshot.status]} {snapshot.name}: {state}")
+    read = f"read {cfg.read_n}×{cfg.read_n}" if cfg.read_attn else "no read attention"
+    write = f"write {cfg.write_n}×{cfg.write_n}" if cfg.write_attn else "no write attention"
+    settings_used = snapshot.train_config
+    title_column.caption(
+        f"{settings_used.dataset} · T={cfg.T} · {read} · {write} · z={cfg.z_size} · LSTM {cfg.enc_size} · "
+        f"batch {settings_used.batch_size} · lr {settings_used.lr:g} · device {snapshot.device} → "
+        f"`{snapshot.checkpoint_path}`"
+    )
+    if snapshot.status == "running" and stop_column.button(
+        "⏹ Stop", key="train_stop", disabled=snapshot.stop_requested, help="ends the run and saves its checkpoint"
+    ):
+        job.stop()
+        st.toast(f"Stopping '{snapshot.name}': it finishes the current step and saves its checkpoint")
+    if snapshot.status == "failed":
+        kept = (
+            f"The last good checkpoint (step {snapshot.last_checkpoint_step}) is kept at `{snapshot.last_checkpoint}`."
+            if snapshot.last_checkpoint
+            else "No checkpoint had been written yet."
+        )
+        st.error(f"The run failed: {snapshot.error}\n\n{kept}")
+    elif snapshot.status in ("finished", "stopped"):
+        st.success(
+            f"{'Finished' if snapshot.status == 'finished' else 'Stopped'} at step {snapshot.step:,}; the checkpoint "
+            f"`{snapshot.checkpoint_path}` is in the sidebar's checkpoint picker as **{snapshot.name} (run)**."
+        )
+    progress_section(snapshot)
+    charts_section(snapshot)
+
+
+st.title("Train")
+st.caption(
+    "Train DRAW on this server with the same loop as `python -m draw_core.train`: Adam on the negative ELBO "
+    "(eq. 12). The run keeps going if you close this tab, and everyone who opens this page watches it."
+)
+running = manager.running()
+with st.expander("New run", expanded=not running):
+    request = settings()
+if request is not None:
+    start(*request)
+    running = manager.running()
+st.fragment(run_every=1 if running else None)(live_view)(bool(running))
