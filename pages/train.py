@@ -162,10 +162,10 @@ def progress_section(job: JobSnapshot) -> None:
     columns = st.columns(5)
     columns[0].metric("Images / s", f"{job.images_per_s:,.0f}" if job.images_per_s == job.images_per_s else "–")
     latest = job.history_recon[-1] + job.history_kl[-1] if job.history_recon else None
-    columns[1].metric("Batch loss", f"{latest:.1f} nats" if latest is not None else "–")
+    columns[1].metric("Batch loss (nats)", f"{latest:.1f}" if latest is not None else "–")
     columns[2].metric(
-        "Test bound",
-        f"{job.test_elbo:.2f} nats" if job.test_elbo is not None else "not yet",
+        "Test bound (nats)",
+        f"{job.test_elbo:.2f}" if job.test_elbo is not None else "not yet",
         help=f"on {job.train_config.eval_limit} test digits at step {job.test_elbo_step}" if job.test_elbo else None,
     )
     columns[3].metric("Training time", duration(job.elapsed_s))
@@ -206,13 +206,13 @@ def glimpses_section(job: JobSnapshot) -> None:
         f"the read window of step t on the input, the write window on the canvas σ(c<sub>t</sub>).",
         unsafe_allow_html=True,
     )
-    read_figure = viz.image_figure(glimpses.digit, title=f"input x, read window t={step}", size=220)
-    write_figure = viz.image_figure(glimpses.canvases[t], title=f"canvas σ(c<sub>{step}</sub>), write window", size=220)
+    read_figure = viz.image_figure(glimpses.digit, title=f"input · read t={step}", size=220)
+    write_figure = viz.image_figure(glimpses.canvases[t], title=f"σ(c<sub>{step}</sub>) · write t={step}", size=220)
     if glimpses.read_attn is not None:
         viz.add_window(read_figure, window_geometry(glimpses.read_attn.step(t), glimpses.read_n), kind="read")
     if glimpses.write_attn is not None:
         viz.add_window(write_figure, window_geometry(glimpses.write_attn.step(t), glimpses.write_n), kind="write")
-    final_figure = viz.image_figure(glimpses.canvases[-1], title=f"final canvas σ(c<sub>{T}</sub>)", size=220)
+    final_figure = viz.image_figure(glimpses.canvases[-1], title=f"final σ(c<sub>{T}</sub>)", size=220)
     for column, figure, key in zip(
         st.columns(3), (read_figure, write_figure, final_figure), ("read", "write", "final"), strict=True
     ):
