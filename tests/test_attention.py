@@ -94,6 +94,19 @@ def test_filter_centres_of_mass_are_the_grid():
     assert com_y.diff().tolist() == pytest.approx([delta] * (N - 1), abs=1e-3)
 
 
+def test_filter_rows_are_gaussians_of_variance_sigma2():
+    # eq. 25: F_X[i, a] = exp(-(a - mu_i)^2 / (2 sigma^2)) / Z_X. Well inside the image the normalised rows are
+    # discretised Gaussians, whose variance is sigma^2 (not sigma^4, not sigma).
+    sigma2, N = 2.25, 3
+    Fx, _ = filterbank(params(14.0, 14.0, 3.0, sigma2), N, height=28, width=28)
+    a = torch.arange(1, 29, dtype=Fx.dtype)
+    mu = torch.tensor([11.0, 14.0, 17.0], dtype=Fx.dtype)
+    variance = (Fx[0] * (a - mu[:, None]) ** 2).sum(-1)
+    assert variance.tolist() == pytest.approx([sigma2] * N, abs=1e-4)
+    # One entry by hand: row 2 (mu = 14), pixel 15, relative to pixel 14: exp(-1 / (2 * 2.25)).
+    assert (Fx[0, 1, 14] / Fx[0, 1, 13]).item() == pytest.approx(math.exp(-1 / 4.5))
+
+
 def read_write_loss(raw: torch.Tensor, N: int = 5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Filters, a read and a write from raw (B, 5) on fixed random images; returns (Fx, Fy, scalar loss)."""
     B = raw.shape[0]

@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 import torch
 
+from draw_core.attention import extract, filterbank
 from draw_core.config import DrawConfig
 from draw_core.data import binarize, load_sample
 from draw_core.elbo import loss_terms
@@ -79,9 +80,19 @@ def test_reconstruct_shapes_and_error_images(name):
     # eq. 3: x_hat_t = x - sigma(c_{t-1}), with c_0 = 0.
     torch.testing.assert_close(trace.errors[0], x - 0.5)
     torch.testing.assert_close(trace.errors[1:], x.unsqueeze(0) - trace.canvases[:-1])
+    # What the encoder read is x and these error images: through the read filters (eq. 27) or as they are (eq. 17).
     if cfg.read_attn:
         assert_attention_shape(trace.read_attn, T, B)
         assert trace.glimpses.shape == (T, B, 2 * C, cfg.read_n, cfg.read_n)
+        for t in range(T):
+            p = trace.read_attn.step(t)
+            Fx, Fy = filterbank(p, cfg.read_n, H, W)
+            gamma = p.gamma[:, None, None, None]
+            torch.testing.assert_close(trace.glimpses[t, :, :C], gamma * extract(x, Fx, Fy))
+            torch.testing.assert_close(trace.glimpses[t, :, C:], gamma * extract(trace.errors[t], Fx, Fy))
+    else:
+        torch.testing.assert_close(trace.glimpses[:, :, :C], x.unsqueeze(0).expand(T, -1, -1, -1, -1))
+        torch.testing.assert_close(trace.glimpses[:, :, C:], trace.errors)
 
 
 def test_forward_refuses_wrong_image_shape():
