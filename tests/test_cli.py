@@ -1,0 +1,172 @@
+"""The train / evaluate / sample CLIs end to end on a tiny config and the shipped real digits, and the NaN guard."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+import draw_core.evaluate as evaluate_module
+import draw_core.sample as sample_module
+import draw_core.train as train_module
+from draw_core.checkpoint import load_checkpoint
+from draw_core.config import DrawConfig, TrainConfig
+from draw_core.elbo import LossTerms
+from draw_core.train import TrainingDiverged, train
+
+ROOT = Path(__file__).resolve().parents[1]
+T = 4
+TINY_ARGS = ["--preset", "mnist-small", "--dataset", "mnist-sample", "--T", str(T), "--enc-size", "32",
+             "--dec-size", "32", "--z-size", "8", "--batch-size", "16", "--eval-limit", "50"]  # fmt: skip
+
+
+def run_cli(module: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", f"draw_core.{module}", *map(str, args)]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Train 6 steps, then resume to 9: returns (checkpoint path, first run, resumed run, step-6 checkpoint)."""
+    out = tmp_path_factory.mktemp("cli") / "tiny.safetensors"
+    first = run_cli("train", *TINY_ARGS, "--steps", 6, "--eval-every", 3, "--checkpoint-every", 3, "--out", out)
+    assert first.returncode == 0, first.stderr
+    after_first = load_checkpoint(out)
+    resumed = run_cli("train", *TINY_ARGS, "--steps", 9, "--eval-every", 3, "--checkpoint-every", 3, "--out", out,
+                      "--resume")  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    return out, first, resumed, after_first
+
+
+def test_train_cli_writes_a_checkpoint(trained):
+    _, first, _, ckpt = trained
+    assert ckpt.config == DrawConfig(T=T, enc_size=32, dec_size=32, z_size=8)
+    assert ckpt.meta["step"] == 6 and ckpt.meta["dataset"] == "mnist-sample" and ckpt.meta["finished"]
+    assert math.isfinite(ckpt.meta["test_elbo_nats"])
+    assert ckpt.optimizer_state is not None
+    assert "step 3: test ELBO" in first.stdout and "step 6: test ELBO" in first.stdout  # tqdm.write prints to stdout
+    assert "done: 6 steps" in first.stdout
+
+
+def test_resume_continues_from_the_saved_step(trained):
+    out, _, resumed, after_first = trained
+    ckpt = load_checkpoint(out)
+    assert ckpt.meta["step"] == 9
+    # A resumed run evaluates only at step 9; a run started over would evaluate at 3 and 6 again.
+    assert "step 9: test ELBO" in resumed.stdout
+    assert "step 3: test ELBO" not in resumed.stdout and "step 6: test ELBO" not in resumed.stdout
+    # Adam's own step counter went on from 6 to 9, and the weights moved on from the step-6 weights.
+    steps = {float(state["step"]) for state in ckpt.optimizer_state["state"].values()}
+    assert steps == {9.0}
+    first_weights = after_first.model.state_dict()
+    assert any(not torch.equal(v, first_weights[k]) for k, v in ckpt.model.state_dict().items())
+
+
+def test_resume_with_another_config_is_refused(trained, tmp_path, capsys):
+    out, *_ = trained
+    copy = tmp_path / "copy.safetensors"
+    copy.write_bytes(out.read_bytes())
+    args = [*TINY_ARGS, "--steps", "12", "--z-size", "4", "--out", str(copy), "--resume"]
+    assert train_module.main(args) == 1
+    assert "cannot resume" in capsys.readouterr().err
+    assert load_checkpoint(copy).meta["step"] == 9
+
+
+def test_evaluate_cli_prints_json_bounds(trained):
+    out, *_ = trained
+    result = run_cli("evaluate", out, "--samples", 4, "--limit", 50, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["n"] == 50 and report["k"] == 4 and report["dataset"] == "mnist-sample"
+    for key in ("elbo_nats", "recon_nats", "kl_nats", "iwae_nats", "bits_per_dim"):
+        assert math.isfinite(report[key]), key
+    assert report["elbo_nats"] == pytest.approx(report["recon_nats"] + report["kl_nats"], rel=1e-6)
+    assert report["bits_per_dim"] == pytest.approx(report["elbo_nats"] / (784 * math.log(2)), rel=1e-6)
+    assert report["iwae_nats"] <= report["elbo_nats"] + 1.0
+    assert len(report["kl_per_step"]) == T and all(v >= 0 for v in report["kl_per_step"])
+    assert sum(report["kl_per_step"]) == pytest.approx(report["kl_nats"], rel=1e-4)
+
+
+def test_sample_cli_writes_gif_and_png(trained, tmp_path):
+    out, *_ = trained
+    gif, png = tmp_path / "g.gif", tmp_path / "out" / "p.png"
+    result = run_cli("sample", out, "--n", 4, "--gif", gif, "--png", png, "--seed", 1)
+    assert result.returncode == 0, result.stderr
+    animation = Image.open(gif)
+    assert animation.format == "GIF" and animation.n_frames == T and animation.is_animated
+    animation.seek(T - 1)
+    frame = animation.convert("RGB")
+    assert (255, 0, 0) in {colour for _, colour in frame.getcolors(1 << 16)}, "the write window is drawn"
+    grid = Image.open(png)
+    assert grid.format == "PNG" and grid.size == (2 * (28 * 4 + 2) + 2,) * 2  # 4 samples, 2 per row, scale 4
+    # The same seed gives the same pictures (in-process this time).
+    again = tmp_path / "again.png"
+    assert sample_module.main([str(out), "--n", "4", "--png", str(again), "--seed", "1"]) == 0
+    assert again.read_bytes() == png.read_bytes()
+
+
+@pytest.mark.parametrize("main", [sample_module.main, evaluate_module.main], ids=["sample", "evaluate"])
+def test_clis_refuse_a_bad_checkpoint_clearly(tmp_path, capsys, main):
+    png = tmp_path / "p.png"
+    missing = tmp_path / "missing.safetensors"
+    assert main([str(missing), "--png", str(png)] if main is sample_module.main else [str(missing)]) == 2
+    error = capsys.readouterr().err
+    assert str(missing) in error and "does not exist" in error
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"not a checkpoint at all")
+    assert main([str(garbage), "--png", str(png)] if main is sample_module.main else [str(garbage)]) == 2
+    assert "not a DRAW Studio checkpoint" in capsys.readouterr().err
+    assert not png.exists()
+
+
+def test_sample_cli_process_exit_code_for_a_bad_path(tmp_path):
+    missing = tmp_path / "missing.safetensors"
+    result = run_cli("sample", missing, "--png", tmp_path / "p.png")
+    assert result.returncode == 2
+    assert str(missing) in result.stderr and "Traceback" not in result.stderr
+
+
+def nan_after(calls: int, monkeypatch) -> None:
+    """Make the training loop's loss NaN from its (calls + 1)-th batch on."""
+    real = train_module.loss_terms
+    count = {"n": 0}
+
+    def poisoned(result, x):
+        terms = real(result, x)
+        count["n"] += 1
+        if count["n"] > calls:
+            return LossTerms(recon=terms.recon * math.nan, kl=terms.kl, kl_per_step=terms.kl_per_step)
+        return terms
+
+    monkeypatch.setattr(train_module, "loss_terms", poisoned)
+
+
+TINY_TRAIN = dict(dataset="mnist-sample", batch_size=8, steps=10, warmup_steps=0, eval_every=0, eval_limit=20,
+                  checkpoint_every=2, sample_every=0, device="cpu")  # fmt: skip
+
+
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    out = tmp_path / "run.safetensors"
+    nan_after(5, monkeypatch)
+    with pytest.raises(TrainingDiverged, match=r"diverged at step 6.*last good checkpoint \(step 4\)"):
+        train(DrawConfig(T=T, enc_size=32, dec_size=32, z_size=8), TrainConfig(**TINY_TRAIN), out)
+    ckpt = load_checkpoint(out)
+    assert ckpt.meta["step"] == 4
+    assert all(torch.isfinite(v).all() for v in ckpt.model.state_dict().values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.safetensors"]
+
+
+def test_nan_before_any_checkpoint_says_so(tmp_path, monkeypatch, capsys):
+    nan_after(0, monkeypatch)
+    out = tmp_path / "run.safetensors"
+    args = [*TINY_ARGS, "--steps", "5", "--eval-every", "0", "--checkpoint-every", "2", "--out", str(out)]
+    assert train_module.main(args) == 1
+    error = capsys.readouterr().err
+    assert "diverged at step 1" in error and "no checkpoint was written yet" in error
+    assert not out.exists()
