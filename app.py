@@ -1,12 +1,12 @@
-"""DRAW Studio: `streamlit run app.py`. Navigation over pages/ and the checkpoint picker every page shares."""
+"""DRAW Studio: `streamlit run app.py`. Navigation over the page files in pages/.
+
+Each page starts with app_common.page_setup() (or require_checkpoint()), which draws the sidebar every page
+shares: the checkpoint picker.
+"""
 
 from pathlib import Path
 
 import streamlit as st
-
-import app_common
-
-st.set_page_config(page_title="DRAW Studio", page_icon="✏️", layout="wide")
 
 PAGES_DIR = Path(__file__).parent / "pages"
 PAGES = [  # (file in pages/, title, icon); a page whose file is missing is left out of the navigation
@@ -19,12 +19,10 @@ PAGES = [  # (file in pages/, title, icon); a page whose file is missing is left
     ("train.py", "Train", "🏋️"),
 ]
 
+st.set_page_config(page_title="DRAW Studio", page_icon="✏️", layout="wide")
 pages = [
     st.Page(PAGES_DIR / file, title=title, icon=icon, default=file == "home.py")
     for file, title, icon in PAGES
     if (PAGES_DIR / file).exists()
 ]
-page = st.navigation(pages)
-st.sidebar.title("DRAW Studio")
-app_common.checkpoint_sidebar()
-page.run()
+st.navigation(pages).run()

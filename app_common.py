@@ -85,33 +85,52 @@ def load_entry(entry: catalog.CheckpointEntry) -> Selected:
 
 
 def _uploaded_checkpoint() -> Selected | None:
+    """The uploaded checkpoint. A good upload is kept in the session: a file uploader forgets its file when the
+    page changes, and can't be given it back."""
     upload = st.sidebar.file_uploader(
         "Checkpoint file (.safetensors)", type=["safetensors"], key=UPLOAD_KEY, help="Validated before use."
     )
+    file_id, kept = st.session_state.get("_uploaded", (None, None))
     if upload is None:
-        return None
-    remembered = st.session_state.get("_upload_digest")
-    if remembered is None or remembered[0] != upload.file_id:  # hash each upload once, not on every rerun
-        remembered = (upload.file_id, hashlib.sha256(upload.getvalue()).hexdigest())
-        st.session_state["_upload_digest"] = remembered
-    digest = remembered[1]
+        if kept is not None:
+            st.sidebar.caption(f"Using the uploaded **{kept.name}**; upload another file to replace it.")
+        return kept
+    if upload.file_id == file_id:  # hash and check each upload once, not on every rerun
+        return kept
+    data = upload.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
     try:
-        checkpoint = _load_upload(digest, upload.getvalue())
+        checkpoint = _load_upload(digest, data)
     except CheckpointError as error:
         st.sidebar.error(f"This checkpoint can't be used: {error}")
         return None
-    return Selected(
-        f"upload:{digest}", upload.name.removesuffix(catalog.EXTENSION), "upload", checkpoint, checkpoint.meta
-    )
+    name = upload.name.removesuffix(catalog.EXTENSION)
+    selected = Selected(f"upload:{digest}", name, "upload", checkpoint, checkpoint.meta)
+    st.session_state["_uploaded"] = (upload.file_id, selected)
+    return selected
+
+
+def page_setup() -> Selected | None:
+    """Every page starts with this: the page config and the shared sidebar. Returns the selected checkpoint.
+
+    The pages draw the sidebar themselves rather than app.py around them, because a page file can also run
+    without app.py: AppTest, and a server's very first run of a deep link, treat a `pages/` folder as a
+    classic multipage app and run the page's file directly.
+    """
+    st.set_page_config(page_title="DRAW Studio", page_icon="✏️", layout="wide")
+    st.sidebar.title("DRAW Studio")
+    return checkpoint_sidebar()
 
 
 def checkpoint_sidebar() -> Selected | None:
     """The sidebar's checkpoint picker (shipped, runs, or an upload); remembers the choice in the session."""
     entries = {entry_id(e): e for e in catalog.list_checkpoints()}
     options = [*entries, UPLOAD_CHOICE]
-    if st.session_state.get(PICKER_KEY) not in options:  # first run (maybe from a shared URL) or a vanished run
+    choice = st.session_state.get(PICKER_KEY)
+    if choice not in options:  # first run (maybe from a shared URL) or a vanished run
         wanted = st.query_params.get(PICKER_KEY)
-        st.session_state[PICKER_KEY] = wanted if wanted in options else options[0]
+        choice = wanted if wanted in options else options[0]
+    st.session_state[PICKER_KEY] = choice  # written back, so the choice survives page switches (see remember)
     choice = st.sidebar.selectbox(
         "Checkpoint",
         options,
@@ -131,18 +150,12 @@ def checkpoint_sidebar() -> Selected | None:
         attention = f"read {cfg.read_n}×{cfg.read_n}" if cfg.read_attn else "no read attention"
         attention += f", write {cfg.write_n}×{cfg.write_n}" if cfg.write_attn else ", no write attention"
         st.sidebar.caption(f"T={cfg.T} · z={cfg.z_size} · LSTM {cfg.enc_size}/{cfg.dec_size} · {attention}")
-    st.session_state["_selected"] = selected
     return selected
 
 
-def selected_checkpoint() -> Selected | None:
-    """The checkpoint app.py's sidebar picked in this run (None when there is none)."""
-    return st.session_state.get("_selected")
-
-
 def require_checkpoint() -> Selected:
-    """The selected checkpoint; without one, say how to get one and stop the page."""
-    selected = selected_checkpoint()
+    """page_setup() for pages that need a model: without a checkpoint, say how to get one and stop the page."""
+    selected = page_setup()
     if selected is None:
         st.info(HOW_TO_GET_A_CHECKPOINT)
         st.stop()

@@ -11,6 +11,7 @@ import app_common
 from draw_core import viz
 from draw_core.attention import AttentionParams, extract, filterbank, window_geometry, write
 
+app_common.page_setup()  # the shared sidebar; this page needs no model
 st.title("Attention lab")
 st.caption(
     "An N×N grid of Gaussian filters, placed by its centre (g_X, g_Y) and stride δ, blurred by σ², scaled by γ. "

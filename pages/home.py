@@ -4,6 +4,7 @@ import streamlit as st
 
 import app_common
 
+selected = app_common.page_setup()
 st.title("DRAW Studio")
 st.markdown(
     """
@@ -23,7 +24,6 @@ move and the digit appear stroke by stroke, like the paper's Fig. 1.
     unsafe_allow_html=True,
 )
 
-selected = app_common.selected_checkpoint()
 if selected is None:
     st.info(app_common.HOW_TO_GET_A_CHECKPOINT)
     st.stop()

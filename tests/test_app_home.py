@@ -1,0 +1,109 @@
+"""AppTest of app.py and the Home page: navigation, the shared checkpoint picker, uploads, no checkpoint at all."""
+
+import os
+import pickle
+
+from app_support import TINY, assert_no_exception, open_page, tiny_checkpoint, use_folders, use_shipped
+
+from draw_core.checkpoint import save_checkpoint
+from draw_core.config import DrawConfig
+from draw_core.model import DRAW
+
+
+def test_home_shows_the_card_of_the_run(monkeypatch, tmp_path):
+    use_folders(monkeypatch, tmp_path)
+    at = open_page()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test bound"] == "543.21 nats"
+    assert metrics["Dataset"] == "mnist-sample"
+    assert at.json[0].value and '"z_size": 8' in at.json[0].value
+    assert at.selectbox(key="checkpoint").value == "run/tiny"
+
+
+def test_home_on_the_shipped_checkpoint(monkeypatch, tmp_path):
+    use_shipped(monkeypatch, tmp_path)
+    at = open_page()
+    assert at.selectbox(key="checkpoint").value == "shipped/mnist"  # the default: shipped first, mnist first
+    assert not at.error
+
+
+def test_navigation_lists_every_page_file(monkeypatch, tmp_path):
+    use_folders(monkeypatch, tmp_path)
+    at = open_page()
+    for page in ("generate.py", "reconstruct.py", "latent.py", "attention_lab.py", "evaluate.py"):
+        at.switch_page(f"pages/{page}").run()  # raises if the page is not registered with st.navigation
+        assert_no_exception(at)
+
+
+def test_no_checkpoint_at_all_says_how_to_get_one(monkeypatch, tmp_path):
+    use_folders(monkeypatch, tmp_path, runs=[])
+    at = open_page()
+    assert any("No checkpoint is selected" in info.value for info in at.info)
+    assert not at.metric
+
+
+def test_hostile_pickle_upload_is_refused_and_the_app_keeps_working(monkeypatch, tmp_path):
+    use_folders(monkeypatch, tmp_path)
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    at = open_page()
+    at.selectbox(key="checkpoint").set_value("upload").run()
+    at.file_uploader(key="checkpoint_upload").set_value(
+        ("evil.safetensors", pickle.dumps(Payload()), "application/octet-stream")
+    )
+    at.run()
+    assert_no_exception(at)
+    assert any("can't be used" in e.value and "pickle" in e.value for e in at.error)
+    assert not marker.exists()
+    assert any("No checkpoint is selected" in info.value for info in at.info)
+    at.switch_page("pages/generate.py").run()  # pages that need a model stop politely
+    assert_no_exception(at)
+    assert any("No checkpoint is selected" in info.value for info in at.info)
+    at.selectbox(key="checkpoint").set_value("run/tiny").run()  # and the app still works
+    assert_no_exception(at)
+    assert at.get("plotly_chart")
+
+
+def test_truncated_upload_is_refused_and_a_valid_upload_is_used(monkeypatch, tmp_path):
+    use_folders(monkeypatch, tmp_path, runs=[])
+    good = save_checkpoint(DRAW(DrawConfig(T=3, enc_size=16, dec_size=16, z_size=4)), tmp_path / "mine.safetensors")
+    at = open_page()
+    at.selectbox(key="checkpoint").set_value("upload").run()
+    at.file_uploader(key="checkpoint_upload").set_value(
+        ("mine.safetensors", good.read_bytes()[:100], "application/octet-stream")
+    )
+    at.run()
+    assert_no_exception(at)
+    assert any("can't be used" in e.value for e in at.error)
+    at.file_uploader(key="checkpoint_upload").set_value(
+        ("mine.safetensors", good.read_bytes(), "application/octet-stream")
+    )
+    at.run()
+    assert_no_exception(at)
+    assert not at.error
+    assert "T=3" in at.sidebar.caption[0].value
+    at.switch_page("pages/generate.py").run()
+    assert_no_exception(at)
+    assert at.slider(key="step").max == 3
+
+
+def test_broken_run_file_shows_an_error_not_an_exception(monkeypatch, tmp_path):
+    runs = use_folders(monkeypatch, tmp_path)
+    (runs / "broken.safetensors").write_bytes(b"not a checkpoint at all")
+    at = open_page()
+    at.selectbox(key="checkpoint").set_value("run/broken").run()
+    assert_no_exception(at)
+    assert any("can't be loaded" in e.value for e in at.error)
+
+
+def test_a_run_written_while_the_app_is_open_appears_in_the_picker(monkeypatch, tmp_path):
+    runs = use_folders(monkeypatch, tmp_path)
+    at = open_page()
+    assert "later (run)" not in at.selectbox(key="checkpoint").options
+    tiny_checkpoint(runs, "later", TINY)
+    at.run()
+    assert "later (run)" in at.selectbox(key="checkpoint").options
