@@ -1,0 +1,129 @@
+"""AppTest of the Latent explorer: sliders ordered by KL, the image follows them, reset, JSON, interpolation, walk."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from app_support import assert_no_exception, figure, open_page, tiny_checkpoint, use_folders, use_shipped
+
+from draw_core import latent, viz
+from draw_core.checkpoint import load_checkpoint
+from draw_core.config import DrawConfig
+from draw_core.data import fixed_test_set
+
+SAMPLES = 16
+
+
+@pytest.fixture
+def runs(monkeypatch, tmp_path):
+    return use_folders(monkeypatch, tmp_path)
+
+
+def image(at) -> np.ndarray:
+    return viz.spec_array(figure(at, "drawn from this z")["data"][0]["z"])
+
+
+def latent_sliders(at) -> list:
+    return [s for s in at.slider if s.key.startswith("latent_dim_")]
+
+
+def drawn(path, z: torch.Tensor) -> np.ndarray:
+    """sigma(c_T) the model draws from z (T, Z)."""
+    return load_checkpoint(path).model.generate(1, z=z.unsqueeze(1)).canvases[-1, 0, 0].numpy()
+
+
+def seed_z(path, seed: int = 0, sample: int = 0) -> torch.Tensor:
+    cfg = load_checkpoint(path).config
+    return latent.prior_z(seed, cfg.T, cfg.z_size, SAMPLES)[:, sample].clone()
+
+
+def test_renders_on_a_tiny_checkpoint(runs):
+    at = open_page("latent.py")
+    for title in ("drawn from this z", "canvas at t", "seed 0 → seed 1", "down,"):
+        figure(at, title)
+    assert image(at) == pytest.approx(drawn(runs / "tiny.safetensors", seed_z(runs / "tiny.safetensors")), abs=1e-5)
+
+
+def test_renders_on_the_shipped_checkpoint(monkeypatch, tmp_path):
+    use_shipped(monkeypatch, tmp_path)
+    at = open_page("latent.py")
+    assert len(latent_sliders(at)) == 100
+
+
+def test_moving_a_latent_slider_redraws_the_image_from_the_new_z(runs):
+    path = runs / "tiny.safetensors"
+    at = open_page("latent.py")
+    before = image(at)
+    slider = latent_sliders(at)[0]
+    _, _, _, t, d = slider.key.split("_")
+    slider.set_value(3.0).run()
+    assert_no_exception(at)
+    z = seed_z(path)
+    z[int(t), int(d)] = 3.0
+    assert image(at) == pytest.approx(drawn(path, z), abs=1e-5)
+    assert not np.allclose(image(at), before, atol=1e-4)
+    at.button(key="latent_reset").click().run()
+    assert image(at) == pytest.approx(before, abs=1e-6)
+    assert latent_sliders(at)[0].value == pytest.approx(float(seed_z(path)[int(t), int(d)]), abs=1e-6)
+
+
+def test_sliders_are_ordered_by_kl_and_every_dimension_is_reachable(monkeypatch, tmp_path):
+    runs = use_folders(monkeypatch, tmp_path, runs=[])
+    path = tiny_checkpoint(runs, "wide", DrawConfig(T=2, enc_size=16, dec_size=16, z_size=13))
+    at = open_page("latent.py")
+    dims = [int(s.key.split("_")[-1]) for s in latent_sliders(at)]
+    model = load_checkpoint(path).model
+    kl = latent.kl_per_dimension(model, fixed_test_set("mnist-sample", limit=100), torch.Generator().manual_seed(0))
+    order = latent.dims_by_kl(kl, 1)  # the page opens on the last step, t = 2
+    # the first 10 fill a left and a right column alternately (read column by column), the rest an expander
+    assert dims == order[0:10:2] + order[1:10:2] + order[10:]
+    assert len(at.expander) >= 1 and "other 3 dimensions" in at.expander[0].label
+    assert len([s for s in at.expander[0].slider if s.key.startswith("latent_dim_")]) == 3
+
+
+def test_same_z_at_every_step(runs):
+    path = runs / "tiny.safetensors"
+    at = open_page("latent.py")
+    at.radio(key="latent_mode").set_value("shared").run()
+    assert_no_exception(at)
+    slider = latent_sliders(at)[0]
+    d = int(slider.key.split("_")[-1])
+    slider.set_value(-2.5).run()
+    shared = seed_z(path)[0].clone()
+    shared[d] = -2.5
+    assert image(at) == pytest.approx(drawn(path, shared.expand(4, 8)), abs=1e-5)
+
+
+def test_z_as_json_copies_and_pastes(runs):
+    path = runs / "tiny.safetensors"
+    at = open_page("latent.py")
+    copied = json.loads(at.code[0].value)
+    assert np.allclose(copied, seed_z(path).numpy(), atol=1e-4)
+    at.text_area(key="latent_json").set_value("[1, 2, 3]").run()
+    at.button(key="latent_apply_json").click().run()
+    assert_no_exception(at)
+    assert any("can't be used" in e.value and "shape" in e.value for e in at.error)
+    pasted = [0.5, -0.5, 1.0, 0.0, 2.0, -1.0, 0.25, 0.0]
+    at.text_area(key="latent_json").set_value(json.dumps(pasted)).run()
+    at.button(key="latent_apply_json").click().run()
+    assert not at.error
+    assert image(at) == pytest.approx(drawn(path, torch.tensor(pasted).expand(4, 8)), abs=1e-5)
+
+
+def test_interpolation_strip_and_walk_grid_have_the_chosen_sizes(runs):
+    at = open_page("latent.py")
+    at.slider(key="latent_interpolation_n").set_value(5).run()
+    at.select_slider(key="latent_walk_k").set_value(3).run()
+    assert_no_exception(at)
+    strip = viz.spec_array(figure(at, "slerp")["data"][0]["z"])
+    assert strip.shape == (28 + 2, 5 * 28 + 6)
+    walk = viz.spec_array(figure(at, "down,")["data"][0]["z"])
+    assert walk.shape == (3 * 28 + 4, 3 * 28 + 4)
+
+
+def test_no_checkpoint_says_how_to_get_one_and_stops(monkeypatch, tmp_path):
+    use_folders(monkeypatch, tmp_path, runs=[])
+    at = open_page("latent.py")
+    assert any("No checkpoint is selected" in info.value for info in at.info)
+    assert not latent_sliders(at)
