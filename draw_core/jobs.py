@@ -307,12 +307,9 @@ class Job:
         elif event.kind in ("checkpoint", "done"):
             changes = dict(last_checkpoint=event.checkpoint, last_checkpoint_step=event.step)
             if event.kind == "done":
-                changes.update(
-                    test_elbo=event.test_elbo,
-                    test_elbo_step=event.step,
-                    progress=event.progress,
-                    elapsed_s=event.elapsed_s,
-                )
+                changes.update(progress=event.progress, elapsed_s=event.elapsed_s)
+                if not event.stopped:  # a finished run measured its final bound; a stopped one skips it
+                    changes.update(test_elbo=event.test_elbo, test_elbo_step=event.step)
                 if self._last_glimpse_step != event.step:
                     changes["glimpses"] = reconstruct_glimpses(model, self._digit, event.step)
             self._progress.update(**changes)

@@ -83,6 +83,7 @@ def test_progress_arrives_then_stop_ends_within_one_step_with_a_stopped_checkpoi
     final = job.snapshot()
     assert final.status == "stopped" and final.error is None
     assert final.steps_after_stop in (0, 1)  # the loop finishes at most the step it was in
+    assert final.test_elbo is None and final.test_elbo_step is None  # stopping skips the final evaluation
     checkpoint = load_checkpoint(job.path)
     assert checkpoint.meta["stopped"] is True and checkpoint.meta["finished"] is False
     assert checkpoint.meta["step"] == final.step == final.last_checkpoint_step
