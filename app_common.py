@@ -193,6 +193,12 @@ def decode(_model, model_key: str, z: np.ndarray) -> GenerationTrace:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
+def decode_final(_model, model_key: str, z: np.ndarray) -> torch.Tensor:
+    """Only the finished images sigma(c_T) (n, C, H, W) of latents z (T, n, Z): what strips and grids show."""
+    return _model.generate(z.shape[1], z=torch.from_numpy(z)).canvases[-1]
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
 def reconstruction(_model, model_key: str, image: np.ndarray, seed: int) -> ReconstructionTrace:
     """One pass of the model over image (1, C, H, W) (numpy) with posterior noise drawn from `seed`."""
     return _model.reconstruct(torch.from_numpy(image), generator=torch.Generator().manual_seed(int(seed)))

@@ -9,6 +9,10 @@ the paper's Fig. 1, only from `draw_core.attention.window_geometry`: a rectangle
 last grid centres, its border wider the sharper the filters (`draw_core.render.window_line_width`).
 Each window is a layout shape named "<kind>-window" (kind "read" or "write") and its grid centres a
 scatter trace named "<kind>-centres", so tests and benchmarks find them in `fig.to_dict()`.
+
+Figures are written as plain Plotly specs (dicts) and wrapped once without Plotly's per-property
+validation, which costs 5-30 ms a figure and would dominate a slider's rerun; the tests validate every
+builder's output with Plotly instead.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import base64
 import numpy as np
 import plotly.graph_objects as go
 import torch
-from plotly.subplots import make_subplots
 from torchvision.utils import make_grid
 
 from .attention import AttentionParams, WindowGeometry
@@ -50,6 +53,36 @@ def _float(value) -> float:
     return float(value.item() if torch.is_tensor(value) else value)
 
 
+def _figure(data: list[dict], layout: dict, frames: list[dict] | None = None) -> go.Figure:
+    """A Figure from a spec, skipping Plotly's validation (see the module docstring)."""
+    spec = {"data": data, "layout": layout}
+    if frames is not None:
+        spec["frames"] = frames
+    return go.Figure(spec, _validate=False)
+
+
+def _title(title: str | None) -> dict:
+    return {"title": {"text": title, "font": {"size": 13}, "x": 0.5, "xanchor": "center"}} if title else {}
+
+
+def _chart_layout(title: str | None, height: int, **extra) -> dict:
+    """Layout of a small chart: margins, title, height."""
+    return {"height": height, "margin": {"l": 40, "r": 10, "t": 30 if title else 10, "b": 30}, **_title(title), **extra}
+
+
+def _heatmap(pixels: np.ndarray, zmin: float, zmax: float, colorscale: str, hover: str) -> dict:
+    return {
+        "type": "heatmap",
+        "z": pixels,
+        "zmin": zmin,
+        "zmax": zmax,
+        "colorscale": colorscale,
+        "showscale": False,
+        "hovertemplate": f"column %{{x}}, row %{{y}}<br>{hover} %{{z:.3f}}<extra></extra>",
+        "name": "image",
+    }
+
+
 def image_figure(
     image,
     *,
@@ -63,30 +96,19 @@ def image_figure(
     """A grey heatmap of one image (H, W) or (C, H, W), y axis down, square pixels, `size` pixels wide."""
     pixels = _plane(image)
     H, W = pixels.shape
-    heatmap = go.Heatmap(
-        z=pixels,
-        zmin=zmin,
-        zmax=zmax,
-        colorscale=colorscale,
-        showscale=False,
-        hovertemplate=f"column %{{x}}, row %{{y}}<br>{hover} %{{z:.3f}}<extra></extra>",
-        name="image",
-    )
-    fig = go.Figure(heatmap)
     margin_top = 30 if title else 4
-    fig.update_layout(
-        width=size,
-        height=round(size * H / W) + margin_top + 4,
-        margin=dict(l=4, r=4, t=margin_top, b=4),
-        title=dict(text=title, font=dict(size=13), x=0.5, xanchor="center") if title else None,
-        showlegend=False,
-        plot_bgcolor="black",
-    )
-    fig.update_xaxes(range=[-0.5, W - 0.5], showgrid=False, zeroline=False, showticklabels=False, constrain="domain")
-    fig.update_yaxes(
-        range=[H - 0.5, -0.5], showgrid=False, zeroline=False, showticklabels=False, scaleanchor="x", constrain="domain"
-    )
-    return fig
+    axis = {"showgrid": False, "zeroline": False, "showticklabels": False, "constrain": "domain"}
+    layout = {
+        "width": size,
+        "height": round(size * H / W) + margin_top + 4,
+        "margin": {"l": 4, "r": 4, "t": margin_top, "b": 4},
+        "showlegend": False,
+        "plot_bgcolor": "black",
+        "xaxis": {"range": [-0.5, W - 0.5], **axis},
+        "yaxis": {"range": [H - 0.5, -0.5], "scaleanchor": "x", **axis},
+        **_title(title),
+    }
+    return _figure([_heatmap(pixels, zmin, zmax, colorscale, hover)], layout)
 
 
 def signed_image_figure(image, *, title: str | None = None, size: int = IMAGE_PIXELS) -> go.Figure:
@@ -120,20 +142,20 @@ def add_window(
         raise ValueError(f"add_window draws one window: its fields must be scalars, got shape {tuple(window.x0.shape)}")
     if image_width is None:
         image_width = len(fig.data[0].z[0])
-    sigma = _float(window.sigma)
-    width = window_line_width(sigma) * _screen_pixels_per_image_pixel(fig, image_width)
+    width = window_line_width(_float(window.sigma)) * _screen_pixels_per_image_pixel(fig, image_width)
     x0, y0, x1, y1 = (_float(v) for v in (window.x0, window.y0, window.x1, window.y1))
-    fig.add_shape(
-        type="rect",
-        x0=x0,
-        y0=y0,
-        x1=x1,
-        y1=y1,
-        name=f"{kind}-window",
-        line=dict(color=WINDOW_COLOURS[kind], width=width),
-        fillcolor="rgba(0,0,0,0)",
-        layer="above",
-    )
+    rectangle = {
+        "type": "rect",
+        "x0": x0,
+        "y0": y0,
+        "x1": x1,
+        "y1": y1,
+        "name": f"{kind}-window",
+        "line": {"color": WINDOW_COLOURS[kind], "width": width},
+        "fillcolor": "rgba(0,0,0,0)",
+        "layer": "above",
+    }
+    fig.layout.shapes = (*fig.layout.shapes, rectangle)
     if show_centres:
         xs, ys = np.meshgrid(_numpy(window.centres_x), _numpy(window.centres_y))  # (N, N) each
         described = ""
@@ -147,14 +169,16 @@ def add_window(
             }
             described = "<br>".join(f"{PARAM_LABELS[k]} = {_float(v):.3f}" for k, v in values.items()) + "<br>"
         fig.add_trace(
-            go.Scatter(
-                x=xs.ravel(),
-                y=ys.ravel(),
-                mode="markers",
-                name=f"{kind}-centres",
-                marker=dict(color=WINDOW_COLOURS[kind], size=6, line=dict(color="white", width=1)),
-                hovertemplate=f"{kind} grid centre<br>column %{{x:.2f}}, row %{{y:.2f}}<br>{described}<extra></extra>",
-            )
+            {
+                "type": "scatter",
+                "x": xs.ravel(),
+                "y": ys.ravel(),
+                "mode": "markers",
+                "name": f"{kind}-centres",
+                "marker": {"color": WINDOW_COLOURS[kind], "size": 6, "line": {"color": "white", "width": 1}},
+                "hovertemplate": f"{kind} grid centre<br>column %{{x:.2f}}, row %{{y:.2f}}<br>{described}"
+                "<extra></extra>",
+            }
         )
     return fig
 
@@ -187,63 +211,69 @@ def param_series(params: AttentionParams) -> dict[str, np.ndarray]:
     }
 
 
+def _line(x, y, name: str, hover: str, **extra) -> dict:
+    return {"type": "scatter", "x": x, "y": y, "mode": "lines", "name": name, "hovertemplate": hover, **extra}
+
+
 def attention_over_time(params: AttentionParams, *, step: int | None = None, title: str | None = None) -> go.Figure:
     """The window's parameters over t = 1..T (params with (T,) fields): position and stride in pixels above,
-    precision-related sigma and intensity gamma below; a dashed line marks `step` (1-based)."""
+    sigma and intensity gamma below; a dashed line marks `step` (1-based)."""
     series = param_series(params)
     steps = np.arange(1, len(series["gx"]) + 1)
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
-    for row, names in ((1, ("gx", "gy", "delta")), (2, ("sigma", "gamma"))):
-        for name in names:
-            fig.add_trace(
-                go.Scatter(
-                    x=steps,
-                    y=series[name],
-                    mode="lines",
-                    name=PARAM_LABELS[name],
-                    hovertemplate=f"t=%{{x}}: {PARAM_LABELS[name]} = %{{y:.3f}}<extra></extra>",
-                ),
-                row=row,
-                col=1,
-            )
+    data = [
+        _line(
+            steps,
+            series[name],
+            PARAM_LABELS[name],
+            f"t=%{{x}}: {PARAM_LABELS[name]} = %{{y:.3f}}<extra></extra>",
+            yaxis="y" if name in ("gx", "gy", "delta") else "y2",
+        )
+        for name in ("gx", "gy", "delta", "sigma", "gamma")
+    ]
+    shapes = []
     if step is not None:
-        fig.add_vline(x=step, line=dict(color="grey", dash="dash", width=1))
-    fig.update_layout(
-        height=300,
-        margin=dict(l=40, r=10, t=30 if title else 10, b=30),
-        title=dict(text=title, font=dict(size=13)) if title else None,
-        legend=dict(orientation="h", y=-0.15),
+        shapes.append(
+            {
+                "type": "line",
+                "x0": step,
+                "x1": step,
+                "xref": "x",
+                "y0": 0,
+                "y1": 1,
+                "yref": "paper",
+                "line": {"color": "grey", "dash": "dash", "width": 1},
+            }
+        )
+    layout = _chart_layout(
+        title,
+        300,
+        legend={"orientation": "h", "y": -0.15},
+        xaxis={"anchor": "y2", "title": {"text": "step t"}},
+        yaxis={"domain": [0.54, 1.0], "title": {"text": "pixels"}},
+        yaxis2={"domain": [0.0, 0.46]},
+        shapes=shapes,
     )
-    fig.update_yaxes(title_text="pixels", row=1, col=1)
-    fig.update_xaxes(title_text="step t", row=2, col=1)
-    return fig
+    return _figure(data, layout)
 
 
 def kl_per_step_figure(kl, *, step: int | None = None, title: str | None = "KL per step (nats)") -> go.Figure:
     """Bars of the KL each step spends, kl (T,) in nats; the bar of `step` (1-based) is highlighted."""
     values = _numpy(kl)
-    steps = np.arange(1, len(values) + 1)
     colours = ["#1f77b4"] * len(values)
     if step is not None and 1 <= step <= len(values):
         colours[step - 1] = WINDOW_COLOURS["write"]
-    fig = go.Figure(
-        go.Bar(
-            x=steps,
-            y=values,
-            marker_color=colours,
-            name="KL",
-            hovertemplate="step %{x}: %{y:.2f} nats<extra></extra>",
-        )
+    bar = {
+        "type": "bar",
+        "x": np.arange(1, len(values) + 1),
+        "y": values,
+        "marker": {"color": colours},
+        "name": "KL",
+        "hovertemplate": "step %{x}: %{y:.2f} nats<extra></extra>",
+    }
+    layout = _chart_layout(
+        title, 260, bargap=0.1, xaxis={"title": {"text": "step t"}}, yaxis={"title": {"text": "nats"}}
     )
-    fig.update_layout(
-        height=260,
-        margin=dict(l=40, r=10, t=30 if title else 10, b=30),
-        title=dict(text=title, font=dict(size=13)) if title else None,
-        bargap=0.1,
-    )
-    fig.update_xaxes(title_text="step t")
-    fig.update_yaxes(title_text="nats")
-    return fig
+    return _figure([bar], layout)
 
 
 def loss_history_figure(steps, recon, kl, *, title: str | None = "Training loss (nats per image)") -> go.Figure:
@@ -257,50 +287,40 @@ def loss_history_figure(steps, recon, kl, *, title: str | None = "Training loss 
         ("reconstruction", "L<sup>x</sup>", recon, "solid"),
         ("KL", "L<sup>z</sup>", kl, "solid"),
     )
-    fig = go.Figure()
-    for name, symbol, values, dash in lines:
-        fig.add_trace(
-            go.Scatter(
-                x=steps.astype(np.int64),
-                y=values,
-                mode="lines",
-                name=name,
-                line=dict(dash=dash),
-                hovertemplate=f"{name} {symbol}<br>step %{{x}}: %{{y:.2f}} nats<extra></extra>",
-            )
+    data = [
+        _line(
+            steps.astype(np.int64),
+            values,
+            name,
+            f"{name} {symbol}<br>step %{{x}}: %{{y:.2f}} nats<extra></extra>",
+            line={"dash": dash},
         )
-    fig.update_layout(
-        height=300,
-        margin=dict(l=40, r=10, t=30 if title else 10, b=30),
-        title=dict(text=title, font=dict(size=13)) if title else None,
-        legend=dict(orientation="h", y=-0.25),
+        for name, symbol, values, dash in lines
+    ]
+    layout = _chart_layout(
+        title,
+        300,
+        legend={"orientation": "h", "y": -0.25},
+        xaxis={"title": {"text": "training step"}},
+        yaxis={"title": {"text": "nats"}},
     )
-    fig.update_xaxes(title_text="training step")
-    fig.update_yaxes(title_text="nats")
-    return fig
+    return _figure(data, layout)
 
 
 def kl_curves_figure(curves: dict[str, list[float]], *, title: str | None = "KL per step") -> go.Figure:
     """One line per named model: mean KL (nats) spent at each step t."""
-    fig = go.Figure()
-    for name, values in curves.items():
-        fig.add_trace(
-            go.Scatter(
-                x=np.arange(1, len(values) + 1),
-                y=_numpy(values),
-                mode="lines+markers",
-                name=name,
-                hovertemplate=f"{name}<br>step %{{x}}: %{{y:.2f}} nats<extra></extra>",
-            )
+    data = [
+        _line(
+            np.arange(1, len(values) + 1),
+            _numpy(values),
+            name,
+            f"{name}<br>step %{{x}}: %{{y:.2f}} nats<extra></extra>",
+            mode="lines+markers",
         )
-    fig.update_layout(
-        height=300,
-        margin=dict(l=40, r=10, t=30 if title else 10, b=30),
-        title=dict(text=title, font=dict(size=13)) if title else None,
-    )
-    fig.update_xaxes(title_text="step t")
-    fig.update_yaxes(title_text="nats")
-    return fig
+        for name, values in curves.items()
+    ]
+    layout = _chart_layout(title, 300, xaxis={"title": {"text": "step t"}}, yaxis={"title": {"text": "nats"}})
+    return _figure(data, layout)
 
 
 def tile(images, *, nrow: int, padding: int = 1) -> torch.Tensor:
@@ -320,10 +340,19 @@ def image_grid_figure(
     return image_figure(tile(images, nrow=nrow, padding=padding), title=title, size=size, zmin=zmin)
 
 
-def _window_outline(window: WindowGeometry, t: int) -> tuple[list[float], list[float], float]:
-    """The closed outline (xs, ys) of step t's window and its border width in image pixels."""
+def _window_outline(window: WindowGeometry, t: int, screen: float) -> dict:
+    """Step t's window as a closed line trace named "write-window" (a trace, so animation frames can move it)."""
     x0, y0, x1, y1 = (_float(v[t]) for v in (window.x0, window.y0, window.x1, window.y1))
-    return [x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0], window_line_width(_float(window.sigma[t]))
+    width = window_line_width(_float(window.sigma[t])) * screen
+    return {
+        "type": "scatter",
+        "x": [x0, x1, x1, x0, x0],
+        "y": [y0, y0, y1, y1, y0],
+        "mode": "lines",
+        "name": "write-window",
+        "line": {"color": WINDOW_COLOURS["write"], "width": width},
+        "hoverinfo": "skip",
+    }
 
 
 def generation_animation(
@@ -335,62 +364,53 @@ def generation_animation(
     move it); Play/Pause buttons and a step slider under the picture play it in the browser.
     """
     canvases = _numpy(canvases)
-    T = canvases.shape[0]
-    W = canvases.shape[-1]
-    fig = image_figure(canvases[0], size=size)
-    fig.update_layout(height=fig.layout.height + 110, margin=dict(l=4, r=4, t=4, b=110))
-    screen = _screen_pixels_per_image_pixel(fig, W)
+    T, W = canvases.shape[0], canvases.shape[-1]
+    base = image_figure(canvases[0], size=size)
+    layout = base.layout.to_plotly_json()
+    layout.update(height=layout["height"] + 110, margin={"l": 4, "r": 4, "t": 4, "b": 110})
+    screen = size / W
 
-    def outline(t: int) -> go.Scatter:
-        xs, ys, width = _window_outline(window, t)
-        line = dict(color=WINDOW_COLOURS["write"], width=width * screen)
-        return go.Scatter(x=xs, y=ys, mode="lines", name="write-window", line=line, hoverinfo="skip")
+    def frame_data(t: int) -> list[dict]:
+        heatmap = _heatmap(_plane(canvases[t]), 0.0, 1.0, "gray", "value")
+        return [heatmap] if window is None else [heatmap, _window_outline(window, t, screen)]
 
-    def frame_data(t: int) -> list:
-        heatmap = go.Heatmap(z=_plane(canvases[t]), zmin=0, zmax=1, colorscale="gray", showscale=False)
-        return [heatmap] if window is None else [heatmap, outline(t)]
-
-    if window is not None:
-        fig.add_trace(outline(0))
-    fig.frames = [go.Frame(data=frame_data(t), name=str(t + 1)) for t in range(T)]
-    play = dict(frame=dict(duration=frame_ms, redraw=True), fromcurrent=True, transition=dict(duration=0))
-    pause = dict(frame=dict(duration=0, redraw=False), mode="immediate", transition=dict(duration=0))
-    fig.update_layout(
-        updatemenus=[
-            dict(
-                type="buttons",
-                direction="left",
-                x=0.0,
-                y=0,
-                xanchor="left",
-                yanchor="top",
-                pad=dict(t=4, r=4),
-                buttons=[
-                    dict(label="▶ Play", method="animate", args=[None, play]),
-                    dict(label="❚❚ Pause", method="animate", args=[[None], pause]),
-                ],
-            )
-        ],
-        sliders=[
-            dict(
-                active=0,
-                x=0.0,
-                y=-0.02,
-                len=1.0,
-                pad=dict(t=40),
-                currentvalue=dict(prefix="step ", font=dict(size=12)),
-                steps=[
-                    dict(
-                        label=str(t + 1),
-                        method="animate",
-                        args=[[str(t + 1)], dict(mode="immediate", frame=dict(duration=0, redraw=True))],
-                    )
-                    for t in range(T)
-                ],
-            )
-        ],
-    )
-    return fig
+    play = {"frame": {"duration": frame_ms, "redraw": True}, "fromcurrent": True, "transition": {"duration": 0}}
+    pause = {"frame": {"duration": 0, "redraw": False}, "mode": "immediate", "transition": {"duration": 0}}
+    layout["updatemenus"] = [
+        {
+            "type": "buttons",
+            "direction": "left",
+            "x": 0.0,
+            "y": 0,
+            "xanchor": "left",
+            "yanchor": "top",
+            "pad": {"t": 4, "r": 4},
+            "buttons": [
+                {"label": "▶ Play", "method": "animate", "args": [None, play]},
+                {"label": "❚❚ Pause", "method": "animate", "args": [[None], pause]},
+            ],
+        }
+    ]
+    layout["sliders"] = [
+        {
+            "active": 0,
+            "x": 0.0,
+            "y": -0.02,
+            "len": 1.0,
+            "pad": {"t": 40},
+            "currentvalue": {"prefix": "step ", "font": {"size": 12}},
+            "steps": [
+                {
+                    "label": str(t + 1),
+                    "method": "animate",
+                    "args": [[str(t + 1)], {"mode": "immediate", "frame": {"duration": 0, "redraw": True}}],
+                }
+                for t in range(T)
+            ],
+        }
+    ]
+    frames = [{"data": frame_data(t), "name": str(t + 1)} for t in range(T)]
+    return _figure(frame_data(0), layout, frames)
 
 
 def filterbank_figure(F, *, axis: str, title: str | None = None, size: int = 360) -> go.Figure:
@@ -402,22 +422,21 @@ def filterbank_figure(F, *, axis: str, title: str | None = None, size: int = 360
         raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
     N, A = weights.shape
     letter = "a" if axis == "x" else "b"  # the paper's pixel index along x (a) or y (b)
-    fig = go.Figure(
-        go.Heatmap(
-            z=weights,
-            x=np.arange(1, A + 1),
-            y=np.arange(1, N + 1),
-            colorscale="Viridis",
-            showscale=False,
-            hovertemplate=f"filter i=%{{y}}, pixel {letter}=%{{x}}<br>weight %{{z:.4f}}<extra></extra>",
-        )
-    )
-    fig.update_layout(
-        width=size,
-        height=max(120, 26 * N + 70),
-        margin=dict(l=40, r=10, t=30 if title else 10, b=40),
-        title=dict(text=title, font=dict(size=13)) if title else None,
-    )
-    fig.update_xaxes(title_text=f"pixel {letter} ({axis})")
-    fig.update_yaxes(title_text="filter i", autorange="reversed", dtick=1 if N <= 12 else None)
-    return fig
+    heatmap = {
+        "type": "heatmap",
+        "z": weights,
+        "x": np.arange(1, A + 1),
+        "y": np.arange(1, N + 1),
+        "colorscale": "Viridis",
+        "showscale": False,
+        "hovertemplate": f"filter i=%{{y}}, pixel {letter}=%{{x}}<br>weight %{{z:.4f}}<extra></extra>",
+    }
+    layout = {
+        "width": size,
+        "height": max(120, 26 * N + 70),
+        "margin": {"l": 40, "r": 10, "t": 30 if title else 10, "b": 40},
+        "xaxis": {"title": {"text": f"pixel {letter} ({axis})"}},
+        "yaxis": {"title": {"text": "filter i"}, "autorange": "reversed", **({"dtick": 1} if N <= 12 else {})},
+        **_title(title),
+    }
+    return _figure([heatmap], layout)

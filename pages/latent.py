@@ -11,7 +11,7 @@ from draw_core import latent, viz
 from draw_core.data import fixed_test_set
 
 KL_DIGITS = 100  # test digits the KL ordering of the dimensions is measured on
-SHOWN = 10  # sliders shown before the expander
+SHOWN = 10  # sliders shown at once: the top of the KL ranking, then a chosen group of ranks in the expander
 LIMIT = 4.0  # slider range: z_d in [-LIMIT, LIMIT] (a prior draw is within ±4 with probability 0.99994)
 
 selected = app_common.require_checkpoint()
@@ -41,7 +41,7 @@ sample = sample_column.selectbox("Sample", range(app_common.SAMPLES), key="sampl
 MODES = {"step": "z of one step t", "shared": "the same z at every step"}
 mode = mode_column.radio("Sliders set", list(MODES), format_func=MODES.get, key="latent_mode", horizontal=True)
 
-base = app_common.generation(model, selected.key, seed).z[:, sample].numpy()  # (T, Z) the seed's z
+base = latent.prior_z(seed, T, Z, app_common.SAMPLES)[:, sample].numpy()  # (T, Z): the Generate page's sample
 origin = (selected.key, seed, sample)
 
 
@@ -85,11 +85,10 @@ def on_slide(d: int) -> None:
 
 
 def slider(container, d: int) -> None:
-    key = slider_key(d)
-    if key not in st.session_state:
-        st.session_state[key] = float(np.clip(values[d], -LIMIT, LIMIT))
+    """A slider for z[d]; it starts at the value in latent_state (its own state then leads until cleared)."""
     label = f"z[{d}]" + (f" · {float(spent[d]):.2f} nats" if spent is not None else "")
-    container.slider(label, -LIMIT, LIMIT, step=0.05, key=key, on_change=on_slide, args=(d,))
+    value = float(np.clip(values[d], -LIMIT, LIMIT))
+    container.slider(label, -LIMIT, LIMIT, value, step=0.05, key=slider_key(d), on_change=on_slide, args=(d,))
 
 
 def randomise() -> None:
@@ -117,8 +116,14 @@ with sliders_column:
         slider(left if i % 2 == 0 else right, d)
     if Z > SHOWN:
         with st.expander(f"The other {Z - SHOWN} dimensions (less KL)"):
-            for d in order[SHOWN:]:
-                slider(st, d)
+            # one group of ranks at a time: a hundred sliders would make every rerun slow
+            groups = [(first, min(first + SHOWN, Z)) for first in range(SHOWN, Z, SHOWN)]
+            start, stop = st.selectbox(
+                "KL ranks", groups, key="latent_group", format_func=lambda g: f"ranks {g[0] + 1}–{g[1]}"
+            )
+            left, right = st.columns(2)
+            for i, d in enumerate(order[start:stop]):
+                slider(left if i % 2 == 0 else right, d)
 
 image = app_common.decode(model, selected.key, current[:, None, :])  # GenerationTrace of one sample
 with image_column:
@@ -154,12 +159,12 @@ app_common.remember("latent_seed_b", seed + 1)
 seed_a = int(a_column.number_input("From seed", 0, app_common.MAX_SEED, step=1, key="latent_seed_a"))
 seed_b = int(b_column.number_input("To seed", 0, app_common.MAX_SEED, step=1, key="latent_seed_b"))
 n = n_column.slider("Images", 3, 12, 8, key="latent_interpolation_n")
-ends = [app_common.generation(model, selected.key, s).z[:, sample] for s in (seed_a, seed_b)]
+ends = [latent.prior_z(s, T, Z, app_common.SAMPLES)[:, sample] for s in (seed_a, seed_b)]
 path = latent.interpolate(*ends, n)  # (n, T, Z)
-strip = app_common.decode(model, selected.key, path.transpose(0, 1).contiguous().numpy())
+strip = app_common.decode_final(model, selected.key, path.transpose(0, 1).contiguous().numpy())
 st.plotly_chart(
     viz.image_grid_figure(
-        strip.canvases[-1], nrow=n, title=f"sample #{sample + 1}: seed {seed_a} → seed {seed_b} (slerp)", size=90 * n
+        strip, nrow=n, title=f"sample #{sample + 1}: seed {seed_a} → seed {seed_b} (slerp)", size=90 * n
     ),
     key="latent_interpolation",
     width="content",
@@ -187,12 +192,10 @@ if st.session_state.get("latent_walk", {}).get("origin") != origin:
 walk = st.session_state.latent_walk
 st.button("Walk around the current z", key="latent_walk_update", on_click=snapshot)
 grid = latent.walk_grid(torch.from_numpy(walk["z"]), (first, second), torch.linspace(-span, span, k), walk["step"])
-walked = app_common.decode(model, selected.key, grid.transpose(0, 1).contiguous().numpy())
+walked = app_common.decode_final(model, selected.key, grid.transpose(0, 1).contiguous().numpy())
 at = f"at step t={walk['step'] + 1}" if walk["step"] is not None else "at every step"
 st.plotly_chart(
-    viz.image_grid_figure(
-        walked.canvases[-1], nrow=k, title=f"z[{first}] down, z[{second}] across, {at}", size=60 * k + 60
-    ),
+    viz.image_grid_figure(walked, nrow=k, title=f"z[{first}] down, z[{second}] across, {at}", size=60 * k + 60),
     key="latent_walk",
     width="content",
 )

@@ -158,3 +158,26 @@ def test_filterbank_figure_shows_the_weights():
     assert viz.spec_array(spec["data"][0]["z"]) == pytest.approx(Fx[0].numpy(), abs=1e-4)
     with pytest.raises(ValueError, match="axis"):
         viz.filterbank_figure(Fx[0], axis="z")
+
+
+def test_every_builder_makes_a_spec_plotly_accepts():
+    """The builders skip Plotly's validation for speed; here every one of them goes through it."""
+    import plotly.graph_objects as go
+
+    T = 3
+    p = params(shape=(T,))
+    window = window_geometry(params(), 5)
+    Fx, _ = filterbank(params(shape=(1,)), 3, H, W)
+    figures = [
+        viz.add_window(viz.image_figure(torch.rand(1, H, W), title="t"), window, params=params(), show_centres=True),
+        viz.signed_image_figure(torch.rand(H, W) - 0.5, title="signed"),
+        viz.attention_over_time(p, step=2, title="over t"),
+        viz.kl_per_step_figure(torch.rand(T), step=1),
+        viz.kl_curves_figure({"a": [1.0, 2.0], "b": [0.5, 0.1]}),
+        viz.loss_history_figure([1, 2], [3.0, 2.0], [1.0, 1.5]),
+        viz.image_grid_figure(torch.rand(4, 1, H, W), nrow=2, title="grid"),
+        viz.generation_animation(torch.rand(T, 1, H, W), window_geometry(p, 5)),
+        viz.filterbank_figure(Fx[0], axis="x", title="F_X"),
+    ]
+    for fig in figures:
+        go.Figure(fig.to_dict())  # raises ValueError on any invalid property
