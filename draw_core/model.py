@@ -10,6 +10,7 @@ attention of every step, the glimpses the encoder saw and the posterior of every
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +18,8 @@ from torch import nn
 
 from .attention import AttentionParams, attention_params, filterbank, read, write
 from .config import DrawConfig
+
+READ_SPAN = 0.5  # initial read grid spans this fraction of the image (delta~ of eq. 24)
 
 
 def lstm_step(gates: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,6 +86,33 @@ class DRAW(nn.Module):
         # One head on h_dec_t: the write patch w_t (eqs 18/28), the write attention (eq. 21) and the read
         # attention of the next step (eq. 21 applied to h_dec_t, used at t + 1), all in one matmul.
         self.head = nn.Linear(D, cfg.write_size + 5 * cfg.write_attn + 5 * cfg.read_attn)
+        self._init_windows()
+
+    @torch.no_grad()
+    def _init_windows(self) -> None:
+        """Initial biases of the attention heads (the paper leaves initialisation open).
+
+        With zero biases eq. 24 gives delta = (max(A, B) - 1) / (N - 1) and eq. 21 sigma = 1: a 2 x 2 read grid then
+        sits on the four blank corner pixels of an MNIST digit, so the read and its gradient are zero and the
+        posterior collapses; a 5 x 5 write grid paints 25 isolated dots. Biases for sigma = delta / 2 make the
+        filters overlap, the read grid starts over the middle of the image (delta~ = READ_SPAN), and the write
+        intensity starts at the gain of a full-canvas write. Measured on MNIST, this starts learning much sooner.
+        """
+        cfg = self.cfg
+        span = max(cfg.height, cfg.width) - 1
+        windows = []
+        if cfg.write_attn:
+            windows.append((cfg.write_size, cfg.write_n, 1.0))
+        if cfg.read_attn:
+            windows.append((self.head.out_features - 5, cfg.read_n, READ_SPAN))
+        for start, N, delta_tilde in windows:
+            sigma2 = (span / (N - 1) * delta_tilde / 2) ** 2  # sigma = delta / 2, eq. 24
+            self.head.bias[start + 2] = math.log(sigma2)  # log sigma^2, eq. 21
+            self.head.bias[start + 3] = math.log(delta_tilde)  # log delta~
+            if start == cfg.write_size:
+                # Normalised filters spread each patch value over about 2 pi sigma^2 pixels; 1 / gamma^ (eq. 29)
+                # starts at that area, so a unit of w_t moves a canvas logit by about one, as eq. 18 does.
+                self.head.bias[start + 4] = -math.log(2 * math.pi * sigma2)  # log gamma^
 
     @property
     def device(self) -> torch.device:
@@ -167,7 +197,9 @@ class DRAW(nn.Module):
         return self.run(x, noise)
 
     @torch.inference_mode()
-    def generate(self, n: int, z: torch.Tensor | None = None, generator: torch.Generator | None = None) -> GenerationTrace:
+    def generate(
+        self, n: int, z: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> GenerationTrace:
         """Sec. 2.3: draw z_t from the prior (or use the given z of shape (T, n, Z) as is) and decode."""
         cfg = self.cfg
         if z is None:
