@@ -1,0 +1,37 @@
+"""The initial attention windows: the first read sees the digit, and a unit write moves the canvas by about one."""
+
+import torch
+
+from draw_core.attention import attention_params, filterbank, read, write, window_geometry
+from draw_core.config import DrawConfig
+from draw_core.data import load_sample
+from draw_core.model import DRAW
+
+
+def initial_heads(cfg: DrawConfig):
+    model = DRAW(cfg)
+    with torch.no_grad():
+        return model._split_head(model.head(torch.zeros(1, cfg.dec_size)))  # eq. 21 on h_dec_0 = 0
+
+
+def test_first_read_window_lies_over_the_digit_and_reads_ink():
+    cfg = DrawConfig.preset("mnist")
+    _, _, read_raw = initial_heads(cfg)
+    params = attention_params(read_raw, cfg.read_n, cfg.height, cfg.width)
+    box = window_geometry(params, cfg.read_n)
+    for edge in (box.x0, box.y0, box.x1, box.y1):
+        assert 4 <= edge.item() <= 23, "the initial 2x2 read grid should sit inside the central part of the image"
+    digit = load_sample()[0][:1]
+    Fx, Fy = filterbank(params, cfg.read_n, cfg.height, cfg.width)
+    r = read(digit, digit, Fx, Fy, params.gamma)
+    assert r.abs().sum() > 0.1, "the first read of a real digit must not be blank"
+
+
+def test_first_write_of_a_unit_patch_moves_canvas_logits_by_about_one():
+    cfg = DrawConfig.preset("mnist")
+    w, write_raw, _ = initial_heads(cfg)
+    params = attention_params(write_raw, cfg.write_n, cfg.height, cfg.width)
+    Fx, Fy = filterbank(params, cfg.write_n, cfg.height, cfg.width)
+    update = write(torch.ones(1, 1, cfg.write_n, cfg.write_n), Fx, Fy, params.gamma)  # eq. 29
+    centre = update[0, 0, 8:20, 8:20]
+    assert 0.5 < centre.mean().item() < 2.0
