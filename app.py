@@ -10,16 +10,16 @@ import streamlit as st
 
 PAGES_DIR = Path(__file__).parent / "pages"
 PAGES = [  # (file in pages/, title, icon); a page whose file is missing is left out of the navigation
-    ("home.py", "Home", "🏠"),
-    ("generate.py", "Generate", "🎨"),
-    ("reconstruct.py", "Reconstruct", "🔁"),
-    ("latent.py", "Latent explorer", "🎛️"),
-    ("attention_lab.py", "Attention lab", "🔍"),
-    ("evaluate.py", "Evaluate", "📏"),
-    ("train.py", "Train", "🏋️"),
+    ("home.py", "Home", ":material/home:"),
+    ("generate.py", "Generate", ":material/brush:"),
+    ("reconstruct.py", "Reconstruct", ":material/replay:"),
+    ("latent.py", "Latent explorer", ":material/tune:"),
+    ("attention_lab.py", "Attention lab", ":material/center_focus_strong:"),
+    ("evaluate.py", "Evaluate", ":material/straighten:"),
+    ("train.py", "Train", ":material/model_training:"),
 ]
 
-st.set_page_config(page_title="DRAW Studio", page_icon="✏️", layout="wide")
+st.set_page_config(page_title="DRAW Studio", page_icon=":material/draw:", layout="wide")
 pages = [
     st.Page(PAGES_DIR / file, title=title, icon=icon, default=file == "home.py")
     for file, title, icon in PAGES

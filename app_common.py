@@ -117,7 +117,7 @@ def page_setup() -> Selected | None:
     without app.py: AppTest, and a server's very first run of a deep link, treat a `pages/` folder as a
     classic multipage app and run the page's file directly.
     """
-    st.set_page_config(page_title="DRAW Studio", page_icon="✏️", layout="wide")
+    st.set_page_config(page_title="DRAW Studio", page_icon=":material/draw:", layout="wide")
     st.sidebar.title("DRAW Studio")
     return checkpoint_sidebar()
 
@@ -171,8 +171,12 @@ def step_controls(T: int, *, key: str = "step", label: str = "Step t") -> int:
         st.session_state[key] = min(max(1, st.session_state[key] + by), T)
 
     previous, slider, following = st.columns([1, 8, 1], vertical_alignment="bottom")
-    previous.button("◀", key=f"{key}_previous", on_click=shift, args=(-1,), help="previous step")
-    following.button("▶", key=f"{key}_next", on_click=shift, args=(1,), help="next step")
+    previous.button(
+        "", icon=":material/chevron_left:", key=f"{key}_previous", on_click=shift, args=(-1,), help="previous step"
+    )
+    following.button(
+        "", icon=":material/chevron_right:", key=f"{key}_next", on_click=shift, args=(1,), help="next step"
+    )
     if T == 1:
         slider.caption("t = 1 (this model has a single step)")
         return 1

@@ -30,6 +30,10 @@ from .render import window_line_width
 WINDOW_COLOURS = {"read": "#00c853", "write": "#ff1744"}  # green read, red write (the paper's Fig. 1 red)
 IMAGE_PIXELS = 280  # default on-screen size of a single image figure
 GRID_PAD = 0.35  # grey level of the gaps in image grids
+# Colour scales are written out (the figures skip Plotly's validation, which would expand Python-only names).
+GREY = [[0.0, "rgb(0,0,0)"], [1.0, "rgb(255,255,255)"]]  # 0 black, 1 white: ink on black like MNIST
+SIGNED = [[0.0, "rgb(33,102,172)"], [0.5, "rgb(255,255,255)"], [1.0, "rgb(178,24,43)"]]  # blue < 0 < red
+WEIGHTS = "Viridis"  # a plotly.js built-in name
 PARAM_LABELS = {"gx": "g<sub>X</sub>", "gy": "g<sub>Y</sub>", "delta": "δ", "sigma": "σ", "gamma": "γ"}
 
 
@@ -70,7 +74,7 @@ def _chart_layout(title: str | None, height: int, **extra) -> dict:
     return {"height": height, "margin": {"l": 40, "r": 10, "t": 30 if title else 10, "b": 30}, **_title(title), **extra}
 
 
-def _heatmap(pixels: np.ndarray, zmin: float, zmax: float, colorscale: str, hover: str) -> dict:
+def _heatmap(pixels: np.ndarray, zmin: float, zmax: float, colorscale: list, hover: str) -> dict:
     return {
         "type": "heatmap",
         "z": pixels,
@@ -89,7 +93,7 @@ def image_figure(
     title: str | None = None,
     zmin: float = 0.0,
     zmax: float = 1.0,
-    colorscale: str = "gray",
+    colorscale: list = GREY,
     size: int = IMAGE_PIXELS,
     hover: str = "value",
 ) -> go.Figure:
@@ -97,7 +101,7 @@ def image_figure(
     pixels = _plane(image)
     H, W = pixels.shape
     margin_top = 30 if title else 4
-    axis = {"showgrid": False, "zeroline": False, "showticklabels": False, "constrain": "domain"}
+    axis = {"visible": False, "constrain": "domain"}
     layout = {
         "width": size,
         "height": round(size * H / W) + margin_top + 4,
@@ -113,7 +117,7 @@ def image_figure(
 
 def signed_image_figure(image, *, title: str | None = None, size: int = IMAGE_PIXELS) -> go.Figure:
     """An image of signed values in [-1, 1] (error images, canvas changes): blue negative, red positive."""
-    return image_figure(image, title=title, zmin=-1.0, zmax=1.0, colorscale="RdBu_r", size=size)
+    return image_figure(image, title=title, zmin=-1.0, zmax=1.0, colorscale=SIGNED, size=size)
 
 
 def _screen_pixels_per_image_pixel(fig: go.Figure, image_width: float) -> float:
@@ -246,8 +250,9 @@ def attention_over_time(params: AttentionParams, *, step: int | None = None, tit
         )
     layout = _chart_layout(
         title,
-        300,
-        legend={"orientation": "h", "y": -0.15},
+        320,
+        margin={"l": 40, "r": 10, "t": 30 if title else 10, "b": 80},
+        legend={"orientation": "h", "x": 0, "y": -0.22, "yanchor": "top"},
         xaxis={"anchor": "y2", "title": {"text": "step t"}},
         yaxis={"domain": [0.54, 1.0], "title": {"text": "pixels"}},
         yaxis2={"domain": [0.0, 0.46]},
@@ -371,7 +376,7 @@ def generation_animation(
     screen = size / W
 
     def frame_data(t: int) -> list[dict]:
-        heatmap = _heatmap(_plane(canvases[t]), 0.0, 1.0, "gray", "value")
+        heatmap = _heatmap(_plane(canvases[t]), 0.0, 1.0, GREY, "value")
         return [heatmap] if window is None else [heatmap, _window_outline(window, t, screen)]
 
     play = {"frame": {"duration": frame_ms, "redraw": True}, "fromcurrent": True, "transition": {"duration": 0}}
@@ -386,8 +391,8 @@ def generation_animation(
             "yanchor": "top",
             "pad": {"t": 4, "r": 4},
             "buttons": [
-                {"label": "▶ Play", "method": "animate", "args": [None, play]},
-                {"label": "❚❚ Pause", "method": "animate", "args": [[None], pause]},
+                {"label": "Play", "method": "animate", "args": [None, play]},
+                {"label": "Pause", "method": "animate", "args": [[None], pause]},
             ],
         }
     ]
@@ -427,7 +432,7 @@ def filterbank_figure(F, *, axis: str, title: str | None = None, size: int = 360
         "z": weights,
         "x": np.arange(1, A + 1),
         "y": np.arange(1, N + 1),
-        "colorscale": "Viridis",
+        "colorscale": WEIGHTS,
         "showscale": False,
         "hovertemplate": f"filter i=%{{y}}, pixel {letter}=%{{x}}<br>weight %{{z:.4f}}<extra></extra>",
     }

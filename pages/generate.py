@@ -34,9 +34,9 @@ app_common.remember("step", query_int("step", cfg.T, 1, cfg.T))
 
 st.title("Generate")
 st.caption("Samples from the prior, drawn step by step: z₁…z_T ~ N(0, I) drive the decoder (sec. 2.3).")
-seed_column, button_column, sample_column, centres_column = st.columns([2, 1, 2, 2], vertical_alignment="bottom")
+seed_column, button_column, sample_column, centres_column = st.columns([2, 1.6, 2, 1.6], vertical_alignment="bottom")
 seed = seed_column.number_input("Seed", 0, app_common.MAX_SEED, step=1, key="seed")
-button_column.button("🎲 New samples", key="generate_new", on_click=new_seed)
+button_column.button("New samples", icon=":material/casino:", key="generate_new", on_click=new_seed)
 sample = sample_column.selectbox("Sample", range(app_common.SAMPLES), key="sample", format_func=lambda i: f"#{i + 1}")
 show_centres = centres_column.toggle("Grid centres", key="generate_centres", help="hover them for gX, gY, δ, σ, γ")
 
@@ -92,16 +92,18 @@ with animation_column:
 
 download_gif, download_png = st.columns(2)
 download_gif.download_button(
-    "⬇ Sample's generation (GIF)",
+    "Sample's generation (GIF)",
     lambda: render.generation_gif(trace.canvases[:, sample], sample_window),
+    icon=":material/download:",
     file_name=f"draw-{selected.name}-seed{seed}-sample{sample + 1}.gif",
     mime="image/gif",
     key="generate_gif",
     on_click="ignore",
 )
 download_png.download_button(
-    "⬇ All samples at this step (PNG)",
+    "All samples at this step (PNG)",
     lambda: render.grid_png(trace.canvases[t], nrow=4, scale=4),
+    icon=":material/download:",
     file_name=f"draw-{selected.name}-seed{seed}-t{step}.png",
     mime="image/png",
     key="generate_png",

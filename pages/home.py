@@ -20,6 +20,7 @@ move and the digit appear stroke by stroke, like the paper's Fig. 1.
 - **Latent explorer**: move z with sliders, interpolate between seeds, walk a 2-D grid.
 - **Attention lab**: play with the filterbank itself (eqs 19–26), no model needed.
 - **Evaluate**: the test bound in nats, KL per step, attention vs no attention.
+- **Train**: train a model while you watch its glimpses learn; the run then appears in the sidebar's picker.
 """,
     unsafe_allow_html=True,
 )
@@ -27,6 +28,13 @@ move and the digit appear stroke by stroke, like the paper's Fig. 1.
 if selected is None:
     st.info(app_common.HOW_TO_GET_A_CHECKPOINT)
     st.stop()
+
+
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 2 * 3600 else f"{seconds / 3600:.1f} h"
+
 
 card, cfg = selected.card, selected.config
 st.header(f"Model card: {selected.name}")
@@ -37,12 +45,16 @@ seconds = card.get("train_seconds")
 columns = st.columns(4)
 columns[0].metric("Test bound", f"{bound:.2f} nats" if isinstance(bound, (int, float)) else "not measured")
 columns[1].metric("Dataset", str(card.get("dataset", "unknown")))
-columns[2].metric("Training time", f"{seconds / 3600:.1f} h" if isinstance(seconds, (int, float)) else "unknown")
+columns[2].metric("Training time", duration(seconds) if isinstance(seconds, (int, float)) else "unknown")
 columns[3].metric("Steps", f"{card['step']:,}" if isinstance(card.get("step"), int) else "unknown")
 details = {k: v for k, v in card.items() if k not in ("config", "train_config", "description")}
 left, right = st.columns(2)
 left.subheader("Config")
-left.json(cfg.to_dict())
+left.dataframe(
+    {"field": list(cfg.to_dict()), "value": [str(v) for v in cfg.to_dict().values()]},
+    hide_index=True,
+    key="home_config",
+)
 right.subheader("Card")
 right.json(details, expanded=False)
 st.caption(

@@ -109,8 +109,10 @@ with sliders_column:
     where = f"step t={t + 1}" if t is not None else "every step"
     st.subheader(f"z at {where}")
     reset_column, random_column = st.columns(2)
-    reset_column.button("↺ Reset to the seed's z", key="latent_reset", on_click=reset_to, args=(base,))
-    random_column.button("🎲 Randomise z", key="latent_randomise", on_click=randomise)
+    reset_column.button(
+        "Reset to the seed's z", icon=":material/restart_alt:", key="latent_reset", on_click=reset_to, args=(base,)
+    )
+    random_column.button("Randomise z", icon=":material/casino:", key="latent_randomise", on_click=randomise)
     left, right = st.columns(2)
     for i, d in enumerate(order[:SHOWN]):
         slider(left if i % 2 == 0 else right, d)

@@ -129,7 +129,7 @@ glimpse_x.plotly_chart(
 peak_error = max(float(glimpse[C:].abs().max()), 1e-6)
 glimpse_error.plotly_chart(
     viz.image_figure(
-        glimpse[C:], title="read from x̂ (error)", zmin=-peak_error, zmax=peak_error, colorscale="RdBu_r", size=size
+        glimpse[C:], title="read from x̂ (error)", zmin=-peak_error, zmax=peak_error, colorscale=viz.SIGNED, size=size
     ),
     key="reconstruct_glimpse_error",
     width="content",

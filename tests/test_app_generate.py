@@ -48,8 +48,8 @@ def test_renders_on_a_tiny_checkpoint(runs):
     animation = [spec for spec in figures(at) if spec.get("frames")]
     assert len(animation) == 1 and len(animation[0]["frames"]) == 4
     assert {b.proto.label for b in at.get("download_button")} == {
-        "⬇ Sample's generation (GIF)",
-        "⬇ All samples at this step (PNG)",
+        "Sample's generation (GIF)",
+        "All samples at this step (PNG)",
     }
 
 

@@ -179,5 +179,11 @@ def test_every_builder_makes_a_spec_plotly_accepts():
         viz.generation_animation(torch.rand(T, 1, H, W), window_geometry(p, 5)),
         viz.filterbank_figure(Fx[0], axis="x", title="F_X"),
     ]
+    plotly_js_scales = {"Greys", "Viridis", "RdBu", "Blues", "Reds", "Hot", "Jet", "Electric", "Bluered"}
     for fig in figures:
-        go.Figure(fig.to_dict())  # raises ValueError on any invalid property
+        spec = fig.to_dict()
+        go.Figure(spec)  # raises ValueError on any invalid property
+        for trace in spec["data"] + [t for frame in spec.get("frames", []) for t in frame["data"]]:
+            scale = trace.get("colorscale")
+            # a name only Plotly's Python side knows ("gray", "RdBu_r") would reach plotly.js unexpanded
+            assert scale is None or isinstance(scale, list) or scale in plotly_js_scales, scale
