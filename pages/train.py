@@ -19,7 +19,12 @@ from draw_core.jobs import JobError, JobSnapshot, get_manager
 from draw_core.train import available_devices, hardware_name, select_device
 
 MAX_STEPS = 10_000_000  # TrainConfig's upper bound: with a time budget the clock ends the run
-STATUS_ICONS = {"running": "⏳", "finished": "✅", "stopped": "⏹️", "failed": "❌"}
+STATUS_ICONS = {
+    "running": ":material/progress_activity:",
+    "finished": ":material/check_circle:",
+    "stopped": ":material/stop_circle:",
+    "failed": ":material/error:",
+}
 
 manager = get_manager()
 
@@ -113,7 +118,7 @@ def settings() -> tuple[str, dict, dict, int] | None:
         st.session_state["train_name"] = fresh_name
     app_common.remember("train_name", fresh_name)
     name = st.text_input("Run name", key="train_name", help="the checkpoint becomes runs/<name>.safetensors")
-    if not st.button("▶ Start training", key="train_start", type="primary"):
+    if not st.button("Start training", key="train_start", type="primary", icon=":material/play_arrow:"):
         return None
     if not available[dataset]:
         st.error(f"Not started: {missing_dataset_help(dataset)}")
@@ -183,7 +188,9 @@ def charts_section(job: JobSnapshot) -> None:
             key="train_kl_chart",
         )
     samples_column, glimpse_column = st.columns([1, 2])
-    if job.samples is not None:
+    if job.samples is None:
+        samples_column.caption(f"Fresh samples appear every {job.train_config.sample_every} steps.")
+    else:
         samples_column.plotly_chart(
             viz.image_grid_figure(job.samples, nrow=4, title=f"fresh samples, step {job.samples_step}", size=300),
             key="train_samples",
@@ -241,7 +248,11 @@ def live_view(watching_a_run: bool) -> None:
         f"`{snapshot.checkpoint_path}`"
     )
     if snapshot.status == "running" and stop_column.button(
-        "⏹ Stop", key="train_stop", disabled=snapshot.stop_requested, help="ends the run and saves its checkpoint"
+        "Stop",
+        key="train_stop",
+        icon=":material/stop:",
+        disabled=snapshot.stop_requested,
+        help="ends the run and saves its checkpoint",
     ):
         job.stop()
         st.toast(f"Stopping '{snapshot.name}': it finishes the current step and saves its checkpoint")

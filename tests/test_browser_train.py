@@ -117,7 +117,7 @@ def test_start_watch_the_loss_and_glimpses_move_then_stop(server, tmp_path):
         name.fill("in-the-browser")
         name.press("Enter")
         page.wait_for_timeout(400)
-        page.get_by_role("button", name="Start training").click()
+        page.locator(".st-key-train_start button").click()
 
         def loss_points() -> int:
             chart = page.evaluate(CHART_DATA, ["reconstruction", None])
@@ -134,7 +134,7 @@ def test_start_watch_the_loss_and_glimpses_move_then_stop(server, tmp_path):
         poll("the loss chart to grow", lambda: loss_points() > first_points + 3)
         poll("the glimpse to change", lambda: final_canvas() not in (None, first_canvas))
 
-        page.get_by_role("button", name="Stop").click()
+        page.locator(".st-key-train_stop button").first.click()  # a refresh may briefly show two
         poll("the stopped message", lambda: page.get_by_text("Stopped at step").count() > 0)
         page.screenshot(path=str(tmp_path / "train-stopped.png"), full_page=True)
         assert page.locator("[data-testid='stException']").count() == 0
