@@ -189,7 +189,8 @@ def charts_section(job: JobSnapshot) -> None:
         )
     samples_column, glimpse_column = st.columns([1, 2])
     if job.samples is None:
-        samples_column.caption(f"Fresh samples appear every {job.train_config.sample_every} steps.")
+        every = job.train_config.sample_every
+        samples_column.caption(f"Fresh samples appear every {every} steps." if every else "This run draws no samples.")
     else:
         samples_column.plotly_chart(
             viz.image_grid_figure(job.samples, nrow=4, title=f"fresh samples, step {job.samples_step}", size=300),
