@@ -1,12 +1,13 @@
-"""DRAW Studio: `streamlit run app.py`. Navigation over the page files in pages/.
-
-Each page starts with app_common.page_setup() (or require_checkpoint()), which draws the sidebar every page
-shares: the checkpoint picker.
+"""DRAW Studio: `streamlit run app.py`. Navigation over the page files in pages/, and around every page the
+sidebar they share: the checkpoint picker (app_common.app_frame). Each page file starts with
+app_common.page_setup() or require_checkpoint(), which hand it the selected checkpoint.
 """
 
 from pathlib import Path
 
 import streamlit as st
+
+import app_common
 
 PAGES_DIR = Path(__file__).parent / "pages"
 PAGES = [  # (file in pages/, title, icon); a page whose file is missing is left out of the navigation
@@ -19,10 +20,11 @@ PAGES = [  # (file in pages/, title, icon); a page whose file is missing is left
     ("train.py", "Train", ":material/model_training:"),
 ]
 
-st.set_page_config(page_title="DRAW Studio", page_icon=":material/draw:", layout="wide")
 pages = [
     st.Page(PAGES_DIR / file, title=title, icon=icon, default=file == "home.py")
     for file, title, icon in PAGES
     if (PAGES_DIR / file).exists()
 ]
-st.navigation(pages).run()
+page = st.navigation(pages)
+app_common.app_frame()
+page.run()

@@ -21,6 +21,7 @@ from draw_core.data import load_sample
 from draw_core.latent import prior_z
 from draw_core.model import GenerationTrace, ReconstructionTrace
 
+SELECTED_KEY = "_selected"  # session key of the Selected checkpoint of the current run, set by app_frame
 PICKER_KEY = "checkpoint"  # session key of the sidebar's checkpoint choice (also the Generate page's URL key)
 UPLOAD_KEY = "checkpoint_upload"
 UPLOAD_CHOICE = "upload"
@@ -110,16 +111,27 @@ def _uploaded_checkpoint() -> Selected | None:
     return selected
 
 
-def page_setup() -> Selected | None:
-    """Every page starts with this: the page config and the shared sidebar. Returns the selected checkpoint.
-
-    The pages draw the sidebar themselves rather than app.py around them, because a page file can also run
-    without app.py: AppTest, and a server's very first run of a deep link, treat a `pages/` folder as a
-    classic multipage app and run the page's file directly.
-    """
+def app_frame() -> None:
+    """What app.py draws around every page: the page config and the sidebar with the checkpoint picker."""
     st.set_page_config(page_title="DRAW Studio", page_icon=":material/draw:", layout="wide")
     st.sidebar.title("DRAW Studio")
-    return checkpoint_sidebar()
+    st.session_state[SELECTED_KEY] = checkpoint_sidebar()
+
+
+def page_setup() -> Selected | None:
+    """Every page file starts with this. Returns the checkpoint app.py's sidebar selected in this run.
+
+    Streamlit treats a folder named pages/ as a classic multipage app, and runs a page's file without
+    app.py, until some session has run app.py's st.navigation: the first visit after the server starts
+    through a deep link (/generate?seed=...) does that, and so does every AppTest run of a page. Then this
+    switches Streamlit over to app.py's navigation and reruns, so every page is drawn inside app.py.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+    return st.session_state.get(SELECTED_KEY)
 
 
 def checkpoint_sidebar() -> Selected | None:

@@ -54,7 +54,14 @@ dataset = dataset_column.selectbox(
 limit = 500 if dataset == "mnist-sample" else 10_000
 digits = int(digits_column.number_input("How many", 10, limit, min(100, limit), step=10, key="evaluate_digits"))
 k = int(k_column.number_input("Importance samples k", 1, 100, 1, key="evaluate_k", help="k = 1: the ELBO"))
-run = button_column.button("Evaluate", type="primary", key="evaluate_run")
+
+
+def request() -> None:
+    st.session_state.evaluate_requested = True  # a callback, so the click also survives a rerun before the page
+
+
+button_column.button("Evaluate", type="primary", key="evaluate_run", on_click=request)
+run = st.session_state.pop("evaluate_requested", False)
 
 
 def load(key: str) -> app_common.Selected:
