@@ -8,6 +8,7 @@ from app_support import (
     figure,
     figures,
     open_page,
+    tiny_checkpoint,
     use_folders,
     use_shipped,
 )
@@ -16,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 from draw_core import viz
 from draw_core.attention import window_geometry
 from draw_core.checkpoint import load_checkpoint
+from draw_core.config import DrawConfig
 from draw_core.latent import prior_z
 
 SAMPLES = 16
@@ -147,3 +149,15 @@ def test_no_checkpoint_says_how_to_get_one_and_stops(monkeypatch, tmp_path):
     at = open_page("generate.py")
     assert any("No checkpoint is selected" in info.value for info in at.info)
     assert not at.get("plotly_chart") and not at.slider
+
+
+def test_a_model_without_write_attention_has_no_window_to_draw(monkeypatch, tmp_path):
+    runs = use_folders(monkeypatch, tmp_path, runs=[])
+    tiny_checkpoint(
+        runs, "plain", DrawConfig(T=3, enc_size=16, dec_size=16, z_size=4, read_attn=False, write_attn=False)
+    )
+    at = open_page("generate.py")
+    assert viz.window_shape(figure(at, "canvas σ"), "write") is None
+    assert any("writes the whole canvas" in info.value for info in at.info)
+    at.slider(key="step").set_value(1).run()
+    assert_no_exception(at)

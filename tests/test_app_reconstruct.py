@@ -5,12 +5,13 @@ import io
 import numpy as np
 import pytest
 import torch
-from app_support import assert_no_exception, figure, open_page, use_folders, use_shipped
+from app_support import assert_no_exception, figure, open_page, tiny_checkpoint, use_folders, use_shipped
 from PIL import Image
 
 from draw_core import viz
 from draw_core.attention import window_geometry
 from draw_core.checkpoint import load_checkpoint
+from draw_core.config import DrawConfig
 from draw_core.data import load_sample
 
 
@@ -119,3 +120,14 @@ def test_no_checkpoint_says_how_to_get_one_and_stops(monkeypatch, tmp_path):
     at = open_page("reconstruct.py")
     assert any("No checkpoint is selected" in info.value for info in at.info)
     assert not at.get("plotly_chart")
+
+
+def test_a_model_without_attention_shows_whole_image_glimpses(monkeypatch, tmp_path):
+    runs = use_folders(monkeypatch, tmp_path, runs=[])
+    tiny_checkpoint(
+        runs, "plain", DrawConfig(T=3, enc_size=16, dec_size=16, z_size=4, read_attn=False, write_attn=False)
+    )
+    at = open_page("reconstruct.py")
+    assert viz.window_shape(figure(at, "input x"), "read") is None
+    glimpse = viz.spec_array(figure(at, "whole image")["data"][0]["z"])
+    assert glimpse == pytest.approx(load_sample()[0][0, 0].numpy(), abs=1e-6)  # eq. 17 reads x itself
