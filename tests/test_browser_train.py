@@ -3,20 +3,12 @@ and the live glimpse change without touching the page, press Stop, and see the r
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from browser_support import HANG_GUARD_S, poll
 
 pytestmark = pytest.mark.browser
-
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-HANG_GUARD_S = 90  # only so a broken page fails the test instead of hanging it; nothing here measures speed
 
 # The Plotly data of the chart whose trace or title matches, read from the div Plotly draws into.
 CHART_DATA = """([trace, title]) => {
@@ -31,112 +23,57 @@ CHART_DATA = """([trace, title]) => {
 }"""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def server(tmp_path):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    port = free_port()
+def server(start_app, tmp_path) -> tuple[str, Path]:
+    """The app over an empty shipped folder and a fresh runs folder: its URL and the runs folder."""
     (tmp_path / "shipped").mkdir()
-    env = {
-        **os.environ,
-        "DRAW_RUNS_DIR": str(tmp_path / "runs"),
-        "DRAW_CHECKPOINTS_DIR": str(tmp_path / "shipped"),
-        "OMP_NUM_THREADS": "1",
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.port",
-        str(port),
-        "--server.headless",
-        "true",
-        "--server.fileWatcherType",
-        "none",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + HANG_GUARD_S
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}", tmp_path / "runs"
-    finally:
-        process.terminate()
-        process.wait(30)
+    return start_app(runs=tmp_path / "runs", shipped=tmp_path / "shipped"), tmp_path / "runs"
 
 
-def poll(what: str, probe, page=None, shot: Path | None = None):
-    deadline = time.monotonic() + HANG_GUARD_S
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.25)
-    if page is not None and shot is not None:
-        page.screenshot(path=str(shot), full_page=True)
-    pytest.fail(f"gave up waiting for {what}" + (f" (screenshot: {shot})" if shot else ""))
-
-
-def test_start_watch_the_loss_and_glimpses_move_then_stop(server, tmp_path):
-    playwright_api = pytest.importorskip("playwright.sync_api")
+def test_start_watch_the_loss_and_glimpses_move_then_stop(server, browser, tmp_path):
     url, runs = server
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 2000})
-        page.goto(f"{url}/train")
-        page.wait_for_selector("input[aria-label='Run name']", timeout=HANG_GUARD_S * 1000)
+    page = browser.new_page(viewport={"width": 1400, "height": 2000})
+    page.goto(f"{url}/train")
+    page.wait_for_selector("input[aria-label='Run name']", timeout=HANG_GUARD_S * 1000)
 
-        def number(label: str, value) -> None:
-            box = page.locator(f"input[aria-label='{label}']")
-            box.fill(str(value))
-            box.press("Enter")
-            page.wait_for_timeout(400)
-
-        page.get_by_label("Dataset").click()
-        page.get_by_role("option", name="mnist-sample").click()
+    def number(label: str, value) -> None:
+        box = page.locator(f"input[aria-label='{label}']")
+        box.fill(str(value))
+        box.press("Enter")
         page.wait_for_timeout(400)
-        for label, value in (("Steps T", 8), ("LSTM units", 48), ("z size", 8), ("Steps", 100_000), ("Batch size", 16)):
-            number(label, value)
-        page.get_by_text("Reporting and checkpoints").click()
-        number("Progress every (steps)", 1)
-        number("Glimpses every (steps)", 2)
-        name = page.locator("input[aria-label='Run name']")
-        name.fill("in-the-browser")
-        name.press("Enter")
-        page.wait_for_timeout(400)
-        page.locator(".st-key-train_start button").click()
 
-        def loss_points() -> int:
-            chart = page.evaluate(CHART_DATA, ["reconstruction", None])
-            return next(t["points"] for t in chart if t["name"] == "reconstruction") if chart else 0
+    page.get_by_label("Dataset").click()
+    page.get_by_role("option", name="mnist-sample").click()
+    page.wait_for_timeout(400)
+    for label, value in (("Steps T", 8), ("LSTM units", 48), ("z size", 8), ("Steps", 100_000), ("Batch size", 16)):
+        number(label, value)
+    page.get_by_text("Reporting and checkpoints").click()
+    number("Progress every (steps)", 1)
+    number("Glimpses every (steps)", 2)
+    name = page.locator("input[aria-label='Run name']")
+    name.fill("in-the-browser")
+    name.press("Enter")
+    page.wait_for_timeout(400)
+    page.locator(".st-key-train_start button").click()
 
-        def final_canvas() -> str | None:
-            chart = page.evaluate(CHART_DATA, [None, "final σ"])
-            return chart[0]["z"] if chart else None
+    def loss_points() -> int:
+        chart = page.evaluate(CHART_DATA, ["reconstruction", None])
+        return next(t["points"] for t in chart if t["name"] == "reconstruction") if chart else 0
 
-        first_points = poll("the loss chart", loss_points, page, tmp_path / "no-loss-chart.png")
-        first_canvas = poll("the live glimpses", final_canvas)
-        page.screenshot(path=str(tmp_path / "train-running.png"), full_page=True)
-        # Nothing is clicked from here on: the page refreshes itself (st.fragment(run_every=1)).
-        poll("the loss chart to grow", lambda: loss_points() > first_points + 3)
-        poll("the glimpse to change", lambda: final_canvas() not in (None, first_canvas))
+    def final_canvas() -> str | None:
+        chart = page.evaluate(CHART_DATA, [None, "final σ"])
+        return chart[0]["z"] if chart else None
 
-        page.locator(".st-key-train_stop button").first.click()  # a refresh may briefly show two
-        poll("the stopped message", lambda: page.get_by_text("Stopped at step").count() > 0)
-        page.screenshot(path=str(tmp_path / "train-stopped.png"), full_page=True)
-        assert page.locator("[data-testid='stException']").count() == 0
-        assert (runs / "in-the-browser.safetensors").exists()
-        browser.close()
+    first_points = poll("the loss chart", loss_points, page, tmp_path / "no-loss-chart.png")
+    first_canvas = poll("the live glimpses", final_canvas)
+    page.screenshot(path=str(tmp_path / "train-running.png"), full_page=True)
+    # Nothing is clicked from here on: the page refreshes itself (st.fragment(run_every=1)).
+    poll("the loss chart to grow", lambda: loss_points() > first_points + 3)
+    poll("the glimpse to change", lambda: final_canvas() not in (None, first_canvas))
+
+    page.locator(".st-key-train_stop button").first.click()  # a refresh may briefly show two
+    poll("the stopped message", lambda: page.get_by_text("Stopped at step").count() > 0)
+    page.screenshot(path=str(tmp_path / "train-stopped.png"), full_page=True)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert (runs / "in-the-browser.safetensors").exists()
+    page.close()

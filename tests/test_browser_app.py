@@ -1,0 +1,292 @@
+"""Real browser (Debian's chromium through Playwright) over every page of the app, in one browser session.
+
+Each test opens its page from the sidebar, checks that what should be drawn is drawn, does the page's own
+interaction (a slider moved with the keyboard, a stroke on the drawing canvas, Play on the Plotly animation,
+an evaluation), fails on any Streamlit exception box or error alert, and saves a screenshot of the whole page
+to artifacts/screenshots/app/ (git-ignored): look at them after a change to a page.
+
+The server runs over a temporary runs folder with two tiny checkpoints (attention and no attention) and over the
+shipped checkpoints when checkpoints/ has some (the app then opens with the shipped model).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from app_support import SHIPPED, TINY, tiny_checkpoint
+from browser_support import (
+    CHROMIUM,
+    HANG_GUARD_S,
+    SCREENSHOTS,
+    assert_clean,
+    poll,
+    screenshot,
+    settle,
+    streamlit_app,
+)
+
+from draw_core.config import DrawConfig
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed (Debian package chromium)"),
+]
+
+SHOTS = SCREENSHOTS / "app"
+VIEWPORT = {"width": 1400, "height": 1000}
+
+# A chart's title without the <b> Streamlit wraps it in.
+TITLE = "(div => (div.layout?.title?.text || '').replace(/<\\/?b>/g, ''))"
+# A Plotly trace's values as JSON rows, read from _fullData, where Plotly has decoded the base64 arrays of the spec.
+ROWS = "(z => z ? JSON.stringify(Array.from(z, row => row?.length !== undefined ? Array.from(row) : row)) : null)"
+# Title, layout shapes (attention windows), and per-trace name and values of the Plotly chart whose title contains
+# the argument, read from the div Plotly draws into; null when no chart has such a title.
+CHART = """(title) => {
+    for (const div of document.querySelectorAll('.js-plotly-plot')) {
+        const text = TITLE(div);
+        if (text.includes(title)) {
+            return {
+                title: text,
+                shapes: JSON.stringify((div.layout.shapes || []).map(s => [s.x0, s.y0, s.x1, s.y1])),
+                traces: (div._fullData || []).map(t => ({name: t.name || null, z: ROWS(t.z)})),
+            };
+        }
+    }
+    return null;
+}""".replace("ROWS", ROWS).replace("TITLE", TITLE)
+# The colours of the first trace's colour scale as the browser computes them ("rgb(r, g, b)"): Plotly.js falls back
+# to its own default scale for names it doesn't know, so what the figure asked for is not enough.
+COLOURS = """(title) => {
+    const div = Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => TITLE(d).includes(title));
+    const probe = document.createElement('span');
+    document.body.appendChild(probe);
+    const colours = (div?._fullData[0].colorscale || []).map(([, colour]) => {
+        probe.style.color = colour;
+        return getComputedStyle(probe).color;
+    });
+    probe.remove();
+    return colours;
+}""".replace("TITLE", TITLE)
+CHART_TITLES = f"() => Array.from(document.querySelectorAll('.js-plotly-plot')).map({TITLE})"
+# The Generate page's animation (the one chart with Play/Pause buttons): what it shows now, and its frame count.
+ANIMATION = """() => {
+    const div = Array.from(document.querySelectorAll('.js-plotly-plot')).find(d => d.layout.updatemenus?.length);
+    return div ? {z: ROWS(div._fullData[0].z), frames: (div._transitionData._frames || []).length} : null;
+}""".replace("ROWS", ROWS)
+
+
+@pytest.fixture(scope="module")
+def app(browser, tmp_path_factory):
+    """One server and one browser tab shared by the page tests, like a user clicking through the sidebar."""
+    folder = tmp_path_factory.mktemp("browser-app")
+    runs, no_shipped = folder / "runs", folder / "no-shipped"
+    runs.mkdir()
+    no_shipped.mkdir()
+    older = tiny_checkpoint(
+        runs, "tiny-noattn", DrawConfig(**{**TINY.to_dict(), "read_attn": False, "write_attn": False})
+    )
+    os.utime(older, (1, 1))  # the runs list is newest first: the attention model is the default without shipped ones
+    tiny_checkpoint(runs, "tiny", TINY)
+    shipped = SHIPPED if any(SHIPPED.glob("*.safetensors")) else no_shipped
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for old in SHOTS.glob("*.png"):
+        old.unlink()
+    print(f"\nscreenshots: {SHOTS}")
+    with streamlit_app(runs=runs, shipped=shipped, log=folder / "streamlit.log") as url:
+        page = browser.new_page(viewport=VIEWPORT)
+        page.set_default_timeout(HANG_GUARD_S * 1000)
+        script_errors = []
+        page.on("pageerror", lambda error: script_errors.append(str(error)))
+        page.goto(url)
+        settle(page)
+        yield page, script_errors, url
+        page.close()
+
+
+def open_page(app, title: str, heading: str):
+    """Click `title` in the sidebar's navigation and wait for the page to finish running."""
+    page, script_errors, _ = app
+    page.get_by_test_id("stSidebarNavLink").filter(has=page.get_by_text(title, exact=True)).click()
+    settle(page)
+    page.get_by_role("heading", name=heading).first.wait_for()
+    picker = page.get_by_test_id("stSidebar").get_by_role("combobox", name="Checkpoint")
+    assert picker.count() == 1, f"{title}: the sidebar has no checkpoint picker (every page shares it)"
+    assert_clean(page, title)
+    assert not script_errors, f"JavaScript errors so far: {script_errors}"
+    return page
+
+
+def charts_drawn(page, at_least: int) -> int:
+    """Wait until at least `at_least` Plotly charts have drawn their SVG; returns how many there are."""
+    probe = "() => document.querySelectorAll('.js-plotly-plot .main-svg').length && "
+    probe += "document.querySelectorAll('.js-plotly-plot').length"
+    return poll(
+        f"{at_least} Plotly charts", lambda: (n := page.evaluate(probe)) >= at_least and n, page, SHOTS / "charts.png"
+    )
+
+
+def slider_thumb(page, label: str):
+    """The thumb of the first slider whose label contains `label`: Streamlit's slider thumb is an (invisible)
+    <input type=range> that takes the keyboard."""
+    return page.get_by_test_id("stSlider").filter(has_text=label).first.get_by_role("slider")
+
+
+def press_on_slider(page, label: str, key: str, times: int = 1) -> tuple[float, float]:
+    """Focus the slider's thumb and press `key`; returns its value before and after the rerun."""
+    thumb = slider_thumb(page, label)
+    before = float(thumb.input_value())
+    thumb.focus()
+    for _ in range(times):
+        thumb.press(key)
+    settle(page)
+    return before, float(slider_thumb(page, label).input_value())
+
+
+def chart(page, title: str) -> dict:
+    found = page.evaluate(CHART, title)
+    assert found is not None, f"no chart titled '...{title}...'; titles: {page.evaluate(CHART_TITLES)}"
+    return found
+
+
+def assert_grey(page, title: str) -> None:
+    """The image chart titled '...title...' is drawn black to white, like MNIST."""
+    colours = page.evaluate(COLOURS, title)
+    channels = [tuple(int(v) for v in colour.removeprefix("rgb(").removesuffix(")").split(",")) for colour in colours]
+    assert channels and channels[0] == (0, 0, 0) and channels[-1] == (255, 255, 255), f"'{title}': {colours}"
+    assert all(r == g == b for r, g, b in channels), f"'{title}' is not drawn in grey: {colours}"
+
+
+def test_home_shows_the_model_card(app):
+    page = open_page(app, "Home", "DRAW Studio")
+    page.get_by_role("heading", name="Model card").wait_for()
+    bound = page.get_by_test_id("stMetric").filter(has_text="Test bound").get_by_test_id("stMetricValue")
+    assert bound.inner_text().endswith(" nats"), bound.inner_text()  # the tiny checkpoints' meta has one
+    page.get_by_role("heading", name="Config").wait_for()
+    screenshot(page, SHOTS / "1-home.png")
+
+
+def test_generate_step_slider_moves_the_window_and_play_animates(app):
+    page = open_page(app, "Generate", "Generate")
+    charts_drawn(page, 5)
+    T = int(slider_thumb(page, "Step t").get_attribute("max"))
+    first = chart(page, "canvas σ(c")
+    assert first["title"] == f"canvas σ(c<sub>{T}</sub>)"
+    assert_grey(page, "canvas σ(c")
+
+    before, after = press_on_slider(page, "Step t", "ArrowLeft")
+    assert (before, after) == (T, T - 1)
+    moved = poll(
+        "the canvas at t=T-1",
+        lambda: (c := page.evaluate(CHART, "canvas σ(c")) and f"c<sub>{T - 1}</sub>" in c["title"] and c,
+    )
+    assert moved["shapes"] != first["shapes"], "the write window did not move with the step"
+    assert moved["traces"][0]["z"] != first["traces"][0]["z"], "the canvas did not change with the step"
+    assert "step=" + str(T - 1) in page.url
+
+    start = page.evaluate(ANIMATION)
+    assert start is not None and start["frames"] == T, f"the animation should have T={T} frames: {start}"
+    page.locator(".js-plotly-plot .updatemenu-button", has_text="Play").click()
+    poll("the animation to draw a later frame", lambda: page.evaluate(ANIMATION)["z"] != start["z"])
+    assert_clean(page, "Generate after Play")
+    screenshot(page, SHOTS / "2-generate.png")
+
+
+def test_a_shared_generate_url_opens_that_view(app, browser):
+    """A second user opens the URL a teacher copied: same checkpoint, seed, step and sample."""
+    url = app[2]
+    page = browser.new_page(viewport=VIEWPORT)
+    page.set_default_timeout(HANG_GUARD_S * 1000)
+    page.goto(f"{url}/generate?checkpoint=run%2Ftiny-noattn&seed=5&step=2&sample=3")
+    settle(page)
+    page.get_by_role("heading", name="Generate").wait_for()
+    charts_drawn(page, 4)
+    assert_clean(page, "the shared Generate URL")
+    assert page.get_by_role("combobox", name="Checkpoint").input_value() == "tiny-noattn (run)"
+    assert page.get_by_label("Seed").input_value() == "5"
+    assert slider_thumb(page, "Step t").input_value() == "2"
+    assert page.get_by_role("combobox", name="Sample").input_value() == "#4"
+    assert chart(page, "canvas σ(c")["title"] == "canvas σ(c<sub>2</sub>)"
+    page.close()
+
+
+def test_reconstruct_a_test_digit_then_a_drawn_stroke(app):
+    page = open_page(app, "Reconstruct", "Reconstruct")
+    charts_drawn(page, 7)
+    assert "read window" in chart(page, "input x")["title"]
+    assert_grey(page, "input x")
+    screenshot(page, SHOTS / "3-reconstruct-test-digit.png")
+
+    page.get_by_role("radio", name="Draw").click()
+    settle(page)
+    page.get_by_text("Draw a digit with the mouse").wait_for()
+    # streamlit-drawable-canvas 0.13 is a bidirectional (v2) component: no iframe, its fabric.js canvases are in the
+    # page itself (Playwright's selectors pierce shadow roots); the top one takes the strokes.
+    canvas = page.locator(".stBidiComponent canvas.upper-canvas")
+    box = canvas.bounding_box()
+    assert box is not None and box["width"] > 200, f"the drawing canvas is not shown properly: {box}"
+    x = box["x"] + box["width"] * 0.5
+    page.mouse.move(x - box["width"] * 0.15, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    page.mouse.move(x + box["width"] * 0.15, box["y"] + box["height"] * 0.2, steps=8)  # a 7: the bar,
+    page.mouse.move(x - box["width"] * 0.05, box["y"] + box["height"] * 0.85, steps=12)  # then the stem
+    page.mouse.up()
+    poll("the drawing to reach the model", lambda: page.evaluate(CHART, "input x"), page, SHOTS / "3-no-drawing.png")
+    settle(page)
+    drawn = json.loads(chart(page, "input x")["traces"][0]["z"])  # (H, W) the input the model got
+    ink = [value for row in drawn for value in row if value > 0.5]
+    assert 10 < len(ink) < len(drawn) * len(drawn[0]) / 2, f"the stroke should be some ink on black: {len(ink)} pixels"
+    charts_drawn(page, 7)
+    assert_clean(page, "Reconstruct after drawing")
+    screenshot(page, SHOTS / "3-reconstruct-drawn.png")
+
+
+def test_latent_slider_redraws_the_image(app):
+    page = open_page(app, "Latent explorer", "Latent explorer")
+    charts_drawn(page, 4)
+    first = chart(page, "drawn from this z")["traces"][0]["z"]
+    label = page.get_by_test_id("stSlider").filter(has_text="z[").first.get_by_test_id("stWidgetLabel").inner_text()
+    before, after = press_on_slider(page, label.split(" ")[0], "ArrowRight", times=30)
+    assert after == pytest.approx(min(before + 1.5, 4.0)), (before, after)
+    poll("the image to be redrawn", lambda: chart(page, "drawn from this z")["traces"][0]["z"] != first)
+    assert_clean(page, "Latent explorer after the slider")
+    screenshot(page, SHOTS / "4-latent.png")
+
+
+def test_attention_lab_slider_moves_the_window(app):
+    page = open_page(app, "Attention lab", "Attention lab")
+    charts_drawn(page, 5)
+    assert page.locator(".katex").count() >= 9, "the equations are not typeset"
+    first = chart(page, "and the window")["shapes"]
+    before, after = press_on_slider(page, "g_X", "ArrowRight", times=4)
+    assert after == pytest.approx(before + 2.0)
+    poll("the window to move", lambda: chart(page, "and the window")["shapes"] != first)
+    assert_clean(page, "Attention lab after the slider")
+    screenshot(page, SHOTS / "5-attention-lab.png")
+
+
+def test_evaluate_computes_the_bound(app):
+    page = open_page(app, "Evaluate", "Evaluate")
+    how_many = page.get_by_label("How many")
+    how_many.fill("10")
+    how_many.press("Enter")
+    settle(page)
+    page.locator(".st-key-evaluate_run button").click()
+    settle(page)
+    table = page.get_by_test_id("stDataFrame")
+    table.wait_for()
+    charts_drawn(page, 2)
+    assert "KL per step" in chart(page, "KL per step")["title"]
+    samples = [title for title in page.evaluate(CHART_TITLES) if title.endswith("attention")]
+    assert sorted(title.rsplit(": ", 1)[1] for title in samples) == ["attention", "no attention"], samples
+    assert_clean(page, "Evaluate after Evaluate")
+    screenshot(page, SHOTS / "6-evaluate.png")
+
+
+def test_train_page_opens_ready_to_start(app):
+    page = open_page(app, "Train", "Train")
+    page.locator(".st-key-train_start button").wait_for()
+    assert page.locator("input[aria-label='Run name']").count() == 1
+    screenshot(page, SHOTS / "7-train.png")
