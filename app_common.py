@@ -195,7 +195,7 @@ def step_controls(T: int, *, key: str = "step", label: str = "Step t") -> int:
     return slider.slider(label, 1, T, key=key)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=16, show_spinner=False)  # a paper-size trace of 16 samples is ~3 MB
 def generation(_model, model_key: str, seed: int, n: int = SAMPLES) -> GenerationTrace:
     """n samples from the prior drawn with `seed` (latent.prior_z), decoded: canvases, windows and z."""
     cfg = _model.cfg
