@@ -99,10 +99,17 @@ def bench_train(cfg: DrawConfig, batch_size: int, steps: int, warmup: int, devic
     flops = train_flops_per_image(cfg)
     limit = matmul_flops(batch_size, cfg.read_size + cfg.dec_size + cfg.enc_size, 4 * cfg.enc_size, device)
     return {
-        "bench": "train", "device": str(device), "hardware": hardware_name(device), "batch_size": batch_size,
-        "config": cfg.to_dict(), "step_ms": seconds * 1e3, "train_images_per_s": images_per_s,
-        "train_flops_per_image": flops, "achieved_gflops": images_per_s * flops / 1e9,
-        "matmul_gflops": limit / 1e9, "fraction_of_matmul_limit": images_per_s * flops / limit,
+        "bench": "train",
+        "device": str(device),
+        "hardware": hardware_name(device),
+        "batch_size": batch_size,
+        "config": cfg.to_dict(),
+        "step_ms": seconds * 1e3,
+        "train_images_per_s": images_per_s,
+        "train_flops_per_image": flops,
+        "achieved_gflops": images_per_s * flops / 1e9,
+        "matmul_gflops": limit / 1e9,
+        "fraction_of_matmul_limit": images_per_s * flops / limit,
     }
 
 
@@ -114,33 +121,70 @@ def bench_generate(cfg: DrawConfig, repeats: int, device: torch.device) -> dict:
         model.generate(1, generator=generator)
     one = _median_time(lambda: model.generate(1, generator=generator), repeats, device)
     batch = _median_time(lambda: model.generate(64, generator=generator), max(3, repeats // 4), device)
-    return {"bench": "generate", "device": str(device), "hardware": hardware_name(device), "config": cfg.to_dict(),
-            "one_sample_ms": one * 1e3, "batch64_ms": batch * 1e3}
+    return {
+        "bench": "generate",
+        "device": str(device),
+        "hardware": hardware_name(device),
+        "config": cfg.to_dict(),
+        "one_sample_ms": one * 1e3,
+        "batch64_ms": batch * 1e3,
+    }
+
+
+APP_SLIDERS = (  # (page file, how to find the slider a learner drags there)
+    ("pages/generate.py", lambda key: key == "step"),
+    ("pages/latent.py", lambda key: key.startswith("latent_dim_")),
+)
 
 
 def bench_app(repeats: int) -> list[dict]:
-    """Server-side time of a rerun after moving the Generate step slider and a Latent slider (AppTest)."""
+    """Server-side time of a rerun after moving the Generate step slider and a Latent slider (AppTest).
+
+    Uses the shipped `mnist` checkpoint; where there is none, an untrained model of the paper's config (the
+    rerun's cost does not depend on the weights' values).
+    """
+    import os
+    import tempfile
+
     from streamlit.testing.v1 import AppTest
 
+    from .catalog import DEFAULT_CHECKPOINT, shipped_dir
+    from .checkpoint import save_checkpoint
+
     root = Path(__file__).resolve().parent.parent
+    weights = "shipped"
+    if not (shipped_dir() / f"{DEFAULT_CHECKPOINT}.safetensors").exists():
+        folder = tempfile.mkdtemp(prefix="draw-bench-")
+        save_checkpoint(DRAW(DrawConfig.preset("mnist")), Path(folder) / f"{DEFAULT_CHECKPOINT}.safetensors")
+        os.environ["DRAW_CHECKPOINTS_DIR"] = folder
+        weights = "untrained paper config"
     results = []
-    for page, key in (("pages/generate.py", "generate_step"), ("pages/latent.py", None)):
+    for page, wanted in APP_SLIDERS:
         app = AppTest.from_file(str(root / "app.py"), default_timeout=120)
         app.run()
         app.switch_page(page).run()
         if app.exception:
             raise RuntimeError(f"{page} raised: {app.exception[0].message}")
-        slider = app.slider(key=key) if key else app.slider[0]
-        low, high = slider.min, slider.max
+        key = next(s.key for s in app.slider if s.key and wanted(s.key))
         times = []
-        for i in range(repeats):
-            value = high if i % 2 == 0 else low
+        for i in range(repeats + 1):
+            slider = app.slider(key=key)
             start = time.perf_counter()
-            slider.set_value(value).run()
+            slider.set_value(slider.max if i % 2 == 0 else slider.min).run()
             times.append(time.perf_counter() - start)
-            slider = app.slider(key=key) if key else app.slider[0]
-        results.append({"bench": "app", "page": page, "slider": slider.key or slider.label,
-                        "rerun_ms_median": statistics.median(times) * 1e3, "rerun_ms_all": [t * 1e3 for t in times]})
+            if app.exception:
+                raise RuntimeError(f"{page} raised: {app.exception[0].message}")
+        times = times[1:]  # the first move fills the page's caches
+        results.append(
+            {
+                "bench": "app",
+                "page": page,
+                "slider": key,
+                "weights": weights,
+                "rerun_ms_median": statistics.median(times) * 1e3,
+                "rerun_ms_all": [t * 1e3 for t in times],
+            }
+        )
     return results
 
 
@@ -158,8 +202,9 @@ def _print(rows: list[dict], as_json: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m draw_core.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m draw_core.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="training images/s and fraction of the matmul limit")
     train.add_argument("--preset", default="mnist")
@@ -180,8 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.command == "train":
-        rows = [bench_train(DrawConfig.preset(args.preset), args.batch_size, args.steps, args.warmup,
-                            select_device(args.device))]
+        rows = [
+            bench_train(
+                DrawConfig.preset(args.preset), args.batch_size, args.steps, args.warmup, select_device(args.device)
+            )
+        ]
     elif args.command == "generate":
         rows = [bench_generate(DrawConfig.preset(args.preset), args.repeats, select_device(args.device))]
     else:
