@@ -89,6 +89,7 @@ def animation(model_key: str, seed: int, sample: int, _canvases, _window):
 with animation_column:
     figure = animation(selected.key, int(seed), sample, trace.canvases[:, sample], sample_window)
     st.plotly_chart(figure, key="generate_animation", width="content")
+    st.caption(f"Sample #{sample + 1}, all {cfg.T} steps: Play runs in your browser; the slider under it scrubs.")
 
 download_gif, download_png = st.columns(2)
 download_gif.download_button(
