@@ -34,7 +34,9 @@ class AttentionParams:
     @staticmethod
     def stack(steps: list[AttentionParams]) -> AttentionParams:
         """Stack per-step (B,) params into (T, B) params."""
-        return AttentionParams(**{f.name: torch.stack([getattr(p, f.name) for p in steps]) for f in fields(AttentionParams)})
+        return AttentionParams(
+            **{f.name: torch.stack([getattr(p, f.name) for p in steps]) for f in fields(AttentionParams)}
+        )
 
     def step(self, t: int) -> AttentionParams:
         """The params of step t (0-based) of stacked (T, B) params."""
@@ -47,7 +49,9 @@ class AttentionParams:
 def attention_params(raw: torch.Tensor, N: int, height: int, width: int) -> AttentionParams:
     """Eqs 21-24: raw (B, 5) = (g~X, g~Y, log sigma^2, log delta~, log gamma) -> pixel-unit params."""
     if raw.shape[-1] != 5:
-        raise ValueError(f"raw attention must have 5 values per row (g~X, g~Y, log s2, log d~, log g), got shape {tuple(raw.shape)}")
+        raise ValueError(
+            f"raw attention must have 5 values per row (g~X, g~Y, log s2, log d~, log g), got shape {tuple(raw.shape)}"
+        )
     if N < 2:
         raise ValueError(f"attention grid size N must be >= 2 (eq. 24 divides by N - 1), got {N}")
     gx_, gy_, log_sigma2, log_delta_, log_gamma = raw.unbind(-1)
@@ -116,6 +120,11 @@ def window_geometry(params: AttentionParams, N: int) -> WindowGeometry:
     mu_x, mu_y = grid_centres(params, N)
     mu_x, mu_y = mu_x - 1, mu_y - 1  # paper pixel a -> image column a - 1
     return WindowGeometry(
-        x0=mu_x[..., 0], y0=mu_y[..., 0], x1=mu_x[..., -1], y1=mu_y[..., -1],
-        centres_x=mu_x, centres_y=mu_y, sigma=params.sigma2.sqrt(),
+        x0=mu_x[..., 0],
+        y0=mu_y[..., 0],
+        x1=mu_x[..., -1],
+        y1=mu_y[..., -1],
+        centres_x=mu_x,
+        centres_y=mu_y,
+        sigma=params.sigma2.sqrt(),
     )

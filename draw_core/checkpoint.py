@@ -65,13 +65,16 @@ def _optimizer_from_tensors(tensors: dict[str, torch.Tensor], plain: dict) -> di
 
 
 def save_checkpoint(
-    model: DRAW, path: str | os.PathLike, meta: dict | None = None, optimizer: torch.optim.Optimizer | None = None,
+    model: DRAW,
+    path: str | os.PathLike,
+    meta: dict | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> Path:
     """Write model (+ optimizer) atomically to `path`. `dtype` lets shipped files store float16 weights."""
     path = Path(path)
     meta = {"step": 0, "dataset": "unknown", **(meta or {})}
-    meta.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    meta.setdefault("created", _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
     tensors = {MODEL_PREFIX + k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
     header = {"format": FORMAT, "config": json.dumps(model.cfg.to_dict()), "meta": json.dumps(meta)}
     if optimizer is not None:
@@ -107,14 +110,18 @@ def _read_header(data: bytes, name: str) -> dict:
         raise _not_safetensors(data, name, f"truncated or empty ({len(data)} bytes)")
     header_len = int.from_bytes(data[:8], "little")
     if header_len <= 0 or 8 + header_len > len(data):
-        raise _not_safetensors(data, name, f"truncated or not safetensors (header of {header_len} bytes, file of {len(data)})")
+        raise _not_safetensors(
+            data, name, f"truncated or not safetensors (header of {header_len} bytes, file of {len(data)})"
+        )
     try:
         header = json.loads(data[8 : 8 + header_len])
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise _not_safetensors(data, name, "its header is not valid safetensors JSON") from None
     metadata = header.get("__metadata__") if isinstance(header, dict) else None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        raise CheckpointError(f"{name} is a safetensors file but not a DRAW Studio checkpoint (no '{FORMAT}' format tag)")
+        raise CheckpointError(
+            f"{name} is a safetensors file but not a DRAW Studio checkpoint (no '{FORMAT}' format tag)"
+        )
     return metadata
 
 
@@ -147,11 +154,24 @@ def load_checkpoint(source: str | os.PathLike | bytes, map_location: str | torch
     expected = model.state_dict()
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
-    wrong = [f"{k}: file {tuple(weights[k].shape)} vs config {tuple(v.shape)}" for k, v in expected.items() if k in weights and weights[k].shape != v.shape]
+    wrong = [
+        f"{k}: file {tuple(weights[k].shape)} vs config {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in weights and weights[k].shape != v.shape
+    ]
     if missing or unexpected or wrong:
         raise CheckpointError(
             f"{name}: the weights don't fit its config {config}: "
-            + "; ".join(filter(None, [missing and f"missing {missing}", unexpected and f"unexpected {unexpected}", wrong and f"wrong shapes {wrong}"]))
+            + "; ".join(
+                filter(
+                    None,
+                    [
+                        missing and f"missing {missing}",
+                        unexpected and f"unexpected {unexpected}",
+                        wrong and f"wrong shapes {wrong}",
+                    ],
+                )
+            )
         )
     model.load_state_dict(weights)
     model.to(map_location).eval()

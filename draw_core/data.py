@@ -65,7 +65,8 @@ def _load_mnist(train: bool, root: Path) -> torch.Tensor:
         except Exception as error:
             raise DatasetMissingError(
                 f"MNIST not found under {root / 'MNIST' / 'raw'} (expected {', '.join(MNIST_FILES)}) and the download "
-                f"failed ({type(error).__name__}). Point --data-dir or DRAW_DATA_DIR at the folder that holds MNIST/raw/."
+                f"failed ({type(error).__name__}). Point --data-dir or DRAW_DATA_DIR at the folder that holds "
+                "MNIST/raw/."
             ) from None
     return dataset.data.unsqueeze(1).float().div_(255)
 

@@ -1,6 +1,6 @@
 """Test-set bounds in nats: the single-sample ELBO (eq. 12) and the k-sample importance-weighted bound.
 
-    python -m draw_core.evaluate CKPT [--samples k] [--limit n] [--dataset mnist] [--data-dir DIR] [--json]
+python -m draw_core.evaluate CKPT [--samples k] [--limit n] [--dataset mnist] [--data-dir DIR] [--json]
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import torch
 
@@ -34,10 +34,19 @@ class EvalResult:
 
 @torch.no_grad()
 def evaluate(
-    model: DRAW, images: torch.Tensor, *, k: int = 1, batch_size: int = 500, seed: int = 0,
+    model: DRAW,
+    images: torch.Tensor,
+    *,
+    k: int = 1,
+    batch_size: int = 500,
+    seed: int = 0,
     on_progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> EvalResult:
-    """Bounds on binary `images` (N, C, H, W); the latents are drawn from a generator seeded by `seed`."""
+    """Bounds on binary `images` (N, C, H, W); the latents are drawn from a generator seeded by `seed`.
+
+    `should_stop` is checked between batches; when it fires, the result covers the `n` digits done so far.
+    """
     generator = torch.Generator().manual_seed(seed)
     device = model.device
     n = len(images)
@@ -48,6 +57,8 @@ def evaluate(
     iwae_batch = max(1, batch_size // k)
     done = 0
     for start in range(0, n, batch_size):
+        if done and should_stop is not None and should_stop():
+            break
         x = images[start : start + batch_size].to(device)
         terms = loss_terms(model(x, generator=generator), x)
         totals["elbo"] += terms.total.sum().item()
@@ -60,22 +71,34 @@ def evaluate(
         done += len(x)
         if on_progress is not None:
             on_progress(done, n)
+    n = done
     pixels = images[0].numel()
     elbo = totals["elbo"] / n
     return EvalResult(
-        n=n, elbo_nats=elbo, recon_nats=totals["recon"] / n, kl_nats=totals["kl"] / n,
-        iwae_nats=totals["iwae"] / n if k > 1 else None, k=k, bits_per_dim=elbo / (pixels * math.log(2)),
+        n=n,
+        elbo_nats=elbo,
+        recon_nats=totals["recon"] / n,
+        kl_nats=totals["kl"] / n,
+        iwae_nats=totals["iwae"] / n if k > 1 else None,
+        k=k,
+        bits_per_dim=elbo / (pixels * math.log(2)),
         kl_per_step=(kl_per_step / n).tolist(),
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m draw_core.evaluate", description="Test-set bound of a checkpoint in nats.")
+    parser = argparse.ArgumentParser(
+        prog="python -m draw_core.evaluate", description="Test-set bound of a checkpoint in nats."
+    )
     parser.add_argument("checkpoint", help="path to a .safetensors checkpoint")
-    parser.add_argument("--samples", "-k", type=int, default=1, help="importance samples for the IWAE bound (1: ELBO only)")
+    parser.add_argument(
+        "--samples", "-k", type=int, default=1, help="importance samples for the IWAE bound (1: ELBO only)"
+    )
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first n test digits")
     parser.add_argument("--dataset", default=None, help="dataset name (default: the checkpoint's)")
-    parser.add_argument("--data-dir", default=None, help="folder holding MNIST/raw/ (default: $DRAW_DATA_DIR or ./data)")
+    parser.add_argument(
+        "--data-dir", default=None, help="folder holding MNIST/raw/ (default: $DRAW_DATA_DIR or ./data)"
+    )
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent samples")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -90,8 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     with tqdm(total=len(images), desc="evaluate", unit="img", disable=args.json, file=sys.stderr) as bar:
-        result = evaluate(ckpt.model, images, k=args.samples, batch_size=args.batch_size, seed=args.seed,
-                          on_progress=lambda done, n: bar.update(done - bar.n))
+        result = evaluate(
+            ckpt.model,
+            images,
+            k=args.samples,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            on_progress=lambda done, n: bar.update(done - bar.n),
+        )
     if args.json:
         print(json.dumps({"checkpoint": args.checkpoint, "dataset": dataset, **asdict(result)}))
         return 0

@@ -1,6 +1,7 @@
 """The one training loop, used by the CLI and by the app's live training jobs.
 
-    python -m draw_core.train --preset mnist --steps N --batch-size B --data-dir DIR --out PATH [--resume] [--device cpu|cuda]
+    python -m draw_core.train --preset mnist --steps N --batch-size B --data-dir DIR --out PATH \
+        [--resume] [--device cpu|cuda]
 
 Adam on the negative ELBO (eq. 12) with a warm-up + cosine learning-rate schedule (driven by steps or
 by the time budget, whichever is further along), global gradient-norm clipping, periodic evaluation of
@@ -15,9 +16,9 @@ import math
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -130,7 +131,9 @@ def train(
     if resume and out.exists():
         ckpt = load_checkpoint(out)
         if ckpt.config != model_cfg:
-            raise CheckpointError(f"cannot resume {out}: its config {ckpt.config} differs from the requested {model_cfg}")
+            raise CheckpointError(
+                f"cannot resume {out}: its config {ckpt.config} differs from the requested {model_cfg}"
+            )
         model = ckpt.model
         step = int(ckpt.meta.get("step", 0))
         elapsed_before = float(ckpt.meta.get("train_seconds", 0.0))
@@ -155,20 +158,28 @@ def train(
 
     def checkpoint(elapsed: float, *, final: bool = False, stopped: bool = False) -> str:
         meta = {
-            "step": step, "dataset": train_cfg.dataset, "epochs": round(epochs_done(), 3),
-            "train_seconds": round(elapsed, 1), "device": str(device), "hardware": hardware,
-            "train_config": train_cfg.to_dict(), "test_elbo_nats": test_elbo,
-            "test_elbo_limit": train_cfg.eval_limit, "finished": final and not stopped, "stopped": stopped,
+            "step": step,
+            "dataset": train_cfg.dataset,
+            "epochs": round(epochs_done(), 3),
+            "train_seconds": round(elapsed, 1),
+            "device": str(device),
+            "hardware": hardware,
+            "train_config": train_cfg.to_dict(),
+            "test_elbo_nats": test_elbo,
+            "test_elbo_limit": train_cfg.eval_limit,
+            "finished": final and not stopped,
+            "stopped": stopped,
         }
         save_checkpoint(model, out, meta=meta, optimizer=optimizer)
         last_good["step"] = step
         return str(out)
 
-    def run_eval() -> float:
+    def run_eval() -> float | None:
+        """The test bound; a Stop during it (checked every 100 digits) keeps the previous one."""
         model.eval()
-        result = evaluate(model, test_images, batch_size=min(500, len(test_images)), seed=train_cfg.seed)
+        result = evaluate(model, test_images, batch_size=100, seed=train_cfg.seed, should_stop=should_stop)
         model.train()
-        return result.elbo_nats
+        return result.elbo_nats if result.n == len(test_images) else test_elbo
 
     start = time.perf_counter()
     report_time, report_step = start, step
@@ -190,8 +201,14 @@ def train(
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
         if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
-            kept = f"the last good checkpoint (step {last_good['step']}) is kept at {out}" if last_good["step"] is not None else "no checkpoint was written yet"
-            raise TrainingDiverged(f"training diverged at step {step + 1}: loss {loss.item()}, gradient norm {grad_norm.item()}; {kept}")
+            kept = (
+                f"the last good checkpoint (step {last_good['step']}) is kept at {out}"
+                if last_good["step"] is not None
+                else "no checkpoint was written yet"
+            )
+            raise TrainingDiverged(
+                f"training diverged at step {step + 1}: loss {loss.item()}, gradient norm {grad_norm.item()}; {kept}"
+            )
         optimizer.step()
         step += 1
         if step % train_cfg.log_every == 0 or step == train_cfg.steps:
@@ -199,28 +216,64 @@ def train(
             samples = None
             if train_cfg.sample_every and step % train_cfg.sample_every == 0:
                 samples = model.generate(16).canvases[-1].cpu()
-            emit(TrainEvent(
-                kind="step", step=step, total_steps=train_cfg.steps, elapsed_s=elapsed_before + now - start,
-                epoch=epochs_done(), loss=loss.item(), recon=terms.recon.mean().item(), kl=terms.kl.mean().item(),
-                kl_per_step=terms.kl_per_step.mean(1).tolist(),
-                images_per_s=(step - report_step) * train_cfg.batch_size / max(now - report_time, 1e-9), lr=lr,
-                progress=run_progress(train_cfg, step, elapsed_before + now - start), samples=samples,
-            ))
+            emit(
+                TrainEvent(
+                    kind="step",
+                    step=step,
+                    total_steps=train_cfg.steps,
+                    elapsed_s=elapsed_before + now - start,
+                    epoch=epochs_done(),
+                    loss=loss.item(),
+                    recon=terms.recon.mean().item(),
+                    kl=terms.kl.mean().item(),
+                    kl_per_step=terms.kl_per_step.mean(1).tolist(),
+                    images_per_s=(step - report_step) * train_cfg.batch_size / max(now - report_time, 1e-9),
+                    lr=lr,
+                    progress=run_progress(train_cfg, step, elapsed_before + now - start),
+                    samples=samples,
+                )
+            )
             report_time, report_step = time.perf_counter(), step
         if train_cfg.eval_every and step % train_cfg.eval_every == 0:
             test_elbo = run_eval()
-            emit(TrainEvent(kind="eval", step=step, total_steps=train_cfg.steps, elapsed_s=elapsed_before + time.perf_counter() - start,
-                            epoch=epochs_done(), test_elbo=test_elbo, progress=run_progress(train_cfg, step, elapsed)))
+            emit(
+                TrainEvent(
+                    kind="eval",
+                    step=step,
+                    total_steps=train_cfg.steps,
+                    elapsed_s=elapsed_before + time.perf_counter() - start,
+                    epoch=epochs_done(),
+                    test_elbo=test_elbo,
+                    progress=run_progress(train_cfg, step, elapsed),
+                )
+            )
         if train_cfg.checkpoint_every and step % train_cfg.checkpoint_every == 0:
             path = checkpoint(elapsed_before + time.perf_counter() - start)
-            emit(TrainEvent(kind="checkpoint", step=step, total_steps=train_cfg.steps,
-                            elapsed_s=elapsed_before + time.perf_counter() - start, epoch=epochs_done(), checkpoint=path))
+            emit(
+                TrainEvent(
+                    kind="checkpoint",
+                    step=step,
+                    total_steps=train_cfg.steps,
+                    elapsed_s=elapsed_before + time.perf_counter() - start,
+                    epoch=epochs_done(),
+                    checkpoint=path,
+                )
+            )
     if not stopped and step > 0 and (not train_cfg.eval_every or step % train_cfg.eval_every):
         test_elbo = run_eval()
     elapsed = elapsed_before + time.perf_counter() - start
     path = checkpoint(elapsed, final=True, stopped=stopped)
-    done = TrainEvent(kind="done", step=step, total_steps=train_cfg.steps, elapsed_s=elapsed, epoch=epochs_done(),
-                      test_elbo=test_elbo, checkpoint=path, stopped=stopped, progress=run_progress(train_cfg, step, elapsed))
+    done = TrainEvent(
+        kind="done",
+        step=step,
+        total_steps=train_cfg.steps,
+        elapsed_s=elapsed,
+        epoch=epochs_done(),
+        test_elbo=test_elbo,
+        checkpoint=path,
+        stopped=stopped,
+        progress=run_progress(train_cfg, step, elapsed),
+    )
     emit(done)
     return done
 
@@ -229,11 +282,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m draw_core.train", description="Train DRAW on a binarised dataset.")
     parser.add_argument("--preset", default="mnist", help="model preset: mnist, mnist-noattn or mnist-small")
     parser.add_argument("--dataset", default="mnist", help="mnist (full, from --data-dir) or mnist-sample (shipped)")
-    parser.add_argument("--data-dir", default=None, help="folder holding MNIST/raw/ (default: $DRAW_DATA_DIR or ./data)")
-    parser.add_argument("--out", required=True, help="checkpoint path (.safetensors), written every --checkpoint-every steps")
-    parser.add_argument("--resume", action="store_true", help="continue from --out if it exists (weights, optimizer, step)")
+    parser.add_argument(
+        "--data-dir", default=None, help="folder holding MNIST/raw/ (default: $DRAW_DATA_DIR or ./data)"
+    )
+    parser.add_argument(
+        "--out", required=True, help="checkpoint path (.safetensors), written every --checkpoint-every steps"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from --out if it exists (weights, optimizer, step)"
+    )
     parser.add_argument("--steps", type=int, default=TrainConfig.steps)
-    parser.add_argument("--time-budget", type=float, default=None, metavar="MINUTES", help="stop after this many minutes of training")
+    parser.add_argument(
+        "--time-budget", type=float, default=None, metavar="MINUTES", help="stop after this many minutes of training"
+    )
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--lr", type=float, default=TrainConfig.lr)
     parser.add_argument("--grad-clip", type=float, default=TrainConfig.grad_clip)
@@ -244,7 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-limit", type=int, default=TrainConfig.eval_limit)
     parser.add_argument("--checkpoint-every", type=int, default=TrainConfig.checkpoint_every)
     for name in ("T", "read_n", "write_n", "enc_size", "dec_size", "z_size"):
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=None, help=f"override the preset's {name}")
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", dest=name, type=int, default=None, help=f"override the preset's {name}"
+        )
     return parser
 
 
@@ -253,12 +316,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        overrides = {k: getattr(args, k) for k in ("T", "read_n", "write_n", "enc_size", "dec_size", "z_size") if getattr(args, k) is not None}
+        overrides = {
+            k: getattr(args, k)
+            for k in ("T", "read_n", "write_n", "enc_size", "dec_size", "z_size")
+            if getattr(args, k) is not None
+        }
         model_cfg = DrawConfig(**{**DrawConfig.preset(args.preset).to_dict(), **overrides})
         train_cfg = TrainConfig(
-            dataset=args.dataset, batch_size=args.batch_size, steps=args.steps, lr=args.lr, grad_clip=args.grad_clip,
-            seed=args.seed, device=args.device, eval_every=args.eval_every, eval_limit=args.eval_limit,
-            checkpoint_every=args.checkpoint_every, sample_every=0,
+            dataset=args.dataset,
+            batch_size=args.batch_size,
+            steps=args.steps,
+            lr=args.lr,
+            grad_clip=args.grad_clip,
+            seed=args.seed,
+            device=args.device,
+            eval_every=args.eval_every,
+            eval_limit=args.eval_limit,
+            checkpoint_every=args.checkpoint_every,
+            sample_every=0,
             time_budget_s=args.time_budget * 60 if args.time_budget else None,
         )
     except ValueError as error:
@@ -271,9 +346,14 @@ def main(argv: list[str] | None = None) -> int:
     def on_event(event: TrainEvent, _model: DRAW) -> None:
         bar.update(event.step - bar.n)
         if event.kind == "step":
-            bar.set_postfix(loss=f"{event.loss:.2f}", kl=f"{event.kl:.2f}", ips=f"{event.images_per_s:.0f}", lr=f"{event.lr:.1e}")
+            bar.set_postfix(
+                loss=f"{event.loss:.2f}", kl=f"{event.kl:.2f}", ips=f"{event.images_per_s:.0f}", lr=f"{event.lr:.1e}"
+            )
         elif event.kind == "eval":
-            bar.write(f"step {event.step}: test ELBO {event.test_elbo:.2f} nats ({train_cfg.eval_limit} digits), epoch {event.epoch:.2f}")
+            bar.write(
+                f"step {event.step}: test ELBO {event.test_elbo:.2f} nats ({train_cfg.eval_limit} digits), "
+                f"epoch {event.epoch:.2f}"
+            )
 
     try:
         done = train(model_cfg, train_cfg, args.out, data_dir=args.data_dir, resume=args.resume, on_event=on_event)

@@ -2,7 +2,7 @@
 
 import torch
 
-from draw_core.attention import attention_params, filterbank, read, write, window_geometry
+from draw_core.attention import attention_params, filterbank, read, window_geometry, write
 from draw_core.config import DrawConfig
 from draw_core.data import load_sample
 from draw_core.model import DRAW

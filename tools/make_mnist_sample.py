@@ -1,6 +1,6 @@
 """Write draw_core/assets/mnist_test_sample.npz: the first N real MNIST test digits from the IDX files.
 
-    python tools/make_mnist_sample.py --data-dir ../shared/data --n 500
+python tools/make_mnist_sample.py --data-dir ../shared/data --n 500
 """
 
 import argparse
@@ -12,7 +12,9 @@ from draw_core.data import SAMPLE_PATH, resolve_data_dir
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default=None, help="folder holding MNIST/raw/ (default: $DRAW_DATA_DIR or ./data)")
+    parser.add_argument(
+        "--data-dir", default=None, help="folder holding MNIST/raw/ (default: $DRAW_DATA_DIR or ./data)"
+    )
     parser.add_argument("--n", type=int, default=500, help="number of test digits to keep")
     args = parser.parse_args()
     from torchvision.datasets import MNIST
