@@ -111,6 +111,18 @@ def _uploaded_checkpoint() -> Selected | None:
     return selected
 
 
+def format_duration(seconds: float | None, unknown: str = "unknown") -> str:
+    """A duration for people: '45 s', '12 min 05 s', '1 h 50 min'; `unknown` when there is none."""
+    if not isinstance(seconds, (int, float)):
+        return unknown
+    seconds = round(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    if seconds >= 60:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds} s"
+
+
 def app_frame() -> None:
     """What app.py draws around every page: the page config and the sidebar with the checkpoint picker."""
     st.set_page_config(page_title="DRAW Studio", page_icon=":material/draw:", layout="wide")

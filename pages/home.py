@@ -30,12 +30,6 @@ if selected is None:
     st.stop()
 
 
-def duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.0f} min" if seconds < 2 * 3600 else f"{seconds / 3600:.1f} h"
-
-
 card, cfg = selected.card, selected.config
 st.header(f"Model card: {selected.name}")
 if card.get("description"):
@@ -45,18 +39,14 @@ seconds = card.get("train_seconds")
 columns = st.columns(4)
 columns[0].metric("Test bound", f"{bound:.2f} nats" if isinstance(bound, (int, float)) else "not measured")
 columns[1].metric("Dataset", str(card.get("dataset", "unknown")))
-columns[2].metric("Training time", duration(seconds) if isinstance(seconds, (int, float)) else "unknown")
+columns[2].metric("Training time", app_common.format_duration(seconds))
 columns[3].metric("Steps", f"{card['step']:,}" if isinstance(card.get("step"), int) else "unknown")
 details = {k: v for k, v in card.items() if k not in ("config", "train_config", "description")}
 left, right = st.columns(2)
 left.subheader("Config")
-left.dataframe(
-    {"field": list(cfg.to_dict()), "value": [str(v) for v in cfg.to_dict().values()]},
-    hide_index=True,
-    key="home_config",
-)
+left.table({"field": list(cfg.to_dict()), "value": [str(v) for v in cfg.to_dict().values()]})
 right.subheader("Card")
-right.json(details, expanded=False)
+right.json(details, expanded=True)
 st.caption(
     "The test bound is the negative ELBO (eq. 12) in nats per image on the fixed binarisation of the test set: "
     "lower is better; the paper reports ≤ 80.97 nats on MNIST with attention."

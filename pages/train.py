@@ -29,17 +29,6 @@ STATUS_ICONS = {
 manager = get_manager()
 
 
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "estimating…"
-    seconds = round(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-    if seconds >= 60:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds} s"
-
-
 def missing_dataset_help(name: str) -> str:
     if name == "mnist":
         raw = resolve_data_dir() / "MNIST" / "raw"
@@ -158,11 +147,12 @@ def start(name: str, model: dict, train: dict, glimpse_every: int) -> None:
 def progress_section(job: JobSnapshot) -> None:
     time_budget = job.train_config.time_budget_s
     if time_budget:
-        text = f"step {job.step:,} · {duration(job.elapsed_s)} of {duration(time_budget)}"
+        elapsed, budget = app_common.format_duration(job.elapsed_s), app_common.format_duration(time_budget)
+        text = f"step {job.step:,} · {elapsed} of {budget}"
     else:
         text = f"step {job.step:,} / {job.total_steps:,}"
     if job.status == "running":
-        text += f" · ETA {duration(job.eta_s)}"
+        text += " · ETA " + app_common.format_duration(job.eta_s, "estimating…")
     st.progress(min(1.0, max(0.0, job.progress)), text=text)
     columns = st.columns(5)
     columns[0].metric("Images / s", f"{job.images_per_s:,.0f}" if job.images_per_s == job.images_per_s else "–")
@@ -173,7 +163,7 @@ def progress_section(job: JobSnapshot) -> None:
         f"{job.test_elbo:.2f}" if job.test_elbo is not None else "not yet",
         help=f"on {job.train_config.eval_limit} test digits at step {job.test_elbo_step}" if job.test_elbo else None,
     )
-    columns[3].metric("Training time", duration(job.elapsed_s))
+    columns[3].metric("Training time", app_common.format_duration(job.elapsed_s))
     columns[4].metric("Epochs", f"{job.epoch:.2f}")
 
 
