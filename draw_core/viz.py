@@ -324,7 +324,9 @@ def kl_curves_figure(curves: dict[str, list[float]], *, title: str | None = "KL 
         )
         for name, values in curves.items()
     ]
-    layout = _chart_layout(title, 300, xaxis={"title": {"text": "step t"}}, yaxis={"title": {"text": "nats"}})
+    layout = _chart_layout(
+        title, 300, xaxis={"title": {"text": "step t"}, "tickformat": "d"}, yaxis={"title": {"text": "nats"}}
+    )
     return _figure(data, layout)
 
 

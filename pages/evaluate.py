@@ -95,17 +95,17 @@ for key, model in models.items():
     result: EvalResult | None = store.get(wanted)
     if result is None:
         continue
-    rows.append(
-        {
-            "checkpoint": names[key],
-            "digits": result.n,
-            "bound (nats)": round(result.elbo_nats, 2),
-            "reconstruction Lˣ": round(result.recon_nats, 2),
-            "KL Lᶻ": round(result.kl_nats, 2),
-            f"IWAE k={k} (nats)": None if result.iwae_nats is None else round(result.iwae_nats, 2),
-            "bits/dim": round(result.bits_per_dim, 4),
-        }
-    )
+    row = {
+        "checkpoint": names[key],
+        "digits": result.n,
+        "bound (nats)": round(result.elbo_nats, 2),
+        "reconstruction Lˣ": round(result.recon_nats, 2),
+        "KL Lᶻ": round(result.kl_nats, 2),
+        "bits/dim": round(result.bits_per_dim, 4),
+    }
+    if result.iwae_nats is not None:
+        row[f"IWAE k={k} (nats)"] = round(result.iwae_nats, 2)
+    rows.append(row)
     curves[names[key]] = result.kl_per_step
 if rows:
     st.dataframe(rows, hide_index=True, key="evaluate_table")
