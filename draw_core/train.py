@@ -156,6 +156,12 @@ def train(
     def epochs_done() -> float:
         return step * train_cfg.batch_size / len(train_images)
 
+    def event(kind: str, **fields) -> TrainEvent:
+        """A report stamped with the run's position now."""
+        elapsed = elapsed_before + time.perf_counter() - start
+        progress = run_progress(train_cfg, step, elapsed)
+        return TrainEvent(kind, step, train_cfg.steps, elapsed, epochs_done(), progress=progress, **fields)
+
     def checkpoint(elapsed: float, *, final: bool = False, stopped: bool = False) -> str:
         meta = {
             "step": step,
@@ -217,63 +223,29 @@ def train(
             if train_cfg.sample_every and step % train_cfg.sample_every == 0:
                 samples = model.generate(16).canvases[-1].cpu()
             emit(
-                TrainEvent(
-                    kind="step",
-                    step=step,
-                    total_steps=train_cfg.steps,
-                    elapsed_s=elapsed_before + now - start,
-                    epoch=epochs_done(),
+                event(
+                    "step",
                     loss=loss.item(),
                     recon=terms.recon.mean().item(),
                     kl=terms.kl.mean().item(),
                     kl_per_step=terms.kl_per_step.mean(1).tolist(),
                     images_per_s=(step - report_step) * train_cfg.batch_size / max(now - report_time, 1e-9),
                     lr=lr,
-                    progress=run_progress(train_cfg, step, elapsed_before + now - start),
                     samples=samples,
                 )
             )
             report_time, report_step = time.perf_counter(), step
         if train_cfg.eval_every and step % train_cfg.eval_every == 0:
             test_elbo = run_eval()
-            emit(
-                TrainEvent(
-                    kind="eval",
-                    step=step,
-                    total_steps=train_cfg.steps,
-                    elapsed_s=elapsed_before + time.perf_counter() - start,
-                    epoch=epochs_done(),
-                    test_elbo=test_elbo,
-                    progress=run_progress(train_cfg, step, elapsed),
-                )
-            )
+            emit(event("eval", test_elbo=test_elbo))
         if train_cfg.checkpoint_every and step % train_cfg.checkpoint_every == 0:
             path = checkpoint(elapsed_before + time.perf_counter() - start)
-            emit(
-                TrainEvent(
-                    kind="checkpoint",
-                    step=step,
-                    total_steps=train_cfg.steps,
-                    elapsed_s=elapsed_before + time.perf_counter() - start,
-                    epoch=epochs_done(),
-                    checkpoint=path,
-                )
-            )
+            emit(event("checkpoint", checkpoint=path))
     if not stopped and step > 0 and (not train_cfg.eval_every or step % train_cfg.eval_every):
         test_elbo = run_eval()
     elapsed = elapsed_before + time.perf_counter() - start
     path = checkpoint(elapsed, final=True, stopped=stopped)
-    done = TrainEvent(
-        kind="done",
-        step=step,
-        total_steps=train_cfg.steps,
-        elapsed_s=elapsed,
-        epoch=epochs_done(),
-        test_elbo=test_elbo,
-        checkpoint=path,
-        stopped=stopped,
-        progress=run_progress(train_cfg, step, elapsed),
-    )
+    done = event("done", test_elbo=test_elbo, checkpoint=path, stopped=stopped)
     emit(done)
     return done
 
