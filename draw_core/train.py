@@ -91,7 +91,8 @@ def hardware_name(device: torch.device) -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    return f"{cpu}, {threads} thread{'s' if threads > 1 else ''}"
 
 
 def learning_rate(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
