@@ -35,16 +35,21 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.square() + logvar.exp() - logvar - 1).sum(-1)
 
 
+def reconstruction_nll(result: DrawResult, x: torch.Tensor) -> torch.Tensor:
+    """(B,) eq. 9: L^x = -log D(x | c_T), the Bernoulli NLL of a binary x under sigma(c_T), summed over pixels."""
+    return F.binary_cross_entropy_with_logits(result.canvas_logits[-1], x, reduction="none").flatten(1).sum(1)
+
+
 def loss_terms(result: DrawResult, x: torch.Tensor) -> LossTerms:
     """Eqs 9-12 for a binary x (B, C, H, W): Bernoulli NLL of x under sigma(c_T) plus the latent KL."""
-    recon = F.binary_cross_entropy_with_logits(result.canvas_logits[-1], x, reduction="none").flatten(1).sum(1)  # eq. 9
+    recon = reconstruction_nll(result, x)  # eq. 9
     kl_per_step = gaussian_kl(result.mu, result.logvar)  # (T, B), eq. 11 per step
     return LossTerms(recon=recon, kl=kl_per_step.sum(0), kl_per_step=kl_per_step)
 
 
 def log_weights(result: DrawResult, x: torch.Tensor) -> torch.Tensor:
     """(B,) log p(x | z) + log p(z) - log q(z | x) for the z sampled in `result`."""
-    log_px = -F.binary_cross_entropy_with_logits(result.canvas_logits[-1], x, reduction="none").flatten(1).sum(1)
+    log_px = -reconstruction_nll(result, x)
     z, mu, logvar = result.z, result.mu, result.logvar  # (T, B, Z)
     # log N(z; 0, I) - log N(z; mu, sigma^2); the log(2 pi) terms cancel.
     log_ratio = 0.5 * (-z.square() + logvar + (z - mu).square() / logvar.exp())
