@@ -130,16 +130,17 @@ def load_checkpoint(source: str | os.PathLike | bytes, map_location: str | torch
     """Load a checkpoint from a path or raw bytes; every failure is a CheckpointError that says which."""
     if isinstance(source, (bytes, bytearray)):
         data, name, path = bytes(source), "the uploaded file", None
+        size = len(data)
     else:
         path = Path(source)
         name = str(path)
         if not path.is_file():
             raise CheckpointError(f"{name} does not exist or is not a file")
-        if path.stat().st_size > MAX_CHECKPOINT_BYTES:
-            raise CheckpointError(f"{name} is {path.stat().st_size} bytes, over the {MAX_CHECKPOINT_BYTES} byte limit")
+        size = path.stat().st_size  # checked before the file is read
+    if size > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"{name} is {size} bytes, over the {MAX_CHECKPOINT_BYTES} byte limit")
+    if path is not None:
         data = path.read_bytes()
-    if len(data) > MAX_CHECKPOINT_BYTES:
-        raise CheckpointError(f"{name} is {len(data)} bytes, over the {MAX_CHECKPOINT_BYTES} byte limit")
     metadata = _read_header(data, name)
     try:
         config = DrawConfig.from_dict(json.loads(metadata["config"]))
