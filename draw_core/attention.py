@@ -9,14 +9,14 @@ to 0-based image indices (pixel a sits at column a - 1) for drawing on top of an
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 
 import torch
 
-# Log-space terms are clamped before exp so no raw input overflows; exp(±10) spans 4.5e-5 .. 2.2e4.
-LOG_CLAMP = 10.0
-# Centre offsets g~ are clamped so a window stays within a few image sizes (keeps squares finite).
-CENTRE_CLAMP = 10.0
+# Every raw attention value is clamped to ±RAW_CLAMP: the log-space terms so exp never overflows (exp(±10) spans
+# 4.5e-5 .. 2.2e4), the centre offsets g~ so a window stays within a few image sizes (keeps squares finite).
+RAW_CLAMP = 10.0
 # Filter rows are divided by max(row sum, EPS): a window off the image reads zeros, never NaN.
 EPS = 1e-8
 
@@ -46,6 +46,31 @@ class AttentionParams:
         return AttentionParams(**{f.name: fn(getattr(self, f.name)) for f in fields(AttentionParams)})
 
 
+@functools.cache
+def _grid_offsets(N: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(N,) i - N/2 - 0.5 for i = 1..N (eqs 19-20), made once per N; a normal tensor even under inference_mode."""
+    with torch.inference_mode(False):
+        return torch.arange(1, N + 1, device=device, dtype=dtype) - N / 2 - 0.5
+
+
+@dataclass(frozen=True)
+class _ImageConstants:
+    half_size: torch.Tensor  # (2,) (A + 1) / 2 and (B + 1) / 2 of eqs 22-23
+    pixels: torch.Tensor  # (S,) the paper's 1-based pixels 1..S, S = max(A, B)
+    on_image: torch.Tensor | None  # (2, S) 1 where a pixel exists along x (row 0) and y (row 1); None if A = B
+
+
+@functools.cache
+def _image_constants(height: int, width: int, device: torch.device, dtype: torch.dtype) -> _ImageConstants:
+    with torch.inference_mode(False):
+        pixels = torch.arange(1, max(height, width) + 1, device=device, dtype=dtype)
+        return _ImageConstants(
+            half_size=torch.tensor([(width + 1) / 2, (height + 1) / 2], device=device, dtype=dtype),
+            pixels=pixels,
+            on_image=None if height == width else torch.stack([pixels <= width, pixels <= height]).to(dtype),
+        )
+
+
 def attention_params(raw: torch.Tensor, N: int, height: int, width: int) -> AttentionParams:
     """Eqs 21-24: raw (B, 5) = (g~X, g~Y, log sigma^2, log delta~, log gamma) -> pixel-unit params."""
     if raw.shape[-1] != 5:
@@ -54,52 +79,149 @@ def attention_params(raw: torch.Tensor, N: int, height: int, width: int) -> Atte
         )
     if N < 2:
         raise ValueError(f"attention grid size N must be >= 2 (eq. 24 divides by N - 1), got {N}")
-    gx_, gy_, log_sigma2, log_delta_, log_gamma = raw.unbind(-1)
-    gx = (width + 1) / 2 * (gx_.clamp(-CENTRE_CLAMP, CENTRE_CLAMP) + 1)  # eq. 22
-    gy = (height + 1) / 2 * (gy_.clamp(-CENTRE_CLAMP, CENTRE_CLAMP) + 1)  # eq. 23
-    delta = (max(width, height) - 1) / (N - 1) * log_delta_.clamp(-LOG_CLAMP, LOG_CLAMP).exp()  # eq. 24
-    sigma2 = log_sigma2.clamp(-LOG_CLAMP, LOG_CLAMP).exp()
-    gamma = log_gamma.clamp(-LOG_CLAMP, LOG_CLAMP).exp()
+    half_size = _image_constants(height, width, raw.device, raw.dtype).half_size
+    raw = raw.clamp(-RAW_CLAMP, RAW_CLAMP)
+    gx, gy = ((raw[..., :2] + 1) * half_size).unbind(-1)  # eqs 22-23
+    sigma2, delta_tilde, gamma = raw[..., 2:].exp().unbind(-1)  # eq. 21
+    delta = (max(width, height) - 1) / (N - 1) * delta_tilde  # eq. 24
     return AttentionParams(gx=gx, gy=gy, delta=delta, sigma2=sigma2, gamma=gamma)
+
+
+def _grid(gx: torch.Tensor, gy: torch.Tensor, delta: torch.Tensor, N: int) -> torch.Tensor:
+    """Eqs 19-20 for both axes at once: (..., 2, N) grid centres, row 0 along x, row 1 along y."""
+    offsets = _grid_offsets(N, gx.device, gx.dtype)  # (N,)
+    return torch.stack([gx, gy], dim=-1).unsqueeze(-1) + offsets * delta[..., None, None]
 
 
 def grid_centres(params: AttentionParams, N: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Eqs 19-20: mu_X^i = gX + (i - N/2 - 0.5) delta for i = 1..N, in paper pixel coordinates."""
-    offsets = torch.arange(1, N + 1, device=params.gx.device, dtype=params.gx.dtype) - N / 2 - 0.5  # (N,)
-    mu_x = params.gx.unsqueeze(-1) + offsets * params.delta.unsqueeze(-1)  # (..., N)
-    mu_y = params.gy.unsqueeze(-1) + offsets * params.delta.unsqueeze(-1)  # (..., N)
+    mu_x, mu_y = _grid(params.gx, params.gy, params.delta, N).unbind(-2)  # (..., N) each
     return mu_x, mu_y
 
 
-def _filter(mu: torch.Tensor, sigma2: torch.Tensor, size: int) -> torch.Tensor:
-    """Eqs 25-26 along one axis: rows exp(-(a - mu_i)^2 / 2 sigma^2), normalised to sum to 1."""
-    a = torch.arange(1, size + 1, device=mu.device, dtype=mu.dtype)  # (size,) paper's 1-based pixels
-    f = torch.exp(-((a - mu.unsqueeze(-1)) ** 2) / (2 * sigma2[..., None, None]))  # (..., N, size)
-    return f / f.sum(-1, keepdim=True).clamp_min(EPS)  # 1/Z_X, 1/Z_Y
-
-
 def filterbank(params: AttentionParams, N: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eqs 25-26: the horizontal and vertical filterbanks F_X (..., N, W) and F_Y (..., N, H)."""
-    mu_x, mu_y = grid_centres(params, N)
-    return _filter(mu_x, params.sigma2, width), _filter(mu_y, params.sigma2, height)
+    """Eqs 25-26: the horizontal and vertical filterbanks F_X (..., N, W) and F_Y (..., N, H).
+
+    Rows are normalised by max(Z, EPS). One autograd node (`_Filterbank`) with the backward written out.
+    """
+    return _Filterbank.apply(params.gx, params.gy, params.delta, params.sigma2, N, height, width)
+
+
+class _Filterbank(torch.autograd.Function):
+    """Eqs 19-20 and 25-26 for both axes as one (..., 2, N, S) tensor (axis 0 along x, 1 along y; S = max(H, W)).
+
+    Backward, with F = f / Z, f = exp(e), e = -d^2 / (2 sigma^2), d = a - mu and G = dL/dF:
+    dL/de = (G - sum_a G F) F, dL/dmu = sum_a dL/de d / sigma^2, dL/dsigma^2 = sum dL/de d^2 / (2 sigma^4),
+    and mu = g + offset_i delta (eqs 19-20). tests/test_attention.py checks it with gradcheck.
+    """
+
+    @staticmethod
+    def forward(ctx, gx, gy, delta, sigma2, N: int, height: int, width: int):
+        const = _image_constants(height, width, gx.device, gx.dtype)
+        mu = _grid(gx, gy, delta, N)  # (..., 2, N)
+        d = const.pixels - mu.unsqueeze(-1)  # (..., 2, N, S)
+        f = torch.exp(d.square() * (-0.5 / sigma2)[..., None, None, None])  # eqs 25-26
+        if const.on_image is not None:
+            f = f * const.on_image.unsqueeze(-2)
+        Z = f.sum(-1, keepdim=True)  # (..., 2, N, 1)
+        F = f / Z.clamp_min(EPS)
+        ctx.save_for_backward(F, d, sigma2, _grid_offsets(N, gx.device, gx.dtype), Z >= EPS)
+        return F[..., 0, :, :width], F[..., 1, :, :height]
+
+    @staticmethod
+    def backward(ctx, grad_x, grad_y):
+        F, d, sigma2, offsets, normalised = ctx.saved_tensors
+        S = F.shape[-1]
+        G = torch.stack([_pad_last(grad_x, S), _pad_last(grad_y, S)], dim=-3)  # (..., 2, N, S)
+        grad_e = (G - (G * F).sum(-1, keepdim=True) * normalised) * F  # dL/de
+        grad_e_d = grad_e * d
+        grad_mu = grad_e_d.sum(-1) / sigma2[..., None, None]  # (..., 2, N)
+        grad_sigma2 = (grad_e_d * d).sum((-1, -2, -3)) / (2 * sigma2.square())
+        grad_gx, grad_gy = grad_mu.sum(-1).unbind(-1)  # eqs 19-20: every mu_i moves with g
+        grad_delta = (grad_mu * offsets).sum((-1, -2))
+        return grad_gx, grad_gy, grad_delta, grad_sigma2, None, None, None
+
+
+def _pad_last(t: torch.Tensor, size: int) -> torch.Tensor:
+    return t if t.shape[-1] == size else torch.nn.functional.pad(t, (0, size - t.shape[-1]))
 
 
 def extract(images: torch.Tensor, Fx: torch.Tensor, Fy: torch.Tensor) -> torch.Tensor:
     """F_Y x F_X^T for every channel: images (B, C, H, W) -> glimpses (B, C, N, N). No gamma."""
-    return Fy.unsqueeze(1) @ images @ Fx.transpose(-1, -2).unsqueeze(1)
+    return _Extract.apply(images, Fx, Fy)
 
 
 def read(x: torch.Tensor, x_hat: torch.Tensor, Fx: torch.Tensor, Fy: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
     """Eq. 27: read(x, x_hat) = gamma [F_Y x F_X^T, F_Y x_hat F_X^T], flattened to (B, 2 C N N)."""
-    both = torch.cat([x, x_hat], dim=1)  # (B, 2C, H, W): one batched matmul for image and error
-    glimpse = extract(both, Fx, Fy)  # (B, 2C, N, N)
-    return gamma[:, None] * glimpse.flatten(1)
+    B, C, H, W = x.shape
+    # Image and error side by side, (B, C, H, 2W), seen as the 2C images of one batched matmul: for C = 1 this
+    # view is already the (B, H, 2W) layout that extract multiplies, so nothing is copied twice.
+    both = torch.cat([x, x_hat], dim=-1).view(B, C, H, 2, W).permute(0, 3, 1, 2, 4).reshape(B, 2 * C, H, W)
+    return gamma[:, None] * extract(both, Fx, Fy).flatten(1)
 
 
 def write(w: torch.Tensor, Fx: torch.Tensor, Fy: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
     """Eq. 29: write(h_dec) = (1 / gamma^) F^_Y^T w_t F^_X, with w (B, C, N, N) -> (B, C, H, W)."""
-    patch = Fy.transpose(-1, -2).unsqueeze(1) @ w @ Fx.unsqueeze(1)  # (B, C, H, W)
-    return patch / gamma[:, None, None, None]
+    return _Spread.apply(w, Fx, Fy) / gamma[:, None, None, None]
+
+
+# The two products below are small batched matmuls. On CPU a batched matmul whose result has a short last axis is
+# several times slower than one with a long last axis, so both are arranged so that every product in the forward
+# and backward pass ends on a pixel axis (or is tiny); writing their backward out also keeps them one autograd node.
+
+
+class _Extract(torch.autograd.Function):
+    """images (B, K, H, W) -> F_Y image F_X^T for each of the K images, (B, K, N, N)."""
+
+    @staticmethod
+    def forward(ctx, images, Fx, Fy):
+        B, K, H, W = images.shape
+        N = Fx.shape[-2]
+        columns = images.transpose(1, 2).reshape(B, H, K * W)  # (B, H, K W)
+        rows = torch.bmm(Fy, columns).view(B, N * K, W)  # (B, N K, W): F_Y image
+        out = torch.bmm(Fx, rows.transpose(1, 2))  # (B, N, N K): out[j, (i, k)] = (F_Y image F_X^T)[k, i, j]
+        ctx.save_for_backward(columns, rows, Fx, Fy)
+        return out.view(B, N, N, K).permute(0, 3, 2, 1).contiguous()  # (B, K, N, N)
+
+    @staticmethod
+    def backward(ctx, grad):
+        columns, rows, Fx, Fy = ctx.saved_tensors
+        B, K, N, _ = grad.shape
+        H, W = columns.shape[1], Fx.shape[-1]
+        grad_out = grad.permute(0, 3, 2, 1).reshape(B, N, N * K)  # (B, N, N K)
+        grad_Fx = torch.bmm(grad_out, rows)  # (B, N, W)
+        grad_rows = torch.bmm(grad_out.transpose(1, 2), Fx).view(B, N, K * W)  # (B, N, K W)
+        grad_Fy = torch.bmm(grad_rows, columns.transpose(1, 2))  # (B, N, H)
+        grad_images = None
+        if ctx.needs_input_grad[0]:
+            grad_images = torch.bmm(Fy.transpose(1, 2), grad_rows).view(B, H, K, W).transpose(1, 2)  # (B, K, H, W)
+        return grad_images, grad_Fx, grad_Fy
+
+
+class _Spread(torch.autograd.Function):
+    """patches w (B, C, N, N) -> F_Y^T w F_X for each channel, (B, C, H, W)."""
+
+    @staticmethod
+    def forward(ctx, w, Fx, Fy):
+        B, C, N, _ = w.shape
+        H, W = Fy.shape[-1], Fx.shape[-1]
+        rows = torch.bmm(w.reshape(B, C * N, N), Fx)  # (B, C N, W): w F_X
+        rows = rows.view(B, C, N, W).transpose(1, 2).reshape(B, N, C * W)  # (B, N, C W)
+        out = torch.bmm(Fy.transpose(1, 2), rows)  # (B, H, C W)
+        ctx.save_for_backward(w, rows, Fx, Fy)
+        return out.view(B, H, C, W).transpose(1, 2).contiguous()  # (B, C, H, W)
+
+    @staticmethod
+    def backward(ctx, grad):
+        w, rows, Fx, Fy = ctx.saved_tensors
+        B, C, N, _ = w.shape
+        H, W = grad.shape[-2:]
+        grad_out = grad.transpose(1, 2).reshape(B, H, C * W)  # (B, H, C W)
+        grad_Fy = torch.bmm(rows, grad_out.transpose(1, 2))  # (B, N, H)
+        grad_rows = torch.bmm(Fy, grad_out).view(B, N, C, W).transpose(1, 2).reshape(B, C * N, W)  # (B, C N, W)
+        grad_w = torch.bmm(grad_rows, Fx.transpose(1, 2)).view(B, C, N, N)
+        grad_Fx = torch.bmm(w.reshape(B, C * N, N).transpose(1, 2), grad_rows)  # (B, N, W)
+        return grad_w, grad_Fx, grad_Fy
 
 
 @dataclass

@@ -37,7 +37,7 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 def reconstruction_nll(result: DrawResult, x: torch.Tensor) -> torch.Tensor:
     """(B,) eq. 9: L^x = -log D(x | c_T), the Bernoulli NLL of a binary x under sigma(c_T), summed over pixels."""
-    return F.binary_cross_entropy_with_logits(result.canvas_logits[-1], x, reduction="none").flatten(1).sum(1)
+    return F.binary_cross_entropy_with_logits(result.final_logits, x, reduction="none").flatten(1).sum(1)
 
 
 def loss_terms(result: DrawResult, x: torch.Tensor) -> LossTerms:

@@ -17,7 +17,7 @@ TINY = DrawConfig(T=4, enc_size=32, dec_size=32, z_size=8)
 def hand_result(canvas_logits: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, z=None) -> DrawResult:
     T, B = mu.shape[:2]
     return DrawResult(
-        canvas_logits=canvas_logits,
+        canvas_steps=list(canvas_logits),
         mu=mu,
         logvar=logvar,
         z=mu.clone() if z is None else z,
