@@ -107,39 +107,78 @@ def filterbank(params: AttentionParams, N: int, height: int, width: int) -> tupl
     return _Filterbank.apply(params.gx, params.gy, params.delta, params.sigma2, N, height, width)
 
 
-class _Filterbank(torch.autograd.Function):
-    """Eqs 19-20 and 25-26 for both axes as one (..., 2, N, S) tensor (axis 0 along x, 1 along y; S = max(H, W)).
+def window(raw: torch.Tensor, N: int, height: int, width: int) -> tuple[AttentionParams, torch.Tensor, torch.Tensor]:
+    """Eqs 21-26 as one autograd node: `attention_params(raw)` and its `filterbank`, as the model runs them."""
+    values, Fx, Fy = _Window.apply(raw, N, height, width)
+    gx, gy, sigma2, delta, gamma = values.unbind(-1)
+    return AttentionParams(gx=gx, gy=gy, delta=delta, sigma2=sigma2, gamma=gamma), Fx, Fy
 
-    Backward, with F = f / Z, f = exp(e), e = -d^2 / (2 sigma^2), d = a - mu and G = dL/dF:
-    dL/de = (G - sum_a G F) F, dL/dmu = sum_a dL/de d / sigma^2, dL/dsigma^2 = sum dL/de d^2 / (2 sigma^4),
-    and mu = g + offset_i delta (eqs 19-20). tests/test_attention.py checks it with gradcheck.
-    """
+
+def _filters(gx, gy, delta, sigma2, N: int, height: int, width: int):
+    """Eqs 19-20 and 25-26 for both axes as one (..., 2, N, S) tensor F (axis 0 along x, 1 along y; S = max(H, W)),
+    with what the backward needs: d = a - mu and where the rows were normalised (Z >= EPS)."""
+    const = _image_constants(height, width, gx.device, gx.dtype)
+    mu = _grid(gx, gy, delta, N)  # (..., 2, N)
+    d = const.pixels - mu.unsqueeze(-1)  # (..., 2, N, S)
+    f = torch.exp(d.square() * (-0.5 / sigma2)[..., None, None, None])  # eqs 25-26
+    if const.on_image is not None:
+        f = f * const.on_image.unsqueeze(-2)
+    Z = f.sum(-1, keepdim=True)  # (..., 2, N, 1)
+    return f / Z.clamp_min(EPS), d, Z >= EPS
+
+
+def _filters_backward(grad_x, grad_y, F, d, sigma2, N: int, normalised):
+    """dL/d(gx, gy, delta, sigma^2) from dL/dF_X and dL/dF_Y. With F = f / Z, f = exp(e), e = -d^2 / (2 sigma^2),
+    d = a - mu and G = dL/dF: dL/de = (G - sum_a G F) F, dL/dmu = sum_a dL/de d / sigma^2,
+    dL/dsigma^2 = sum dL/de d^2 / (2 sigma^4), and mu = g + offset_i delta (eqs 19-20)."""
+    S = F.shape[-1]
+    G = torch.stack([_pad_last(grad_x, S), _pad_last(grad_y, S)], dim=-3)  # (..., 2, N, S)
+    grad_e = (G - (G * F).sum(-1, keepdim=True) * normalised) * F  # dL/de
+    grad_e_d = grad_e * d
+    grad_mu = grad_e_d.sum(-1) / sigma2[..., None, None]  # (..., 2, N)
+    grad_sigma2 = (grad_e_d * d).sum((-1, -2, -3)) / (2 * sigma2.square())
+    grad_gx, grad_gy = grad_mu.sum(-1).unbind(-1)  # eqs 19-20: every mu_i moves with g
+    grad_delta = (grad_mu * _grid_offsets(N, F.device, F.dtype)).sum((-1, -2))
+    return grad_gx, grad_gy, grad_delta, grad_sigma2
+
+
+class _Filterbank(torch.autograd.Function):
+    """(gx, gy, delta, sigma^2) -> F_X, F_Y; tests/test_attention.py checks the backward with gradcheck."""
 
     @staticmethod
     def forward(ctx, gx, gy, delta, sigma2, N: int, height: int, width: int):
-        const = _image_constants(height, width, gx.device, gx.dtype)
-        mu = _grid(gx, gy, delta, N)  # (..., 2, N)
-        d = const.pixels - mu.unsqueeze(-1)  # (..., 2, N, S)
-        f = torch.exp(d.square() * (-0.5 / sigma2)[..., None, None, None])  # eqs 25-26
-        if const.on_image is not None:
-            f = f * const.on_image.unsqueeze(-2)
-        Z = f.sum(-1, keepdim=True)  # (..., 2, N, 1)
-        F = f / Z.clamp_min(EPS)
-        ctx.save_for_backward(F, d, sigma2, _grid_offsets(N, gx.device, gx.dtype), Z >= EPS)
+        F, d, normalised = _filters(gx, gy, delta, sigma2, N, height, width)
+        ctx.save_for_backward(F, d, sigma2, normalised)
+        ctx.N = N
         return F[..., 0, :, :width], F[..., 1, :, :height]
 
     @staticmethod
     def backward(ctx, grad_x, grad_y):
-        F, d, sigma2, offsets, normalised = ctx.saved_tensors
-        S = F.shape[-1]
-        G = torch.stack([_pad_last(grad_x, S), _pad_last(grad_y, S)], dim=-3)  # (..., 2, N, S)
-        grad_e = (G - (G * F).sum(-1, keepdim=True) * normalised) * F  # dL/de
-        grad_e_d = grad_e * d
-        grad_mu = grad_e_d.sum(-1) / sigma2[..., None, None]  # (..., 2, N)
-        grad_sigma2 = (grad_e_d * d).sum((-1, -2, -3)) / (2 * sigma2.square())
-        grad_gx, grad_gy = grad_mu.sum(-1).unbind(-1)  # eqs 19-20: every mu_i moves with g
-        grad_delta = (grad_mu * offsets).sum((-1, -2))
-        return grad_gx, grad_gy, grad_delta, grad_sigma2, None, None, None
+        F, d, sigma2, normalised = ctx.saved_tensors
+        return *_filters_backward(grad_x, grad_y, F, d, sigma2, ctx.N, normalised), None, None, None
+
+
+class _Window(torch.autograd.Function):
+    """raw (..., 5) -> (gx, gy, sigma^2, delta, gamma) in raw's order, F_X, F_Y; gradchecked like _Filterbank."""
+
+    @staticmethod
+    def forward(ctx, raw, N: int, height: int, width: int):
+        p = attention_params(raw, N, height, width)
+        F, d, normalised = _filters(p.gx, p.gy, p.delta, p.sigma2, N, height, width)
+        values = torch.stack([p.gx, p.gy, p.sigma2, p.delta, p.gamma], dim=-1)  # (..., 5)
+        # d values / d raw (eqs 21-24): (A + 1) / 2, (B + 1) / 2, then each exp term itself; 0 where raw was clamped.
+        half_size = _image_constants(height, width, raw.device, raw.dtype).half_size
+        slope = torch.cat([half_size.expand_as(values[..., :2]), values[..., 2:]], dim=-1) * (raw.abs() <= RAW_CLAMP)
+        ctx.save_for_backward(F, d, p.sigma2, normalised, slope)
+        ctx.N = N
+        return values, F[..., 0, :, :width], F[..., 1, :, :height]
+
+    @staticmethod
+    def backward(ctx, grad_values, grad_x, grad_y):
+        F, d, sigma2, normalised, slope = ctx.saved_tensors
+        grad_gx, grad_gy, grad_delta, grad_sigma2 = _filters_backward(grad_x, grad_y, F, d, sigma2, ctx.N, normalised)
+        from_filters = torch.stack([grad_gx, grad_gy, grad_sigma2, grad_delta, torch.zeros_like(grad_gx)], dim=-1)
+        return (grad_values + from_filters) * slope, None, None, None
 
 
 def _pad_last(t: torch.Tensor, size: int) -> torch.Tensor:

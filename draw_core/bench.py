@@ -19,10 +19,9 @@ from pathlib import Path
 
 import torch
 
-from .config import DrawConfig
-from .elbo import loss_terms
+from .config import DrawConfig, TrainConfig
 from .model import DRAW
-from .train import hardware_name, select_device
+from .train import backward_step, hardware_name, select_device
 
 
 def forward_flops_per_image(cfg: DrawConfig) -> int:
@@ -89,10 +88,7 @@ def bench_train(cfg: DrawConfig, batch_size: int, steps: int, warmup: int, devic
     x = torch.bernoulli(torch.full((batch_size, cfg.channels, cfg.height, cfg.width), 0.2)).to(device)
 
     def step():
-        loss = loss_terms(model(x), x).total.mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        backward_step(model, optimizer, x, TrainConfig.grad_clip)
         optimizer.step()
 
     burst, burst_flops = matmul_burst(batch_size, cfg.read_size + cfg.dec_size + cfg.enc_size, 4 * cfg.enc_size, device)

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .attention import AttentionParams, attention_params, filterbank, read, write
+from .attention import AttentionParams, read, window, write
 from .config import DrawConfig
 from .time_shared import TimeSharedLinear
 
@@ -183,8 +183,7 @@ class DRAW(nn.Module):
         B = w.shape[0]
         if write_raw is None:
             return w.view(B, cfg.channels, cfg.height, cfg.width), None  # eq. 18
-        params = attention_params(write_raw, cfg.write_n, cfg.height, cfg.width)
-        Fx, Fy = filterbank(params, cfg.write_n, cfg.height, cfg.width)  # (B, N, W), (B, N, H)
+        params, Fx, Fy = window(write_raw, cfg.write_n, cfg.height, cfg.width)  # eqs 21-26: (B, N, W), (B, N, H)
         patch = w.view(B, cfg.channels, cfg.write_n, cfg.write_n)  # eq. 28
         return write(patch, Fx, Fy, params.gamma), params  # eq. 29
 
@@ -197,8 +196,7 @@ class DRAW(nn.Module):
             glimpse = torch.cat([x, x_hat], dim=1)  # eq. 17, (B, 2C, H, W)
             r, read_params = glimpse.flatten(1), None
         else:
-            read_params = attention_params(read_raw, cfg.read_n, cfg.height, cfg.width)
-            Fx, Fy = filterbank(read_params, cfg.read_n, cfg.height, cfg.width)
+            read_params, Fx, Fy = window(read_raw, cfg.read_n, cfg.height, cfg.width)  # eqs 21-26
             r = read(x, x_hat, Fx, Fy, read_params.gamma)  # eq. 27, (B, 2CNN)
             glimpse = r.view(B, 2 * cfg.channels, cfg.read_n, cfg.read_n)
         h_enc, c_enc = lstm_step(layers.encoder(torch.cat([r, h_dec, h_enc], dim=1)), c_enc)  # eq. 5

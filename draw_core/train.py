@@ -110,6 +110,16 @@ def run_progress(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
     return min(1.0, progress)
 
 
+def backward_step(model: DRAW, optimizer: torch.optim.Optimizer, x: torch.Tensor, grad_clip: float):
+    """The ELBO of a batch (eq. 12), its gradients and their clipping; the caller checks them and steps."""
+    terms = loss_terms(model(x), x)
+    loss = terms.total.mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    return terms, loss, grad_norm
+
+
 def train(
     model_cfg: DrawConfig,
     train_cfg: TrainConfig,
@@ -202,11 +212,7 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = lr
         x = stream.next().to(device, non_blocking=True)
-        terms = loss_terms(model(x), x)
-        loss = terms.total.mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
+        terms, loss, grad_norm = backward_step(model, optimizer, x, train_cfg.grad_clip)
         if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
             kept = (
                 f"the last good checkpoint (step {last_good['step']}) is kept at {out}"

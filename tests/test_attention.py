@@ -12,6 +12,7 @@ from draw_core.attention import (
     filterbank,
     grid_centres,
     read,
+    window,
     window_geometry,
     write,
 )
@@ -231,6 +232,28 @@ def test_filterbank_backward_matches_finite_differences(height, width):
         return filterbank(AttentionParams(gx, gy, delta, sigma2, p.gamma), 3, height, width)
 
     assert torch.autograd.gradcheck(filters, inputs)
+
+
+@pytest.mark.parametrize("height, width", [(28, 28), (12, 17)])
+def test_window_is_attention_params_then_filterbank_with_a_checked_backward(height, width):
+    # window() is eqs 21-26 in one autograd node, as the model runs them: the same numbers as attention_params then
+    # filterbank, and gradients that match finite differences in float64, including through a clamped raw value.
+    raw = torch.tensor(
+        [[0.1, -0.2, 0.3, -0.5, 0.2], [0.9, 0.8, -1.0, 0.2, -0.4], [-0.3, 12.0, 1.5, -1.5, 0.0]], dtype=torch.float64
+    )
+    params, Fx, Fy = window(raw, 3, height, width)
+    expected = attention_params(raw, 3, height, width)
+    for name in ("gx", "gy", "delta", "sigma2", "gamma"):
+        torch.testing.assert_close(getattr(params, name), getattr(expected, name))
+    expected_x, expected_y = filterbank(expected, 3, height, width)
+    torch.testing.assert_close(Fx, expected_x)
+    torch.testing.assert_close(Fy, expected_y)
+
+    def everything(r):
+        p, fx, fy = window(r, 3, height, width)
+        return fx, fy, p.gamma, p.gx, p.delta
+
+    assert torch.autograd.gradcheck(everything, (raw.clone().requires_grad_(True),))
 
 
 @pytest.mark.parametrize("channels", [1, 3])
