@@ -5,6 +5,10 @@ Letters used in shape comments:
 
 Pixel coordinates follow the paper: a = 1..A along x, b = 1..B along y. `window_geometry` converts
 to 0-based image indices (pixel a sits at column a - 1) for drawing on top of an image.
+
+For training speed, `window` (eqs 21-26), `filterbank`, `extract` and `write` are each one autograd Function
+with its backward written out next to its forward (every one is checked with gradcheck in tests/test_attention.py);
+`attention_params` and `grid_centres` stay plain PyTorch, the transcription the others are tested against.
 """
 
 from __future__ import annotations
