@@ -43,7 +43,9 @@ class _SharedParameters(Function):
     @staticmethod
     def backward(ctx, _weight_grad, _bias_grad):
         total = ctx.total
-        return total.weight, total.bias, None
+        weight, bias = total.weight, total.bias
+        total.weight = total.bias = None  # a second backward through a retained graph starts a new sum
+        return weight, bias, None
 
 
 class _StepLinear(Function):

@@ -199,3 +199,18 @@ def test_time_shared_linear_gives_the_plain_layers_gradients():
         torch.testing.assert_close(a, b)
     with torch.no_grad():
         assert TimeSharedLinear(layer).total is None  # outside autograd it is the plain layer
+
+
+def test_time_shared_linear_twice_through_a_retained_graph_adds_up_like_autograd():
+    layer = torch.nn.Linear(3, 3).double()
+    x = torch.randn(2, 3, dtype=torch.float64)
+    shared = TimeSharedLinear(layer)
+    loss = shared(torch.tanh(shared(x))).square().sum()
+    loss.backward(retain_graph=True)
+    loss.backward()
+    ours = layer.weight.grad.clone()
+    layer.weight.grad = None
+    plain = layer(torch.tanh(layer(x))).square().sum()
+    plain.backward(retain_graph=True)
+    plain.backward()
+    torch.testing.assert_close(ours, layer.weight.grad)
