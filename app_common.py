@@ -15,11 +15,11 @@ import numpy as np
 import streamlit as st
 import torch
 
-from draw_core import catalog
-from draw_core.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from draw_core.data import load_sample
-from draw_core.latent import prior_z
-from draw_core.model import GenerationTrace, ReconstructionTrace
+from draw_core.io import catalog
+from draw_core.io.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from draw_core.nn.model import GenerationTrace, ReconstructionTrace
+from draw_core.present.latent import prior_z
 
 SELECTED_KEY = "_selected"  # session key of the Selected checkpoint of the current run, set by app_frame
 PICKER_KEY = "checkpoint"  # session key of the sidebar's checkpoint choice (also the Generate page's URL key)

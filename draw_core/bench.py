@@ -1,9 +1,8 @@
-"""Benchmarks (a command, not a test): training throughput against the machine's matmul limit,
-generation latency, and the app's server-side rerun time.
+"""Benchmarks (a command, not a test): training throughput against the machine's matmul limit and
+generation latency (the app's server-side rerun time is tools/bench_app.py: this package never imports Streamlit).
 
     python -m draw_core.bench train --preset mnist --batch-size 128 --steps 20 [--device D] [--json]
     python -m draw_core.bench generate [--preset mnist] [--repeats 20] [--json]
-    python -m draw_core.bench app [--repeats 7] [--json]
 
 Every figure is the median over repeats; `--json` prints one JSON object per line.
 """
@@ -15,13 +14,13 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-from .config import DrawConfig, TrainConfig
-from .model import DRAW
-from .train import backward_step, hardware_name, select_device
+from draw_core.config import DrawConfig, TrainConfig
+from draw_core.nn.model import DRAW
+from draw_core.training.devices import hardware_name, select_device
+from draw_core.training.trainer import backward_step
 
 
 def forward_flops_per_image(cfg: DrawConfig) -> int:
@@ -138,64 +137,7 @@ def bench_generate(cfg: DrawConfig, repeats: int, device: torch.device) -> dict:
     }
 
 
-APP_SLIDERS = (  # (page file, how to find the slider a learner drags there)
-    ("pages/generate.py", lambda key: key == "step"),
-    ("pages/latent.py", lambda key: key.startswith("latent_dim_")),
-)
-
-
-def bench_app(repeats: int) -> list[dict]:
-    """Server-side time of a rerun after moving the Generate step slider and a Latent slider (AppTest).
-
-    Uses the shipped `mnist` checkpoint; where there is none, an untrained model of the paper's config (the
-    rerun's cost does not depend on the weights' values).
-    """
-    import os
-    import tempfile
-
-    from streamlit.testing.v1 import AppTest
-
-    from .catalog import DEFAULT_CHECKPOINT, shipped_dir
-    from .checkpoint import save_checkpoint
-
-    root = Path(__file__).resolve().parent.parent
-    weights = "shipped"
-    if not (shipped_dir() / f"{DEFAULT_CHECKPOINT}.safetensors").exists():
-        folder = tempfile.mkdtemp(prefix="draw-bench-")
-        save_checkpoint(DRAW(DrawConfig.preset("mnist")), Path(folder) / f"{DEFAULT_CHECKPOINT}.safetensors")
-        os.environ["DRAW_CHECKPOINTS_DIR"] = folder
-        weights = "untrained paper config"
-    results = []
-    for page, wanted in APP_SLIDERS:
-        app = AppTest.from_file(str(root / "app.py"), default_timeout=120)
-        app.run()
-        app.switch_page(page).run()
-        if app.exception:
-            raise RuntimeError(f"{page} raised: {app.exception[0].message}")
-        key = next(s.key for s in app.slider if s.key and wanted(s.key))
-        times = []
-        for i in range(repeats + 1):
-            slider = app.slider(key=key)
-            start = time.perf_counter()
-            slider.set_value(slider.max if i % 2 == 0 else slider.min).run()
-            times.append(time.perf_counter() - start)
-            if app.exception:
-                raise RuntimeError(f"{page} raised: {app.exception[0].message}")
-        times = times[1:]  # the first move fills the page's caches
-        results.append(
-            {
-                "bench": "app",
-                "page": page,
-                "slider": key,
-                "weights": weights,
-                "rerun_ms_median": statistics.median(times) * 1e3,
-                "rerun_ms_all": [t * 1e3 for t in times],
-            }
-        )
-    return results
-
-
-def _print(rows: list[dict], as_json: bool) -> None:
+def print_rows(rows: list[dict], as_json: bool) -> None:
     for row in rows:
         if as_json:
             print(json.dumps(row))
@@ -223,9 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     generate.add_argument("--preset", default="mnist")
     generate.add_argument("--repeats", type=int, default=20)
     generate.add_argument("--device", default="cpu")
-    app = sub.add_parser("app", help="server-side rerun time of the app's sliders (AppTest)")
-    app.add_argument("--repeats", type=int, default=7)
-    for p in (train, generate, app):
+    for p in (train, generate):
         p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
         p.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args(argv)
@@ -237,11 +177,9 @@ def main(argv: list[str] | None = None) -> int:
                 DrawConfig.preset(args.preset), args.batch_size, args.steps, args.warmup, select_device(args.device)
             )
         ]
-    elif args.command == "generate":
-        rows = [bench_generate(DrawConfig.preset(args.preset), args.repeats, select_device(args.device))]
     else:
-        rows = bench_app(args.repeats)
-    _print(rows, args.json)
+        rows = [bench_generate(DrawConfig.preset(args.preset), args.repeats, select_device(args.device))]
+    print_rows(rows, args.json)
     return 0
 
 

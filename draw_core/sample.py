@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from .attention import window_geometry
-from .checkpoint import CheckpointError, load_checkpoint
-from .render import generation_grid_gif, grid_png
+from draw_core.io.checkpoint import CheckpointError, load_checkpoint
+from draw_core.nn.attention import window_geometry
+from draw_core.present.render import generation_grid_gif, grid_png
 
 
 def main(argv: list[str] | None = None) -> int:

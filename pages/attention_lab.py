@@ -8,8 +8,8 @@ import streamlit as st
 import torch
 
 import app_common
-from draw_core import viz
-from draw_core.attention import AttentionParams, extract, filterbank, window_geometry, write
+from draw_core.nn.attention import AttentionParams, extract, filterbank, window_geometry, write
+from draw_core.present import viz
 
 app_common.page_setup()  # the shared sidebar; this page needs no model
 st.title("Attention lab")

@@ -3,10 +3,11 @@
 import streamlit as st
 
 import app_common
-from draw_core import catalog, viz
-from draw_core.checkpoint import CheckpointError
 from draw_core.data import dataset_available, fixed_test_set
-from draw_core.evaluate import EvalResult, evaluate
+from draw_core.io import catalog
+from draw_core.io.checkpoint import CheckpointError
+from draw_core.present import viz
+from draw_core.training.evaluation import EvalResult, evaluate
 
 selected = app_common.require_checkpoint()
 

@@ -9,8 +9,8 @@ import streamlit as st
 import torch
 
 import app_common
-from draw_core import render, viz
-from draw_core.attention import window_geometry
+from draw_core.nn.attention import window_geometry
+from draw_core.present import render, viz
 
 selected = app_common.require_checkpoint()
 model, cfg = selected.model, selected.config

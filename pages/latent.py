@@ -7,8 +7,8 @@ import streamlit as st
 import torch
 
 import app_common
-from draw_core import latent, viz
 from draw_core.data import fixed_test_set
+from draw_core.present import latent, viz
 
 KL_DIGITS = 100  # test digits the KL ordering of the dimensions is measured on
 SHOWN = 10  # sliders shown at once: the top of the KL ranking, then a chosen group of ranks in the expander

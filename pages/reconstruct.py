@@ -5,10 +5,10 @@ import torch
 from streamlit_drawable_canvas import st_canvas
 
 import app_common
-from draw_core import viz
-from draw_core.attention import window_geometry
-from draw_core.elbo import gaussian_kl
-from draw_core.images import ImageError, canvas_to_grey, prepare_digit, prepare_upload
+from draw_core.data.images import ImageError, canvas_to_grey, prepare_digit, prepare_upload
+from draw_core.nn.attention import window_geometry
+from draw_core.nn.elbo import gaussian_kl
+from draw_core.present import viz
 
 selected = app_common.require_checkpoint()
 model, cfg = selected.model, selected.config

@@ -11,12 +11,12 @@ import streamlit as st
 import torch
 
 import app_common
-from draw_core import viz
-from draw_core.attention import window_geometry
 from draw_core.config import PRESETS, DrawConfig, TrainConfig
 from draw_core.data import DATASETS, MNIST_FILES, dataset_available, resolve_data_dir
-from draw_core.jobs import JobError, JobSnapshot, get_manager
-from draw_core.train import available_devices, hardware_name, select_device
+from draw_core.nn.attention import window_geometry
+from draw_core.present import viz
+from draw_core.training.devices import available_devices, hardware_name, select_device
+from draw_core.training.jobs import JobError, JobSnapshot, get_manager
 
 MAX_STEPS = 10_000_000  # TrainConfig's upper bound: with a time budget the clock ends the run
 STATUS_ICONS = {

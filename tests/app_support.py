@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from draw_core.checkpoint import save_checkpoint
 from draw_core.config import DrawConfig
-from draw_core.model import DRAW
+from draw_core.io.checkpoint import save_checkpoint
+from draw_core.nn.model import DRAW
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints"

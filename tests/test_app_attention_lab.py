@@ -4,9 +4,9 @@ import pytest
 import torch
 from app_support import assert_no_exception, figure, open_page, use_folders
 
-from draw_core import viz
-from draw_core.attention import AttentionParams, filterbank
 from draw_core.data import load_sample
+from draw_core.nn.attention import AttentionParams, filterbank
+from draw_core.present import viz
 
 
 def set_window(at, **values):

@@ -3,10 +3,10 @@
 import pytest
 from app_support import assert_no_exception, figure, open_page, tiny_checkpoint, use_folders, use_shipped
 
-from draw_core.checkpoint import load_checkpoint
 from draw_core.config import DrawConfig
 from draw_core.data import fixed_test_set
-from draw_core.evaluate import evaluate
+from draw_core.io.checkpoint import load_checkpoint
+from draw_core.training.evaluation import evaluate
 
 NO_ATTENTION = DrawConfig(T=3, enc_size=16, dec_size=16, z_size=4, read_attn=False, write_attn=False)
 

@@ -14,11 +14,11 @@ from app_support import (
 )
 from streamlit.testing.v1 import AppTest
 
-from draw_core import viz
-from draw_core.attention import window_geometry
-from draw_core.checkpoint import load_checkpoint
 from draw_core.config import DrawConfig
-from draw_core.latent import prior_z
+from draw_core.io.checkpoint import load_checkpoint
+from draw_core.nn.attention import window_geometry
+from draw_core.present import viz
+from draw_core.present.latent import prior_z
 
 SAMPLES = 16
 

@@ -5,9 +5,9 @@ import pickle
 
 from app_support import TINY, assert_no_exception, open_page, tiny_checkpoint, use_folders, use_shipped
 
-from draw_core.checkpoint import save_checkpoint
 from draw_core.config import DrawConfig
-from draw_core.model import DRAW
+from draw_core.io.checkpoint import save_checkpoint
+from draw_core.nn.model import DRAW
 
 
 def test_home_shows_the_card_of_the_run(monkeypatch, tmp_path):

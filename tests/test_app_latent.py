@@ -7,10 +7,10 @@ import pytest
 import torch
 from app_support import assert_no_exception, figure, open_page, tiny_checkpoint, use_folders, use_shipped
 
-from draw_core import latent, viz
-from draw_core.checkpoint import load_checkpoint
 from draw_core.config import DrawConfig
 from draw_core.data import fixed_test_set
+from draw_core.io.checkpoint import load_checkpoint
+from draw_core.present import latent, viz
 
 SAMPLES = 16
 

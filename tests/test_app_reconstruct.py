@@ -8,11 +8,11 @@ import torch
 from app_support import assert_no_exception, figure, open_page, tiny_checkpoint, use_folders, use_shipped
 from PIL import Image
 
-from draw_core import viz
-from draw_core.attention import window_geometry
-from draw_core.checkpoint import load_checkpoint
 from draw_core.config import DrawConfig
 from draw_core.data import load_sample
+from draw_core.io.checkpoint import load_checkpoint
+from draw_core.nn.attention import window_geometry
+from draw_core.present import viz
 
 
 @pytest.fixture

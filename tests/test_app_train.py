@@ -7,9 +7,9 @@ import time
 import pytest
 from app_support import assert_no_exception, open_page, use_folders
 
-from draw_core import jobs
-from draw_core.checkpoint import load_checkpoint
 from draw_core.config import DrawConfig, TrainConfig
+from draw_core.io.checkpoint import load_checkpoint
+from draw_core.training import jobs
 
 HANG_GUARD_S = 60  # only so a broken run fails the test instead of hanging it; nothing here measures speed
 TINY_SETTINGS = {  # number inputs of the page -> a model and a run that take well under a second here

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from draw_core.attention import (
+from draw_core.nn.attention import (
     AttentionParams,
     attention_params,
     extract,

@@ -5,10 +5,10 @@ import os
 
 import pytest
 
-from draw_core import catalog
-from draw_core.checkpoint import save_checkpoint
 from draw_core.config import DrawConfig
-from draw_core.model import DRAW
+from draw_core.io import catalog
+from draw_core.io.checkpoint import save_checkpoint
+from draw_core.nn.model import DRAW
 
 TINY = DrawConfig(T=2, enc_size=8, dec_size=8, z_size=2)
 

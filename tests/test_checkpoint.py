@@ -12,10 +12,10 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from safetensors.torch import save_file
 
-from draw_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from draw_core.config import DrawConfig
-from draw_core.elbo import loss_terms
-from draw_core.model import DRAW
+from draw_core.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from draw_core.nn.elbo import loss_terms
+from draw_core.nn.model import DRAW
 
 TINY = DrawConfig(T=4, enc_size=32, dec_size=32, z_size=8)
 

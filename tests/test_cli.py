@@ -14,10 +14,11 @@ from PIL import Image
 import draw_core.evaluate as evaluate_module
 import draw_core.sample as sample_module
 import draw_core.train as train_module
-from draw_core.checkpoint import load_checkpoint
+import draw_core.training.trainer as trainer_module
 from draw_core.config import DrawConfig, TrainConfig
-from draw_core.elbo import LossTerms
-from draw_core.train import TrainingDiverged, train
+from draw_core.io.checkpoint import load_checkpoint
+from draw_core.nn.elbo import LossTerms
+from draw_core.training.trainer import TrainingDiverged, train
 
 ROOT = Path(__file__).resolve().parents[1]
 T = 4
@@ -134,7 +135,7 @@ def test_sample_cli_process_exit_code_for_a_bad_path(tmp_path):
 
 def nan_after(calls: int, monkeypatch) -> None:
     """Make the training loop's loss NaN from its (calls + 1)-th batch on."""
-    real = train_module.loss_terms
+    real = trainer_module.loss_terms
     count = {"n": 0}
 
     def poisoned(result, x):
@@ -144,7 +145,7 @@ def nan_after(calls: int, monkeypatch) -> None:
             return LossTerms(recon=terms.recon * math.nan, kl=terms.kl, kl_per_step=terms.kl_per_step)
         return terms
 
-    monkeypatch.setattr(train_module, "loss_terms", poisoned)
+    monkeypatch.setattr(trainer_module, "loss_terms", poisoned)
 
 
 TINY_TRAIN = dict(dataset="mnist-sample", batch_size=8, steps=10, warmup_steps=0, eval_every=0, eval_limit=20,

@@ -8,8 +8,8 @@ from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from draw_core.config import DrawConfig
 from draw_core.data import binarize, load_sample
-from draw_core.elbo import gaussian_kl, iwae_bound, log_weights, loss_terms
-from draw_core.model import DRAW, DrawResult
+from draw_core.nn.elbo import gaussian_kl, iwae_bound, log_weights, loss_terms
+from draw_core.nn.model import DRAW, DrawResult
 
 TINY = DrawConfig(T=4, enc_size=32, dec_size=32, z_size=8)
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from draw_core.images import (
+from draw_core.data.images import (
     MAX_UPLOAD_BYTES,
     ImageError,
     canvas_to_grey,

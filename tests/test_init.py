@@ -2,10 +2,10 @@
 
 import torch
 
-from draw_core.attention import attention_params, filterbank, read, window_geometry, write
 from draw_core.config import DrawConfig
 from draw_core.data import load_sample
-from draw_core.model import DRAW
+from draw_core.nn.attention import attention_params, filterbank, read, window_geometry, write
+from draw_core.nn.model import DRAW
 
 
 def initial_heads(cfg: DrawConfig):

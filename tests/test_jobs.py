@@ -10,13 +10,13 @@ import time
 import pytest
 import torch
 
-import draw_core.jobs as jobs
-import draw_core.train as train_module
-from draw_core import catalog
-from draw_core.checkpoint import load_checkpoint
+import draw_core.training.jobs as jobs
+import draw_core.training.trainer as trainer_module
 from draw_core.config import DrawConfig, TrainConfig
-from draw_core.elbo import LossTerms
-from draw_core.train import TrainEvent
+from draw_core.io import catalog
+from draw_core.io.checkpoint import load_checkpoint
+from draw_core.nn.elbo import LossTerms
+from draw_core.training.trainer import TrainEvent
 
 TINY = DrawConfig(T=4, enc_size=32, dec_size=32, z_size=8)
 HANG_GUARD_S = 60  # only so a broken job fails the test instead of hanging it; nothing here measures speed
@@ -135,7 +135,7 @@ def test_a_missing_dataset_fails_the_job_with_the_reason(manager):
 
 
 def test_nan_loss_fails_the_job_and_keeps_the_last_good_checkpoint(manager, monkeypatch):
-    real_loss_terms = train_module.loss_terms
+    real_loss_terms = trainer_module.loss_terms
     calls = {"n": 0}
 
     def poisoned_after_seven(result, x):
@@ -145,7 +145,7 @@ def test_nan_loss_fails_the_job_and_keeps_the_last_good_checkpoint(manager, monk
             return terms
         return LossTerms(recon=terms.recon * math.nan, kl=terms.kl, kl_per_step=terms.kl_per_step)
 
-    monkeypatch.setattr(train_module, "loss_terms", poisoned_after_seven)
+    monkeypatch.setattr(trainer_module, "loss_terms", poisoned_after_seven)
     job = manager.start("nan", TINY, tiny_train(checkpoint_every=3))
     assert job.wait(HANG_GUARD_S)
     snapshot = job.snapshot()

@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from draw_core import latent
 from draw_core.config import DrawConfig
-from draw_core.elbo import loss_terms
-from draw_core.model import DRAW
+from draw_core.nn.elbo import loss_terms
+from draw_core.nn.model import DRAW
+from draw_core.present import latent
 
 
 def test_prior_z_is_seeded_and_is_what_generate_would_draw():

@@ -5,12 +5,12 @@ import dataclasses
 import pytest
 import torch
 
-from draw_core.attention import extract, filterbank
 from draw_core.config import DrawConfig
 from draw_core.data import binarize, load_sample
-from draw_core.elbo import loss_terms
-from draw_core.model import DRAW, lstm_step
-from draw_core.time_shared import TimeSharedLinear
+from draw_core.nn.attention import extract, filterbank
+from draw_core.nn.elbo import loss_terms
+from draw_core.nn.model import DRAW, lstm_step
+from draw_core.nn.time_shared import TimeSharedLinear
 
 TINY = DrawConfig(T=4, enc_size=32, dec_size=32, z_size=8)
 CONFIGS = {

@@ -10,8 +10,8 @@ import math
 import torch
 
 from draw_core.config import DrawConfig
-from draw_core.elbo import loss_terms
-from draw_core.model import DRAW
+from draw_core.nn.elbo import loss_terms
+from draw_core.nn.model import DRAW
 
 EPS = 1e-8
 

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
-from draw_core.attention import AttentionParams, window_geometry
-from draw_core.render import (
+from draw_core.nn.attention import AttentionParams, window_geometry
+from draw_core.present.render import (
     LABEL_HEIGHT,
     MAX_LINE_WIDTH,
     generation_gif,

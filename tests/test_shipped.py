@@ -5,11 +5,11 @@ import math
 
 import pytest
 
-from draw_core.catalog import DEFAULT_CHECKPOINT, REPO_ROOT
-from draw_core.checkpoint import load_checkpoint
 from draw_core.config import DrawConfig
 from draw_core.data import fixed_test_set
-from draw_core.evaluate import evaluate
+from draw_core.io.catalog import DEFAULT_CHECKPOINT, REPO_ROOT
+from draw_core.io.checkpoint import load_checkpoint
+from draw_core.training.evaluation import evaluate
 
 SHIPPED = REPO_ROOT / "checkpoints"
 CARDS = sorted(SHIPPED.glob("*.json"))

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from draw_core import viz
-from draw_core.attention import AttentionParams, filterbank, window_geometry
-from draw_core.render import window_line_width
+from draw_core.nn.attention import AttentionParams, filterbank, window_geometry
+from draw_core.present import viz
+from draw_core.present.render import window_line_width
 
 H = W = 28
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from draw_core import viz
+from draw_core.present import viz
 
 
 def test_loss_history_has_recon_kl_and_their_sum_over_the_steps():

@@ -16,10 +16,10 @@ import time
 
 import torch
 
-from draw_core.catalog import shipped_dir
-from draw_core.checkpoint import load_checkpoint, save_checkpoint
 from draw_core.data import TEST_BINARIZATION_SEED, fixed_test_set
-from draw_core.evaluate import evaluate
+from draw_core.io.catalog import shipped_dir
+from draw_core.io.checkpoint import load_checkpoint, save_checkpoint
+from draw_core.training.evaluation import evaluate
 
 PAPER_NATS = {"mnist": 80.97, "mnist-noattn": 87.40}  # Gregor et al. 2015, Table 2
 MAX_BYTES = 8 * 1024 * 1024

@@ -1,4 +1,4 @@
-"""Write draw_core/assets/mnist_test_sample.npz: the first N real MNIST test digits from the IDX files.
+"""Write draw_core/data/assets/mnist_test_sample.npz: the first N real MNIST test digits from the IDX files.
 
 python tools/make_mnist_sample.py --data-dir ../shared/data --n 500
 """

@@ -20,8 +20,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
-from .config import DrawConfig
-from .model import DRAW
+from draw_core.config import DrawConfig
+from draw_core.nn.model import DRAW
 
 FORMAT = "draw-studio/1"
 MODEL_PREFIX = "model."

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 from torchvision.utils import make_grid
 
-from .attention import WindowGeometry
+from draw_core.nn.attention import WindowGeometry
 
 WINDOW_COLOUR = (255, 0, 0)
 PAD_GREY = 128  # colour of the gaps between tiles

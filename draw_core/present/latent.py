@@ -13,8 +13,8 @@ import json
 
 import torch
 
-from .elbo import gaussian_kl
-from .model import DRAW, standard_normal
+from draw_core.nn.elbo import gaussian_kl
+from draw_core.nn.model import DRAW, standard_normal
 
 
 def prior_z(seed: int, T: int, Z: int, n: int = 1) -> torch.Tensor:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHECKPOINT = "mnist"  # the shipped model the app opens with
 EXTENSION = ".safetensors"
 

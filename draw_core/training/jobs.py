@@ -35,12 +35,12 @@ from pathlib import Path
 
 import torch
 
-from . import catalog
-from .attention import AttentionParams
-from .config import DrawConfig, TrainConfig
-from .data import binarize, load_sample
-from .model import DRAW
-from .train import TrainEvent, train
+from draw_core.config import DrawConfig, TrainConfig
+from draw_core.data import binarize, load_sample
+from draw_core.io import catalog
+from draw_core.nn.attention import AttentionParams
+from draw_core.nn.model import DRAW
+from draw_core.training.trainer import TrainEvent, train
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .attention import AttentionParams, read, window, write
-from .config import DrawConfig
-from .time_shared import TimeSharedLinear
+from draw_core.config import DrawConfig
+from draw_core.nn.attention import AttentionParams, read, window, write
+from draw_core.nn.time_shared import TimeSharedLinear
 
 READ_SPAN = 0.5  # initial read grid spans this fraction of the image (delta~ of eq. 24)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .model import DRAW, DrawResult
+from draw_core.nn.model import DRAW, DrawResult
 
 
 @dataclass

@@ -24,8 +24,8 @@ import plotly.graph_objects as go
 import torch
 from torchvision.utils import make_grid
 
-from .attention import AttentionParams, WindowGeometry
-from .render import window_line_width
+from draw_core.nn.attention import AttentionParams, WindowGeometry
+from draw_core.present.render import window_line_width
 
 WINDOW_COLOURS = {"read": "#00c853", "write": "#ff1744"}  # green read, red write (the paper's Fig. 1 red)
 IMAGE_PIXELS = 280  # default on-screen size of a single image figure

@@ -8,7 +8,7 @@ Datasets:
 - "mnist": the real MNIST (60,000 / 10,000) through torchvision, from the data root given by
   `--data-dir`, else the `DRAW_DATA_DIR` setting, else ./data.
 - "mnist-sample": a few hundred real MNIST test digits shipped in the repository
-  (draw_core/assets/mnist_test_sample.npz, made by tools/make_mnist_sample.py). Both of its splits are
+  (draw_core/data/assets/mnist_test_sample.npz, made by tools/make_mnist_sample.py). Both of its splits are
   that sample; it exists for the app and for tests that must run anywhere, not for honest numbers.
 """
 
