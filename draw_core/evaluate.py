@@ -10,7 +10,7 @@ import json
 import sys
 from dataclasses import asdict
 
-from draw_core.data import DatasetMissingError, fixed_test_set
+from draw_core.data import DatasetMissingError, get_dataset
 from draw_core.io.checkpoint import CheckpointError, load_checkpoint
 from draw_core.training.evaluation import evaluate
 
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ckpt = load_checkpoint(args.checkpoint)
         dataset = args.dataset or ckpt.meta.get("dataset", "mnist")
-        images = fixed_test_set(dataset, args.data_dir, args.limit)
+        images = get_dataset(dataset).test_set(args.data_dir, args.limit)
     except (CheckpointError, DatasetMissingError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

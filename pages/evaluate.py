@@ -3,7 +3,7 @@
 import streamlit as st
 
 import app_common
-from draw_core.data import dataset_available, fixed_test_set
+from draw_core.data import get_dataset
 from draw_core.io import catalog
 from draw_core.io.checkpoint import CheckpointError
 from draw_core.present import viz
@@ -43,7 +43,7 @@ contrast = [k for k in names if attention_of(configs.get(k)) not in (attention_o
 chosen = st.multiselect(
     "Checkpoints", list(names), default=[current, *contrast[:1]], format_func=names.get, key="evaluate_checkpoints"
 )
-datasets = ["mnist-sample"] + (["mnist"] if dataset_available("mnist") else [])
+datasets = ["mnist-sample"] + (["mnist"] if get_dataset("mnist").available() else [])
 dataset_column, digits_column, k_column, button_column = st.columns(4, vertical_alignment="bottom")
 dataset = dataset_column.selectbox(
     "Test digits from",
@@ -82,7 +82,7 @@ for key, model in models.items():
     wanted = (model.key, dataset, digits, k)
     if wanted not in store and run:
         bar = st.progress(0.0, text=f"{names[key]}: evaluating {digits} digits…")
-        images = fixed_test_set(dataset, limit=digits)
+        images = get_dataset(dataset).test_set(limit=digits)
         store[wanted] = evaluate(
             model.model,
             images,

@@ -7,7 +7,7 @@ import streamlit as st
 import torch
 
 import app_common
-from draw_core.data import fixed_test_set
+from draw_core.data import get_dataset
 from draw_core.present import latent, viz
 
 KL_DIGITS = 100  # test digits the KL ordering of the dimensions is measured on
@@ -24,7 +24,7 @@ def kl_table(_model, model_key: str) -> torch.Tensor | None:
     """(T, Z) nats spent per step and dimension on the shipped test digits; None for models of other sizes."""
     if (_model.cfg.channels, _model.cfg.height, _model.cfg.width) != (1, 28, 28):
         return None
-    images = fixed_test_set("mnist-sample", limit=KL_DIGITS)
+    images = get_dataset("mnist-sample").test_set(limit=KL_DIGITS)
     return latent.kl_per_dimension(_model, images, torch.Generator().manual_seed(0))
 
 

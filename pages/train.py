@@ -12,7 +12,7 @@ import torch
 
 import app_common
 from draw_core.config import PRESETS, DrawConfig, TrainConfig
-from draw_core.data import DATASETS, MNIST_FILES, dataset_available, resolve_data_dir
+from draw_core.data import dataset_names, get_dataset
 from draw_core.nn.attention import window_geometry
 from draw_core.present import viz
 from draw_core.training.devices import available_devices, hardware_name, select_device
@@ -29,31 +29,21 @@ STATUS_ICONS = {
 manager = get_manager()
 
 
-def missing_dataset_help(name: str) -> str:
-    if name == "mnist":
-        raw = resolve_data_dir() / "MNIST" / "raw"
-        return (
-            f"MNIST is not on this server: put its four IDX files ({', '.join(MNIST_FILES)}, optionally .gz) in "
-            f"`{raw}`, or start the app with `DRAW_DATA_DIR` pointing at the folder that holds `MNIST/raw/`. "
-            "Until then, `mnist-sample` (500 real test digits shipped with the app) trains anywhere, for demos."
-        )
-    return f"Dataset {name} is not on this server."
-
-
 def settings() -> tuple[str, dict, dict, int] | None:
     """The New run form; returns (name, DrawConfig fields, TrainConfig fields, glimpse_every) when Start is pressed."""
-    available = {name: dataset_available(name) for name in DATASETS}
-    app_common.remember("train_dataset", next((name for name in DATASETS if available[name]), DATASETS[-1]))
+    generator_sets = [name for name in dataset_names() if get_dataset(name).task == "generate"]
+    available = {name: get_dataset(name).available() for name in generator_sets}
+    app_common.remember("train_dataset", next(name for name in generator_sets if available[name]))
     app_common.remember("train_preset", "mnist-small")
     data_column, preset_column, device_column = st.columns(3)
     dataset = data_column.selectbox(
         "Dataset",
-        DATASETS,
+        generator_sets,
         key="train_dataset",
         format_func=lambda name: name if available[name] else f"{name} (not on this server)",
     )
     if not available[dataset]:
-        data_column.warning(missing_dataset_help(dataset))
+        data_column.warning(get_dataset(dataset).how_to_get())
     preset = preset_column.selectbox(
         "Preset",
         list(PRESETS),
@@ -110,7 +100,7 @@ def settings() -> tuple[str, dict, dict, int] | None:
     if not st.button("Start training", key="train_start", type="primary", icon=":material/play_arrow:"):
         return None
     if not available[dataset]:
-        st.error(f"Not started: {missing_dataset_help(dataset)}")
+        st.error(f"Not started: {get_dataset(dataset).how_to_get()}")
         return None
     train = dict(
         dataset=dataset,

@@ -4,7 +4,7 @@ import pytest
 from app_support import assert_no_exception, figure, open_page, tiny_checkpoint, use_folders, use_shipped
 
 from draw_core.config import DrawConfig
-from draw_core.data import fixed_test_set
+from draw_core.data import get_dataset
 from draw_core.io.checkpoint import load_checkpoint
 from draw_core.training.evaluation import evaluate
 
@@ -25,7 +25,7 @@ def test_bound_on_demand_matches_draw_core_evaluate(monkeypatch, tmp_path):
     assert any("Press **Evaluate**" in info.value for info in at.info)
     table = evaluate_on_page(at, 20)
     expected = evaluate(
-        load_checkpoint(runs / "tiny.safetensors").model, fixed_test_set("mnist-sample", limit=20), batch_size=20
+        load_checkpoint(runs / "tiny.safetensors").model, get_dataset("mnist-sample").test_set(limit=20), batch_size=20
     )
     row = table.iloc[0]
     assert row["checkpoint"] == "tiny (run)" and row["digits"] == 20

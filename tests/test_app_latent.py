@@ -8,7 +8,7 @@ import torch
 from app_support import assert_no_exception, figure, open_page, tiny_checkpoint, use_folders, use_shipped
 
 from draw_core.config import DrawConfig
-from draw_core.data import fixed_test_set
+from draw_core.data import get_dataset
 from draw_core.io.checkpoint import load_checkpoint
 from draw_core.present import latent, viz
 
@@ -73,7 +73,7 @@ def test_sliders_are_ordered_by_kl_and_every_dimension_is_reachable(monkeypatch,
     path = tiny_checkpoint(runs, "wide", DrawConfig(T=2, enc_size=16, dec_size=16, z_size=25))
     at = open_page("latent.py")
     model = load_checkpoint(path).model
-    kl = latent.kl_per_dimension(model, fixed_test_set("mnist-sample", limit=100), torch.Generator().manual_seed(0))
+    kl = latent.kl_per_dimension(model, get_dataset("mnist-sample").test_set(limit=100), torch.Generator().manual_seed(0))
     order = latent.dims_by_kl(kl, 1)  # the page opens on the last step, t = 2
 
     def shown() -> list[int]:

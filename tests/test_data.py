@@ -1,4 +1,5 @@
-"""draw_core.data: the shipped sample, binarisation, the fixed test set, and a clear error when MNIST is missing."""
+"""draw_core.data: the registry, the shipped sample, binarisation, the fixed test set, and a clear error when MNIST is
+missing."""
 
 import os
 
@@ -6,18 +7,19 @@ import pytest
 import torch
 from torchvision.datasets import MNIST
 
-from draw_core import data
 from draw_core.data import (
-    MNIST_FILES,
     BatchStream,
     DatasetMissingError,
     binarize,
-    dataset_available,
-    fixed_test_set,
-    load_images,
+    dataset_names,
+    get_dataset,
     load_sample,
     resolve_data_dir,
 )
+from draw_core.data.mnist import MNIST_FILES
+
+SAMPLE = get_dataset("mnist-sample")
+MNIST_SPEC = get_dataset("mnist")
 
 
 def test_load_sample_is_real_digits():
@@ -29,7 +31,7 @@ def test_load_sample_is_real_digits():
     assert torch.equal(images * 255, (images * 255).round())  # 8-bit grey levels
     assert set(labels.tolist()) == set(range(10))
     assert 0.10 < images.mean().item() < 0.16  # MNIST's mean grey level is about 0.13
-    assert torch.equal(load_images("mnist-sample", "test"), images)
+    assert torch.equal(SAMPLE.load("test")[0], images)
 
 
 def test_binarize_gives_bernoulli_samples_of_the_grey_levels():
@@ -45,11 +47,11 @@ def test_binarize_gives_bernoulli_samples_of_the_grey_levels():
 
 
 def test_fixed_test_set_is_deterministic():
-    first = fixed_test_set("mnist-sample")
-    second = fixed_test_set("mnist-sample")
+    first = SAMPLE.test_set()
+    second = SAMPLE.test_set()
     assert torch.equal(first, second)
     assert set(first.unique().tolist()) <= {0.0, 1.0}
-    assert torch.equal(fixed_test_set("mnist-sample", limit=50), first[:50])
+    assert torch.equal(SAMPLE.test_set(limit=50), first[:50])
     # It is a binarisation of the sample, not of something else.
     images, _ = load_sample()
     assert torch.all(first[images == 0] == 0) and torch.all(first[images == 1] == 1)
@@ -66,11 +68,24 @@ def test_batch_stream_gives_fresh_binary_batches_and_counts_epochs():
         BatchStream(images[:0], batch_size=4, seed=0)
 
 
-def test_bad_names_are_refused():
-    with pytest.raises(ValueError, match="unknown dataset 'cifar'"):
-        load_images("cifar", "train")
+def test_bad_names_are_refused_with_the_known_ones():
+    with pytest.raises(ValueError, match="unknown dataset 'cifar'") as error:
+        get_dataset("cifar")
+    assert all(name in str(error.value) for name in dataset_names())
     with pytest.raises(ValueError, match="split must be"):
-        load_images("mnist-sample", "validation")
+        SAMPLE.load("validation")
+
+
+def test_registry_specs_describe_their_data():
+    assert {"mnist", "mnist-sample"} <= set(dataset_names())
+    for name in dataset_names():
+        spec = get_dataset(name)
+        assert spec.name == name and spec.source and spec.licence and spec.description
+        images, labels = spec.sample()
+        assert tuple(images.shape[1:]) == spec.shape and len(labels) == len(images)
+        assert tuple(spec.example().shape) == spec.shape
+        assert torch.equal(spec.example(), images[spec.example_index])
+    assert MNIST_SPEC.likelihood == "bernoulli" and MNIST_SPEC.task == "generate"
 
 
 def test_data_dir_precedence(monkeypatch, tmp_path):
@@ -101,9 +116,9 @@ def test_missing_mnist_names_the_folder_and_the_files(tmp_path, monkeypatch, no_
     else:
         monkeypatch.setenv("DRAW_DATA_DIR", str(tmp_path))
         data_dir = None
-    assert not dataset_available("mnist", data_dir)
+    assert not MNIST_SPEC.available(data_dir)
     with pytest.raises(DatasetMissingError) as error:
-        load_images("mnist", "train", data_dir)
+        MNIST_SPEC.load("train", data_dir)
     message = str(error.value)
     assert str(tmp_path / "MNIST" / "raw") in message
     assert all(name in message for name in MNIST_FILES)
@@ -111,12 +126,15 @@ def test_missing_mnist_names_the_folder_and_the_files(tmp_path, monkeypatch, no_
     assert no_download, "the download should have been tried before giving up"
     assert isinstance(error.value, FileNotFoundError)
     with pytest.raises(DatasetMissingError):
-        fixed_test_set("mnist", data_dir)
+        MNIST_SPEC.test_set(data_dir)
+    with pytest.raises(DatasetMissingError):
+        MNIST_SPEC.train_stream(data_dir, batch_size=4, seed=0)
+    assert str(tmp_path / "MNIST" / "raw") in MNIST_SPEC.how_to_get(data_dir)
 
 
 def test_sample_dataset_needs_no_files(tmp_path, no_download):
-    assert dataset_available("mnist-sample", tmp_path)
-    assert len(load_images("mnist-sample", "train", tmp_path)) > 0
+    assert SAMPLE.available(tmp_path)
+    assert len(SAMPLE.load("train", tmp_path)[0]) > 0
     assert not no_download
 
 
@@ -124,16 +142,17 @@ REAL_DATA_DIR = os.environ.get("DRAW_DATA_DIR")
 
 
 @pytest.mark.skipif(
-    not REAL_DATA_DIR or not dataset_available("mnist", REAL_DATA_DIR), reason="DRAW_DATA_DIR has no MNIST"
+    not REAL_DATA_DIR or not MNIST_SPEC.available(REAL_DATA_DIR), reason="DRAW_DATA_DIR has no MNIST"
 )
 def test_real_mnist_from_draw_data_dir(no_download):
-    train = load_images("mnist", "train")
-    test = load_images("mnist", "test")
+    train, train_labels = MNIST_SPEC.load("train")
+    test, _ = MNIST_SPEC.load("test")
     assert train.shape == (60_000, 1, 28, 28) and test.shape == (10_000, 1, 28, 28)
     assert train.mean().item() == pytest.approx(0.1307, abs=5e-4)
     assert train.min() == 0 and train.max() == 1
+    assert train_labels[:5].tolist() == [5, 0, 4, 1, 9]
     assert not no_download
     # The shipped sample is the first real test digits (tools/make_mnist_sample.py).
     sample, _ = load_sample()
     assert torch.equal(sample, test[: len(sample)])
-    assert data.dataset_available("mnist")
+    assert MNIST_SPEC.available()

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from draw_core.config import DrawConfig
-from draw_core.data import fixed_test_set
+from draw_core.data import get_dataset
 from draw_core.io.catalog import DEFAULT_CHECKPOINT, REPO_ROOT
 from draw_core.io.checkpoint import load_checkpoint
 from draw_core.training.evaluation import evaluate
@@ -47,7 +47,7 @@ def test_shipped_checkpoint_matches_its_card(card_path):
         assert ckpt.config == DrawConfig.preset(card["name"]), "the paper's configs are shipped as they are"
     assert ckpt.meta["step"] == card["steps"]
     assert card["test_iwae_nats"] <= card["test_elbo_nats"], "the IWAE bound is the tighter one"
-    result = evaluate(ckpt.model, fixed_test_set("mnist-sample"), batch_size=500)
+    result = evaluate(ckpt.model, get_dataset("mnist-sample").test_set(), batch_size=500)
     # the same digits, binarisation and latent seed as when the card was written
     assert math.isclose(result.elbo_nats, card["sample_elbo_nats"], abs_tol=0.05)
     # the first 500 test digits against the card's figure on all 10,000

@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from draw_core.data import TEST_BINARIZATION_SEED, fixed_test_set
+from draw_core.data import TEST_BINARIZATION_SEED, get_dataset
 from draw_core.io.catalog import shipped_dir
 from draw_core.io.checkpoint import load_checkpoint, save_checkpoint
 from draw_core.training.evaluation import evaluate
@@ -47,16 +47,16 @@ def main() -> None:
         dtype = "float16"
     shipped = load_checkpoint(out)
     started = time.perf_counter()
-    test = fixed_test_set("mnist", args.data_dir, args.limit)
+    test = get_dataset("mnist").test_set(args.data_dir, args.limit)
     full = evaluate(shipped.model, test, k=args.k, batch_size=500)
-    sample = evaluate(shipped.model, fixed_test_set("mnist-sample"), batch_size=500)
+    sample = evaluate(shipped.model, get_dataset("mnist-sample").test_set(), batch_size=500)
     card = {
         "name": args.name,
         "config": shipped.config.to_dict(),
         "dataset": "mnist",
         "binarisation": (
             "training: a fresh Bernoulli sample of the grey levels for every batch; test: one fixed Bernoulli sample "
-            f"of the 10,000 test digits drawn with torch seed {TEST_BINARIZATION_SEED} (draw_core.data.fixed_test_set)"
+            f"of the 10,000 test digits drawn with torch seed {TEST_BINARIZATION_SEED} (draw_core.data.registry)"
         ),
         "steps": shipped.meta["step"],
         "epochs": shipped.meta.get("epochs"),

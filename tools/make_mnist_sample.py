@@ -7,7 +7,8 @@ import argparse
 
 import numpy as np
 
-from draw_core.data import SAMPLE_PATH, resolve_data_dir
+from draw_core.data import resolve_data_dir
+from draw_core.data.mnist import SAMPLE_PATH
 
 
 def main() -> None:
