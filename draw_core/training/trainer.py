@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from draw_core.config import DrawConfig, TrainConfig
-from draw_core.data import BatchStream, fixed_test_set, load_images
+from draw_core.data import get_dataset
 from draw_core.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from draw_core.nn.elbo import loss_terms
 from draw_core.nn.model import DRAW
@@ -90,8 +90,8 @@ def train(
     out = Path(out)
     device = select_device(train_cfg.device)
     torch.manual_seed(train_cfg.seed)
-    train_images = load_images(train_cfg.dataset, "train", data_dir)
-    test_images = fixed_test_set(train_cfg.dataset, data_dir, train_cfg.eval_limit)
+    spec = get_dataset(train_cfg.dataset)
+    test_images = spec.test_set(data_dir, train_cfg.eval_limit)
     model = DRAW(model_cfg)
     step, elapsed_before, test_elbo = 0, 0.0, None
     optimizer_state = None
@@ -110,7 +110,7 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg.lr)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
-    stream = BatchStream(train_images, train_cfg.batch_size, seed=train_cfg.seed + step)
+    stream = spec.train_stream(data_dir, train_cfg.batch_size, seed=train_cfg.seed + step)
     hardware = hardware_name(device)
     last_good = {"step": None}
 
@@ -121,7 +121,7 @@ def train(
             model.train()
 
     def epochs_done() -> float:
-        return step * train_cfg.batch_size / len(train_images)
+        return step * train_cfg.batch_size / len(stream.images)
 
     def event(kind: str, **fields) -> TrainEvent:
         """A report stamped with the run's position now."""
