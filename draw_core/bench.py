@@ -20,6 +20,7 @@ import torch
 from draw_core.config import DrawConfig, TrainConfig
 from draw_core.nn.model import DRAW
 from draw_core.training.devices import hardware_name, select_device
+from draw_core.training.objectives import ElboObjective
 from draw_core.training.trainer import backward_step
 
 
@@ -87,7 +88,7 @@ def bench_train(cfg: DrawConfig, batch_size: int, steps: int, warmup: int, devic
     x = torch.bernoulli(torch.full((batch_size, cfg.channels, cfg.height, cfg.width), 0.2)).to(device)
 
     def step():
-        backward_step(model, optimizer, x, TrainConfig.grad_clip)
+        backward_step(ElboObjective(), model, optimizer, x, TrainConfig.grad_clip)
         optimizer.step()
 
     burst, burst_flops = matmul_burst(batch_size, cfg.read_size + cfg.dec_size + cfg.enc_size, 4 * cfg.enc_size, device)

@@ -73,7 +73,9 @@ def test_sliders_are_ordered_by_kl_and_every_dimension_is_reachable(monkeypatch,
     path = tiny_checkpoint(runs, "wide", DrawConfig(T=2, enc_size=16, dec_size=16, z_size=25))
     at = open_page("latent.py")
     model = load_checkpoint(path).model
-    kl = latent.kl_per_dimension(model, get_dataset("mnist-sample").test_set(limit=100), torch.Generator().manual_seed(0))
+    kl = latent.kl_per_dimension(
+        model, get_dataset("mnist-sample").test_set(limit=100), torch.Generator().manual_seed(0)
+    )
     order = latent.dims_by_kl(kl, 1)  # the page opens on the last step, t = 2
 
     def shown() -> list[int]:

@@ -14,7 +14,7 @@ from PIL import Image
 import draw_core.evaluate as evaluate_module
 import draw_core.sample as sample_module
 import draw_core.train as train_module
-import draw_core.training.trainer as trainer_module
+import draw_core.training.objectives as objectives_module
 from draw_core.config import DrawConfig, TrainConfig
 from draw_core.io.checkpoint import load_checkpoint
 from draw_core.nn.elbo import LossTerms
@@ -135,7 +135,7 @@ def test_sample_cli_process_exit_code_for_a_bad_path(tmp_path):
 
 def nan_after(calls: int, monkeypatch) -> None:
     """Make the training loop's loss NaN from its (calls + 1)-th batch on."""
-    real = trainer_module.loss_terms
+    real = objectives_module.loss_terms
     count = {"n": 0}
 
     def poisoned(result, x):
@@ -145,7 +145,7 @@ def nan_after(calls: int, monkeypatch) -> None:
             return LossTerms(recon=terms.recon * math.nan, kl=terms.kl, kl_per_step=terms.kl_per_step)
         return terms
 
-    monkeypatch.setattr(trainer_module, "loss_terms", poisoned)
+    monkeypatch.setattr(objectives_module, "loss_terms", poisoned)
 
 
 TINY_TRAIN = dict(dataset="mnist-sample", batch_size=8, steps=10, warmup_steps=0, eval_every=0, eval_limit=20,

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import draw_core.training.jobs as jobs
-import draw_core.training.trainer as trainer_module
+import draw_core.training.objectives as objectives_module
 from draw_core.config import DrawConfig, TrainConfig
 from draw_core.io import catalog
 from draw_core.io.checkpoint import load_checkpoint
@@ -135,7 +135,7 @@ def test_a_missing_dataset_fails_the_job_with_the_reason(manager):
 
 
 def test_nan_loss_fails_the_job_and_keeps_the_last_good_checkpoint(manager, monkeypatch):
-    real_loss_terms = trainer_module.loss_terms
+    real_loss_terms = objectives_module.loss_terms
     calls = {"n": 0}
 
     def poisoned_after_seven(result, x):
@@ -145,7 +145,7 @@ def test_nan_loss_fails_the_job_and_keeps_the_last_good_checkpoint(manager, monk
             return terms
         return LossTerms(recon=terms.recon * math.nan, kl=terms.kl, kl_per_step=terms.kl_per_step)
 
-    monkeypatch.setattr(trainer_module, "loss_terms", poisoned_after_seven)
+    monkeypatch.setattr(objectives_module, "loss_terms", poisoned_after_seven)
     job = manager.start("nan", TINY, tiny_train(checkpoint_every=3))
     assert job.wait(HANG_GUARD_S)
     snapshot = job.snapshot()
@@ -217,8 +217,7 @@ def step_event(step: int, progress: float, elapsed_s: float) -> TrainEvent:
         total_steps=100,
         elapsed_s=elapsed_s,
         epoch=0.0,
-        recon=float(step),
-        kl=1.0,
+        report={"recon": float(step), "kl": 1.0},
         progress=progress,
     )
 

@@ -56,3 +56,13 @@ def kind_of(model: nn.Module) -> ModelKind:
         if type(model) is kind.model_class:
             return kind
     raise ValueError(f"{type(model).__name__} is not a registered model kind: expected one of {kind_names()}")
+
+
+def kind_of_config(config) -> ModelKind:
+    """The kind whose config class `config` is an instance of."""
+    for kind in KINDS.values():
+        if type(config) is kind.config_class:
+            return kind
+    raise ValueError(
+        f"{type(config).__name__} is not the config of a registered model kind: expected one of {kind_names()}"
+    )

@@ -1,9 +1,17 @@
-"""The one training loop, used by the CLI (draw_core.train) and by the app's live training jobs.
+"""The one training loop, a small `Trainer`, used by the CLI (draw_core.train) and by the app's live jobs.
 
-Adam on the negative ELBO (eq. 12) with a warm-up + cosine learning-rate schedule (driven by steps or
-by the time budget, whichever is further along), global gradient-norm clipping, periodic evaluation of
-the test bound, atomic checkpoints every N steps and at the end, resume from the last checkpoint, and a
-guard that stops a run whose loss or gradients stop being finite, keeping the last good checkpoint.
+    trainer = Trainer.create(model_cfg, train_cfg, out, data_dir=..., resume=True)
+    done = trainer.run()        # or trainer.train_step() / trainer.test() / trainer.save() one at a time
+
+Adam on the objective of the model's kind (training/objectives.py: DRAW's negative ELBO, eq. 12) with a warm-up +
+cosine learning-rate schedule (driven by steps or by the time budget, whichever is further along), global
+gradient-norm clipping, periodic evaluation on the fixed test set, atomic checkpoints every N steps and at the end,
+resume from the last checkpoint, and a guard that stops a run whose loss or gradients stop being finite, keeping
+the last good checkpoint.
+
+Data parallelism wraps, it does not rewrite: `network` (what the loss calls) may be a DistributedDataParallel
+wrapper of `model` (what is saved), the stream may be a shard, and `is_main` says whether this process evaluates,
+reports and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -16,13 +24,15 @@ from pathlib import Path
 
 import torch
 
-from draw_core.config import DrawConfig, TrainConfig
+from draw_core.config import TrainConfig
 from draw_core.data import get_dataset
 from draw_core.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from draw_core.nn.elbo import loss_terms
-from draw_core.nn.model import DRAW
+from draw_core.nn.kinds import kind_of_config
 from draw_core.training.devices import hardware_name, select_device
-from draw_core.training.evaluation import evaluate
+from draw_core.training.objectives import BatchLoss, TestFigure, objective_for
+
+SAMPLES_PER_REPORT = 16  # samples carried by a 'step' event every sample_every steps
+EVAL_BATCH = 100  # test images per evaluation batch (a Stop is checked between batches)
 
 
 class TrainingDiverged(RuntimeError):
@@ -38,17 +48,35 @@ class TrainEvent:
     total_steps: int
     elapsed_s: float  # training seconds, including earlier runs of a resumed checkpoint
     epoch: float  # passes over the training set
-    loss: float = math.nan  # mean negative ELBO of the last batch, nats
-    recon: float = math.nan  # mean L^x of the last batch
-    kl: float = math.nan  # mean L^z of the last batch
-    kl_per_step: list[float] = field(default_factory=list)  # mean KL of each step on the last batch
+    loss: float = math.nan  # mean loss of the last batch (DRAW: negative ELBO in nats)
+    report: dict[str, float] = field(default_factory=dict)  # the objective's figures of the last batch
+    per_step: list[float] = field(default_factory=list)  # a figure per glimpse (DRAW: mean KL of each step)
     images_per_s: float = math.nan  # throughput since the previous report
     lr: float = math.nan
     progress: float = 0.0  # fraction of the run done (steps or time budget)
     samples: torch.Tensor | None = None  # (n, C, H, W) fresh samples, on 'step' reports every sample_every
-    test_elbo: float | None = None  # on 'eval' and 'done': the test bound in nats
+    test: TestFigure | None = None  # on 'eval' and 'done': the latest test figure
     checkpoint: str | None = None  # on 'checkpoint' and 'done': where it was written
     stopped: bool = False  # on 'done': ended by should_stop rather than by steps or time
+
+    @property
+    def recon(self) -> float:
+        """DRAW: mean L^x of the last batch (eq. 9)."""
+        return self.report.get("recon", math.nan)
+
+    @property
+    def kl(self) -> float:
+        """DRAW: mean L^z of the last batch (eq. 11)."""
+        return self.report.get("kl", math.nan)
+
+    @property
+    def kl_per_step(self) -> list[float]:
+        return self.per_step
+
+    @property
+    def test_elbo(self) -> float | None:
+        """DRAW: the test bound in nats, when this event carries one."""
+        return self.test.value if self.test is not None and self.test.name == "test_elbo_nats" else None
 
 
 def learning_rate(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
@@ -66,148 +94,232 @@ def run_progress(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
     return min(1.0, progress)
 
 
-def backward_step(model: DRAW, optimizer: torch.optim.Optimizer, x: torch.Tensor, grad_clip: float):
-    """The ELBO of a batch (eq. 12), its gradients and their clipping; the caller checks them and steps."""
-    terms = loss_terms(model(x), x)
-    loss = terms.total.mean()
+def backward_step(objective, network: torch.nn.Module, optimizer, batch, grad_clip: float):
+    """The loss of a batch, its gradients and their clipping; the caller checks them and steps."""
+    result = objective.batch_loss(network, batch)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    return terms, loss, grad_norm
+    result.loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(network.parameters(), grad_clip)
+    return result, grad_norm
 
 
-def train(
-    model_cfg: DrawConfig,
-    train_cfg: TrainConfig,
-    out: str | Path,
-    *,
-    data_dir: str | None = None,
-    resume: bool = False,
-    on_event: Callable[[TrainEvent, DRAW], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> TrainEvent:
-    """Train and checkpoint to `out`; returns the final 'done' event. Raises TrainingDiverged on NaN/inf."""
-    out = Path(out)
-    device = select_device(train_cfg.device)
-    torch.manual_seed(train_cfg.seed)
-    spec = get_dataset(train_cfg.dataset)
-    test_images = spec.test_set(data_dir, train_cfg.eval_limit)
-    model = DRAW(model_cfg)
-    step, elapsed_before, test_elbo = 0, 0.0, None
-    optimizer_state = None
-    if resume and out.exists():
-        ckpt = load_checkpoint(out)
-        if ckpt.config != model_cfg:
-            raise CheckpointError(
-                f"cannot resume {out}: its config {ckpt.config} differs from the requested {model_cfg}"
+def _to_device(batch, device: torch.device):
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(part.to(device, non_blocking=True) for part in batch)
+    return batch.to(device, non_blocking=True)
+
+
+class Trainer:
+    """State of one run (model, optimizer, stream, step, clock) and its operations; `run()` loops them."""
+
+    def __init__(
+        self,
+        *,
+        model: torch.nn.Module,
+        train_cfg: TrainConfig,
+        out: str | Path,
+        stream,
+        test_set,
+        device: torch.device,
+        optimizer_state: dict | None = None,
+        step: int = 0,
+        elapsed_before: float = 0.0,
+        test: TestFigure | None = None,
+        network: torch.nn.Module | None = None,
+        is_main: bool = True,
+        meta_extra: dict | None = None,
+        on_event: Callable[[TrainEvent, torch.nn.Module], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ):
+        self.model = model.to(device).train()
+        self.network = network if network is not None else self.model
+        self.kind = kind_of_config(model.cfg)
+        self.objective = objective_for(self.kind.name)
+        self.cfg = train_cfg
+        self.out = Path(out)
+        self.stream = stream
+        self.test_set = test_set
+        self.device = device
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_cfg.lr)
+        if optimizer_state is not None:
+            self.optimizer.load_state_dict(optimizer_state)
+        self.step = step
+        self.elapsed_before = elapsed_before
+        self.test_figure = test
+        self.is_main = is_main
+        self.meta_extra = meta_extra or {}
+        self.on_event = on_event
+        self.should_stop = should_stop
+        self.hardware = hardware_name(device)
+        self.last_saved_step: int | None = None
+        self._start = time.perf_counter()
+
+    @classmethod
+    def create(
+        cls,
+        model_cfg,
+        train_cfg: TrainConfig,
+        out: str | Path,
+        *,
+        data_dir: str | None = None,
+        resume: bool = False,
+        **options,
+    ) -> Trainer:
+        """A run of a fresh model of `model_cfg`, or the checkpoint at `out` continued when `resume` and it exists."""
+        out = Path(out)
+        device = select_device(train_cfg.device)
+        torch.manual_seed(train_cfg.seed)
+        spec = get_dataset(train_cfg.dataset)
+        kind = kind_of_config(model_cfg)
+        test_name = objective_for(kind.name).test_name
+        model, state = kind.model_class(model_cfg), {}
+        if resume and out.exists():
+            ckpt = load_checkpoint(out)
+            if ckpt.config != model_cfg:
+                raise CheckpointError(
+                    f"cannot resume {out}: its config {ckpt.config} differs from the requested {model_cfg}"
+                )
+            model = ckpt.model
+            test = ckpt.meta.get(test_name)
+            state = dict(
+                step=int(ckpt.meta.get("step", 0)),
+                elapsed_before=float(ckpt.meta.get("train_seconds", 0.0)),
+                optimizer_state=ckpt.optimizer_state,
+                test=None if test is None else TestFigure(test_name, test, train_cfg.eval_limit),
             )
-        model = ckpt.model
-        step = int(ckpt.meta.get("step", 0))
-        elapsed_before = float(ckpt.meta.get("train_seconds", 0.0))
-        test_elbo = ckpt.meta.get("test_elbo_nats")
-        optimizer_state = ckpt.optimizer_state
-    model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg.lr)
-    if optimizer_state is not None:
-        optimizer.load_state_dict(optimizer_state)
-    stream = spec.train_stream(data_dir, train_cfg.batch_size, seed=train_cfg.seed + step)
-    hardware = hardware_name(device)
-    last_good = {"step": None}
+        stream = spec.train_stream(data_dir, train_cfg.batch_size, seed=train_cfg.seed + state.get("step", 0))
+        test_set = spec.test_set(data_dir, train_cfg.eval_limit)
+        return cls(
+            model=model,
+            train_cfg=train_cfg,
+            out=out,
+            stream=stream,
+            test_set=test_set,
+            device=device,
+            **state,
+            **options,
+        )
 
-    def emit(event: TrainEvent) -> None:
-        if on_event is not None:
-            model.eval()
-            on_event(event, model)
-            model.train()
+    @property
+    def elapsed(self) -> float:
+        """Training seconds of the whole run, earlier sessions of a resumed checkpoint included."""
+        return self.elapsed_before + time.perf_counter() - self._start
 
-    def epochs_done() -> float:
-        return step * train_cfg.batch_size / len(stream.images)
+    @property
+    def epochs(self) -> float:
+        return self.step * self.cfg.batch_size / len(self.stream.images)
 
-    def event(kind: str, **fields) -> TrainEvent:
+    def finished(self) -> bool:
+        return self.step >= self.cfg.steps or run_progress(self.cfg, self.step, self.elapsed) >= 1.0
+
+    def event(self, kind: str, **fields) -> TrainEvent:
         """A report stamped with the run's position now."""
-        elapsed = elapsed_before + time.perf_counter() - start
-        progress = run_progress(train_cfg, step, elapsed)
-        return TrainEvent(kind, step, train_cfg.steps, elapsed, epochs_done(), progress=progress, **fields)
+        progress = run_progress(self.cfg, self.step, self.elapsed)
+        return TrainEvent(kind, self.step, self.cfg.steps, self.elapsed, self.epochs, progress=progress, **fields)
 
-    def checkpoint(elapsed: float, *, final: bool = False, stopped: bool = False) -> str:
-        meta = {
-            "step": step,
-            "dataset": train_cfg.dataset,
-            "epochs": round(epochs_done(), 3),
-            "train_seconds": round(elapsed, 1),
-            "device": str(device),
-            "hardware": hardware,
-            "train_config": train_cfg.to_dict(),
-            "test_elbo_nats": test_elbo,
-            "test_elbo_limit": train_cfg.eval_limit,
-            "finished": final and not stopped,
-            "stopped": stopped,
-        }
-        save_checkpoint(model, out, meta=meta, optimizer=optimizer)
-        last_good["step"] = step
-        return str(out)
+    def emit(self, event: TrainEvent) -> None:
+        if self.on_event is not None and self.is_main:
+            self.model.eval()
+            self.on_event(event, self.model)
+            self.model.train()
 
-    def run_eval() -> float | None:
-        """The test bound; a Stop during it (checked every 100 digits) keeps the previous one."""
-        model.eval()
-        result = evaluate(model, test_images, batch_size=100, seed=train_cfg.seed, should_stop=should_stop)
-        model.train()
-        return result.elbo_nats if result.n == len(test_images) else test_elbo
-
-    start = time.perf_counter()
-    report_time, report_step = start, step
-    stopped = False
-    while True:
-        elapsed = elapsed_before + time.perf_counter() - start
-        if step >= train_cfg.steps or run_progress(train_cfg, step, elapsed) >= 1.0:
-            break
-        if should_stop is not None and should_stop():
-            stopped = True
-            break
-        lr = learning_rate(train_cfg, step, elapsed)
-        for group in optimizer.param_groups:
+    def train_step(self) -> tuple[BatchLoss, float]:
+        """One Adam step on the next batch; returns the batch's loss and the learning rate it used."""
+        lr = learning_rate(self.cfg, self.step, self.elapsed)
+        for group in self.optimizer.param_groups:
             group["lr"] = lr
-        x = stream.next().to(device, non_blocking=True)
-        terms, loss, grad_norm = backward_step(model, optimizer, x, train_cfg.grad_clip)
-        if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+        batch = _to_device(self.stream.next(), self.device)
+        result, grad_norm = backward_step(self.objective, self.network, self.optimizer, batch, self.cfg.grad_clip)
+        if not (torch.isfinite(result.loss) and torch.isfinite(grad_norm)):
             kept = (
-                f"the last good checkpoint (step {last_good['step']}) is kept at {out}"
-                if last_good["step"] is not None
+                f"the last good checkpoint (step {self.last_saved_step}) is kept at {self.out}"
+                if self.last_saved_step is not None
                 else "no checkpoint was written yet"
             )
             raise TrainingDiverged(
-                f"training diverged at step {step + 1}: loss {loss.item()}, gradient norm {grad_norm.item()}; {kept}"
+                f"training diverged at step {self.step + 1}: loss {result.loss.item()}, "
+                f"gradient norm {grad_norm.item()}; {kept}"
             )
-        optimizer.step()
-        step += 1
-        if step % train_cfg.log_every == 0 or step == train_cfg.steps:
-            now = time.perf_counter()
-            samples = None
-            if train_cfg.sample_every and step % train_cfg.sample_every == 0:
-                samples = model.generate(16).canvases[-1].cpu()
-            emit(
-                event(
-                    "step",
-                    loss=loss.item(),
-                    recon=terms.recon.mean().item(),
-                    kl=terms.kl.mean().item(),
-                    kl_per_step=terms.kl_per_step.mean(1).tolist(),
-                    images_per_s=(step - report_step) * train_cfg.batch_size / max(now - report_time, 1e-9),
-                    lr=lr,
-                    samples=samples,
-                )
+        self.optimizer.step()
+        self.step += 1
+        return result, lr
+
+    def test(self) -> TestFigure | None:
+        """The test figure on the fixed test set; a Stop during it keeps the previous one."""
+        self.model.eval()
+        figure = self.objective.test(self.model, self.test_set, seed=self.cfg.seed, should_stop=self.should_stop)
+        self.model.train()
+        if figure.n == len(self.test_set[0] if isinstance(self.test_set, tuple) else self.test_set):
+            self.test_figure = figure
+        return self.test_figure
+
+    def save(self, *, final: bool = False, stopped: bool = False) -> str:
+        """Write the checkpoint (weights, optimizer, meta) atomically to `out`."""
+        meta = {
+            "step": self.step,
+            "dataset": self.cfg.dataset,
+            "epochs": round(self.epochs, 3),
+            "train_seconds": round(self.elapsed, 1),
+            "device": str(self.device),
+            "hardware": self.hardware,
+            "train_config": self.cfg.to_dict(),
+            self.objective.test_name: self.test_figure.value if self.test_figure else None,
+            "test_limit": self.cfg.eval_limit,  # test images the figure covers
+            "finished": final and not stopped,
+            "stopped": stopped,
+            **self.meta_extra,
+        }
+        save_checkpoint(self.model, self.out, meta=meta, optimizer=self.optimizer)
+        self.last_saved_step = self.step
+        return str(self.out)
+
+    def _report(self, result: BatchLoss, lr: float, since: tuple[float, int]) -> None:
+        samples = None
+        if self.cfg.sample_every and self.step % self.cfg.sample_every == 0:
+            samples = self.objective.samples(self.model, SAMPLES_PER_REPORT)
+        seconds = max(time.perf_counter() - since[0], 1e-9)
+        self.emit(
+            self.event(
+                "step",
+                loss=result.loss.item(),
+                report=result.report,
+                per_step=result.per_step,
+                images_per_s=(self.step - since[1]) * self.cfg.batch_size / seconds,
+                lr=lr,
+                samples=samples,
             )
-            report_time, report_step = time.perf_counter(), step
-        if train_cfg.eval_every and step % train_cfg.eval_every == 0:
-            test_elbo = run_eval()
-            emit(event("eval", test_elbo=test_elbo))
-        if train_cfg.checkpoint_every and step % train_cfg.checkpoint_every == 0:
-            path = checkpoint(elapsed_before + time.perf_counter() - start)
-            emit(event("checkpoint", checkpoint=path))
-    if not stopped and step > 0 and (not train_cfg.eval_every or step % train_cfg.eval_every):
-        test_elbo = run_eval()
-    elapsed = elapsed_before + time.perf_counter() - start
-    path = checkpoint(elapsed, final=True, stopped=stopped)
-    done = event("done", test_elbo=test_elbo, checkpoint=path, stopped=stopped)
-    emit(done)
-    return done
+        )
+
+    def run(self) -> TrainEvent:
+        """Train until the steps or the time budget are spent, or should_stop fires; returns the 'done' event."""
+        self._start = time.perf_counter()
+        since = (self._start, self.step)
+        stopped = False
+        while not self.finished():
+            if self.should_stop is not None and self.should_stop():
+                stopped = True
+                break
+            result, lr = self.train_step()
+            if self.step % self.cfg.log_every == 0 or self.step == self.cfg.steps:
+                self._report(result, lr, since)
+                since = (time.perf_counter(), self.step)
+            if self.is_main and self.cfg.eval_every and self.step % self.cfg.eval_every == 0:
+                self.emit(self.event("eval", test=self.test()))
+            if self.is_main and self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
+                self.emit(self.event("checkpoint", checkpoint=self.save()))
+        path = None
+        if self.is_main:
+            if not stopped and self.step > 0 and (not self.cfg.eval_every or self.step % self.cfg.eval_every):
+                self.test()
+            path = self.save(final=True, stopped=stopped)
+        done = self.event("done", test=self.test_figure, checkpoint=path, stopped=stopped)
+        self.emit(done)
+        return done
+
+
+def train(model_cfg, train_cfg: TrainConfig, out: str | Path, *, data_dir: str | None = None, **options) -> TrainEvent:
+    """Train and checkpoint to `out` (see Trainer.create for `resume`, `on_event`, `should_stop`); returns 'done'.
+
+    Raises TrainingDiverged on NaN/inf.
+    """
+    return Trainer.create(model_cfg, train_cfg, out, data_dir=data_dir, **options).run()

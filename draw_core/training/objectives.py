@@ -1,0 +1,65 @@
+"""What a training run minimises and how it is judged on the test set, one objective per model kind.
+
+The Trainer knows nothing about DRAW's ELBO or about classification: it asks the objective of the model's kind
+for the loss of a batch (with the numbers a progress report shows) and for the test figure of a fixed test set.
+`objective_for(kind_name)` picks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from draw_core.nn.elbo import loss_terms
+from draw_core.training.evaluation import evaluate
+
+
+@dataclass
+class BatchLoss:
+    loss: torch.Tensor  # () the mean loss of the batch, what backward() differentiates
+    report: dict[str, float] = field(default_factory=dict)  # per-batch figures for progress events (nats, rates)
+    per_step: list[float] = field(default_factory=list)  # a figure per glimpse (DRAW: mean KL of each step)
+
+
+@dataclass(frozen=True)
+class TestFigure:
+    name: str  # meta key it is stored under, e.g. 'test_elbo_nats'
+    value: float
+    n: int  # test images it covers (fewer than asked when a Stop cut it short)
+
+
+class ElboObjective:
+    """The negative ELBO of eq. 12 (sec. 2.1): reconstruction L^x (eq. 9) plus the latents' KL L^z (eq. 11)."""
+
+    test_name = "test_elbo_nats"
+    lower_is_better = True
+
+    def batch_loss(self, network: torch.nn.Module, batch: torch.Tensor) -> BatchLoss:
+        terms = loss_terms(network(batch), batch)
+        return BatchLoss(
+            loss=terms.total.mean(),
+            report={"recon": terms.recon.detach().mean().item(), "kl": terms.kl.detach().mean().item()},
+            per_step=terms.kl_per_step.detach().mean(1).tolist(),
+        )
+
+    def test(
+        self, model: torch.nn.Module, test_set: torch.Tensor, *, seed: int, should_stop: Callable[[], bool] | None
+    ) -> TestFigure:
+        result = evaluate(model, test_set, batch_size=100, seed=seed, should_stop=should_stop)
+        return TestFigure(self.test_name, result.elbo_nats, result.n)
+
+    def samples(self, model: torch.nn.Module, n: int) -> torch.Tensor | None:
+        """(n, C, H, W) fresh samples from the prior, for the progress view."""
+        return model.generate(n).canvases[-1].cpu()
+
+
+OBJECTIVES: dict[str, type] = {"draw": ElboObjective}
+
+
+def objective_for(kind_name: str):
+    """A new objective for models of kind `kind_name`."""
+    if kind_name not in OBJECTIVES:
+        raise ValueError(f"no training objective for model kind {kind_name!r}: expected one of {sorted(OBJECTIVES)}")
+    return OBJECTIVES[kind_name]()
