@@ -15,10 +15,12 @@ import numpy as np
 import streamlit as st
 import torch
 
-from draw_core.data import load_sample
+from draw_core.data import get_dataset, load_sample
 from draw_core.io import catalog
 from draw_core.io.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from draw_core.nn.kinds import ModelKind, kind_of
 from draw_core.nn.model import GenerationTrace, ReconstructionTrace
+from draw_core.present import views
 from draw_core.present.latent import prior_z
 
 SELECTED_KEY = "_selected"  # session key of the Selected checkpoint of the current run, set by app_frame
@@ -32,6 +34,10 @@ HOW_TO_GET_A_CHECKPOINT = (
     "the **Train** page, or from a terminal: `python -m draw_core.train --preset mnist-small --dataset mnist-sample "
     "--steps 500 --batch-size 64 --out runs/demo.safetensors`."
 )
+NEEDS = {  # what a page can ask of a model kind (a ModelKind flag) -> how its message names such models
+    "generates": "generators (models that draw images from z)",
+    "classifies": "classifiers",
+}
 
 
 @dataclass(frozen=True)
@@ -40,13 +46,18 @@ class Selected:
 
     key: str  # identifies these exact weights in caches: "<path>@<mtime_ns>" or "upload:<sha256>"
     name: str
-    kind: str  # 'shipped', 'run' or 'upload'
+    source: str  # 'shipped', 'run' or 'upload'
     checkpoint: Checkpoint = field(repr=False)
     card: dict = field(default_factory=dict)  # the model card (shipped) or the stored meta
 
     @property
     def model(self):
         return self.checkpoint.model
+
+    @property
+    def model_kind(self) -> ModelKind:
+        """Which network the checkpoint holds (draw_core.nn.kinds), e.g. the 'draw' generator."""
+        return kind_of(self.model)
 
     @property
     def config(self):
@@ -170,18 +181,32 @@ def checkpoint_sidebar() -> Selected | None:
             st.sidebar.error(f"{entries[choice].label} can't be loaded: {error}")
             selected = None
     if selected is not None:
-        cfg = selected.config
-        attention = f"read {cfg.read_n}×{cfg.read_n}" if cfg.read_attn else "no read attention"
-        attention += f", write {cfg.write_n}×{cfg.write_n}" if cfg.write_attn else ", no write attention"
-        st.sidebar.caption(f"T={cfg.T} · z={cfg.z_size} · LSTM {cfg.enc_size}/{cfg.dec_size} · {attention}")
+        st.sidebar.caption(
+            views.config_caption(selected.config)
+            + "  \n"
+            + views.model_caption(selected.model_kind, selected.config, selected.card.get("dataset"))
+        )
     return selected
 
 
-def require_checkpoint() -> Selected:
-    """page_setup() for pages that need a model: without a checkpoint, say how to get one and stop the page."""
+def require_checkpoint(*, need: str | None = None) -> Selected:
+    """page_setup() for pages that need a model: without a checkpoint, say how to get one and stop the page.
+
+    `need` names what the page's model must do, a ModelKind flag ('generates' or 'classifies'); a checkpoint of
+    another kind gets a message naming its kind instead of the page.
+    """
+    if need is not None and need not in NEEDS:
+        raise ValueError(f"need must be one of {sorted(NEEDS)} or None, got {need!r}")
     selected = page_setup()
     if selected is None:
         st.info(HOW_TO_GET_A_CHECKPOINT)
+        st.stop()
+    kind = selected.model_kind
+    if need is not None and not getattr(kind, need):
+        st.info(
+            f"This page shows {NEEDS[need]} only. **{selected.name}** is a `{kind.name}` model "
+            f"({kind.description}): pick another checkpoint in the sidebar."
+        )
         st.stop()
     return selected
 
@@ -230,6 +255,12 @@ def decode_final(_model, model_key: str, z: np.ndarray) -> torch.Tensor:
 def reconstruction(_model, model_key: str, image: np.ndarray, seed: int) -> ReconstructionTrace:
     """One pass of the model over image (1, C, H, W) (numpy) with posterior noise drawn from `seed`."""
     return _model.reconstruct(torch.from_numpy(image), generator=torch.Generator().manual_seed(int(seed)))
+
+
+@st.cache_data(show_spinner="Loading the test images…")
+def evaluation_size(dataset: str) -> int:
+    """How many images the fixed test set of a registered dataset holds (loaded once per server)."""
+    return len(get_dataset(dataset).test_set())
 
 
 @st.cache_data(show_spinner=False)

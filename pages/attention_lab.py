@@ -1,15 +1,13 @@
 """Attention lab: DRAW's Gaussian filterbank on its own (sec. 3.2, eqs 19-29), no model needed.
 
-The sliders set the window in the paper's pixel units; everything shown is computed by the same
-draw_core.attention functions the model calls.
+The sliders set the window in the paper's pixel units; views.attention_lab computes everything shown with the
+draw_core.nn.attention functions the model calls.
 """
 
 import streamlit as st
-import torch
 
 import app_common
-from draw_core.nn.attention import AttentionParams, extract, filterbank, window_geometry, write
-from draw_core.present import viz
+from draw_core.present import views, viz
 
 app_common.page_setup()  # the shared sidebar; this page needs no model
 st.title("Attention lab")
@@ -32,26 +30,18 @@ with controls:
     gamma = st.slider("γ: intensity", 0.1, 5.0, 1.0, step=0.1, key="lab_gamma")
     show_centres = st.toggle("Grid centres", value=True, key="lab_centres")
 
-params = AttentionParams(*(torch.tensor([float(v)]) for v in (gx, gy, delta, sigma2, gamma)))  # (1,) fields
-Fx, Fy = filterbank(params, N, H, W)  # (1, N, W), (1, N, H): eqs 25-26
-glimpse = params.gamma[:, None, None, None] * extract(image.unsqueeze(0), Fx, Fy)  # (1, 1, N, N): eq. 27 for x
-written = write(glimpse, Fx, Fy, params.gamma)  # (1, 1, H, W): eq. 29 with the glimpse as the patch
-window = window_geometry(params.map(lambda v: v[0]), N)
+lab = views.attention_lab(image, N, gx=gx, gy=gy, delta=delta, sigma2=sigma2, gamma=gamma)
 
 with picture:
     figure = viz.image_figure(image, title=f"digit {index} (label {int(labels[index])}) and the window")
-    viz.add_window(figure, window, kind="read", params=params.map(lambda v: v[0]), show_centres=show_centres)
+    views.draw_window(figure, lab.window, kind="read", show_centres=show_centres)
     st.plotly_chart(figure, key="lab_image", width="content")
-    st.caption(
-        f"In the model's raw units (eqs 22-24): g̃_X = {2 * gx / (W + 1) - 1:.3f}, g̃_Y = {2 * gy / (H + 1) - 1:.3f}, "
-        + (f"δ̃ = {delta * (N - 1) / (max(H, W) - 1):.3f}" if N > 1 else "δ̃ has no effect when N = 1")
-        + f", log σ² = {torch.log(params.sigma2).item():.3f}, log γ = {torch.log(params.gamma).item():.3f}."
-    )
+    st.caption(views.raw_attention_caption(lab.window.params, N, H, W))
 
 filters, equations = st.columns([3, 2])
 with filters:
-    st.plotly_chart(viz.filterbank_figure(Fx[0], axis="x", title="F_X: one row per filter i (eq. 25)"), key="lab_fx")
-    st.plotly_chart(viz.filterbank_figure(Fy[0], axis="y", title="F_Y: one row per filter j (eq. 26)"), key="lab_fy")
+    st.plotly_chart(viz.filterbank_figure(lab.Fx, axis="x", title="F_X: one row per filter i (eq. 25)"), key="lab_fx")
+    st.plotly_chart(viz.filterbank_figure(lab.Fy, axis="y", title="F_Y: one row per filter j (eq. 26)"), key="lab_fy")
 with equations:
     st.markdown("**Grid centres** (eqs 19-20)")
     st.latex(r"\mu_X^i = g_X + \left(i - \tfrac{N}{2} - 0.5\right)\delta")
@@ -68,15 +58,15 @@ with equations:
     st.latex(r"\text{write}(w) = \tfrac{1}{\gamma}\, F_Y^\top\, w\, F_X")
 
 glimpse_column, written_column = st.columns(2)
-peak = max(float(glimpse.max()), 1e-6)
+peak = max(float(lab.glimpse.max()), 1e-6)
 glimpse_column.plotly_chart(
-    viz.image_figure(glimpse[0], title=f"glimpse γ F_Y x F_Xᵀ ({N}×{N}), max {peak:.3g}", zmax=peak),
+    viz.image_figure(lab.glimpse, title=f"glimpse γ F_Y x F_Xᵀ ({N}×{N}), max {peak:.3g}", zmax=peak),
     key="lab_glimpse",
     width="content",
 )
 written_column.plotly_chart(
     viz.image_figure(
-        written[0], title="written back: (1/γ) F_Yᵀ · glimpse · F_X", zmax=max(float(written.max()), 1e-6)
+        lab.written, title="written back: (1/γ) F_Yᵀ · glimpse · F_X", zmax=max(float(lab.written.max()), 1e-6)
     ),
     key="lab_written",
     width="content",

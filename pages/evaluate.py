@@ -6,7 +6,7 @@ import app_common
 from draw_core.data import get_dataset
 from draw_core.io import catalog
 from draw_core.io.checkpoint import CheckpointError
-from draw_core.present import viz
+from draw_core.present import views, viz
 from draw_core.training.evaluation import EvalResult, evaluate
 
 selected = app_common.require_checkpoint()
@@ -26,12 +26,6 @@ def results() -> dict:
     return {}
 
 
-def attention_of(config: dict | None) -> str:
-    if not config:
-        return "unknown"
-    return "attention" if config.get("read_attn", True) or config.get("write_attn", True) else "no attention"
-
-
 entries = {app_common.entry_id(e): e for e in catalog.list_checkpoints()}
 configs = {key: catalog.read_meta(entry.path).get("config") for key, entry in entries.items()}
 current = st.session_state[app_common.PICKER_KEY]
@@ -39,20 +33,46 @@ names = {key: entry.label for key, entry in entries.items()}
 if current == app_common.UPLOAD_CHOICE:
     names[current] = f"{selected.name} (upload)"
     configs[current] = selected.config.to_dict()
-contrast = [k for k in names if attention_of(configs.get(k)) not in (attention_of(configs.get(current)), "unknown")]
+attention = {key: views.attention_label(configs.get(key)) for key in names}
+contrast = [key for key in names if attention[key] not in (attention[current], "unknown")]
 chosen = st.multiselect(
     "Checkpoints", list(names), default=[current, *contrast[:1]], format_func=names.get, key="evaluate_checkpoints"
 )
-datasets = ["mnist-sample"] + (["mnist"] if get_dataset("mnist").available() else [])
+
+
+def load(key: str) -> app_common.Selected:
+    return selected if key == app_common.UPLOAD_CHOICE else app_common.load_entry(entries[key])
+
+
+models = {}  # the chosen generators: the bound in nats and samples are what a generator has to show
+for key in chosen:
+    try:
+        model = load(key)
+    except (CheckpointError, OSError) as error:
+        st.error(f"{names[key]} can't be loaded: {error}")
+        continue
+    if model.model_kind.generates:
+        models[key] = model
+    else:
+        kind = model.model_kind
+        st.info(f"{names[key]} is a `{kind.name}` model ({kind.description}): it has no bound in nats to show here.")
+if chosen and not models:
+    st.stop()
+
+first = next(iter(models.values()), selected)  # the test images are those of the first generator's image size
+datasets = views.evaluation_datasets(first.config, prefer=first.card.get("dataset"))
+if not datasets:
+    st.info(f"No test set of {views.image_size(first.config)} images is available here.")
+    st.stop()
 dataset_column, digits_column, k_column, button_column = st.columns(4, vertical_alignment="bottom")
 dataset = dataset_column.selectbox(
-    "Test digits from",
+    "Test images from",
     datasets,
     key="evaluate_dataset",
-    format_func={"mnist-sample": "the shipped sample (500)", "mnist": "MNIST test set (10,000)"}.get,
-    help="Full MNIST is offered when its files are under DRAW_DATA_DIR.",
+    format_func=lambda name: f"{name} ({app_common.evaluation_size(name):,} images)",
+    help="Registered datasets of this image size whose files are here (full MNIST: under DRAW_DATA_DIR).",
 )
-limit = 500 if dataset == "mnist-sample" else 10_000
+limit = app_common.evaluation_size(dataset)
 digits = int(digits_column.number_input("How many", 10, limit, min(100, limit), step=10, key="evaluate_digits"))
 k = int(k_column.number_input("Importance samples k", 1, 100, 1, key="evaluate_k", help="k = 1: the ELBO"))
 
@@ -63,18 +83,6 @@ def request() -> None:
 
 button_column.button("Evaluate", type="primary", key="evaluate_run", on_click=request)
 run = st.session_state.pop("evaluate_requested", False)
-
-
-def load(key: str) -> app_common.Selected:
-    return selected if key == app_common.UPLOAD_CHOICE else app_common.load_entry(entries[key])
-
-
-models = {}
-for key in chosen:
-    try:
-        models[key] = load(key)
-    except (CheckpointError, OSError) as error:
-        st.error(f"{names[key]} can't be loaded: {error}")
 
 store = results()
 rows, curves = [], {}
@@ -122,7 +130,7 @@ if models:
     columns = st.columns(len(models))
     for column, (key, model) in zip(columns, models.items(), strict=True):
         trace = app_common.generation(model.model, model.key, seed)
-        label = attention_of(model.config.to_dict())
+        label = views.attention_label(model.config.to_dict())
         column.plotly_chart(
             viz.image_grid_figure(trace.canvases[-1], nrow=4, title=f"{names[key]}: {label}", size=300),
             key=f"evaluate_samples_{key}",

@@ -6,13 +6,11 @@ The seed, the step, the sample and the checkpoint are in the URL, so a teacher c
 import random
 
 import streamlit as st
-import torch
 
 import app_common
-from draw_core.nn.attention import window_geometry
-from draw_core.present import render, viz
+from draw_core.present import render, views, viz
 
-selected = app_common.require_checkpoint()
+selected = app_common.require_checkpoint(need="generates")
 model, cfg = selected.model, selected.config
 
 
@@ -43,31 +41,26 @@ show_centres = centres_column.toggle("Grid centres", key="generate_centres", hel
 trace = app_common.generation(model, selected.key, int(seed))
 step = app_common.step_controls(cfg.T)
 t = step - 1
-if selected.kind != "upload":
+if selected.source != "upload":
     st.query_params.update({app_common.PICKER_KEY: st.session_state[app_common.PICKER_KEY]})
 st.query_params.update(seed=str(seed), step=str(step), sample=str(sample))
 
-canvas = trace.canvases[t, sample]  # (C, H, W) sigma(c_t)
-before = trace.canvases[t - 1, sample] if t > 0 else torch.full_like(canvas, 0.5)  # sigma(c_0) = sigma(0)
-sample_attention = sample_window = params = window = None
-if trace.write_attn is not None:
-    sample_attention = trace.write_attn.map(lambda v: v[:, sample])  # this sample's write attention, (T,) fields
-    sample_window = window_geometry(sample_attention, cfg.write_n)
-    params = sample_attention.map(lambda v: v[t])  # this step's, scalar fields
-    window = window_geometry(params, cfg.write_n)
+canvases = trace.canvases[:, sample]  # (T, C, H, W) this sample's sigma(c_t)
+track = views.window_at(trace.write_attn, cfg.write_n, slice(None), sample)  # every step's write window
+track_geometry = track.geometry if track is not None else None  # what the animation and the GIF draw
+window = views.window_at(trace.write_attn, cfg.write_n, t, sample)  # this step's
 
 canvas_column, added_column, chart_column = st.columns([1, 1, 1.3])
-canvas_figure = viz.image_figure(canvas, title=f"canvas σ(c<sub>{step}</sub>)")
+canvas_figure = viz.image_figure(canvases[t], title=f"canvas σ(c<sub>{step}</sub>)")
+views.draw_window(canvas_figure, window, kind="write", show_centres=show_centres)
 added_figure = viz.signed_image_figure(
-    canvas - before, title=f"added at t={step}: σ(c<sub>t</sub>) − σ(c<sub>t−1</sub>)"
+    views.canvas_change(canvases, t), title=f"added at t={step}: σ(c<sub>t</sub>) − σ(c<sub>t−1</sub>)"
 )
-if window is not None:
-    viz.add_window(canvas_figure, window, kind="write", params=params, show_centres=show_centres)
-    viz.add_window(added_figure, window, kind="write")
+views.draw_window(added_figure, window, kind="write")
 canvas_column.plotly_chart(canvas_figure, key="generate_canvas", width="content")
 added_column.plotly_chart(added_figure, key="generate_added", width="content")
-if sample_attention is not None:
-    over_time = viz.attention_over_time(sample_attention, step=step, title="write window over t")
+if track is not None:
+    over_time = viz.attention_over_time(track.params, step=step, title="write window over t")
     chart_column.plotly_chart(over_time, key="generate_params")
 else:
     chart_column.info("This model writes the whole canvas at every step (no write attention, eq. 18).")
@@ -87,14 +80,14 @@ def animation(model_key: str, seed: int, sample: int, _canvases, _window):
 
 
 with animation_column:
-    figure = animation(selected.key, int(seed), sample, trace.canvases[:, sample], sample_window)
+    figure = animation(selected.key, int(seed), sample, canvases, track_geometry)
     st.plotly_chart(figure, key="generate_animation", width="content")
     st.caption(f"Sample #{sample + 1}, all {cfg.T} steps: Play runs in your browser; the slider under it scrubs.")
 
 download_gif, download_png = st.columns(2)
 download_gif.download_button(
     "Sample's generation (GIF)",
-    lambda: render.generation_gif(trace.canvases[:, sample], sample_window),
+    lambda: render.generation_gif(canvases, track_geometry),
     icon=":material/download:",
     file_name=f"draw-{selected.name}-seed{seed}-sample{sample + 1}.gif",
     mime="image/gif",

@@ -3,6 +3,7 @@
 import streamlit as st
 
 import app_common
+from draw_core.present import views
 
 selected = app_common.page_setup()
 st.title("DRAW Studio")
@@ -32,6 +33,7 @@ if selected is None:
 
 card, cfg = selected.card, selected.config
 st.header(f"Model card: {selected.name}")
+st.caption(views.model_caption(selected.model_kind, cfg, card.get("dataset")) + f" · {selected.model_kind.description}")
 if card.get("description"):
     st.write(card["description"])
 bound = card.get("test_elbo_nats")
@@ -44,7 +46,7 @@ columns[3].metric("Steps", f"{card['step']:,}" if isinstance(card.get("step"), i
 details = {k: v for k, v in card.items() if k not in ("config", "train_config", "description")}
 left, right = st.columns(2)
 left.subheader("Config")
-left.table({"field": list(cfg.to_dict()), "value": [str(v) for v in cfg.to_dict().values()]})
+left.table(views.config_table(cfg))
 right.subheader("Card")
 right.json(details, expanded=True)
 st.caption(

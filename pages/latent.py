@@ -8,23 +8,24 @@ import torch
 
 import app_common
 from draw_core.data import get_dataset
-from draw_core.present import latent, viz
+from draw_core.present import latent, views, viz
 
 KL_DIGITS = 100  # test digits the KL ordering of the dimensions is measured on
 SHOWN = 10  # sliders shown at once: the top of the KL ranking, then a chosen group of ranks in the expander
 LIMIT = 4.0  # slider range: z_d in [-LIMIT, LIMIT] (a prior draw is within ±4 with probability 0.99994)
 
-selected = app_common.require_checkpoint()
+selected = app_common.require_checkpoint(need="generates")
 model, cfg = selected.model, selected.config
 T, Z = cfg.T, cfg.z_size
+measured_on = next(iter(views.evaluation_datasets(cfg, prefer=selected.card.get("dataset"))), None)
 
 
 @st.cache_data(max_entries=16, show_spinner="Measuring the KL of each latent dimension…")
-def kl_table(_model, model_key: str) -> torch.Tensor | None:
-    """(T, Z) nats spent per step and dimension on the shipped test digits; None for models of other sizes."""
-    if (_model.cfg.channels, _model.cfg.height, _model.cfg.width) != (1, 28, 28):
+def kl_table(_model, model_key: str, dataset: str | None) -> torch.Tensor | None:
+    """(T, Z) nats spent per step and dimension on the first test images of `dataset`; None without one."""
+    if dataset is None:
         return None
-    images = get_dataset("mnist-sample").test_set(limit=KL_DIGITS)
+    images = get_dataset(dataset).test_set(limit=KL_DIGITS)
     return latent.kl_per_dimension(_model, images, torch.Generator().manual_seed(0))
 
 
@@ -61,7 +62,7 @@ if st.session_state.get("latent_state", {}).get("origin") != origin:
     reset_to(base)
 state = st.session_state.latent_state
 
-kl = kl_table(model, selected.key)
+kl = kl_table(model, selected.key, measured_on)
 if mode == "step":
     step = app_common.step_controls(T)
     t = step - 1

@@ -1,16 +1,13 @@
 """Reconstruct: give the model a digit and step through what it reads, how wrong its canvas is, and what it writes."""
 
 import streamlit as st
-import torch
 from streamlit_drawable_canvas import st_canvas
 
 import app_common
 from draw_core.data.images import ImageError, canvas_to_grey, prepare_digit, prepare_upload
-from draw_core.nn.attention import window_geometry
-from draw_core.nn.elbo import gaussian_kl
-from draw_core.present import viz
+from draw_core.present import views, viz
 
-selected = app_common.require_checkpoint()
+selected = app_common.require_checkpoint(need="generates")
 model, cfg = selected.model, selected.config
 C, H, W = cfg.channels, cfg.height, cfg.width
 
@@ -85,44 +82,32 @@ with settings_column:
     step = app_common.step_controls(cfg.T)
 t = step - 1
 trace = app_common.reconstruction(model, selected.key, image.unsqueeze(0).numpy(), int(seed))
-
-
-def attention_at(attention, N: int):
-    if attention is None:
-        return None, None
-    params = attention.map(lambda v: v[t, 0])
-    return params, window_geometry(params, N)
-
-
-read_params, read_window = attention_at(trace.read_attn, cfg.read_n)
-write_params, write_window = attention_at(trace.write_attn, cfg.write_n)
+read_window = views.window_at(trace.read_attn, cfg.read_n, t, 0)
+write_window = views.window_at(trace.write_attn, cfg.write_n, t, 0)
 show_centres = st.toggle("Grid centres", key="reconstruct_centres", help="hover them for gX, gY, δ, σ, γ")
 
 columns = st.columns(4)
 input_figure = viz.image_figure(image, title=f"input x, read window at t={step}", size=240)
-if read_window is not None:
-    viz.add_window(input_figure, read_window, kind="read", params=read_params, show_centres=show_centres)
+views.draw_window(input_figure, read_window, kind="read", show_centres=show_centres)
 columns[0].plotly_chart(input_figure, key="reconstruct_input", width="content")
 error_figure = viz.signed_image_figure(
     trace.errors[t, 0], title=f"error x̂<sub>{step}</sub> = x − σ(c<sub>{step - 1}</sub>)", size=240
 )
-if read_window is not None:
-    viz.add_window(error_figure, read_window, kind="read")
+views.draw_window(error_figure, read_window, kind="read")
 columns[1].plotly_chart(error_figure, key="reconstruct_error", width="content")
 canvas_figure = viz.image_figure(trace.canvases[t, 0], title=f"canvas σ(c<sub>{step}</sub>), write window", size=240)
-if write_window is not None:
-    viz.add_window(canvas_figure, write_window, kind="write", params=write_params, show_centres=show_centres)
+views.draw_window(canvas_figure, write_window, kind="write", show_centres=show_centres)
 columns[2].plotly_chart(canvas_figure, key="reconstruct_canvas_figure", width="content")
 final_figure = viz.image_figure(trace.canvases[-1, 0], title=f"reconstruction σ(c<sub>{cfg.T}</sub>)", size=240)
 columns[3].plotly_chart(final_figure, key="reconstruct_final", width="content")
 
 glimpse = trace.glimpses[t, 0]  # (2C, N, N) with read attention, (2C, H, W) without
 size = 240 if cfg.read_attn else 200
-kind = f"{cfg.read_n}×{cfg.read_n} glimpse" if cfg.read_attn else "whole image (no read attention)"
+read_what = views.glimpse_label(cfg)
 glimpse_x, glimpse_error, kl_column = st.columns([1, 1, 2])
 peak = max(float(glimpse[:C].abs().max()), 1e-6)
 glimpse_x.plotly_chart(
-    viz.image_figure(glimpse[:C], title=f"read from x: {kind}", zmax=peak, size=size),
+    viz.image_figure(glimpse[:C], title=f"read from x: {read_what}", zmax=peak, size=size),
     key="reconstruct_glimpse_x",
     width="content",
 )
@@ -134,7 +119,7 @@ glimpse_error.plotly_chart(
     key="reconstruct_glimpse_error",
     width="content",
 )
-kl = gaussian_kl(trace.mu[:, 0], 2 * torch.log(trace.std[:, 0]))  # (T,) nats, eq. 11 per step
+kl = views.kl_per_glimpse(trace)  # (T,) nats
 kl_column.plotly_chart(
     viz.kl_per_step_figure(kl, step=step, title=f"how many nats each glimpse spends (total {float(kl.sum()):.1f})"),
     key="reconstruct_kl",

@@ -48,6 +48,22 @@ def use_shipped(monkeypatch, tmp_path: Path, name: str = "mnist") -> None:
     use_folders(monkeypatch, tmp_path, shipped=SHIPPED, runs=[])
 
 
+STAND_IN_KIND = "stand-in-classifier"  # what pages must name when a checkpoint's model is not a generator
+
+
+def as_a_classifier(monkeypatch) -> None:
+    """From now on DRAW models count as a non-generating kind (a stand-in, first in the kind registry so `kind_of`
+    finds it), so the pages meet a checkpoint of a kind they can't show; checkpoints still load as before."""
+    from dataclasses import replace
+
+    from draw_core.nn import kinds
+
+    stand_in = replace(
+        kinds.KINDS["draw"], name=STAND_IN_KIND, generates=False, classifies=True, description="a stand-in classifier"
+    )
+    monkeypatch.setattr(kinds, "KINDS", {STAND_IN_KIND: stand_in, **kinds.KINDS})
+
+
 def open_page(page: str | None = None, *, query: dict | None = None) -> AppTest:
     """Run app.py (and then `pages/<page>`) like a browser session would."""
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)

@@ -1,7 +1,16 @@
 """AppTest of the Evaluate page: bounds on demand, KL per step, attention vs no attention side by side."""
 
 import pytest
-from app_support import assert_no_exception, figure, open_page, tiny_checkpoint, use_folders, use_shipped
+from app_support import (
+    STAND_IN_KIND,
+    as_a_classifier,
+    assert_no_exception,
+    figure,
+    open_page,
+    tiny_checkpoint,
+    use_folders,
+    use_shipped,
+)
 
 from draw_core.config import DrawConfig
 from draw_core.data import get_dataset
@@ -69,3 +78,11 @@ def test_no_checkpoint_says_how_to_get_one_and_stops(monkeypatch, tmp_path):
     at = open_page("evaluate.py")
     assert any("No checkpoint is selected" in info.value for info in at.info)
     assert not at.button
+
+
+def test_a_checkpoint_that_is_not_a_generator_is_named_and_skipped(monkeypatch, tmp_path):
+    use_folders(monkeypatch, tmp_path)
+    as_a_classifier(monkeypatch)
+    at = open_page("evaluate.py")
+    assert any("tiny (run)" in info.value and STAND_IN_KIND in info.value for info in at.info)
+    assert not at.get("plotly_chart") and not at.button

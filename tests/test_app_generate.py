@@ -3,7 +3,9 @@
 import pytest
 from app_support import (
     APP,
+    STAND_IN_KIND,
     TIMEOUT,
+    as_a_classifier,
     assert_no_exception,
     figure,
     figures,
@@ -161,3 +163,12 @@ def test_a_model_without_write_attention_has_no_window_to_draw(monkeypatch, tmp_
     assert any("writes the whole canvas" in info.value for info in at.info)
     at.slider(key="step").set_value(1).run()
     assert_no_exception(at)
+
+
+def test_a_checkpoint_that_is_not_a_generator_gets_a_message_naming_its_kind(monkeypatch, tmp_path):
+    use_folders(monkeypatch, tmp_path)
+    as_a_classifier(monkeypatch)
+    at = open_page("generate.py")
+    assert any("generators" in info.value and STAND_IN_KIND in info.value for info in at.info)
+    assert not at.get("plotly_chart") and not at.slider
+    assert STAND_IN_KIND in at.sidebar.caption[0].value  # the sidebar says which kind is selected

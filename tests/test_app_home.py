@@ -3,7 +3,16 @@
 import os
 import pickle
 
-from app_support import TINY, assert_no_exception, open_page, tiny_checkpoint, use_folders, use_shipped
+from app_support import (
+    STAND_IN_KIND,
+    TINY,
+    as_a_classifier,
+    assert_no_exception,
+    open_page,
+    tiny_checkpoint,
+    use_folders,
+    use_shipped,
+)
 
 from draw_core.config import DrawConfig
 from draw_core.io.checkpoint import save_checkpoint
@@ -109,3 +118,14 @@ def test_a_run_written_while_the_app_is_open_appears_in_the_picker(monkeypatch, 
     tiny_checkpoint(runs, "later", TINY)
     at.run()
     assert "later (run)" in at.selectbox(key="checkpoint").options
+
+
+def test_the_sidebar_and_the_card_say_what_kind_of_model_on_what_data(monkeypatch, tmp_path):
+    use_folders(monkeypatch, tmp_path)
+    at = open_page()
+    assert "draw · mnist-sample · 1×28×28" in at.sidebar.caption[0].value
+    assert any(c.value.startswith("draw · mnist-sample · 1×28×28") for c in at.caption)
+    as_a_classifier(monkeypatch)
+    at.run()  # Home shows the card of any kind
+    assert_no_exception(at)
+    assert at.metric and STAND_IN_KIND in at.sidebar.caption[0].value

@@ -5,7 +5,16 @@ import json
 import numpy as np
 import pytest
 import torch
-from app_support import assert_no_exception, figure, open_page, tiny_checkpoint, use_folders, use_shipped
+from app_support import (
+    STAND_IN_KIND,
+    as_a_classifier,
+    assert_no_exception,
+    figure,
+    open_page,
+    tiny_checkpoint,
+    use_folders,
+    use_shipped,
+)
 
 from draw_core.config import DrawConfig
 from draw_core.data import get_dataset
@@ -136,3 +145,11 @@ def test_no_checkpoint_says_how_to_get_one_and_stops(monkeypatch, tmp_path):
     at = open_page("latent.py")
     assert any("No checkpoint is selected" in info.value for info in at.info)
     assert not latent_sliders(at)
+
+
+def test_a_checkpoint_that_is_not_a_generator_gets_a_message_naming_its_kind(monkeypatch, tmp_path):
+    use_folders(monkeypatch, tmp_path)
+    as_a_classifier(monkeypatch)
+    at = open_page("latent.py")
+    assert any("generators" in info.value and STAND_IN_KIND in info.value for info in at.info)
+    assert not latent_sliders(at) and not at.get("plotly_chart")

@@ -5,7 +5,16 @@ import io
 import numpy as np
 import pytest
 import torch
-from app_support import assert_no_exception, figure, open_page, tiny_checkpoint, use_folders, use_shipped
+from app_support import (
+    STAND_IN_KIND,
+    as_a_classifier,
+    assert_no_exception,
+    figure,
+    open_page,
+    tiny_checkpoint,
+    use_folders,
+    use_shipped,
+)
 from PIL import Image
 
 from draw_core.config import DrawConfig
@@ -131,3 +140,11 @@ def test_a_model_without_attention_shows_whole_image_glimpses(monkeypatch, tmp_p
     assert viz.window_shape(figure(at, "input x"), "read") is None
     glimpse = viz.spec_array(figure(at, "whole image")["data"][0]["z"])
     assert glimpse == pytest.approx(load_sample()[0][0, 0].numpy(), abs=1e-6)  # eq. 17 reads x itself
+
+
+def test_a_checkpoint_that_is_not_a_generator_gets_a_message_naming_its_kind(monkeypatch, tmp_path):
+    use_folders(monkeypatch, tmp_path)
+    as_a_classifier(monkeypatch)
+    at = open_page("reconstruct.py")
+    assert any("generators" in info.value and STAND_IN_KIND in info.value for info in at.info)
+    assert not at.get("plotly_chart")

@@ -35,6 +35,11 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.square() + logvar.exp() - logvar - 1).sum(-1)
 
 
+def gaussian_kl_from_std(mu: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """`gaussian_kl` of a posterior given by its standard deviation sigma_t (as a ReconstructionTrace keeps it)."""
+    return gaussian_kl(mu, 2 * torch.log(std))  # log sigma^2 = 2 log sigma, eq. 2
+
+
 def reconstruction_nll(result: DrawResult, x: torch.Tensor) -> torch.Tensor:
     """(B,) eq. 9: L^x = -log D(x | c_T), the Bernoulli NLL of a binary x under sigma(c_T), summed over pixels."""
     return F.binary_cross_entropy_with_logits(result.final_logits, x, reduction="none").flatten(1).sum(1)

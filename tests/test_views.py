@@ -1,0 +1,156 @@
+"""draw_core.present.views: what the pages show, checked on hand-computable cases against the paper."""
+
+import math
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from draw_core.config import DrawConfig
+from draw_core.data import mnist
+from draw_core.nn.attention import AttentionParams, attention_params
+from draw_core.nn.kinds import get_kind
+from draw_core.nn.model import ReconstructionTrace
+from draw_core.present import views, viz
+
+H = W = 28
+
+
+def params(shape=(), **values) -> AttentionParams:
+    defaults = {"gx": 14.0, "gy": 10.0, "delta": 3.0, "sigma2": 0.25, "gamma": 1.0, **values}
+    return AttentionParams(**{name: torch.full(shape, float(v)) for name, v in defaults.items()})
+
+
+def test_window_at_one_step_of_one_sample_sits_on_the_grid_eqs_19_20():
+    attention = params((3, 2))  # (T, n) fields, as a trace holds them
+    attention.gx[1, 0] = 20.0
+    window = views.window_at(attention, 5, 1, 0)
+    # mu_X^i = gX + (i - 3) delta for N = 5: 20 - 6 .. 20 + 6; 0-based columns are one less
+    assert float(window.geometry.x0) == pytest.approx(13.0) and float(window.geometry.x1) == pytest.approx(25.0)
+    assert float(window.geometry.y0) == pytest.approx(3.0) and float(window.geometry.y1) == pytest.approx(15.0)
+    assert float(window.params.gx) == 20.0 and window.params.gx.dim() == 0
+
+
+def test_window_at_every_step_of_one_sample_and_without_attention():
+    attention = params((3, 2))
+    attention.gx[:, 1] = torch.tensor([5.0, 9.0, 13.0])
+    track = views.window_at(attention, 2, slice(None), 1)
+    # N = 2: mu^1 = gX - delta / 2 = gX - 1.5, minus 1 for the 0-based column
+    assert track.geometry.x0.tolist() == pytest.approx([2.5, 6.5, 10.5])
+    assert views.window_at(None, 5, 0, 0) is None
+
+
+def test_draw_window_adds_the_rectangle_with_its_parameters_or_nothing():
+    fig = viz.image_figure(torch.zeros(1, H, W))
+    assert views.draw_window(fig, None, kind="write") is fig and not fig.layout.shapes
+    views.draw_window(fig, views.window_at(params((1,), gamma=2.5), 5, 0), kind="read", show_centres=True)
+    spec = fig.to_dict()
+    assert viz.window_shape(spec, "read")["x0"] == pytest.approx(7.0)  # 14 - 6 - 1
+    markers = next(trace for trace in spec["data"] if trace.get("name") == "read-centres")
+    assert "γ = 2.500" in markers["hovertemplate"]
+
+
+def test_the_canvas_starts_at_one_half_and_changes_are_differences_of_sigma_c():
+    assert torch.equal(views.initial_canvas(torch.ones(1, 2, 2)), torch.full((1, 2, 2), 0.5))  # sigma(0) = 1/2
+    canvases = torch.tensor([0.7, 0.2, 0.9]).view(3, 1, 1, 1)  # (T, C, H, W)
+    assert float(views.canvas_change(canvases, 0)) == pytest.approx(0.2)  # 0.7 - sigma(c_0)
+    assert float(views.canvas_change(canvases, 2)) == pytest.approx(0.7)  # 0.9 - 0.2
+
+
+def test_kl_per_glimpse_is_the_closed_form_of_eq_11():
+    # step 1: mu = (1, 0), sigma = (1, 1/2): 1/2 (1 + 1 - 0 - 1) + 1/2 (0 + 1/4 - log 1/4 - 1)
+    # step 2: mu = 0, sigma = 1: the posterior is the prior, 0 nats
+    mu = torch.tensor([[[1.0, 0.0]], [[0.0, 0.0]]])  # (T, B, Z)
+    std = torch.tensor([[[1.0, 0.5]], [[1.0, 1.0]]])
+    blank = torch.zeros(2, 1, 1, 1, 1)
+    trace = ReconstructionTrace(blank, blank, None, None, blank, mu, std, torch.zeros_like(mu))
+    expected = 0.5 + 0.5 * (0.25 - math.log(0.25) - 1)
+    assert views.kl_per_glimpse(trace).tolist() == pytest.approx([expected, 0.0])
+
+
+def test_raw_attention_inverts_eqs_21_24_both_ways():
+    raw = torch.empty(50, 5, dtype=torch.float64).uniform_(-2, 2, generator=torch.Generator().manual_seed(0))
+    for N, height, width in ((5, 28, 28), (2, 20, 36)):
+        there = attention_params(raw, N, height, width)
+        assert views.raw_attention(there, N, height, width) == pytest.approx(raw, abs=1e-12)
+        back = attention_params(views.raw_attention(there, N, height, width), N, height, width)
+        assert back.delta == pytest.approx(there.delta, abs=1e-12) and back.gx == pytest.approx(there.gx, abs=1e-12)
+
+
+def test_raw_attention_by_hand():
+    # the image centre (A + 1) / 2 is g~ = 0 (eqs 22-23); delta = (max(A, B) - 1) / (N - 1) is delta~ = 1 (eq. 24)
+    centred = params(gx=14.5, gy=14.5, delta=27 / 4, sigma2=1.0, gamma=math.e)
+    assert views.raw_attention(centred, 5, H, W).tolist() == pytest.approx([0, 0, 0, 0, 1], abs=1e-6)
+    with pytest.raises(ValueError, match="N must be >= 2"):
+        views.raw_attention(centred, 1, H, W)
+
+
+def test_raw_attention_caption():
+    centred = params(gx=14.5, gy=14.5, delta=27 / 4, sigma2=1.0)
+    caption = views.raw_attention_caption(centred, 5, H, W)
+    assert "g̃_X = 0.000" in caption and "log δ̃ = 0.000" in caption and "log γ = 0.000" in caption
+    single = views.raw_attention_caption(centred, 1, H, W)
+    assert "no effect when N = 1" in single and "log δ̃" not in single and "g̃_Y = 0.000" in single
+
+
+def test_attention_lab_reads_and_writes_one_pixel_through_a_one_filter_grid():
+    image = torch.zeros(1, H, W)
+    image[0, 9, 4] = 0.8  # row 9, column 4: the paper's pixel (a, b) = (5, 10)
+    lab = views.attention_lab(image, 1, gx=5.0, gy=10.0, delta=2.0, sigma2=0.01, gamma=2.0)
+    assert lab.Fx.shape == (1, W) and lab.Fy.shape == (1, H)
+    assert float(lab.Fx[0, 4]) == pytest.approx(1.0) and float(lab.Fy[0, 9]) == pytest.approx(1.0)  # sigma ~ 0.1
+    assert lab.glimpse.shape == (1, 1, 1) and float(lab.glimpse) == pytest.approx(2.0 * 0.8)  # eq. 27: gamma x
+    assert float(lab.written[0, 9, 4]) == pytest.approx(0.8) and float(lab.written.sum()) == pytest.approx(0.8)
+    assert float(lab.window.geometry.x0) == pytest.approx(4.0)  # one centre, at column 4
+
+
+def test_attention_lab_glimpse_and_write_back_are_eqs_27_and_29():
+    image = torch.rand(1, H, W, generator=torch.Generator().manual_seed(1))
+    lab = views.attention_lab(image, 4, gx=13.0, gy=15.0, delta=3.0, sigma2=2.0, gamma=1.5)
+    Fx, Fy, x = lab.Fx.double(), lab.Fy.double(), image[0].double()
+    assert Fx.sum(1).tolist() == pytest.approx([1.0] * 4)  # 1 / Z_X normalises every filter (eq. 25)
+    glimpse = 1.5 * Fy @ x @ Fx.T
+    assert lab.glimpse[0].double() == pytest.approx(glimpse, abs=1e-5)
+    assert lab.written[0].double() == pytest.approx(Fy.T @ glimpse @ Fx / 1.5, abs=1e-5)
+
+
+def test_captions_of_a_config():
+    paper = DrawConfig()
+    assert views.attention_summary(paper) == "read 2×2, write 5×5"
+    plain = DrawConfig(T=3, read_attn=False, write_attn=False)
+    assert views.attention_summary(plain) == "no read attention, no write attention"
+    assert views.config_caption(paper) == "T=64 · z=100 · LSTM 256/256 · read 2×2, write 5×5"
+    assert views.glimpse_label(paper) == "2×2 glimpse" and "whole image" in views.glimpse_label(plain)
+    assert views.attention_label(paper.to_dict()) == "attention"
+    assert views.attention_label(plain.to_dict()) == "no attention"
+    assert views.attention_label(None) == "unknown"
+    assert views.model_caption(get_kind("draw"), paper, "mnist") == "draw · mnist · 1×28×28"
+    assert views.model_caption(get_kind("draw"), paper, None) == "draw · unknown dataset · 1×28×28"
+    table = views.config_table(plain)
+    assert dict(zip(table["field"], table["value"], strict=True))["read_attn"] == "False"
+
+
+def test_config_caption_of_another_kind_lists_its_fields_but_the_image_size():
+    @dataclass(frozen=True)
+    class Other:
+        height: int = 100
+        width: int = 100
+        channels: int = 1
+        glimpses: int = 8
+
+        def to_dict(self) -> dict:
+            return {"height": self.height, "width": self.width, "channels": self.channels, "glimpses": self.glimpses}
+
+    assert views.config_caption(Other()) == "glimpses=8"
+    assert views.image_size(Other()) == "1×100×100"
+
+
+def test_evaluation_datasets_are_those_of_the_image_size_whose_files_are_here(monkeypatch, tmp_path):
+    monkeypatch.setenv("DRAW_DATA_DIR", str(tmp_path))
+    assert views.evaluation_datasets(DrawConfig()) == ["mnist-sample"]  # the shipped sample is always here
+    assert views.evaluation_datasets(DrawConfig(height=32, width=32)) == []
+    for path in mnist.mnist_files(tmp_path):  # what `available` looks for
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    assert views.evaluation_datasets(DrawConfig()) == ["mnist", "mnist-sample"]
+    assert views.evaluation_datasets(DrawConfig(), prefer="mnist-sample") == ["mnist-sample", "mnist"]
