@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from torch import nn
 
 from draw_core.config import DrawConfig
+from draw_core.nn.classifier import ClassifierConfig, DrawClassifier
 from draw_core.nn.model import DRAW
+from draw_core.nn.ram import RAM, RamConfig
 
 DEFAULT_KIND = "draw"  # the kind of a checkpoint whose header names none (written before kinds existed)
 
@@ -35,6 +37,22 @@ KINDS: dict[str, ModelKind] = {
         generates=True,
         classifies=False,
         description="DRAW generator (VAE with recurrent attention, sec. 2-3)",
+    ),
+    "draw-classifier": ModelKind(
+        name="draw-classifier",
+        config_class=ClassifierConfig,
+        model_class=DrawClassifier,
+        generates=False,
+        classifies=True,
+        description="DRAW attention classifier (differentiable read glimpses, sec. 4.1)",
+    ),
+    "ram": ModelKind(
+        name="ram",
+        config_class=RamConfig,
+        model_class=RAM,
+        generates=False,
+        classifies=True,
+        description="Recurrent Attention Model (sampled glimpses trained with REINFORCE, Mnih et al. 2014)",
     ),
 }
 
