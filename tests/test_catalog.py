@@ -4,6 +4,9 @@ import json
 import os
 
 import pytest
+from safetensors import safe_open
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
 
 from draw_core.config import DrawConfig
 from draw_core.io import catalog
@@ -63,6 +66,19 @@ def test_shipped_first_with_mnist_leading_then_runs_newest_first(dirs):
     assert entries[3].card["step"] == 9
     assert entries[3].card["config"] == TINY.to_dict()
     assert entries[3].label == "new (run)"
+    assert {e.model_kind for e in entries} == {"draw"}  # read from each header
+
+
+def test_entries_record_the_model_kind_of_their_header(dirs):
+    shipped, runs = dirs
+    path = save_checkpoint(DRAW(TINY), runs / "draw-run.safetensors")
+    header = dict(safe_open(str(path), framework="pt").metadata())
+    tensors = load_safetensors_bytes(path.read_bytes())
+    for name, kind in (("old", None), ("future", "diffusion")):  # written before kinds existed; an unknown kind
+        metadata = {k: v for k, v in {**header, "kind": kind}.items() if v is not None}
+        (runs / f"{name}.safetensors").write_bytes(save_safetensors_bytes(tensors, metadata=metadata))
+    kinds = {entry.name: entry.model_kind for entry in catalog.list_checkpoints()}
+    assert kinds == {"draw-run": "draw", "old": "draw", "future": None}  # None: the header can't be used
 
 
 def test_broken_card_and_broken_run_still_listed_with_empty_card(dirs):
@@ -71,7 +87,7 @@ def test_broken_card_and_broken_run_still_listed_with_empty_card(dirs):
     (shipped / "mnist.json").write_text("{not json")
     (runs / "broken.safetensors").write_bytes(b"\x80\x04garbage")
     entries = catalog.list_checkpoints()
-    assert [(e.name, e.card) for e in entries] == [("mnist", {}), ("broken", {})]
+    assert [(e.name, e.card, e.model_kind) for e in entries] == [("mnist", {}, None), ("broken", {}, None)]
 
 
 def test_module_constants_follow_the_environment(dirs):

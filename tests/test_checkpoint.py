@@ -4,6 +4,7 @@ import builtins
 import json
 import os
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from safetensors.torch import save_file
 from draw_core.config import DrawConfig
 from draw_core.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from draw_core.nn.elbo import loss_terms
+from draw_core.nn.kinds import DEFAULT_KIND, KINDS, kind_names
 from draw_core.nn.model import DRAW
 
 TINY = DrawConfig(T=4, enc_size=32, dec_size=32, z_size=8)
@@ -234,3 +236,52 @@ def test_float16_storage_loads_back_as_float32(tmp_path):
     for key, value in ckpt.model.state_dict().items():
         assert value.dtype == torch.float32
         torch.testing.assert_close(value, model.state_dict()[key], rtol=1e-3, atol=1e-4)
+
+
+def test_the_header_records_the_model_kind(good_file):
+    with safe_open(str(good_file), framework="pt") as handle:
+        assert handle.metadata()["kind"] == "draw"
+    assert load_checkpoint(good_file).kind == "draw"
+
+
+def test_a_file_written_before_kinds_existed_loads_as_draw(good_file, tmp_path):
+    path = tmp_path / "old.safetensors"
+    rewrite_header(good_file, path, lambda metadata: metadata.pop("kind"))
+    ckpt = load_checkpoint(path)
+    assert ckpt.kind == DEFAULT_KIND == "draw" and type(ckpt.model) is DRAW and ckpt.config == TINY
+    assert_same_weights(ckpt.model, load_checkpoint(good_file).model)
+
+
+@pytest.mark.parametrize("name", ["mnist", "mnist-noattn"])
+def test_the_shipped_checkpoints_have_no_kind_and_load_as_draw(name):
+    path = Path(__file__).resolve().parents[1] / "checkpoints" / f"{name}.safetensors"
+    if not path.exists():
+        pytest.skip(f"{path} is not there")
+    with safe_open(str(path), framework="pt") as handle:
+        assert "kind" not in handle.metadata()  # written before kinds existed
+    ckpt = load_checkpoint(path)
+    assert ckpt.kind == "draw" and type(ckpt.model) is DRAW and ckpt.config == DrawConfig.preset(name)
+
+
+def test_an_unknown_kind_is_refused_naming_the_known_ones(good_file, tmp_path):
+    path = tmp_path / "future.safetensors"
+    rewrite_header(good_file, path, lambda metadata: metadata.update(kind="diffusion"))
+    with pytest.raises(CheckpointError, match="kind 'diffusion'") as error:
+        load_checkpoint(path)
+    assert str(kind_names()) in str(error.value)
+
+
+@pytest.mark.parametrize("kind", list(KINDS.values()), ids=list(KINDS))
+def test_every_registered_kind_round_trips_as_its_own_class(kind, tmp_path):
+    torch.manual_seed(0)
+    model = kind.model_class(kind.config_class())
+    ckpt = load_checkpoint(save_checkpoint(model, tmp_path / f"{kind.name}.safetensors", meta={"step": 2}))
+    assert ckpt.kind == kind.name and type(ckpt.model) is kind.model_class
+    assert ckpt.config == model.cfg
+    assert_same_weights(ckpt.model, model)
+
+
+def test_saving_a_model_of_no_registered_kind_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="not a registered model kind"):
+        save_checkpoint(torch.nn.Linear(2, 2), tmp_path / "linear.safetensors")
+    assert list(tmp_path.iterdir()) == []

@@ -7,8 +7,9 @@
 
 Both folders are read from the environment each time they are asked for (`catalog.RUNS_DIR`,
 `catalog.runs_dir()`), so a test or a server can point them elsewhere after import.
-Listing reads only the JSON cards and the safetensors headers, never the weights; loading a model is
-draw_core.checkpoint.load_checkpoint's job.
+Listing reads only the JSON cards and the safetensors headers (draw_core.io.checkpoint.read_header), never the
+weights; loading a model is draw_core.io.checkpoint.load_checkpoint's job. Each entry records the model kind its
+header names (draw_core.nn.kinds), so a picker can offer only what a page can show.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from safetensors import SafetensorError, safe_open
+from draw_core.io.checkpoint import CheckpointError, CheckpointHeader, read_header
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHECKPOINT = "mnist"  # the shipped model the app opens with
@@ -50,6 +51,7 @@ class CheckpointEntry:
     path: Path  # the .safetensors file
     kind: str  # 'shipped' or 'run'
     card: dict = field(default_factory=dict, compare=False)  # model card (shipped) or stored meta (runs)
+    model_kind: str | None = None  # the model kind its header names ('draw', ...); None when the header is unreadable
 
     @property
     def label(self) -> str:
@@ -66,18 +68,26 @@ def read_card(path: Path) -> dict:
     return card if isinstance(card, dict) else {}
 
 
-def read_meta(path: Path) -> dict:
-    """The meta dict stored in a checkpoint's header plus its `config`; {} when the header can't be read."""
+def _header(path: Path) -> CheckpointHeader | None:
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            header = handle.metadata() or {}
-        meta = json.loads(header.get("meta", "{}"))
-        config = json.loads(header.get("config", "null"))
-    except (OSError, SafetensorError, json.JSONDecodeError):
-        return {}
-    if not isinstance(meta, dict):
-        return {}
-    return {**meta, "config": config} if isinstance(config, dict) else meta
+        return read_header(path)
+    except CheckpointError:
+        return None
+
+
+def _meta_card(header: CheckpointHeader | None) -> dict:
+    return {} if header is None else {**header.meta, "config": header.config.to_dict()}
+
+
+def read_meta(path: Path) -> dict:
+    """The meta dict stored in a checkpoint's header plus its `config`; {} when the header is not a valid one."""
+    return _meta_card(_header(path))
+
+
+def _entry(path: Path, source: str) -> CheckpointEntry:
+    header = _header(path)
+    card = read_card(path) if source == "shipped" else _meta_card(header)
+    return CheckpointEntry(path.stem, path, source, card, model_kind=header.kind.name if header else None)
 
 
 def _checkpoint_files(folder: Path) -> list[Path]:
@@ -95,8 +105,8 @@ def _modified(path: Path) -> float:
 
 def list_checkpoints() -> list[CheckpointEntry]:
     """Shipped checkpoints first (DEFAULT_CHECKPOINT leading, then by name), then runs, newest first."""
-    shipped = [CheckpointEntry(p.stem, p, "shipped", read_card(p)) for p in _checkpoint_files(shipped_dir())]
+    shipped = [_entry(p, "shipped") for p in _checkpoint_files(shipped_dir())]
     shipped.sort(key=lambda entry: (entry.name != DEFAULT_CHECKPOINT, entry.name))
     run_files = sorted(_checkpoint_files(runs_dir()), key=_modified, reverse=True)
-    runs = [CheckpointEntry(p.stem, p, "run", read_meta(p)) for p in run_files]
+    runs = [_entry(p, "run") for p in run_files]
     return shipped + runs
