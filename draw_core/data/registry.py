@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from draw_core.data import mnist
+from draw_core.data import cluttered, mnist
 
 SPLITS = ("train", "test")
 
@@ -115,21 +115,50 @@ class BinarisedMnist(DatasetSpec):
         return binary[:limit] if limit else binary
 
 
+@dataclass(frozen=True)
+class ClutteredMnist(DatasetSpec):
+    """Cluttered translated MNIST made on the fly from MNIST (draw_core.data.cluttered documents the generator):
+    labelled grey-level images for classification; the test set is fixed by CLUTTERED_TEST_SEED."""
+
+    sample_seed: int = 0  # seeds the clutter of the shipped sample's images
+
+    def required_files(self, root: Path) -> list[Path]:
+        return mnist.mnist_files(root)
+
+    def _digits(self, split: str, data_dir) -> tuple[torch.Tensor, torch.Tensor]:
+        return MNIST_SPEC.load(split, data_dir)
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The shipped MNIST sample, each digit placed once in clutter cut from the sample (seeded)."""
+        digits, labels = mnist.load_sample()
+        return cluttered.fixed_cluttered_test_set(digits, labels, seed=self.sample_seed)
+
+    def train_stream(self, data_dir, batch_size: int, seed: int) -> cluttered.ClutteredStream:
+        """Endless batches (x (B, 1, 100, 100), y (B,)) of fresh cluttered training images."""
+        return cluttered.ClutteredStream(*self._digits("train", data_dir), batch_size, seed)
+
+    def test_set(self, data_dir=None, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x (N, 1, 100, 100), y (N,)): the 10,000 test digits placed once each with CLUTTERED_TEST_SEED."""
+        return cluttered.fixed_cluttered_test_set(*self._digits("test", data_dir), limit=limit)
+
+
 MNIST_SOURCE = "Y. LeCun, C. Cortes, C. Burges, The MNIST database of handwritten digits"
+
+MNIST_SPEC = BinarisedMnist(
+    name="mnist",
+    shape=(1, 28, 28),
+    likelihood="bernoulli",
+    task="generate",
+    description="MNIST handwritten digits, 28×28, binarised (60,000 train / 10,000 test)",
+    source=MNIST_SOURCE,
+    licence="CC BY-SA 3.0",
+    example_index=0,
+)
 
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
-        BinarisedMnist(
-            name="mnist",
-            shape=(1, 28, 28),
-            likelihood="bernoulli",
-            task="generate",
-            description="MNIST handwritten digits, 28×28, binarised (60,000 train / 10,000 test)",
-            source=MNIST_SOURCE,
-            licence="CC BY-SA 3.0",
-            example_index=0,
-        ),
+        MNIST_SPEC,
         BinarisedMnist(
             name="mnist-sample",
             shape=(1, 28, 28),
@@ -140,6 +169,16 @@ DATASETS: dict[str, DatasetSpec] = {
             licence="CC BY-SA 3.0",
             example_index=0,
             shipped_only=True,
+        ),
+        ClutteredMnist(
+            name="mnist-cluttered",
+            shape=(1, cluttered.SIZE, cluttered.SIZE),
+            likelihood=None,
+            task="classify",
+            description="Cluttered translated MNIST, 100×100, one digit and 8 clutter fragments (Mnih et al. 2014)",
+            source=MNIST_SOURCE + "; clutter as in Mnih et al. 2014, Recurrent Models of Visual Attention",
+            licence="CC BY-SA 3.0",
+            example_index=0,
         ),
     )
 }

@@ -76,3 +76,30 @@ def evaluate(
         bits_per_dim=elbo / (pixels * math.log(2)),
         kl_per_step=(kl_per_step / n).tolist(),
     )
+
+
+@torch.no_grad()
+def classification_error(
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    batch_size: int = 500,
+    device: torch.device | str = "cpu",
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[int, float]:
+    """(images done, fraction misclassified) of `predict` (x -> class scores (B, K)) on labelled images (Table 1).
+
+    `should_stop` is checked between batches; when it fires, the figure covers the images done so far.
+    """
+    if len(images) == 0:
+        raise ValueError("no test images to evaluate")
+    wrong = done = 0
+    for start in range(0, len(images), batch_size):
+        if done and should_stop is not None and should_stop():
+            break
+        x = images[start : start + batch_size].to(device)
+        y = labels[start : start + batch_size].to(device)
+        wrong += (predict(x).argmax(-1) != y).sum().item()
+        done += len(x)
+    return done, wrong / done

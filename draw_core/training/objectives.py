@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from draw_core.nn.classifier import classification_loss, error_rate
 from draw_core.nn.elbo import loss_terms
-from draw_core.training.evaluation import evaluate
+from draw_core.nn.ram import ram_loss
+from draw_core.training.evaluation import classification_error, evaluate
 
 
 @dataclass
@@ -55,7 +57,59 @@ class ElboObjective:
         return model.generate(n).canvases[-1].cpu()
 
 
-OBJECTIVES: dict[str, type] = {"draw": ElboObjective}
+class ClassificationObjective:
+    """Sec. 4.1: the attention classifier minimises the cross-entropy of its final class scores, by backpropagation
+    through the glimpse windows; it is judged by its test error (Table 1)."""
+
+    test_name = "test_error"
+    lower_is_better = True
+
+    def batch_loss(self, network: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> BatchLoss:
+        x, labels = batch
+        logits = network(x).logits
+        return BatchLoss(
+            loss=classification_loss(logits, labels), report={"error": error_rate(logits.detach(), labels).item()}
+        )
+
+    def predict(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """(B, K) class scores of a test batch."""
+        return model.classify(x).logits
+
+    def test(
+        self,
+        model: torch.nn.Module,
+        test_set: tuple[torch.Tensor, torch.Tensor],
+        *,
+        seed: int,
+        should_stop: Callable[[], bool] | None,
+    ) -> TestFigure:
+        images, labels = test_set
+        n, error = classification_error(
+            lambda x: self.predict(model, x), images, labels, device=model.device, should_stop=should_stop
+        )
+        return TestFigure(self.test_name, error, n)
+
+    def samples(self, model: torch.nn.Module, n: int) -> None:
+        return None  # a classifier draws nothing
+
+
+class RamObjective(ClassificationObjective):
+    """RAM (Mnih et al. 2014): cross-entropy for the classifier, REINFORCE with a learned baseline for the sampled
+    glimpse locations (draw_core.nn.ram.ram_loss). At test time the policy's mean location is taken (no sampling)."""
+
+    def batch_loss(self, network: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> BatchLoss:
+        x, labels = batch
+        terms = ram_loss(network(x), labels)
+        report = {
+            name: getattr(terms, name).detach().item() for name in ("cross_entropy", "reinforce", "baseline", "error")
+        }
+        return BatchLoss(loss=terms.total, report=report)
+
+    def predict(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return model.classify(x, sample=False).logits
+
+
+OBJECTIVES: dict[str, type] = {"draw": ElboObjective, "draw-classifier": ClassificationObjective, "ram": RamObjective}
 
 
 def objective_for(kind_name: str):
