@@ -7,10 +7,11 @@ Limits (all optional; the defaults suit a classroom server):
   is built (default: PARAMS_CAP_FACTOR times the largest preset, about 11 million today).
 - DRAW_ADMIN_TOKEN: when set, only a session that entered this token may start or stop training jobs (a teacher's
   control); when unset, every session may.
-- DRAW_MAX_RUN_STEPS: the most optimisation steps one job may ask for (default 1,000,000).
-- DRAW_MAX_RUN_HOURS: the longest one job may train; a job without a time budget gets this one (default 24).
+- DRAW_MAX_RUN_STEPS: the most optimisation steps one job may ask for (default 1,000,000; at most 10,000,000).
+- DRAW_MAX_RUN_HOURS: the longest one job may train; a job still running at that age is stopped like a Stop, with
+  its checkpoint (default 24; at most 720).
 - DRAW_MAX_RUNS_DISK_MB: the disk that the runs folder may fill with checkpoints (default 2048 MB).
-- DRAW_MAX_TRAIN_MEMORY_MB: the memory one training job may need (default 8192 MB); a job must also fit in the
+- DRAW_MAX_TRAIN_MEMORY_MB: the memory one training job may need (default 4096 MB); a job must also fit in the
   memory the machine has free when it starts.
 
 Folders (read where they are used): DRAW_DATA_DIR (draw_core.data), DRAW_RUNS_DIR and DRAW_CHECKPOINTS_DIR
@@ -31,8 +32,8 @@ class SettingError(ValueError):
     """An environment setting holds a value it cannot take; the message names the variable and what it expects."""
 
 
-def _number(name: str, default: float | None, kind: type, minimum: float) -> float | None:
-    """The setting `name` as `kind` (int or float), at least `minimum`; `default` when it is unset or empty."""
+def _number(name: str, default: float | None, kind: type, minimum: float, maximum: float = math.inf) -> float | None:
+    """The setting `name` as `kind` (int or float) in [minimum, maximum]; `default` when it is unset or empty."""
     text = os.environ.get(name, "").strip()
     if not text:
         return default
@@ -40,9 +41,10 @@ def _number(name: str, default: float | None, kind: type, minimum: float) -> flo
         value = kind(text)
     except ValueError:
         value = None
-    if value is None or not math.isfinite(value) or value < minimum:
+    if value is None or not math.isfinite(value) or not minimum <= value <= maximum:
         what = "a whole number" if kind is int else "a number"
-        raise SettingError(f"{name}={text!r} must be {what} >= {minimum}") from None
+        bound = f"between {minimum} and {maximum:,}" if maximum < math.inf else f">= {minimum}"
+        raise SettingError(f"{name}={text!r} must be {what} {bound}") from None
     return value
 
 
@@ -75,12 +77,12 @@ def admin_token() -> str | None:
 
 def max_run_steps() -> int:
     """DRAW_MAX_RUN_STEPS: the most steps one training job may ask for."""
-    return _number("DRAW_MAX_RUN_STEPS", 1_000_000, int, 1)
+    return _number("DRAW_MAX_RUN_STEPS", 1_000_000, int, 1, 10_000_000)  # at most TrainConfig's bound
 
 
 def max_run_seconds() -> float:
     """DRAW_MAX_RUN_HOURS, in seconds: the longest one training job may train."""
-    return _number("DRAW_MAX_RUN_HOURS", 24.0, float, 0.01) * 3600
+    return _number("DRAW_MAX_RUN_HOURS", 24.0, float, 0.01, 720) * 3600  # at most TrainConfig's 30 days
 
 
 def max_runs_disk_bytes() -> int:
@@ -90,4 +92,4 @@ def max_runs_disk_bytes() -> int:
 
 def max_train_memory_bytes() -> int:
     """DRAW_MAX_TRAIN_MEMORY_MB, in bytes: the memory one training job may need."""
-    return _number("DRAW_MAX_TRAIN_MEMORY_MB", 8192, int, 64) * MB
+    return _number("DRAW_MAX_TRAIN_MEMORY_MB", 4096, int, 64) * MB

@@ -3,6 +3,10 @@
 The run is a job of `draw_core.jobs`: it belongs to the server process, not to this browser tab, so closing
 the tab does not end it and every session that opens this page watches the same run. While it runs, the
 live view below refreshes about once a second (`st.fragment(run_every=1)`).
+
+The server's limits (draw_core.settings) shape the form: the batch size goes up to what fits in the memory a run may
+use (DRAW_MAX_TRAIN_MEMORY_MB, or less when less is free), steps and minutes up to DRAW_MAX_RUN_STEPS and
+DRAW_MAX_RUN_HOURS; with DRAW_ADMIN_TOKEN set, Start and Stop wait for the teacher's token.
 """
 
 import datetime
@@ -11,14 +15,20 @@ import streamlit as st
 import torch
 
 import app_common
+from draw_core import settings as limits
 from draw_core.config import PRESETS, DrawConfig, TrainConfig
 from draw_core.data import dataset_names, get_dataset
 from draw_core.nn.attention import window_geometry
 from draw_core.present import viz
-from draw_core.training.devices import available_devices, hardware_name, select_device
-from draw_core.training.jobs import JobError, JobSnapshot, get_manager
+from draw_core.training.devices import (
+    available_devices,
+    hardware_name,
+    largest_batch,
+    select_device,
+    training_memory_limit,
+)
+from draw_core.training.jobs import JobError, JobSnapshot, get_manager, token_accepted
 
-MAX_STEPS = 10_000_000  # TrainConfig's upper bound: with a time budget the clock ends the run
 STATUS_ICONS = {
     "running": ":material/progress_activity:",
     "finished": ":material/check_circle:",
@@ -29,8 +39,36 @@ STATUS_ICONS = {
 manager = get_manager()
 
 
-def settings() -> tuple[str, dict, dict, int] | None:
-    """The New run form; returns (name, DrawConfig fields, TrainConfig fields, glimpse_every) when Start is pressed."""
+def session_token() -> str | None:
+    """The teacher's token this session entered (None when it entered none); asks for it while DRAW_ADMIN_TOKEN is
+    set and this session has not given it."""
+    token = st.session_state.get("_train_token")
+    if token_accepted(token):
+        return token
+    st.info("On this server only the teacher starts and stops training runs: enter the token to do so.")
+    entered = st.text_input("Teacher token", type="password", key="train_token")
+    if entered and token_accepted(entered):
+        st.session_state["_train_token"] = entered
+        return entered
+    if entered:
+        st.error("That is not the teacher's token.")
+    return None
+
+
+def batch_size_limit(model: dict, device: str) -> tuple[int | None, str]:
+    """The largest batch the memory a run may use allows for this model, and a caption saying why; None (and why)
+    when the model's settings are not valid yet (Start then says what is wrong)."""
+    try:
+        limit, source = training_memory_limit(select_device(device))
+        fits = largest_batch(DrawConfig(**model), limit)
+    except ValueError as error:
+        return None, f"No batch size limit until the model is valid: {error}"
+    return fits, f"At most {fits:,} images per batch fit in the {limit / 2**30:.1f} GB {source}."
+
+
+def settings(allowed: bool) -> tuple[str, dict, dict, int] | None:
+    """The New run form; returns (name, DrawConfig fields, TrainConfig fields, glimpse_every) when Start is pressed
+    (it can be pressed only when this session is `allowed` to start jobs)."""
     generator_sets = [name for name in dataset_names() if get_dataset(name).task == "generate"]
     available = {name: get_dataset(name).available() for name in generator_sets}
     app_common.remember("train_dataset", next(name for name in generator_sets if available[name]))
@@ -71,15 +109,29 @@ def settings() -> tuple[str, dict, dict, int] | None:
     lstm = columns[4].number_input("LSTM units", value=defaults.enc_size, step=1, key=f"train_lstm_{preset}")
     model["enc_size"] = model["dec_size"] = lstm
 
+    max_batch, batch_help = batch_size_limit(model, device)
+    max_steps, max_minutes = limits.max_run_steps(), limits.max_run_seconds() / 60
     columns = st.columns(5)
     until = columns[0].radio("Run for", ["steps", "minutes"], key="train_until", horizontal=True)
     if until == "steps":
-        steps = columns[1].number_input("Steps", value=500, step=100, key="train_steps")
+        steps = columns[1].number_input(
+            "Steps", min_value=1, max_value=max_steps, value=min(500, max_steps), step=100, key="train_steps"
+        )
         minutes = None
     else:
-        minutes = columns[1].number_input("Minutes", value=5.0, step=1.0, key="train_minutes")
-        steps = MAX_STEPS
-    batch_size = columns[2].number_input("Batch size", value=64, step=16, key="train_batch_size")
+        minutes = columns[1].number_input(
+            "Minutes", min_value=0.1, max_value=max_minutes, value=min(5.0, max_minutes), step=1.0, key="train_minutes"
+        )
+        steps = max_steps  # the clock ends the run
+    batch_size = columns[2].number_input(
+        "Batch size",
+        min_value=1,
+        max_value=max_batch or None,
+        value=min(64, max_batch or 64),
+        step=16,
+        key="train_batch_size",
+        help=batch_help,
+    )
     lr = columns[3].number_input("Learning rate", value=1e-3, step=1e-4, format="%.5f", key="train_lr")
     seed = columns[4].number_input("Seed", value=0, step=1, key="train_seed")
 
@@ -97,7 +149,9 @@ def settings() -> tuple[str, dict, dict, int] | None:
         st.session_state["train_name"] = fresh_name
     app_common.remember("train_name", fresh_name)
     name = st.text_input("Run name", key="train_name", help="the checkpoint becomes runs/<name>.safetensors")
-    if not st.button("Start training", key="train_start", type="primary", icon=":material/play_arrow:"):
+    if not st.button(
+        "Start training", key="train_start", type="primary", icon=":material/play_arrow:", disabled=not allowed
+    ):
         return None
     if not available[dataset]:
         st.error(f"Not started: {get_dataset(dataset).how_to_get()}")
@@ -120,14 +174,14 @@ def settings() -> tuple[str, dict, dict, int] | None:
     return name.strip(), model, train, glimpse_every
 
 
-def start(name: str, model: dict, train: dict, glimpse_every: int) -> None:
-    """Validate every setting (DrawConfig, TrainConfig, the device, the run name) before anything starts."""
+def start(name: str, model: dict, train: dict, glimpse_every: int, token: str | None) -> None:
+    """Validate every setting (DrawConfig, TrainConfig, then the server's checks in JobManager.start: the token, the
+    device, the run name, memory, disk and run length) before anything starts."""
     try:
         model_cfg = DrawConfig(**model)
         train_cfg = TrainConfig(**train)
-        select_device(train_cfg.device)
-        manager.start(name, model_cfg, train_cfg, glimpse_every=glimpse_every)
-    except (ValueError, JobError) as error:  # JobError is a ValueError too: busy, bad or taken name
+        manager.start(name, model_cfg, train_cfg, glimpse_every=glimpse_every, token=token)
+    except (ValueError, JobError) as error:  # JobError is a ValueError too: busy, bad or taken name, limits
         st.error(f"Not started: {error}")
         return
     st.toast(f"Training run '{name}' started")
@@ -207,8 +261,9 @@ def glimpses_section(job: JobSnapshot) -> None:
         column.plotly_chart(figure, key=f"train_glimpse_{key}", width="content")
 
 
-def live_view(watching_a_run: bool) -> None:
-    """The latest run of this server; refreshes itself every second while `watching_a_run`."""
+def live_view(watching_a_run: bool, token: str | None) -> None:
+    """The latest run of this server; refreshes itself every second while `watching_a_run`. Stop needs `token` when
+    DRAW_ADMIN_TOKEN is set."""
     job = manager.latest()
     if job is None:
         st.info("No training run on this server yet: choose the settings above and press Start.")
@@ -232,11 +287,14 @@ def live_view(watching_a_run: bool) -> None:
         "Stop",
         key="train_stop",
         icon=":material/stop:",
-        disabled=snapshot.stop_requested,
+        disabled=snapshot.stop_requested or not token_accepted(token),
         help="ends the run and saves its checkpoint",
     ):
-        job.stop()
-        st.toast(f"Stopping '{snapshot.name}': it finishes the current step and saves its checkpoint")
+        try:
+            manager.stop(snapshot.name, token=token)
+            st.toast(f"Stopping '{snapshot.name}': it finishes the current step and saves its checkpoint")
+        except JobError as error:
+            st.error(f"Not stopped: {error}")
     if snapshot.status == "failed":
         kept = (
             f"The last good checkpoint (step {snapshot.last_checkpoint_step}) is kept at `{snapshot.last_checkpoint}`."
@@ -248,6 +306,7 @@ def live_view(watching_a_run: bool) -> None:
         st.success(
             f"{'Finished' if snapshot.status == 'finished' else 'Stopped'} at step {snapshot.step:,}; the checkpoint "
             f"`{snapshot.checkpoint_path}` is in the sidebar's checkpoint picker as **{snapshot.name} (run)**."
+            + (f" Stopped by the server: {snapshot.note}." if snapshot.note else "")
         )
     progress_section(snapshot)
     charts_section(snapshot)
@@ -258,10 +317,11 @@ st.caption(
     "Train DRAW on this server with the same loop as `python -m draw_core.train`: Adam on the negative ELBO "
     "(eq. 12). The run keeps going if you close this tab, and everyone who opens this page watches it."
 )
+token = session_token() if limits.admin_token() else None
 running = manager.running()
 with st.expander("New run", expanded=not running):
-    request = settings()
+    request = settings(allowed=token_accepted(token))
 if request is not None:
-    start(*request)
+    start(*request, token=token)
     running = manager.running()
-st.fragment(run_every=1 if running else None)(live_view)(bool(running))
+st.fragment(run_every=1 if running else None)(live_view)(bool(running), token)

@@ -9,7 +9,7 @@ from app_support import assert_no_exception, open_page, use_folders
 
 from draw_core.config import DrawConfig, TrainConfig
 from draw_core.io.checkpoint import load_checkpoint
-from draw_core.training import jobs
+from draw_core.training import devices, jobs
 
 HANG_GUARD_S = 60  # only so a broken run fails the test instead of hanging it; nothing here measures speed
 TINY_SETTINGS = {  # number inputs of the page -> a model and a run that take well under a second here
@@ -103,14 +103,58 @@ def test_stop_on_the_page_ends_the_run_with_a_checkpoint(page):
     [
         ("train_T_mnist-small", 0, "T=0 is out of range"),
         ("train_lstm_mnist-small", 100_000, "enc_size=100000 is out of range"),
-        ("train_batch_size", 0, "batch_size=0 is out of range"),
-        ("train_steps", -5, "steps=-5 is out of range"),
+        ("train_lstm_mnist-small", 4096, "DRAW_MAX_PARAMS"),
     ],
 )
 def test_out_of_range_settings_are_refused_before_anything_starts(page, key, value, message):
     page.number_input(key=key).set_value(value)
-    assert start_from_page(page, f"refused-{abs(value)}", steps=-5 if key == "train_steps" else 10) is None
+    assert start_from_page(page, f"refused-{abs(value)}", steps=10) is None
     assert any(message in element.value for element in page.error), [e.value for e in page.error]
+
+
+def test_the_batch_size_range_follows_the_memory_limit(page, monkeypatch):
+    small = DrawConfig.preset("mnist-small")
+    for megabytes in ("4096", "1024"):
+        monkeypatch.setenv("DRAW_MAX_TRAIN_MEMORY_MB", megabytes)
+        page.number_input(key="train_T_mnist-small").set_value(small.T)
+        page.number_input(key="train_lstm_mnist-small").set_value(small.enc_size)
+        page.number_input(key="train_z_mnist-small").set_value(small.z_size)
+        page.run()
+        fits = devices.largest_batch(small, int(megabytes) * 2**20)
+        batch = page.number_input(key="train_batch_size")
+        assert batch.proto.has_max and int(batch.proto.max) == fits
+        batch.set_value(fits + 1000).run()  # beyond the range: the widget keeps a value inside it
+        assert page.number_input(key="train_batch_size").value <= fits
+    assert f"At most {fits:,} images per batch fit in the 1.0 GB" in page.number_input(key="train_batch_size").help
+
+
+def test_steps_and_minutes_follow_the_run_length_limits(page, monkeypatch):
+    monkeypatch.setenv("DRAW_MAX_RUN_STEPS", "300")
+    monkeypatch.setenv("DRAW_MAX_RUN_HOURS", "0.5")
+    page.run()
+    assert int(page.number_input(key="train_steps").proto.max) == 300
+    assert page.number_input(key="train_steps").value == 300  # the default 500 does not fit
+    page.radio(key="train_until").set_value("minutes").run()
+    assert page.number_input(key="train_minutes").proto.max == 30.0
+
+
+def test_with_an_admin_token_start_and_stop_wait_for_it(page, monkeypatch):
+    monkeypatch.setenv("DRAW_ADMIN_TOKEN", "chalk")
+    page.run()
+    assert page.button(key="train_start").proto.disabled
+    page.text_input(key="train_token").set_value("cheese").run()
+    assert any("not the teacher's token" in element.value for element in page.error)
+    assert page.button(key="train_start").proto.disabled
+    page.text_input(key="train_token").set_value("chalk").run()
+    assert not page.button(key="train_start").proto.disabled
+    job = start_from_page(page, "teacher-run", steps=1_000_000)
+    assert job is not None and job.running
+    student = open_page("train.py")  # another browser session, without the token
+    assert student.button(key="train_stop").proto.disabled and student.button(key="train_start").proto.disabled
+    assert job.running
+    page.button(key="train_stop").click().run()
+    assert_no_exception(page)
+    assert job.wait(HANG_GUARD_S) and job.snapshot().status == "stopped"
 
 
 def test_an_unsafe_run_name_is_refused(page):

@@ -1,6 +1,8 @@
 """Issue 11: hostile and broken checkpoint files made here (truncated, random, huge config with tiny weights, bad
 optimizer and meta headers, NaN weights, symlinks, a FIFO, sparse huge files) each get a CheckpointError of exactly
-that class, naming the part at fault, and cost little memory; the good file beside them never changes."""
+that class, naming the part at fault, and cost little memory; the good file beside them never changes. Then the
+memory estimate that training jobs are checked against. (The jobs' limits are tested in test_jobs.py, the CLIs' in
+test_cli.py, the Train page's in test_app_train.py.)"""
 
 from __future__ import annotations
 
@@ -28,7 +30,9 @@ from draw_core.io.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from draw_core.nn.elbo import loss_terms
 from draw_core.nn.model import DRAW
+from draw_core.training import devices
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = DrawConfig(T=2, enc_size=8, dec_size=8, z_size=2)
@@ -365,3 +369,108 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
             pass
         pytest.fail("load_checkpoint blocked on a FIFO")
     assert type(outcome["error"]) is CheckpointError and "not a regular file" in str(outcome["error"])
+
+
+# Training memory: the estimate a job is checked against (draw_core.training.devices).
+
+
+def count_saved_bytes(cfg: DrawConfig, batch: int) -> int:
+    """Bytes of the distinct non-parameter storages autograd saves for one full forward pass of the loss."""
+    model = DRAW(cfg)
+    parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    storages = {}
+
+    def pack(tensor):
+        if tensor.untyped_storage().data_ptr() not in parameters:
+            storages[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    x = torch.zeros(batch, cfg.channels, cfg.height, cfg.width)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss_terms(model(x), x).total.sum()
+    return sum(storages.values())
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        DrawConfig(T=7, enc_size=32, dec_size=24, z_size=6),
+        DrawConfig(T=5, height=20, width=16, channels=3, read_attn=False, write_attn=False, enc_size=16, dec_size=16),
+    ],
+    ids=["attention", "colour-no-attention"],
+)
+def test_saved_bytes_from_two_and_three_steps_equal_a_full_count(cfg):
+    assert devices.saved_bytes_per_image(cfg) == count_saved_bytes(cfg, 1)
+    assert count_saved_bytes(cfg, 4) <= 4 * devices.saved_bytes_per_image(cfg)  # per image, batch-independent parts too
+
+
+def test_the_estimate_adds_parameters_and_a_batch_of_activations():
+    cfg = DrawConfig.preset("mnist-small")
+    parameters = sum(p.numel() for p in DRAW(cfg).parameters())
+    assert devices.parameter_count(cfg) == parameters
+    zero = devices.estimate_training_bytes(cfg, 0)
+    assert zero == devices.RUNTIME_BYTES + devices.PARAMETER_COPIES * 4 * parameters
+    per_image = devices.BACKWARD_FACTOR * devices.saved_bytes_per_image(cfg)
+    assert devices.estimate_training_bytes(cfg, 100) == pytest.approx(zero + 100 * per_image, abs=1)
+
+
+def test_counting_a_model_over_the_parameter_cap_builds_nothing(monkeypatch):
+    monkeypatch.setenv("DRAW_MAX_PARAMS", "10000")
+    with pytest.raises(ValueError, match="DRAW_MAX_PARAMS"):
+        devices.saved_bytes_per_image(DrawConfig(**HUGE))
+
+
+@pytest.mark.parametrize("name", ["bogus", "cuda:x", "", "gpu"])
+def test_an_unknown_device_is_a_value_error(name):
+    with pytest.raises(ValueError, match=f"unknown device {name!r}"):
+        devices.select_device(name)
+
+
+MEASURE_SCRIPT = textwrap.dedent(
+    """
+    import re, sys
+    import torch
+    torch.set_num_threads(1)
+    from draw_core.config import DrawConfig
+    from draw_core.nn.elbo import loss_terms
+    from draw_core.nn.model import DRAW
+
+    def status_mb(key):
+        return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
+
+    cfg, batch = DrawConfig.preset(sys.argv[1]), int(sys.argv[2])
+    model = DRAW(cfg)
+    optimizer = torch.optim.Adam(model.parameters())
+
+    def step(x):
+        loss = loss_terms(model(x), x).total.mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    x = (torch.rand(batch, cfg.channels, cfg.height, cfg.width) > 0.5).float()
+    step(x[:1])  # Adam's moments and torch's first-use allocations exist from here on
+    open("/proc/self/clear_refs", "w").write("5")
+    before = status_mb("VmRSS")
+    step(x)
+    step(x)
+    print(status_mb("VmHWM") - before)
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc/self/clear_refs")
+@pytest.mark.parametrize("preset", ["mnist", "mnist-noattn", "mnist-small"])
+def test_the_memory_estimate_covers_a_measured_training_step(preset):
+    """Measured per preset: the rise of peak memory over two training steps with a batch of 64 is below the estimate
+    (less its runtime allowance, which the measurement starts after) and the estimate is not wildly above it."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", MEASURE_SCRIPT, preset, "64"], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    measured = float(result.stdout) * 2**20
+    cfg = DrawConfig.preset(preset)
+    estimate = devices.estimate_training_bytes(cfg, 64) - devices.RUNTIME_BYTES
+    assert measured < estimate < 3.5 * measured, (measured / 2**20, estimate / 2**20)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import threading
 import time
 
@@ -12,10 +13,12 @@ import torch
 
 import draw_core.training.jobs as jobs
 import draw_core.training.objectives as objectives_module
+from draw_core import settings
 from draw_core.config import DrawConfig, TrainConfig
 from draw_core.io import catalog
 from draw_core.io.checkpoint import load_checkpoint
 from draw_core.nn.elbo import LossTerms
+from draw_core.training import devices
 from draw_core.training.trainer import TrainEvent
 
 TINY = DrawConfig(T=4, enc_size=32, dec_size=32, z_size=8)
@@ -179,7 +182,7 @@ def test_two_jobs_may_run_when_the_setting_allows_it(tmp_path, monkeypatch):
 @pytest.mark.parametrize("value", ["0", "two", "-1"])
 def test_a_bad_max_jobs_setting_is_refused(monkeypatch, value):
     monkeypatch.setenv("DRAW_MAX_JOBS", value)
-    with pytest.raises(jobs.JobError, match="DRAW_MAX_JOBS"):
+    with pytest.raises(settings.SettingError, match=f"DRAW_MAX_JOBS='{value}' must be a whole number >= 1"):
         jobs.JobManager()
 
 
@@ -249,3 +252,103 @@ def test_eta_is_exact_for_a_time_budget_and_unknown_before_progress():
     assert jobs.estimate_eta(elapsed_s=30.0, progress=0.25) == pytest.approx(90.0)
     assert jobs.estimate_eta(elapsed_s=5.0, progress=0.0) is None
     assert jobs.estimate_eta(elapsed_s=50.0, progress=1.0) == 0.0
+
+
+# Issue 11: a teacher's control and the server's limits.
+
+
+def test_with_an_admin_token_only_sessions_that_give_it_start_and_stop_jobs(manager, monkeypatch):
+    monkeypatch.setenv("DRAW_ADMIN_TOKEN", "s3cret")
+    for token in (None, "", "S3CRET", "s3cret "):
+        assert not jobs.token_accepted(token)
+        with pytest.raises(jobs.JobForbiddenError, match="DRAW_ADMIN_TOKEN"):
+            manager.start("student", TINY, tiny_train(steps=1_000_000), token=token)
+    assert manager.jobs() == []
+    job = manager.start("teacher", TINY, tiny_train(steps=1_000_000), token="s3cret")
+    with pytest.raises(jobs.JobForbiddenError):
+        manager.stop("teacher", token="guess")
+    assert job.running and not job.snapshot().stop_requested
+    manager.stop("teacher", token="s3cret")
+    assert job.wait(HANG_GUARD_S) and job.snapshot().status == "stopped"
+    monkeypatch.delenv("DRAW_ADMIN_TOKEN")
+    assert jobs.token_accepted(None)  # no token set: every session may
+    with pytest.raises(jobs.JobError, match="no training job named 'nobody'"):
+        manager.stop("nobody")
+
+
+def test_runs_longer_than_the_limits_are_refused(manager, monkeypatch):
+    monkeypatch.setenv("DRAW_MAX_RUN_STEPS", "100")
+    with pytest.raises(jobs.JobError, match=r"steps=101 is over this server's limit of 100 .*DRAW_MAX_RUN_STEPS"):
+        manager.start("long", TINY, tiny_train(steps=101))
+    monkeypatch.setenv("DRAW_MAX_RUN_HOURS", "2")
+    with pytest.raises(jobs.JobError, match=r"3.00 h is over this server's limit of 2.00 h .*DRAW_MAX_RUN_HOURS"):
+        manager.start("slow", TINY, tiny_train(steps=100, time_budget_s=3 * 3600.0))
+    assert manager.jobs() == []
+
+
+def test_a_run_that_reaches_the_time_limit_stops_with_its_checkpoint(manager, monkeypatch):
+    monkeypatch.setattr(settings, "max_run_seconds", lambda: 1.0)
+    job = manager.start("capped", TINY, tiny_train(steps=1_000_000))
+    assert job.wait(HANG_GUARD_S)
+    snapshot = job.snapshot()
+    assert snapshot.status == "stopped" and "DRAW_MAX_RUN_HOURS" in snapshot.note
+    assert load_checkpoint(job.path).meta["step"] == snapshot.step > 0
+
+
+def test_a_run_that_needs_more_memory_than_allowed_is_refused_saying_what_fits(manager, monkeypatch):
+    paper = DrawConfig.preset("mnist")
+    monkeypatch.setenv("DRAW_MAX_TRAIN_MEMORY_MB", "1024")
+    limit = 1024 * 2**20
+    fits = devices.largest_batch(paper, limit)
+    assert devices.estimate_training_bytes(paper, fits) <= limit < devices.estimate_training_bytes(paper, fits + 1)
+    with pytest.raises(jobs.JobError, match=f"a batch size of at most {fits:,} fits") as error:
+        manager.start("big-batch", paper, tiny_train(batch_size=fits + 1))
+    assert "DRAW_MAX_TRAIN_MEMORY_MB" in str(error.value) and "1.0 GB" in str(error.value)
+    jobs.check_memory(paper, tiny_train(batch_size=fits))  # the batch it names passes
+    wide = DrawConfig(height=256, width=256, channels=4, T=256, read_n=12, write_n=12)  # ~1 GB saved per image
+    with pytest.raises(jobs.JobError, match="not even a batch of one image fits"):
+        manager.start("wide", wide, tiny_train(batch_size=1))
+    monkeypatch.setattr(devices, "free_memory_bytes", lambda device: 700 * 2**20)  # less free than the cap
+    with pytest.raises(jobs.JobError, match=r"0.7 GB free on cpu now"):
+        manager.start("squeezed", paper, tiny_train(batch_size=fits))
+    assert manager.jobs() == []
+
+
+def test_a_model_over_the_parameter_limit_or_a_bad_device_is_refused(manager, monkeypatch):
+    monkeypatch.setenv("DRAW_MAX_PARAMS", "1000")
+    with pytest.raises(jobs.JobError, match="over this server's limit of 1,000 .*DRAW_MAX_PARAMS"):
+        manager.start("params", TINY, tiny_train())
+    monkeypatch.delenv("DRAW_MAX_PARAMS")
+    with pytest.raises(jobs.JobError, match="unknown device 'bogus'"):
+        manager.start("device", TINY, tiny_train(device="bogus"))
+    assert manager.jobs() == []
+
+
+def test_runs_may_not_fill_more_disk_than_allowed(manager, monkeypatch):
+    manager.runs_dir.mkdir(parents=True)
+    old = manager.runs_dir / "old.safetensors"
+    with open(old, "wb") as handle:
+        handle.truncate(3 * 2**20)  # 3 MB of earlier runs
+    need = jobs.checkpoint_bytes(TINY)
+    monkeypatch.setenv("DRAW_MAX_RUNS_DISK_MB", "3")
+    with pytest.raises(
+        jobs.JobError, match=r"holds 3 MB of checkpoints.*over the 3 MB allowed \(DRAW_MAX_RUNS_DISK_MB\)"
+    ):
+        manager.start("one-more", TINY, tiny_train(steps=2))
+    monkeypatch.setenv("DRAW_MAX_RUNS_DISK_MB", "4")
+    assert 3 * 2**20 + need <= 4 * 2**20
+    assert manager.start("one-more", TINY, tiny_train(steps=2)).wait(HANG_GUARD_S)
+
+
+def test_a_new_manager_removes_stale_temporary_files(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    stale = runs / ".mnist.safetensors.k2j3h4.tmp"
+    fresh = runs / ".other.safetensors.a8b7c6.tmp"  # a save in progress
+    unrelated = runs / "notes.tmp"
+    for path in (stale, fresh, unrelated):
+        path.write_bytes(b"partial")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    os.utime(unrelated, (time.time() - 3600, time.time() - 3600))
+    jobs.JobManager(runs_dir=runs, max_running=1)
+    assert sorted(p.name for p in runs.iterdir()) == sorted([fresh.name, unrelated.name])

@@ -1,11 +1,38 @@
-"""Which device to train on, and how to name the hardware in a model card."""
+"""Which device to train on, how to name the hardware in a model card, and how much memory a training run needs.
+
+The memory estimate of a run (`estimate_training_bytes`) is what a job is checked against before it starts:
+
+    RUNTIME_BYTES + PARAMETER_COPIES * 4 bytes * parameters + batch * BACKWARD_FACTOR * saved bytes per image
+
+"Saved bytes per image" are the tensors autograd keeps for the backward pass of one image, counted exactly (a
+saved-tensors hook) on real one-image forward passes of the same network with 2 and 3 steps: every DRAW step
+builds the same graph, so their difference is one step's share and T of them plus the rest is the whole. That costs
+milliseconds and at most a few MB, whatever the config. BACKWARD_FACTOR turns saved bytes into the peak the process
+really reaches (the backward pass's gradients of activations come on top). It was measured per preset as the rise
+of peak resident memory (Linux's VmHWM) over two training steps with batches of 64 (32 for the larger images), less
+the parameters' gradients, divided by the saved bytes; fused CPU path / plain path: mnist 1.2 / 1.3, mnist-noattn
+1.7 / 1.9, mnist-small 1.1 / 1.2, 60x60 with 12x12 attention 1.1 / 1.5, 32x32 colour without attention 1.9 / 2.4.
+tests/test_hardening.py measures the presets again (marked slow) and checks the estimate stays above them.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import platform
 from pathlib import Path
 
 import torch
+
+from draw_core import settings
+from draw_core.config import DrawConfig
+from draw_core.nn.elbo import loss_terms
+from draw_core.nn.model import DRAW
+
+MB = 1024 * 1024
+RUNTIME_BYTES = 512 * MB  # torch's own allocations at the first step (~200 MB measured) and the dataset in memory
+PARAMETER_COPIES = 4  # every parameter lives four times while training: the weight, its gradient, Adam's two moments
+BACKWARD_FACTOR = 3.0  # peak memory per image / bytes saved for backward per image (at most 2.4 measured, see above)
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -16,7 +43,10 @@ def select_device(name: str = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}: expected auto, cpu, cuda, cuda:<index> or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} was asked for but CUDA is not available on this machine")
     if device.type == "mps" and not torch.backends.mps.is_available():
@@ -45,3 +75,89 @@ def hardware_name(device: torch.device) -> str:
         pass
     threads = torch.get_num_threads()
     return f"{cpu}, {threads} thread{'s' if threads > 1 else ''}"
+
+
+def parameter_count(cfg: DrawConfig) -> int:
+    """Parameters of the network `cfg` builds, counted on the meta device (nothing is allocated)."""
+    with torch.device("meta"):
+        return sum(p.numel() for p in DRAW(cfg).parameters())
+
+
+def check_parameter_count(cfg: DrawConfig) -> int:
+    """The network's parameter count, or a ValueError when it is over DRAW_MAX_PARAMS (its checkpoint could not be
+    loaded, and building it could exhaust the memory)."""
+    count, cap = parameter_count(cfg), settings.max_params()
+    if count > cap:
+        raise ValueError(
+            f"this model would have {count:,} parameters, over this server's limit of {cap:,} (DRAW_MAX_PARAMS): "
+            "choose smaller LSTMs, or attention instead of full-image reads and writes"
+        )
+    return count
+
+
+@functools.lru_cache(maxsize=256)
+def saved_bytes_per_image(cfg: DrawConfig) -> int:
+    """Bytes autograd keeps for the backward pass of one image (the loss of eq. 12 on T steps), parameters excluded;
+    counted on one-image passes with 2 and 3 steps (see the module docstring). A ValueError when the network is over
+    DRAW_MAX_PARAMS: the two small networks are built for real."""
+    check_parameter_count(cfg)
+
+    def saved(steps: int) -> int:
+        model = DRAW(dataclasses.replace(cfg, T=steps))
+        parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        storages: dict[int, int] = {}
+
+        def pack(tensor: torch.Tensor) -> torch.Tensor:
+            storage = tensor.untyped_storage()
+            if storage.data_ptr() not in parameters:
+                storages[storage.data_ptr()] = storage.nbytes()
+            return tensor
+
+        x = torch.zeros(1, cfg.channels, cfg.height, cfg.width)  # (1, C, H, W)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            loss_terms(model(x), x).total.sum()
+        return sum(storages.values())
+
+    two, three = saved(2), saved(3)
+    return two + (cfg.T - 2) * (three - two)  # two steps and the rest, plus T - 2 more steps
+
+
+def estimate_training_bytes(cfg: DrawConfig, batch_size: int) -> int:
+    """The memory a training run of `cfg` with batches of `batch_size` needs at its peak (module docstring)."""
+    parameters = PARAMETER_COPIES * 4 * parameter_count(cfg)
+    return int(RUNTIME_BYTES + parameters + batch_size * BACKWARD_FACTOR * saved_bytes_per_image(cfg))
+
+
+def largest_batch(cfg: DrawConfig, limit_bytes: int) -> int:
+    """The largest batch size whose estimate fits in `limit_bytes` (0 when not even one image fits)."""
+    fixed = estimate_training_bytes(cfg, 0)
+    return max(0, int((limit_bytes - fixed) // (BACKWARD_FACTOR * saved_bytes_per_image(cfg))))
+
+
+def free_memory_bytes(device: torch.device) -> int | None:
+    """Memory the device has free now: CUDA's free memory, else the machine's available memory (Linux's
+    MemAvailable, within the cgroup's limit when there is one); None when it cannot be told."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        info = Path("/proc/meminfo").read_text()
+        free = next(int(line.split()[1]) * 1024 for line in info.splitlines() if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+    try:  # a container's limit (cgroup v2): 'max' or bytes
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        if limit != "max":
+            free = min(free, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return max(0, free)
+
+
+def training_memory_limit(device: torch.device) -> tuple[int, str]:
+    """The memory one training run on `device` may need, and what sets it: DRAW_MAX_TRAIN_MEMORY_MB, or the memory
+    free now when that is less."""
+    cap, free = settings.max_train_memory_bytes(), free_memory_bytes(device)
+    if free is not None and free < cap:
+        return free, f"free on {device} now"
+    return cap, "allowed per run on this server (DRAW_MAX_TRAIN_MEMORY_MB)"

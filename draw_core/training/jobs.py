@@ -6,6 +6,13 @@ same loop as the CLI) in a worker thread, writing its checkpoint to RUNS_DIR/<na
 one object per process, not per browser session: closing a tab does not end a run, and every session
 that opens the Train page watches the same job.
 
+Limits (draw_core.settings, checked by `JobManager.start` before anything runs, each refusal a JobError that says
+what would be allowed): DRAW_ADMIN_TOKEN (only a session that gives it may start or stop jobs), DRAW_MAX_JOBS,
+DRAW_MAX_RUN_STEPS and DRAW_MAX_RUN_HOURS (a run still going at that age is stopped like a Stop, with its checkpoint),
+DRAW_MAX_PARAMS, DRAW_MAX_TRAIN_MEMORY_MB together with the memory free on the device (the estimate of
+draw_core.training.devices), and DRAW_MAX_RUNS_DISK_MB with the disk free. A manager removes the temporary files of
+killed saves from the runs folder when it starts.
+
 The worker reports through `JobProgress`, a lock-protected record; `Job.snapshot()` returns an
 immutable copy (`JobSnapshot`) that a page can read at any time: status, step/total, ETA, images/s, the
 loss history (reconstruction and KL), KL per step, the latest samples, and live glimpses (`GlimpseSnapshot`,
@@ -24,10 +31,12 @@ Letters used in shape comments: T steps, C channels, H height, W width, n sample
 
 from __future__ import annotations
 
+import hmac
 import logging
 import math
 import os
 import re
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -35,11 +44,20 @@ from pathlib import Path
 
 import torch
 
+from draw_core import settings
 from draw_core.config import DrawConfig, TrainConfig
 from draw_core.data import binarize, load_sample
 from draw_core.io import catalog
+from draw_core.io.checkpoint import remove_stale_temporaries
 from draw_core.nn.attention import AttentionParams
 from draw_core.nn.model import DRAW
+from draw_core.training.devices import (
+    check_parameter_count,
+    estimate_training_bytes,
+    largest_batch,
+    select_device,
+    training_memory_limit,
+)
 from draw_core.training.trainer import TrainEvent, train
 
 log = logging.getLogger(__name__)
@@ -47,6 +65,8 @@ log = logging.getLogger(__name__)
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_HISTORY_POINTS = 1000  # loss history kept per job; older points are thinned, never dropped from the start
 GLIMPSE_SEED = 0  # binarises the fixed digit and draws the z noise of every live reconstruction
+CHECKPOINT_HEADER_BYTES = 64 * 1024  # allowance for a checkpoint's header (config, meta, optimizer settings)
+GB = 1024**3
 
 
 class JobError(ValueError):
@@ -57,16 +77,84 @@ class JobBusyError(JobError):
     """A job was started while the maximum number of jobs were already running."""
 
 
-def max_jobs_setting() -> int:
-    """How many jobs may run at once: $DRAW_MAX_JOBS, else 1."""
-    value = os.environ.get("DRAW_MAX_JOBS", "1")
+class JobForbiddenError(JobError):
+    """A session without the teacher's token (DRAW_ADMIN_TOKEN) tried to start or stop a job."""
+
+
+def token_accepted(token: str | None) -> bool:
+    """Whether `token` may start and stop jobs: always when DRAW_ADMIN_TOKEN is unset, else only that token."""
+    expected = settings.admin_token()
+    if expected is None:
+        return True
+    return isinstance(token, str) and hmac.compare_digest(token.encode(), expected.encode())
+
+
+def check_token(token: str | None) -> None:
+    if not token_accepted(token):
+        raise JobForbiddenError(
+            "on this server only the teacher starts and stops training runs (DRAW_ADMIN_TOKEN is set): enter the "
+            "token first"
+        )
+
+
+def check_run_length(train_cfg: TrainConfig) -> None:
+    """Steps and time budget within DRAW_MAX_RUN_STEPS and DRAW_MAX_RUN_HOURS."""
+    max_steps, max_seconds = settings.max_run_steps(), settings.max_run_seconds()
+    if train_cfg.steps > max_steps:
+        raise JobError(
+            f"steps={train_cfg.steps:,} is over this server's limit of {max_steps:,} steps per run "
+            "(DRAW_MAX_RUN_STEPS); ask for fewer steps, or a time budget"
+        )
+    if train_cfg.time_budget_s is not None and train_cfg.time_budget_s > max_seconds:
+        raise JobError(
+            f"a time budget of {train_cfg.time_budget_s / 3600:.2f} h is over this server's limit of "
+            f"{max_seconds / 3600:.2f} h per run (DRAW_MAX_RUN_HOURS)"
+        )
+
+
+def check_memory(model_cfg: DrawConfig, train_cfg: TrainConfig) -> None:
+    """The run's memory estimate within DRAW_MAX_TRAIN_MEMORY_MB and the device's free memory (and the network within
+    DRAW_MAX_PARAMS); the refusal says which batch size would fit."""
     try:
-        count = int(value)
-    except ValueError:
-        raise JobError(f"DRAW_MAX_JOBS={value!r} must be a whole number >= 1") from None
-    if count < 1:
-        raise JobError(f"DRAW_MAX_JOBS={value!r} must be a whole number >= 1")
-    return count
+        device = select_device(train_cfg.device)
+        check_parameter_count(model_cfg)
+    except ValueError as error:
+        raise JobError(str(error)) from None
+    limit, source = training_memory_limit(device)
+    need = estimate_training_bytes(model_cfg, train_cfg.batch_size)
+    if need > limit:
+        fits = largest_batch(model_cfg, limit)
+        advice = (
+            f"with this model a batch size of at most {fits:,} fits"
+            if fits
+            else "not even a batch of one image fits: choose fewer steps T, smaller LSTMs or attention"
+        )
+        raise JobError(
+            f"this run would need about {need / GB:.1f} GB of memory (the model, Adam and the activations of a batch "
+            f"of {train_cfg.batch_size:,}), more than the {limit / GB:.1f} GB {source}; {advice}"
+        )
+
+
+def checkpoint_bytes(model_cfg: DrawConfig) -> int:
+    """The size of a run's checkpoint: float32 weights and Adam's two moments, plus the header."""
+    return 3 * 4 * check_parameter_count(model_cfg) + CHECKPOINT_HEADER_BYTES
+
+
+def check_disk(runs_dir: Path, path: Path, model_cfg: DrawConfig) -> None:
+    """The runs folder's checkpoints, with this run's (replacing `path` when it exists), within
+    DRAW_MAX_RUNS_DISK_MB; and room on the disk for the checkpoint and its temporary copy."""
+    need, cap = checkpoint_bytes(model_cfg), settings.max_runs_disk_bytes()
+    used = sum(p.stat().st_size for p in runs_dir.glob(f"*{catalog.EXTENSION}") if p.is_file() and p != path)
+    if used + need > cap:
+        raise JobError(
+            f"the runs folder {runs_dir} holds {used / 2**20:,.0f} MB of checkpoints; this run's ({need / 2**20:,.1f} "
+            f"MB) would take it over the {cap / 2**20:,.0f} MB allowed (DRAW_MAX_RUNS_DISK_MB): delete old runs first"
+        )
+    free = shutil.disk_usage(runs_dir).free
+    if free < 2 * need:  # the checkpoint and the temporary file it is written to
+        raise JobError(
+            f"only {free / 2**20:,.0f} MB are free on the disk of {runs_dir}; this run needs {2 * need / 2**20:,.1f} MB"
+        )
 
 
 def check_run_name(name: str) -> str:
@@ -127,6 +215,7 @@ class JobSnapshot:
     error: str | None = None  # why the job failed
     finished_at: float | None = None  # time.time() when it ended
     steps_after_stop: int | None = None  # steps the loop finished after stop() was asked (0 or 1)
+    note: str | None = None  # why the server stopped it, when it did (a limit of draw_core.settings)
 
     @property
     def active(self) -> bool:
@@ -247,6 +336,7 @@ class Job:
         resume: bool,
         glimpse_every: int,
         digit: torch.Tensor,
+        max_seconds: float,
     ):
         self.name = name
         self.path = path
@@ -258,6 +348,8 @@ class Job:
         self._digit = digit
         self._last_glimpse_step: int | None = None
         self._stop = threading.Event()
+        self._max_seconds = max_seconds
+        self._started = time.monotonic()
         self._progress = JobProgress(
             JobSnapshot(
                 name=name,
@@ -294,6 +386,15 @@ class Job:
     def _start(self) -> None:
         self._thread.start()
 
+    def _should_stop(self) -> bool:
+        """A Stop, or the run reached DRAW_MAX_RUN_HOURS (then it ends like a Stop, saying why)."""
+        if not self._stop.is_set() and time.monotonic() - self._started > self._max_seconds:
+            self._progress.update(
+                note=f"the run reached this server's limit of {self._max_seconds / 3600:.2f} h (DRAW_MAX_RUN_HOURS)"
+            )
+            self.stop()
+        return self._stop.is_set()
+
     def _on_event(self, event: TrainEvent, model: DRAW) -> None:
         if event.kind == "step":
             glimpses = None
@@ -323,7 +424,7 @@ class Job:
                 data_dir=self._data_dir,
                 resume=self._resume,
                 on_event=self._on_event,
-                should_stop=self._stop.is_set,
+                should_stop=self._should_stop,
             )
             self._progress.finish("stopped" if done.stopped else "finished", step=done.step)
         except Exception as error:  # anything at all (NaN, out of memory, bad data): the page shows it
@@ -338,12 +439,14 @@ class JobManager:
     """The process's training jobs by name; at most `max_running` run at once."""
 
     def __init__(self, *, max_running: int | None = None, runs_dir: str | os.PathLike | None = None):
-        self.max_running = max_jobs_setting() if max_running is None else max_running
+        self.max_running = settings.max_jobs() if max_running is None else max_running
         if self.max_running < 1:
             raise JobError(f"max_running={self.max_running} must be >= 1")
         self._runs_dir = Path(runs_dir) if runs_dir is not None else None
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
+        for removed in remove_stale_temporaries(self.runs_dir) if self.runs_dir.is_dir() else []:
+            log.info("removed %s, left by a save that was killed", removed)
 
     @property
     def runs_dir(self) -> Path:
@@ -363,13 +466,20 @@ class JobManager:
         data_dir: str | None = None,
         glimpse_every: int = 10,
         glimpse_index: int = 0,
+        token: str | None = None,
     ) -> Job:
-        """Start training `name` in the background; raises JobBusyError or JobError instead of starting."""
+        """Start training `name` in the background after checking every limit of this server (module docstring);
+        raises JobForbiddenError (no teacher's token), JobBusyError or JobError instead of starting."""
+        check_token(token)
         if not isinstance(model_cfg, DrawConfig) or not isinstance(train_cfg, TrainConfig):
             raise JobError("start() needs a DrawConfig and a TrainConfig (they validate the settings)")
         if glimpse_every < 1:
             raise JobError(f"glimpse_every={glimpse_every} must be >= 1")
         path = self.checkpoint_path(name)
+        check_run_length(train_cfg)
+        check_memory(model_cfg, train_cfg)
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        check_disk(self.runs_dir, path, model_cfg)
         digit = glimpse_digit(glimpse_index)
         with self._lock:
             running = [job for job in self._jobs.values() if job.running]
@@ -394,6 +504,7 @@ class JobManager:
                 resume=resume,
                 glimpse_every=glimpse_every,
                 digit=digit,
+                max_seconds=settings.max_run_seconds(),
             )
             self._jobs.pop(name, None)
             self._jobs[name] = job
@@ -417,7 +528,17 @@ class JobManager:
         jobs = self.jobs()
         return jobs[-1] if jobs else None
 
+    def stop(self, name: str, *, token: str | None = None) -> None:
+        """Stop the job `name` for a session; raises JobForbiddenError without the teacher's token, JobError when
+        there is no such job."""
+        check_token(token)
+        job = self.get(name)
+        if job is None:
+            raise JobError(f"there is no training job named {name!r}")
+        job.stop()
+
     def stop_all(self) -> None:
+        """Stop every running job (the server's own call, when it shuts down; no token needed)."""
         for job in self.running():
             job.stop()
 
