@@ -50,3 +50,22 @@ def test_a_stop_cuts_the_test_short(cluttered):
         model, (images.repeat(20, 1, 1, 1), labels.repeat(20)), seed=0, should_stop=lambda: True
     )
     assert figure.n == 500  # one evaluation batch, then the Stop is seen
+
+
+def test_kl_weight_zero_is_a_deterministic_autoencoder():
+    from draw_core.config import DrawConfig
+    from draw_core.nn.model import DRAW
+
+    torch.manual_seed(0)
+    model = DRAW(DrawConfig(T=3, enc_size=16, dec_size=16, z_size=4))
+    x = get_dataset("mnist-sample").test_set(limit=8)
+    autoencoder = objective_for("draw", kl_weight=0.0)
+    first, second = autoencoder.batch_loss(model, x), autoencoder.batch_loss(model, x)
+    assert first.loss.item() == second.loss.item(), "z = mu: no noise, the same loss twice"
+    assert first.loss.item() == pytest.approx(first.report["recon"]), "no KL in the loss"
+    figure = autoencoder.test(model, x, seed=0, should_stop=None)
+    assert figure.name == "test_recon_nats" and figure.value == pytest.approx(first.report["recon"], rel=1e-5)
+    beta = objective_for("draw", kl_weight=2.0).batch_loss(model, x)
+    assert beta.loss.item() == pytest.approx(beta.report["recon"] + 2 * beta.report["kl"], rel=1e-4)
+    with pytest.raises(ValueError, match="DRAW generators only"):
+        objective_for("ram", kl_weight=0.0)

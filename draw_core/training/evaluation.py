@@ -34,8 +34,10 @@ def evaluate(
     seed: int = 0,
     on_progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    sample: bool = True,
 ) -> EvalResult:
-    """Bounds on binary `images` (N, C, H, W); the latents are drawn from a generator seeded by `seed`.
+    """Bounds on binary `images` (N, C, H, W); the latents are drawn from a generator seeded by `seed`
+    (sample=False takes z_t = mu_t: then recon_nats is an autoencoder's reconstruction cost and the ELBO is no bound).
 
     `should_stop` is checked between batches; when it fires, the result covers the `n` digits done so far.
     """
@@ -52,7 +54,7 @@ def evaluate(
         if done and should_stop is not None and should_stop():
             break
         x = images[start : start + batch_size].to(device)
-        terms = loss_terms(model(x, generator=generator), x)
+        terms = loss_terms(model(x, generator=generator, sample=sample), x)
         totals["elbo"] += terms.total.sum().item()
         totals["recon"] += terms.recon.sum().item()
         totals["kl"] += terms.kl.sum().item()

@@ -33,15 +33,25 @@ class TestFigure:
 
 
 class ElboObjective:
-    """The negative ELBO of eq. 12 (sec. 2.1): reconstruction L^x (eq. 9) plus the latents' KL L^z (eq. 11)."""
+    """The negative ELBO of eq. 12 (sec. 2.1): reconstruction L^x (eq. 9) plus the latents' KL L^z (eq. 11).
 
-    test_name = "test_elbo_nats"
+    `kl_weight` (beta) scales L^z; beta = 1 is the paper's loss, judged by the test ELBO. beta = 0 is a plain
+    autoencoder with DRAW's architecture: z_t = mu_t with no noise and no KL, judged by its reconstruction cost L^x
+    (the question "why not a plain autoencoder?": nothing pulls its codes toward the prior it would be sampled from).
+    """
+
     lower_is_better = True
 
+    def __init__(self, kl_weight: float = 1.0):
+        self.kl_weight = kl_weight
+        self.sample = kl_weight > 0
+        self.test_name = "test_elbo_nats" if self.sample else "test_recon_nats"
+
     def batch_loss(self, network: torch.nn.Module, batch: torch.Tensor) -> BatchLoss:
-        terms = loss_terms(network(batch), batch)
+        terms = loss_terms(network(batch, sample=self.sample), batch)
+        loss = terms.recon + self.kl_weight * terms.kl if self.kl_weight != 1 else terms.total  # eq. 12 (beta = 1)
         return BatchLoss(
-            loss=terms.total.mean(),
+            loss=loss.mean(),
             report={"recon": terms.recon.detach().mean().item(), "kl": terms.kl.detach().mean().item()},
             per_step=terms.kl_per_step.detach().mean(1).tolist(),
         )
@@ -49,8 +59,8 @@ class ElboObjective:
     def test(
         self, model: torch.nn.Module, test_set: torch.Tensor, *, seed: int, should_stop: Callable[[], bool] | None
     ) -> TestFigure:
-        result = evaluate(model, test_set, batch_size=100, seed=seed, should_stop=should_stop)
-        return TestFigure(self.test_name, result.elbo_nats, result.n)
+        result = evaluate(model, test_set, batch_size=100, seed=seed, should_stop=should_stop, sample=self.sample)
+        return TestFigure(self.test_name, result.elbo_nats if self.sample else result.recon_nats, result.n)
 
     def samples(self, model: torch.nn.Module, n: int) -> torch.Tensor | None:
         """(n, C, H, W) fresh samples from the prior, for the progress view."""
@@ -112,8 +122,12 @@ class RamObjective(ClassificationObjective):
 OBJECTIVES: dict[str, type] = {"draw": ElboObjective, "draw-classifier": ClassificationObjective, "ram": RamObjective}
 
 
-def objective_for(kind_name: str):
-    """A new objective for models of kind `kind_name`."""
+def objective_for(kind_name: str, kl_weight: float = 1.0):
+    """A new objective for models of kind `kind_name` (`kl_weight`: beta of a DRAW generator's loss)."""
     if kind_name not in OBJECTIVES:
         raise ValueError(f"no training objective for model kind {kind_name!r}: expected one of {sorted(OBJECTIVES)}")
+    if kind_name == "draw":
+        return ElboObjective(kl_weight)
+    if kl_weight != 1.0:
+        raise ValueError(f"kl_weight={kl_weight} applies to DRAW generators only, not to kind {kind_name!r}")
     return OBJECTIVES[kind_name]()
