@@ -1,6 +1,8 @@
 """Test-set bounds in nats: the single-sample ELBO (eq. 12) and the k-sample importance-weighted bound.
 
 python -m draw_core.evaluate CKPT [--samples k] [--limit n] [--dataset mnist] [--data-dir DIR] [--json]
+
+Bad flags and files end with `error: ...` on stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import asdict
 
 from draw_core.data import DatasetMissingError, get_dataset
 from draw_core.io.checkpoint import CheckpointError, load_checkpoint
+from draw_core.nn.kinds import get_kind
 from draw_core.training.evaluation import evaluate
 
 
@@ -32,8 +35,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent samples")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args(argv)
+    for flag, value in (("--samples", args.samples), ("--limit", args.limit), ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            parser.error(f"{flag} must be at least 1, got {value}")
     try:
         ckpt = load_checkpoint(args.checkpoint)
+        if not get_kind(ckpt.kind).generates:
+            raise CheckpointError(
+                f"{args.checkpoint} holds a '{ckpt.kind}' model; this command measures the ELBO of generators "
+                "(kind 'draw')"
+            )
         dataset = args.dataset or ckpt.meta.get("dataset", "mnist")
         images = get_dataset(dataset).test_set(args.data_dir, args.limit)
     except (CheckpointError, DatasetMissingError, ValueError) as error:

@@ -1,6 +1,8 @@
 """Samples from a checkpoint: an animated GIF of the generation (write window drawn on every frame) and a PNG grid.
 
 python -m draw_core.sample CKPT --n 16 --gif out.gif --png grid.png [--seed S] [--scale 4] [--frame-ms 100]
+
+Bad flags and files end with `error: ...` on stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import torch
 
 from draw_core.io.checkpoint import CheckpointError, load_checkpoint
 from draw_core.nn.attention import window_geometry
+from draw_core.nn.kinds import get_kind
 from draw_core.present.render import generation_grid_gif, grid_png
+
+MAX_SCALE = 32  # upscale factor limit: 1024 samples of 28 x 28 at 32x already make an 800-megapixel grid
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,8 +41,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--n must be between 1 and 1024, got {args.n}")
     if args.scale < 1 or args.frame_ms < 1 or (args.nrow is not None and args.nrow < 1):
         parser.error("--scale, --frame-ms and --nrow must be positive")
+    if args.scale > MAX_SCALE:
+        parser.error(f"--scale must be at most {MAX_SCALE} (a grid of {args.n} images that large is no picture)")
     try:
         ckpt = load_checkpoint(args.checkpoint)
+        if not get_kind(ckpt.kind).generates:
+            raise CheckpointError(
+                f"{args.checkpoint} holds a '{ckpt.kind}' model, which does not generate images; sample needs a "
+                "generator (kind 'draw')"
+            )
     except CheckpointError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
