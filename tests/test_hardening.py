@@ -223,18 +223,20 @@ PEAK_SCRIPT = textwrap.dedent(
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc/self/clear_refs")
 def test_refusing_a_huge_config_or_a_huge_file_costs_under_100_mb(good, tmp_path):
     """Peak resident memory (Linux's VmHWM, reset before, in a fresh process) grows by less than 100 MB while the
-    huge-config file, a 500 MB sparse file behind a good header and a bogus 500 MB file are refused."""
+    huge-config file and three 500 MB sparse files (behind a good header, a bogus header and a short foreign header)
+    are refused."""
     huge = rewritten(good, tmp_path / "huge.safetensors", metadata={"config": json.dumps(HUGE)})
     tail = tmp_path / "tail.safetensors"
     tail.write_bytes(good.read_bytes())
     bogus = tmp_path / "bogus.safetensors"
     bogus.write_bytes((12345).to_bytes(8, "little") + b"{not json")
-    for path in (tail, bogus):
+    short = raw_file(tmp_path / "short-header.safetensors", {"__metadata__": {}})  # a header shorter than 56 bytes
+    for path in (tail, bogus, short):
         with open(path, "r+b") as handle:
             handle.truncate(500 * 1024 * 1024)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-c", PEAK_SCRIPT, str(good), str(huge), str(tail), str(bogus)],
+        [sys.executable, "-c", PEAK_SCRIPT, str(good), str(huge), str(tail), str(bogus), str(short)],
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

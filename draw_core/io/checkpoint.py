@@ -324,7 +324,7 @@ def _parse_header(handle: BinaryIO, size: int, name: str) -> CheckpointHeader:
         )
     if header_len > MAX_HEADER_BYTES:
         raise _not_safetensors(start, name, f"its header of {header_len} bytes is over the {MAX_HEADER_BYTES} limit")
-    raw = start[8 : 8 + header_len] + handle.read(8 + header_len - len(start))
+    raw = start[8 : 8 + header_len] + handle.read(max(0, 8 + header_len - len(start)))  # read(-n) reads it all
     try:
         header = json.loads(raw)
     except (ValueError, RecursionError):
