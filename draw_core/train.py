@@ -1,20 +1,22 @@
 """Command line of the one training loop (draw_core.training.trainer).
 
     python -m draw_core.train --preset mnist --steps N --batch-size B --data-dir DIR --out PATH \
-        [--resume] [--device cpu|cuda]
+        [--resume | --force] [--device cpu|cuda]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import torch
 
 from draw_core.config import DrawConfig, TrainConfig
 from draw_core.data import DatasetMissingError
-from draw_core.io.checkpoint import CheckpointError
+from draw_core.io.checkpoint import CheckpointError, check_output, remove_stale_temporaries
 from draw_core.nn.model import DRAW
+from draw_core.training.devices import select_device
 from draw_core.training.trainer import TrainEvent, TrainingDiverged, train
 
 
@@ -31,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--resume", action="store_true", help="continue from --out if it exists (weights, optimizer, step)"
     )
+    parser.add_argument("--force", action="store_true", help="replace an existing --out with a new run")
     parser.add_argument("--steps", type=int, default=TrainConfig.steps)
     parser.add_argument(
         "--time-budget", type=float, default=None, metavar="MINUTES", help="stop after this many minutes of training"
@@ -51,8 +54,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Flags that argparse cannot check alone, and --out, before anything is loaded: `parser.error` (exit code 2)
+    on the first problem. An existing --out needs --resume or --force, so nothing is overwritten by accident, and
+    its folder must be writable now rather than at the first checkpoint."""
+    if args.resume and args.force:
+        parser.error("--resume continues --out and --force replaces it: give one of them")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
+    try:
+        select_device(args.device)
+        replacing = check_output(args.out, resume=args.resume, force=args.force)
+    except ValueError as error:
+        parser.error(str(error))
+    if replacing:
+        print(f"replacing {args.out} (--force): it is overwritten by the new run's first checkpoint", file=sys.stderr)
+    for removed in remove_stale_temporaries(Path(args.out).parent):
+        print(f"removed {removed}, left by a save that was killed", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_arguments(parser, args)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:

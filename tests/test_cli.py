@@ -1,5 +1,6 @@
 """The train / evaluate / sample CLIs end to end on a tiny config and the shipped real digits, and the NaN guard."""
 
+import hashlib
 import json
 import math
 import os
@@ -10,14 +11,18 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
 
 import draw_core.evaluate as evaluate_module
 import draw_core.sample as sample_module
 import draw_core.train as train_module
 import draw_core.training.objectives as objectives_module
 from draw_core.config import DrawConfig, TrainConfig
-from draw_core.io.checkpoint import load_checkpoint
+from draw_core.io.checkpoint import load_checkpoint, save_checkpoint
 from draw_core.nn.elbo import LossTerms
+from draw_core.nn.kinds import KINDS
 from draw_core.training.trainer import TrainingDiverged, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,3 +176,137 @@ def test_nan_before_any_checkpoint_says_so(tmp_path, monkeypatch, capsys):
     error = capsys.readouterr().err
     assert "diverged at step 1" in error and "no checkpoint was written yet" in error
     assert not out.exists()
+
+
+# Issue 11: nothing overwritten by accident, late failures found early, bad flags are `error: ...` with exit code 2.
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def exit_code(main, args: list[str]) -> int:
+    """What `python -m ...` would exit with: argparse's errors raise SystemExit(2)."""
+    try:
+        return main([str(a) for a in args])
+    except SystemExit as leaving:
+        return leaving.code
+
+
+@pytest.mark.parametrize("what", ["checkpoint", "text"])
+def test_an_existing_out_is_refused_without_resume_or_force(trained, tmp_path, capsys, what):
+    out = tmp_path / "precious.safetensors"
+    if what == "checkpoint":
+        out.write_bytes(trained[0].read_bytes())
+    else:
+        out.write_text("notes that are not a checkpoint\n")
+    before = sha256(out)
+    assert exit_code(train_module.main, [*TINY_ARGS, "--steps", 2, "--out", out]) == 2
+    error = capsys.readouterr().err
+    assert "error:" in error and "already exists: add --resume" in error and "--force" in error
+    assert sha256(out) == before
+
+
+def test_force_replaces_an_existing_out_and_says_so(tmp_path, capsys):
+    out = tmp_path / "scratch.safetensors"
+    out.write_text("an old experiment\n")
+    args = [*TINY_ARGS, "--steps", 2, "--eval-every", 0, "--checkpoint-every", 0, "--out", out, "--force"]
+    assert exit_code(train_module.main, args) == 0
+    assert f"replacing {out} (--force)" in capsys.readouterr().err
+    assert load_checkpoint(out).meta["step"] == 2
+
+
+def test_resume_and_force_together_are_refused(tmp_path, capsys):
+    args = [*TINY_ARGS, "--steps", 2, "--out", tmp_path / "x.safetensors", "--resume", "--force"]
+    assert exit_code(train_module.main, args) == 2
+    assert "give one of them" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", ["under-a-file", "a-folder", "a-fifo", "a-dangling-link"])
+def test_an_unusable_out_is_refused_before_the_first_step(tmp_path, capsys, case):
+    blocker = tmp_path / "plain-file"
+    blocker.write_text("x")
+    out = {
+        "under-a-file": blocker / "runs" / "run.safetensors",
+        "a-folder": tmp_path,
+        "a-fifo": tmp_path / "pipe.safetensors",
+        "a-dangling-link": tmp_path / "link.safetensors",
+    }[case]
+    if case == "a-fifo":
+        os.mkfifo(out)
+    if case == "a-dangling-link":
+        out.symlink_to(tmp_path / "nowhere")
+    # Without the check, a blocked path would fail only at the first checkpoint, after training, with exit code 1.
+    assert exit_code(train_module.main, [*TINY_ARGS, "--steps", 2, "--out", out, "--force"]) == 2
+    error = capsys.readouterr().err
+    expected = {
+        "under-a-file": "cannot write checkpoints to",
+        "a-folder": "is a folder",
+        "a-fifo": "not a regular file",
+        "a-dangling-link": "not a regular file",
+    }
+    assert "error:" in error and expected[case] in error
+
+
+def test_the_train_cli_removes_stale_temporary_files_beside_out(tmp_path, capsys):
+    stale = tmp_path / ".run.safetensors.x1y2z3.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    os.utime(stale, (1_000_000, 1_000_000))
+    args = [*TINY_ARGS, "--steps", 1, "--eval-every", 0, "--checkpoint-every", 0, "--out", tmp_path / "run.safetensors"]
+    assert exit_code(train_module.main, args) == 0
+    assert not stale.exists() and "left by a save that was killed" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.safetensors"]
+
+
+@pytest.mark.parametrize(
+    ("main", "flags", "message"),
+    [
+        (train_module.main, ["--device", "bogus"], "unknown device 'bogus'"),
+        (train_module.main, ["--threads", "-3"], "--threads must be at least 1, got -3"),
+        (train_module.main, ["--threads", "0"], "--threads must be at least 1, got 0"),
+        (train_module.main, ["--steps", "many"], "invalid int value: 'many'"),
+        (train_module.main, ["--batch-size", "0"], "batch_size=0 is out of range"),
+        (evaluate_module.main, ["--samples", "0"], "--samples must be at least 1, got 0"),
+        (evaluate_module.main, ["--limit", "-1"], "--limit must be at least 1, got -1"),
+        (evaluate_module.main, ["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+        (sample_module.main, ["--png", "p.png", "--scale", "1000"], "--scale must be at most 32"),
+        (sample_module.main, ["--png", "p.png", "--n", "0"], "--n must be between 1 and 1024"),
+    ],
+)
+def test_bad_flags_are_an_error_line_and_exit_code_2(tmp_path, capsys, main, flags, message, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    checkpoint = ["--out", tmp_path / "run.safetensors", *TINY_ARGS] if main is train_module.main else ["x"]
+    assert exit_code(main, [*checkpoint, *flags]) == 2
+    error = capsys.readouterr().err
+    assert "error: " in error and message in error and "Traceback" not in error
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "--out", "{tmp}/run.safetensors", "--device", "bogus"],
+        ["train", "--out", "{tmp}/run.safetensors", "--threads", "-3"],
+        ["evaluate", "{bad}"],
+        ["sample", "{bad}", "--png", "{tmp}/p.png"],
+    ],
+    ids=["train-device", "train-threads", "evaluate-bad-optimizer", "sample-bad-optimizer"],
+)
+def test_no_cli_prints_a_traceback(trained, tmp_path, command):
+    """As processes: an `error: ...` line and exit code 2 (a checkpoint whose optimizer header is `{bad` included)."""
+    bad = tmp_path / "bad-optimizer.safetensors"
+    data = load_safetensors_bytes(trained[0].read_bytes())
+    with safe_open(str(trained[0]), framework="pt") as handle:
+        metadata = {**handle.metadata(), "optimizer": "{bad"}
+    bad.write_bytes(save_safetensors_bytes(data, metadata=metadata))
+    result = run_cli(command[0], *(part.format(tmp=tmp_path, bad=bad) for part in command[1:]))
+    assert result.returncode == 2, result.stderr
+    assert "error: " in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("main", [sample_module.main, evaluate_module.main], ids=["sample", "evaluate"])
+def test_clis_that_need_a_generator_refuse_another_kind(tmp_path, capsys, main):
+    kind = next(kind for kind in KINDS.values() if not kind.generates)
+    path = save_checkpoint(kind.model_class(kind.config_class()), tmp_path / "classifier.safetensors")
+    args = [path, "--png", tmp_path / "p.png"] if main is sample_module.main else [path]
+    assert exit_code(main, args) == 2
+    assert f"holds a '{kind.name}' model" in capsys.readouterr().err
