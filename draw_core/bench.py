@@ -1,9 +1,11 @@
 """Benchmarks (a command, not a test): training throughput against the machine's matmul limit and
 generation latency (the app's server-side rerun time is tools/bench_app.py: this package never imports Streamlit).
 
-    python -m draw_core.bench train --preset mnist --batch-size 128 --steps 20 [--device D] [--json]
+    python -m draw_core.bench train --preset mnist --batch-size 128 --steps 20 [--path both] [--device D] [--json]
     python -m draw_core.bench generate [--preset mnist] [--repeats 20] [--json]
 
+`train` measures the model's two hot paths (draw_core.nn.hot_path: the fused CPU autograd Functions and the plain
+torch operations) side by side, one row each, their steps interleaved so both see the same state of the machine.
 Every figure is the median over repeats; `--json` prints one JSON object per line.
 """
 
@@ -17,7 +19,7 @@ import time
 
 import torch
 
-from draw_core.config import DrawConfig, TrainConfig
+from draw_core.config import PRESETS, DrawConfig, TrainConfig
 from draw_core.nn.model import DRAW
 from draw_core.training.devices import hardware_name, select_device
 from draw_core.training.objectives import ElboObjective
@@ -75,49 +77,72 @@ def matmul_burst(rows: int, inner: int, cols: int, device: torch.device):
     return run, 2 * rows * inner * cols * repeats
 
 
-def bench_train(cfg: DrawConfig, batch_size: int, steps: int, warmup: int, device: torch.device) -> dict:
-    """Images/s of full training steps (forward, backward, clipping, Adam) after `warmup` uncounted steps.
+def bench_train(
+    cfg: DrawConfig,
+    batch_size: int,
+    steps: int,
+    warmup: int,
+    device: torch.device,
+    paths: tuple[str, ...] = ("fused", "plain"),
+) -> list[dict]:
+    """Images/s of full training steps (forward, backward, clipping, Adam) after `warmup` uncounted steps, one row
+    per hot path in `paths` (each its own model, built from the same seed).
 
     The matmul limit is measured at the model's largest matmul shape (the encoder's, eq. 5) in bursts interleaved
-    with the timed steps, so both see the same state of a shared machine; the fraction is the median of the
-    per-pair fractions.
+    with the timed steps (one step of every path, then one burst), so all see the same state of a shared machine;
+    each fraction is the median of the per-pair fractions.
     """
-    torch.manual_seed(0)
-    model = DRAW(cfg).to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     x = torch.bernoulli(torch.full((batch_size, cfg.channels, cfg.height, cfg.width), 0.2)).to(device)
+    steppers = []
+    for path in paths:
+        torch.manual_seed(0)
+        model = DRAW(cfg, hot_path=path).to(device).train()
+        steppers.append(_training_step(model, torch.optim.Adam(model.parameters(), lr=1e-4), x))
+    burst, burst_flops = matmul_burst(batch_size, cfg.read_size + cfg.dec_size + cfg.enc_size, 4 * cfg.enc_size, device)
+    for _ in range(warmup):
+        for step in steppers:
+            step()
+        burst()
+    flops = train_flops_per_image(cfg)
+    step_times = [[] for _ in paths]  # per path, per timed step
+    limits = []
+    for _ in range(steps):
+        for times, step in zip(step_times, steppers, strict=True):
+            times.append(_median_time(step, 1, device))
+        limits.append(burst_flops / _median_time(burst, 3, device))
+    rows = []
+    for path, times in zip(paths, step_times, strict=True):
+        seconds = statistics.median(times)
+        images_per_s = batch_size / seconds
+        rows.append(
+            {
+                "bench": "train",
+                "path": path,
+                "device": str(device),
+                "hardware": hardware_name(device),
+                "batch_size": batch_size,
+                "config": cfg.to_dict(),
+                "step_ms": seconds * 1e3,
+                "train_images_per_s": images_per_s,
+                "train_flops_per_image": flops,
+                "achieved_gflops": images_per_s * flops / 1e9,
+                "matmul_gflops": statistics.median(limits) / 1e9,
+                "fraction_of_matmul_limit": statistics.median(
+                    batch_size / t * flops / limit for t, limit in zip(times, limits, strict=True)
+                ),
+            }
+        )
+    return rows
+
+
+def _training_step(model: DRAW, optimizer: torch.optim.Optimizer, x: torch.Tensor):
+    """A function running one training step of `model` on the batch x, as the trainer runs it."""
 
     def step():
         backward_step(ElboObjective(), model, optimizer, x, TrainConfig.grad_clip)
         optimizer.step()
 
-    burst, burst_flops = matmul_burst(batch_size, cfg.read_size + cfg.dec_size + cfg.enc_size, 4 * cfg.enc_size, device)
-    for _ in range(warmup):
-        step()
-        burst()
-    flops = train_flops_per_image(cfg)
-    step_times, limits, fractions = [], [], []
-    for _ in range(steps):
-        step_s = _median_time(step, 1, device)
-        limit = burst_flops / _median_time(burst, 3, device)
-        step_times.append(step_s)
-        limits.append(limit)
-        fractions.append(batch_size / step_s * flops / limit)
-    seconds = statistics.median(step_times)
-    images_per_s = batch_size / seconds
-    return {
-        "bench": "train",
-        "device": str(device),
-        "hardware": hardware_name(device),
-        "batch_size": batch_size,
-        "config": cfg.to_dict(),
-        "step_ms": seconds * 1e3,
-        "train_images_per_s": images_per_s,
-        "train_flops_per_image": flops,
-        "achieved_gflops": images_per_s * flops / 1e9,
-        "matmul_gflops": statistics.median(limits) / 1e9,
-        "fraction_of_matmul_limit": statistics.median(fractions),
-    }
+    return step
 
 
 def bench_generate(cfg: DrawConfig, repeats: int, device: torch.device) -> dict:
@@ -139,16 +164,50 @@ def bench_generate(cfg: DrawConfig, repeats: int, device: torch.device) -> dict:
 
 
 def print_rows(rows: list[dict], as_json: bool) -> None:
-    for row in rows:
-        if as_json:
+    """One JSON object per row, or a table: one line per field, one column per row (side by side)."""
+    if as_json:
+        for row in rows:
             print(json.dumps(row))
-            continue
-        shown = {k: v for k, v in row.items() if k not in ("config", "rerun_ms_all")}
-        width = max(map(len, shown))
-        for key, value in shown.items():
-            text = f"{value:,.3f}" if isinstance(value, float) else str(value)
-            print(f"{key:<{width}}  {text}")
-        print()
+        return
+    shown = [{k: v for k, v in row.items() if k not in ("config", "rerun_ms_all")} for row in rows]
+    keys = list(dict.fromkeys(key for row in shown for key in row))
+    cells = [[_cell(row.get(key, "")) for row in shown] for key in keys]
+    key_width = max(map(len, keys))
+    widths = [max(len(line[i]) for line in cells) for i in range(len(shown))]
+    for key, line in zip(keys, cells, strict=True):
+        values = "  ".join(f"{text:>{width}}" for text, width in zip(line, widths, strict=True))
+        print(f"{key:<{key_width}}  {values}")
+    print()
+
+
+def _cell(value) -> str:
+    return f"{value:,.3f}" if isinstance(value, float) else str(value)
+
+
+def _whole_number(minimum: int):
+    """An argparse type: an int >= minimum, or an error message saying what was expected."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _device(parser: argparse.ArgumentParser, name: str) -> torch.device:
+    """select_device(name), or a usage error (exit code 2) saying what was wrong with the device."""
+    try:
+        device = select_device(name)
+    except ValueError as error:  # a name torch does not know, or a device this machine does not have
+        parser.error(f"argument --device: {error}")
+    if device.type not in ("cpu", "cuda", "mps"):  # e.g. 'meta': torch knows it, but nothing runs there
+        parser.error(f"argument --device: expected auto, cpu, cuda, cuda:<index> or mps, got {name!r}")
+    return device
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,30 +215,31 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m draw_core.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="training images/s and fraction of the matmul limit")
-    train.add_argument("--preset", default="mnist")
-    train.add_argument("--batch-size", type=int, default=128)
-    train.add_argument("--steps", type=int, default=10, help="timed steps (the median is reported)")
-    train.add_argument("--warmup", type=int, default=3)
+    train = sub.add_parser("train", help="training images/s and fraction of the matmul limit, per hot path")
+    train.add_argument("--batch-size", type=_whole_number(1), default=128)
+    train.add_argument("--steps", type=_whole_number(1), default=10, help="timed steps (the median is reported)")
+    train.add_argument("--warmup", type=_whole_number(0), default=3)
     train.add_argument("--device", default="auto")
+    train.add_argument(
+        "--path", choices=("fused", "plain", "both"), default="both", help="which hot path(s) to time (default both)"
+    )
     generate = sub.add_parser("generate", help="latency of one sample and of a batch of 64")
-    generate.add_argument("--preset", default="mnist")
-    generate.add_argument("--repeats", type=int, default=20)
+    generate.add_argument("--repeats", type=_whole_number(1), default=20)
     generate.add_argument("--device", default="cpu")
     for p in (train, generate):
-        p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+        p.add_argument("--preset", choices=sorted(PRESETS), default="mnist")
+        p.add_argument("--threads", type=_whole_number(1), default=None, help="CPU threads for torch")
         p.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args(argv)
-    if args.threads:
+    device = _device(train if args.command == "train" else generate, args.device)
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
+    cfg = DrawConfig.preset(args.preset)
     if args.command == "train":
-        rows = [
-            bench_train(
-                DrawConfig.preset(args.preset), args.batch_size, args.steps, args.warmup, select_device(args.device)
-            )
-        ]
+        paths = ("fused", "plain") if args.path == "both" else (args.path,)
+        rows = bench_train(cfg, args.batch_size, args.steps, args.warmup, device, paths)
     else:
-        rows = [bench_generate(DrawConfig.preset(args.preset), args.repeats, select_device(args.device))]
+        rows = [bench_generate(cfg, args.repeats, device)]
     print_rows(rows, args.json)
     return 0
 

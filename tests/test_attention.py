@@ -1,5 +1,9 @@
-"""draw_core.attention against the paper's eqs 19-29 (Gregor et al. 2015), on hand-computable cases."""
+"""draw_core.attention against the paper's eqs 19-29 (Gregor et al. 2015), on hand-computable cases.
 
+The hand-computed checks run on both hot paths (fused and plain); the fused backward passes are gradchecked.
+"""
+
+import functools
 import math
 
 import pytest
@@ -16,6 +20,8 @@ from draw_core.nn.attention import (
     window_geometry,
     write,
 )
+
+PATHS = pytest.mark.parametrize("path", ["fused", "plain"])
 
 
 def params(gx, gy, delta, sigma2, gamma=1.0, dtype=torch.float64) -> AttentionParams:
@@ -69,19 +75,21 @@ def test_grid_centres_eq_19_by_hand(N, expected):
     assert mu_y[0].tolist() == pytest.approx(expected)
 
 
-def test_filter_rows_sum_to_one():
+@PATHS
+def test_filter_rows_sum_to_one(path):
     p = attention_params(moderate_raw(16, seed=1), N=5, height=28, width=28)
-    Fx, Fy = filterbank(p, 5, 28, 28)
+    Fx, Fy = filterbank(p, 5, 28, 28, path=path)
     assert Fx.shape == (16, 5, 28) and Fy.shape == (16, 5, 28)
     torch.testing.assert_close(Fx.sum(-1), torch.ones(16, 5, dtype=Fx.dtype))
     torch.testing.assert_close(Fy.sum(-1), torch.ones(16, 5, dtype=Fy.dtype))
     assert (Fx >= 0).all() and (Fy >= 0).all()
 
 
-def test_filter_centres_of_mass_are_the_grid():
+@PATHS
+def test_filter_centres_of_mass_are_the_grid(path):
     # Window well inside the image, sigma = 1: each row's centre of mass is mu_i (1-based pixels, eq. 25).
     gx, gy, delta, N = 14.5, 12.3, 2.2, 5
-    Fx, Fy = filterbank(params(gx, gy, delta, sigma2=1.0), N, height=28, width=30)
+    Fx, Fy = filterbank(params(gx, gy, delta, sigma2=1.0), N, height=28, width=30, path=path)
     assert Fx.shape == (1, N, 30) and Fy.shape == (1, N, 28)
     com_x = (Fx[0] * torch.arange(1, 31, dtype=Fx.dtype)).sum(-1)  # (N,)
     com_y = (Fy[0] * torch.arange(1, 29, dtype=Fy.dtype)).sum(-1)  # (N,)
@@ -95,11 +103,12 @@ def test_filter_centres_of_mass_are_the_grid():
     assert com_y.diff().tolist() == pytest.approx([delta] * (N - 1), abs=1e-3)
 
 
-def test_filter_rows_are_gaussians_of_variance_sigma2():
+@PATHS
+def test_filter_rows_are_gaussians_of_variance_sigma2(path):
     # eq. 25: F_X[i, a] = exp(-(a - mu_i)^2 / (2 sigma^2)) / Z_X. Well inside the image the normalised rows are
     # discretised Gaussians, whose variance is sigma^2 (not sigma^4, not sigma).
     sigma2, N = 2.25, 3
-    Fx, _ = filterbank(params(14.0, 14.0, 3.0, sigma2), N, height=28, width=28)
+    Fx, _ = filterbank(params(14.0, 14.0, 3.0, sigma2), N, height=28, width=28, path=path)
     a = torch.arange(1, 29, dtype=Fx.dtype)
     mu = torch.tensor([11.0, 14.0, 17.0], dtype=Fx.dtype)
     variance = (Fx[0] * (a - mu[:, None]) ** 2).sum(-1)
@@ -108,7 +117,7 @@ def test_filter_rows_are_gaussians_of_variance_sigma2():
     assert (Fx[0, 1, 14] / Fx[0, 1, 13]).item() == pytest.approx(math.exp(-1 / 4.5))
 
 
-def read_write_loss(raw: torch.Tensor, N: int = 5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def read_write_loss(raw: torch.Tensor, path: str, N: int = 5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Filters, a read and a write from raw (B, 5) on fixed random images; returns (Fx, Fy, scalar loss)."""
     B = raw.shape[0]
     g = torch.Generator().manual_seed(0)
@@ -116,15 +125,16 @@ def read_write_loss(raw: torch.Tensor, N: int = 5) -> tuple[torch.Tensor, torch.
     x_hat = torch.rand(B, 1, 28, 28, generator=g) - 0.5
     w = torch.randn(B, 1, N, N, generator=g)
     p = attention_params(raw, N, 28, 28)
-    Fx, Fy = filterbank(p, N, 28, 28)
-    loss = read(x, x_hat, Fx, Fy, p.gamma).sum() + write(w, Fx, Fy, p.gamma).square().sum()
+    Fx, Fy = filterbank(p, N, 28, 28, path=path)
+    loss = read(x, x_hat, Fx, Fy, p.gamma, path=path).sum() + write(w, Fx, Fy, p.gamma, path=path).square().sum()
     return Fx, Fy, loss
 
 
-def test_window_off_the_image_reads_zeros_with_finite_gradients():
+@PATHS
+def test_window_off_the_image_reads_zeros_with_finite_gradients(path):
     # g~X = g~Y = 5: the centre is at (28 + 1) / 2 * 6 = 87, far right/below of a 28 x 28 image; small delta and sigma.
     raw = torch.tensor([[5.0, 5.0, 0.0, -3.0, 0.0], [-8.0, 0.0, 0.0, -3.0, 0.0]], requires_grad=True)
-    Fx, Fy, loss = read_write_loss(raw)
+    Fx, Fy, loss = read_write_loss(raw, path)
     assert torch.all(Fx[0] == 0) and torch.all(Fy[0] == 0)
     assert torch.all(Fx[1] == 0)  # second window is far left
     assert torch.isfinite(loss)
@@ -132,13 +142,14 @@ def test_window_off_the_image_reads_zeros_with_finite_gradients():
     assert torch.isfinite(raw.grad).all()
 
 
+@PATHS
 @pytest.mark.parametrize("value", [1e4, -1e4, 1e6, -1e6, math.inf, -math.inf])
-def test_extreme_raw_values_give_finite_outputs_and_gradients(value):
+def test_extreme_raw_values_give_finite_outputs_and_gradients(value, path):
     raw = torch.full((3, 5), value)
     raw[1, 0] = 0.0  # mixed rows: one extreme in all but the centre
     raw[2, 2:] = 0.0  # one extreme only in the centre
     raw.requires_grad_(True)
-    Fx, Fy, loss = read_write_loss(raw)
+    Fx, Fy, loss = read_write_loss(raw, path)
     assert torch.isfinite(Fx).all() and torch.isfinite(Fy).all()
     assert torch.isfinite(loss)
     loss.backward()
@@ -152,44 +163,47 @@ def identity_params(dtype=torch.float32) -> AttentionParams:
     return attention_params(raw, N=28, height=28, width=28)
 
 
-def test_full_grid_with_unit_stride_reads_the_image_back_exactly():
+@PATHS
+def test_full_grid_with_unit_stride_reads_the_image_back_exactly(path):
     p = identity_params()
     assert p.delta.item() == pytest.approx(1.0)
-    Fx, Fy = filterbank(p, 28, 28, 28)
+    Fx, Fy = filterbank(p, 28, 28, 28, path=path)
     g = torch.Generator().manual_seed(3)
     x = torch.rand(1, 1, 28, 28, generator=g)
     x_hat = torch.rand(1, 1, 28, 28, generator=g) - 0.5
-    torch.testing.assert_close(extract(x, Fx, Fy), x, atol=1e-5, rtol=0)
-    r = read(x, x_hat, Fx, Fy, p.gamma)  # eq. 27 with gamma = 1
+    torch.testing.assert_close(extract(x, Fx, Fy, path=path), x, atol=1e-5, rtol=0)
+    r = read(x, x_hat, Fx, Fy, p.gamma, path=path)  # eq. 27 with gamma = 1
     torch.testing.assert_close(r, torch.cat([x, x_hat], dim=1).flatten(1), atol=1e-5, rtol=0)
-    torch.testing.assert_close(write(x, Fx, Fy, p.gamma), x, atol=1e-5, rtol=0)  # eq. 29 writes it back too
+    torch.testing.assert_close(write(x, Fx, Fy, p.gamma, path=path), x, atol=1e-5, rtol=0)  # eq. 29 writes it back too
 
 
-def test_colour_channels_share_the_filters():
+@PATHS
+def test_colour_channels_share_the_filters(path):
     p = identity_params()
-    Fx, Fy = filterbank(p, 28, 28, 28)
+    Fx, Fy = filterbank(p, 28, 28, 28, path=path)
     x = torch.rand(2, 3, 28, 28, generator=torch.Generator().manual_seed(4))
     Fx2, Fy2 = Fx.expand(2, -1, -1), Fy.expand(2, -1, -1)
-    torch.testing.assert_close(extract(x, Fx2, Fy2), x, atol=1e-5, rtol=0)
+    torch.testing.assert_close(extract(x, Fx2, Fy2, path=path), x, atol=1e-5, rtol=0)
 
 
-def test_write_is_the_adjoint_of_read():
+@PATHS
+def test_write_is_the_adjoint_of_read(path):
     # <F_Y x F_X^T, w> = <x, F_Y^T w F_X> with gamma = 1, for random windows (float64 for a tight check).
     B, C, N = 8, 2, 5
     raw = moderate_raw(B, seed=7)
     raw[:, 2] = torch.linspace(-3, 2, B, dtype=raw.dtype)  # narrow to wide filters
     p = attention_params(raw, N, 28, 28)
-    Fx, Fy = filterbank(p, N, 28, 28)
+    Fx, Fy = filterbank(p, N, 28, 28, path=path)
     g = torch.Generator().manual_seed(8)
     x = torch.randn(B, C, 28, 28, generator=g, dtype=torch.float64)
     w = torch.randn(B, C, N, N, generator=g, dtype=torch.float64)
     ones = torch.ones(B, dtype=torch.float64)
-    lhs = (extract(x, Fx, Fy) * w).sum((1, 2, 3))
-    rhs = (x * write(w, Fx, Fy, ones)).sum((1, 2, 3))
+    lhs = (extract(x, Fx, Fy, path=path) * w).sum((1, 2, 3))
+    rhs = (x * write(w, Fx, Fy, ones, path=path)).sum((1, 2, 3))
     torch.testing.assert_close(lhs, rhs, rtol=1e-10, atol=1e-10)
     # and write divides by gamma (eq. 29)
     gamma = torch.full((B,), 4.0, dtype=torch.float64)
-    torch.testing.assert_close(write(w, Fx, Fy, gamma), write(w, Fx, Fy, ones) / 4)
+    torch.testing.assert_close(write(w, Fx, Fy, gamma, path=path), write(w, Fx, Fy, ones, path=path) / 4)
 
 
 def test_window_geometry_is_the_grid_in_zero_based_coordinates():
@@ -229,28 +243,28 @@ def test_filterbank_backward_matches_finite_differences(height, width):
     inputs = tuple(t.clone().requires_grad_(True) for t in (p.gx, p.gy, p.delta, p.sigma2))
 
     def filters(gx, gy, delta, sigma2):
-        return filterbank(AttentionParams(gx, gy, delta, sigma2, p.gamma), 3, height, width)
+        return filterbank(AttentionParams(gx, gy, delta, sigma2, p.gamma), 3, height, width, path="fused")
 
     assert torch.autograd.gradcheck(filters, inputs)
 
 
 @pytest.mark.parametrize("height, width", [(28, 28), (12, 17)])
 def test_window_is_attention_params_then_filterbank_with_a_checked_backward(height, width):
-    # window() is eqs 21-26 in one autograd node, as the model runs them: the same numbers as attention_params then
+    # The fused window() is eqs 21-26 in one autograd node: the same numbers as attention_params then the plain
     # filterbank, and gradients that match finite differences in float64, including through a clamped raw value.
     raw = torch.tensor(
         [[0.1, -0.2, 0.3, -0.5, 0.2], [0.9, 0.8, -1.0, 0.2, -0.4], [-0.3, 12.0, 1.5, -1.5, 0.0]], dtype=torch.float64
     )
-    params, Fx, Fy = window(raw, 3, height, width)
+    params, Fx, Fy = window(raw, 3, height, width, path="fused")
     expected = attention_params(raw, 3, height, width)
     for name in ("gx", "gy", "delta", "sigma2", "gamma"):
         torch.testing.assert_close(getattr(params, name), getattr(expected, name))
-    expected_x, expected_y = filterbank(expected, 3, height, width)
+    expected_x, expected_y = filterbank(expected, 3, height, width, path="plain")
     torch.testing.assert_close(Fx, expected_x)
     torch.testing.assert_close(Fy, expected_y)
 
     def everything(r):
-        p, fx, fy = window(r, 3, height, width)
+        p, fx, fy = window(r, 3, height, width, path="fused")
         return fx, fy, p.gamma, p.gx, p.delta
 
     assert torch.autograd.gradcheck(everything, (raw.clone().requires_grad_(True),))
@@ -268,5 +282,5 @@ def test_read_and_write_backward_match_finite_differences(channels):
 
     images, w, Fx, Fy = rand(B, channels, H, W), rand(B, channels, N, N), rand(B, N, W), rand(B, N, H)
     gamma = rand(B) + 0.5
-    assert torch.autograd.gradcheck(extract, (images, Fx, Fy))
-    assert torch.autograd.gradcheck(write, (w, Fx, Fy, gamma))
+    assert torch.autograd.gradcheck(functools.partial(extract, path="fused"), (images, Fx, Fy))
+    assert torch.autograd.gradcheck(functools.partial(write, path="fused"), (w, Fx, Fy, gamma))

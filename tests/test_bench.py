@@ -1,6 +1,8 @@
-"""The benchmark command: its FLOP count by hand and its JSON output (no timing is asserted)."""
+"""The benchmark command: its FLOP count by hand, its output and its usage errors (no timing is asserted)."""
 
 import json
+
+import pytest
 
 from draw_core.bench import forward_flops_per_image, main, train_flops_per_image
 from draw_core.config import DrawConfig
@@ -20,16 +22,55 @@ def test_flops_of_the_paper_config_by_hand():
     assert train_flops_per_image(cfg) == 3 * 64 * per_step
 
 
-def test_train_bench_prints_one_json_row(capsys):
-    args = ["train", "--preset", "mnist-small", "--batch-size", "4", "--steps", "2", "--warmup", "1", "--json"]
-    assert main(args) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 1
-    row = json.loads(lines[0])
-    assert row["bench"] == "train" and row["batch_size"] == 4
-    assert row["train_flops_per_image"] == train_flops_per_image(DrawConfig.preset("mnist-small"))
-    assert row["train_images_per_s"] > 0 and row["matmul_gflops"] > 0
-    assert row["fraction_of_matmul_limit"] > 0
+QUICK_TRAIN = ["train", "--preset", "mnist-small", "--batch-size", "4", "--steps", "2", "--warmup", "1"]
+
+
+def test_train_bench_prints_a_json_row_per_hot_path(capsys):
+    assert main([*QUICK_TRAIN, "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [row["path"] for row in rows] == ["fused", "plain"]
+    for row in rows:
+        assert row["bench"] == "train" and row["batch_size"] == 4
+        assert row["train_flops_per_image"] == train_flops_per_image(DrawConfig.preset("mnist-small"))
+        assert row["train_images_per_s"] > 0 and row["matmul_gflops"] > 0
+        assert row["fraction_of_matmul_limit"] > 0
+    assert rows[0]["matmul_gflops"] == rows[1]["matmul_gflops"], "both paths are timed against the same bursts"
+
+
+def test_train_bench_table_shows_the_paths_side_by_side(capsys):
+    assert main([*QUICK_TRAIN, "--steps", "1", "--warmup", "0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["path", "fused", "plain"]
+    assert lines[0].split() == ["bench", "train", "train"]
+    images_per_s = next(line for line in lines if line.startswith("train_images_per_s")).split()
+    assert len(images_per_s) == 3 and all(float(v.replace(",", "")) > 0 for v in images_per_s[1:])
+
+
+def test_train_bench_can_time_one_path(capsys):
+    assert main([*QUICK_TRAIN, "--steps", "1", "--warmup", "0", "--path", "plain", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [row["path"] for row in rows] == ["plain"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--device", "bogus"], "argument --device: unknown device 'bogus': expected auto, cpu, cuda"),
+        (["generate", "--device", "meta"], "argument --device: expected auto, cpu, cuda, cuda:<index> or mps, got"),
+        (["train", "--threads", "-3"], "argument --threads: expected a whole number >= 1, got -3"),
+        (["generate", "--threads", "two"], "argument --threads: expected a whole number, got 'two'"),
+        (["train", "--steps", "0"], "argument --steps: expected a whole number >= 1, got 0"),
+        (["train", "--warmup", "-1"], "argument --warmup: expected a whole number >= 0, got -1"),
+        (["train", "--path", "fast"], "argument --path: invalid choice"),
+        (["generate", "--preset", "nope"], "argument --preset: invalid choice"),
+    ],
+)
+def test_bad_flags_are_usage_errors_not_tracebacks(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: " + message in err and "Traceback" not in err
 
 
 def test_generate_bench_reports_both_latencies(capsys):

@@ -1,6 +1,7 @@
 """draw_core.model: shapes of every trace, seeded and given latents, and learning on real digits."""
 
 import dataclasses
+import functools
 
 import pytest
 import torch
@@ -162,20 +163,22 @@ def test_overfits_a_fixed_batch_of_real_digits(name, digits):
 
 
 def test_lstm_cell_backward_matches_finite_differences():
-    # lstm_step's backward is written out by hand (one autograd node): gradcheck in float64 against central differences.
+    # The fused lstm_step's backward is written out by hand (one autograd node): gradcheck in float64 against
+    # central differences.
     g = torch.Generator().manual_seed(2)
     gates = torch.randn(3, 4 * 5, generator=g, dtype=torch.float64, requires_grad=True)
     cell = torch.randn(3, 5, generator=g, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lstm_step, (gates, cell))
+    assert torch.autograd.gradcheck(functools.partial(lstm_step, path="fused"), (gates, cell))
 
 
-def test_lstm_cell_is_the_textbook_lstm():
+@pytest.mark.parametrize("path", ["fused", "plain"])
+def test_lstm_cell_is_the_textbook_lstm(path):
     # h = o tanh(f c + i g) with i, f, o = sigmoid and g = tanh of the four gate blocks, in that order.
     g = torch.Generator().manual_seed(3)
     gates, cell = torch.randn(4, 12, generator=g), torch.randn(4, 3, generator=g)
     i, f, o = (torch.sigmoid(block) for block in gates[:, :9].chunk(3, dim=1))
     expected_cell = f * cell + i * torch.tanh(gates[:, 9:])
-    hidden, new_cell = lstm_step(gates, cell)
+    hidden, new_cell = lstm_step(gates, cell, path=path)
     torch.testing.assert_close(new_cell, expected_cell)
     torch.testing.assert_close(hidden, o * torch.tanh(expected_cell))
 

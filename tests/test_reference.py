@@ -2,11 +2,12 @@
 
 The reference below loops over filter rows and pixels (eqs 19-26), keeps the LSTM input and recurrent
 weights separate (eqs 5, 7), and writes the ELBO out term by term (eqs 9-12). The loss and every
-gradient of the float32 model must agree with it.
+gradient of the float32 model must agree with it, on both hot paths (fused and plain).
 """
 
 import math
 
+import pytest
 import torch
 
 from draw_core.config import DrawConfig
@@ -90,9 +91,12 @@ def reference_loss(model: DRAW, x: torch.Tensor, noise: torch.Tensor, params: di
     return (recon + kl).mean()  # eq. 12
 
 
-def check_against_reference(cfg: DrawConfig) -> None:
+PATHS = pytest.mark.parametrize("path", ["fused", "plain"])
+
+
+def check_against_reference(cfg: DrawConfig, path: str) -> None:
     torch.manual_seed(0)
-    model = DRAW(cfg)
+    model = DRAW(cfg, hot_path=path)
     x = torch.bernoulli(torch.rand(3, cfg.channels, cfg.height, cfg.width) * 0.6)
     noise = torch.randn(cfg.T, 3, cfg.z_size)
     loss = loss_terms(model.run(x, noise), x).total.mean()
@@ -107,26 +111,32 @@ def check_against_reference(cfg: DrawConfig) -> None:
         assert torch.allclose(p.grad.double(), ref_grad, rtol=1e-4, atol=1e-5 * scale), name
 
 
-def test_attention_model_matches_paper_equations_in_float64():
-    check_against_reference(DrawConfig(height=9, width=7, T=3, read_n=2, write_n=3, enc_size=6, dec_size=5, z_size=4))
-
-
-def test_colour_attention_model_matches_paper_equations_in_float64():
+@PATHS
+def test_attention_model_matches_paper_equations_in_float64(path):
     check_against_reference(
-        DrawConfig(height=6, width=8, channels=3, T=2, read_n=3, write_n=2, enc_size=5, dec_size=4, z_size=3)
+        DrawConfig(height=9, width=7, T=3, read_n=2, write_n=3, enc_size=6, dec_size=5, z_size=4), path
     )
 
 
-def test_no_attention_model_matches_paper_equations_in_float64():
+@PATHS
+def test_colour_attention_model_matches_paper_equations_in_float64(path):
     check_against_reference(
-        DrawConfig(height=5, width=6, T=3, enc_size=6, dec_size=5, z_size=4, read_attn=False, write_attn=False)
+        DrawConfig(height=6, width=8, channels=3, T=2, read_n=3, write_n=2, enc_size=5, dec_size=4, z_size=3), path
     )
 
 
-def test_batched_generation_matches_step_by_step_decoding():
+@PATHS
+def test_no_attention_model_matches_paper_equations_in_float64(path):
+    check_against_reference(
+        DrawConfig(height=5, width=6, T=3, enc_size=6, dec_size=5, z_size=4, read_attn=False, write_attn=False), path
+    )
+
+
+@PATHS
+def test_batched_generation_matches_step_by_step_decoding(path):
     """generate() batches the heads and writes over steps; eqs 13-15 decoded one step at a time agree."""
     torch.manual_seed(1)
-    model = DRAW(DrawConfig(T=5, enc_size=8, dec_size=7, z_size=3, write_n=3)).eval()
+    model = DRAW(DrawConfig(T=5, enc_size=8, dec_size=7, z_size=3, write_n=3), hot_path=path).eval()
     z = torch.randn(5, 2, 3)
     trace = model.generate(2, z=z)
     params = {k: v.detach().double() for k, v in model.named_parameters()}

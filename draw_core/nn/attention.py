@@ -6,9 +6,12 @@ Letters used in shape comments:
 Pixel coordinates follow the paper: a = 1..A along x, b = 1..B along y. `window_geometry` converts
 to 0-based image indices (pixel a sits at column a - 1) for drawing on top of an image.
 
-For training speed, `window` (eqs 21-26), `filterbank`, `extract` and `write` are each one autograd Function
-with its backward written out next to its forward (every one is checked with gradcheck in tests/test_attention.py);
-`attention_params` and `grid_centres` stay plain PyTorch, the transcription the others are tested against.
+`window` (eqs 21-26), `filterbank` (eqs 25-26), `extract`, `read` (eq. 27) and `write` (eq. 29) each have two
+implementations behind one function, picked by `path` ('auto' | 'fused' | 'plain', see draw_core.nn.hot_path):
+the plain one is ordinary torch operations left to autograd, the readable transcription; the fused one is an
+autograd Function with its backward written out next to its forward, for training speed on CPU (each is checked
+with gradcheck in tests/test_attention.py, and against the plain one in tests/test_hot_paths.py).
+`attention_params` and `grid_centres` are plain PyTorch on both paths.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import functools
 from dataclasses import dataclass, fields
 
 import torch
+
+from draw_core.nn.hot_path import choose_hot_path
 
 # Every raw attention value is clamped to ±RAW_CLAMP: the log-space terms so exp never overflows (exp(±10) spans
 # 4.5e-5 .. 2.2e4), the centre offsets g~ so a window stays within a few image sizes (keeps squares finite).
@@ -38,16 +43,14 @@ class AttentionParams:
     @staticmethod
     def stack(steps: list[AttentionParams]) -> AttentionParams:
         """Stack per-step (B,) params into (T, B) params."""
-        return AttentionParams(
-            **{f.name: torch.stack([getattr(p, f.name) for p in steps]) for f in fields(AttentionParams)}
-        )
+        return AttentionParams(**{f.name: torch.stack([getattr(p, f.name) for p in steps]) for f in fields(steps[0])})
 
     def step(self, t: int) -> AttentionParams:
         """The params of step t (0-based) of stacked (T, B) params."""
-        return AttentionParams(**{f.name: getattr(self, f.name)[t] for f in fields(AttentionParams)})
+        return AttentionParams(**{f.name: getattr(self, f.name)[t] for f in fields(self)})
 
     def map(self, fn) -> AttentionParams:
-        return AttentionParams(**{f.name: fn(getattr(self, f.name)) for f in fields(AttentionParams)})
+        return AttentionParams(**{f.name: fn(getattr(self, f.name)) for f in fields(self)})
 
 
 @functools.cache
@@ -103,16 +106,39 @@ def grid_centres(params: AttentionParams, N: int) -> tuple[torch.Tensor, torch.T
     return mu_x, mu_y
 
 
-def filterbank(params: AttentionParams, N: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+def filterbank(
+    params: AttentionParams, N: int, height: int, width: int, *, path: str = "auto"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Eqs 25-26: the horizontal and vertical filterbanks F_X (..., N, W) and F_Y (..., N, H).
 
-    Rows are normalised by max(Z, EPS). One autograd node (`_Filterbank`) with the backward written out.
+    Rows are normalised by max(Z, EPS). Fused: one autograd node (`_Filterbank`) with the backward written out.
     """
-    return _Filterbank.apply(params.gx, params.gy, params.delta, params.sigma2, N, height, width)
+    if choose_hot_path(params.gx, path) == "fused":
+        return _Filterbank.apply(params.gx, params.gy, params.delta, params.sigma2, N, height, width)
+    mu_x, mu_y = grid_centres(params, N)  # (..., N) each, eqs 19-20
+    return _axis_filters(mu_x, params.sigma2, width), _axis_filters(mu_y, params.sigma2, height)
 
 
-def window(raw: torch.Tensor, N: int, height: int, width: int) -> tuple[AttentionParams, torch.Tensor, torch.Tensor]:
-    """Eqs 21-26 as one autograd node: `attention_params(raw)` and its `filterbank`, as the model runs them."""
+def _axis_filters(mu: torch.Tensor, sigma2: torch.Tensor, size: int) -> torch.Tensor:
+    """Eq. 25 (or 26) as written: F[i, a] = exp(-(a - mu_i)^2 / (2 sigma^2)) / max(Z_i, EPS), (..., N, size)."""
+    a = torch.arange(1, size + 1, device=mu.device, dtype=mu.dtype)  # (size,) the paper's pixels 1..size
+    f = torch.exp(-(a - mu[..., None]).square() / (2 * sigma2[..., None, None]))  # (..., N, size)
+    return f / f.sum(-1, keepdim=True).clamp_min(EPS)
+
+
+def window(
+    raw: torch.Tensor, N: int, height: int, width: int, *, path: str = "auto"
+) -> tuple[AttentionParams, torch.Tensor, torch.Tensor]:
+    """Eqs 21-26: `attention_params(raw)` and its `filterbank`, as the model runs them (one autograd node if fused).
+
+    Windows are computed in at least float32: under autocast the heads give bfloat16 raw values, whose 8-bit
+    mantissa cannot place a grid centre to within a pixel once the image is wider than 32 pixels.
+    """
+    if raw.dtype in (torch.float16, torch.bfloat16):
+        raw = raw.float()
+    if choose_hot_path(raw, path) == "plain":
+        params = attention_params(raw, N, height, width)
+        return params, *filterbank(params, N, height, width, path="plain")
     values, Fx, Fy = _Window.apply(raw, N, height, width)
     gx, gy, sigma2, delta, gamma = values.unbind(-1)
     return AttentionParams(gx=gx, gy=gy, delta=delta, sigma2=sigma2, gamma=gamma), Fx, Fy
@@ -189,28 +215,48 @@ def _pad_last(t: torch.Tensor, size: int) -> torch.Tensor:
     return t if t.shape[-1] == size else torch.nn.functional.pad(t, (0, size - t.shape[-1]))
 
 
-def extract(images: torch.Tensor, Fx: torch.Tensor, Fy: torch.Tensor) -> torch.Tensor:
+def extract(images: torch.Tensor, Fx: torch.Tensor, Fy: torch.Tensor, *, path: str = "auto") -> torch.Tensor:
     """F_Y x F_X^T for every channel: images (B, C, H, W) -> glimpses (B, C, N, N). No gamma."""
-    return _Extract.apply(images, Fx, Fy)
+    if choose_hot_path(images, path) == "fused":
+        return _Extract.apply(images, Fx, Fy)
+    return Fy.unsqueeze(1) @ images @ Fx.unsqueeze(1).transpose(-1, -2)  # (B, 1, N, H) (B, C, H, W) (B, 1, W, N)
 
 
-def read(x: torch.Tensor, x_hat: torch.Tensor, Fx: torch.Tensor, Fy: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+def read(
+    x: torch.Tensor,
+    x_hat: torch.Tensor,
+    Fx: torch.Tensor,
+    Fy: torch.Tensor,
+    gamma: torch.Tensor,
+    *,
+    path: str = "auto",
+) -> torch.Tensor:
     """Eq. 27: read(x, x_hat) = gamma [F_Y x F_X^T, F_Y x_hat F_X^T], flattened to (B, 2 C N N)."""
-    B, C, H, W = x.shape
-    # Image and error side by side, (B, C, H, 2W), seen as the 2C images of one batched matmul: for C = 1 this
-    # view is already the (B, H, 2W) layout that extract multiplies, so nothing is copied twice.
-    both = torch.cat([x, x_hat], dim=-1).view(B, C, H, 2, W).permute(0, 3, 1, 2, 4).reshape(B, 2 * C, H, W)
-    return gamma[:, None] * extract(both, Fx, Fy).flatten(1)
+    path = choose_hot_path(x, path)
+    if path == "fused":
+        B, C, H, W = x.shape
+        # Image and error side by side, (B, C, H, 2W), seen as the 2C images of one batched matmul: for C = 1 this
+        # view is already the (B, H, 2W) layout that _Extract multiplies, so nothing is copied twice.
+        both = torch.cat([x, x_hat], dim=-1).view(B, C, H, 2, W).permute(0, 3, 1, 2, 4).reshape(B, 2 * C, H, W)
+    else:
+        both = torch.cat([x, x_hat], dim=1)  # (B, 2C, H, W)
+    return gamma[:, None] * extract(both, Fx, Fy, path=path).flatten(1)
 
 
-def write(w: torch.Tensor, Fx: torch.Tensor, Fy: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+def write(
+    w: torch.Tensor, Fx: torch.Tensor, Fy: torch.Tensor, gamma: torch.Tensor, *, path: str = "auto"
+) -> torch.Tensor:
     """Eq. 29: write(h_dec) = (1 / gamma^) F^_Y^T w_t F^_X, with w (B, C, N, N) -> (B, C, H, W)."""
-    return _Spread.apply(w, Fx, Fy) / gamma[:, None, None, None]
+    if choose_hot_path(w, path) == "fused":
+        spread = _Spread.apply(w, Fx, Fy)
+    else:
+        spread = Fy.transpose(-1, -2).unsqueeze(1) @ w @ Fx.unsqueeze(1)  # (B, 1, H, N) (B, C, N, N) (B, 1, N, W)
+    return spread / gamma[:, None, None, None]
 
 
-# The two products below are small batched matmuls. On CPU a batched matmul whose result has a short last axis is
-# several times slower than one with a long last axis, so both are arranged so that every product in the forward
-# and backward pass ends on a pixel axis (or is tiny); writing their backward out also keeps them one autograd node.
+# The fused extract and spread. Both are small batched matmuls. On CPU a batched matmul whose result has a short last
+# axis is several times slower than one with a long last axis, so both are arranged so that every product in the
+# forward and backward pass ends on a pixel axis (or is tiny); writing their backward out keeps each one autograd node.
 
 
 class _Extract(torch.autograd.Function):

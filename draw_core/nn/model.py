@@ -6,12 +6,22 @@ Letters used in shape comments:
 
 Everything a visualisation needs comes out of one loop (`DRAW.run`): the canvases, the read and write
 attention of every step, the glimpses the encoder saw and the posterior of every z_t.
+
+Two implementations of the hot path, one switch: `DRAW(cfg, hot_path=...)` (also an attribute, not part of the
+config, so checkpoints do not record it) is 'auto', 'fused' or 'plain'. 'plain' runs the attention (eqs 19-29) and
+a textbook LSTM cell as ordinary torch operations and calls the linear layers as the nn.Linear modules they are;
+it is the reference, and what CUDA, torch.autocast (e.g. bfloat16) and torch.compile get. 'fused' runs the
+attention and the LSTM cell as autograd Functions with hand-written backward passes and sums each linear layer's
+weight gradient over the T steps in place (TimeSharedLinear); it is the CPU default. 'auto' decides per call
+(`run`, `generate`) with `choose_hot_path` (draw_core.nn.hot_path); tests/test_hot_paths.py checks that both paths
+give the same loss and gradients, and tests/test_reference.py judges both against a float64 transcription.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -20,14 +30,20 @@ from torch import nn
 
 from draw_core.config import DrawConfig
 from draw_core.nn.attention import AttentionParams, read, window, write
+from draw_core.nn.hot_path import check_hot_path, choose_hot_path
 from draw_core.nn.time_shared import TimeSharedLinear
 
 READ_SPAN = 0.5  # initial read grid spans this fraction of the image (delta~ of eq. 24)
 
 
-def lstm_step(gates: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One LSTM update from pre-activations ordered (input, forget, output, candidate), each (B, U)."""
-    return _LSTMCell.apply(gates, cell)
+def lstm_step(gates: torch.Tensor, cell: torch.Tensor, *, path: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+    """One LSTM update from pre-activations ordered (input, forget, output, candidate), each (B, U):
+    c' = f c + i g, h = o tanh(c') with i, f, o = sigmoid(.) and g = tanh(.). Returns (h, c')."""
+    if choose_hot_path(gates, path) == "fused":
+        return _LSTMCell.apply(gates, cell)
+    input_gate, forget_gate, output_gate, candidate = gates.chunk(4, dim=1)  # (B, U) each
+    new_cell = torch.sigmoid(forget_gate) * cell + torch.sigmoid(input_gate) * torch.tanh(candidate)
+    return torch.sigmoid(output_gate) * torch.tanh(new_cell), new_cell
 
 
 def _tanh(x: torch.Tensor) -> torch.Tensor:
@@ -36,9 +52,8 @@ def _tanh(x: torch.Tensor) -> torch.Tensor:
 
 
 class _LSTMCell(torch.autograd.Function):
-    """c' = f c + i g, h = o tanh(c') with i, f, o = sigmoid(.) and g = tanh(.): one autograd node whose backward
-    writes the four gate gradients straight into one (B, 4U) tensor (tests/test_model.py checks it with gradcheck).
-    """
+    """The fused `lstm_step`: one autograd node whose backward writes the four gate gradients straight into one
+    (B, 4U) tensor (tests/test_model.py checks it with gradcheck)."""
 
     @staticmethod
     def forward(ctx, gates, cell):
@@ -108,13 +123,16 @@ class ReconstructionTrace:
     z: torch.Tensor  # (T, B, Z) sampled latents
 
 
+Layer = Callable[[torch.Tensor], torch.Tensor]  # (B, I) -> (B, O): an nn.Linear or its TimeSharedLinear
+
+
 class SequenceLayers(NamedTuple):
     """The network's linear layers as one forward pass applies them at every step."""
 
-    encoder: TimeSharedLinear
-    posterior: TimeSharedLinear
-    decoder: TimeSharedLinear
-    head: TimeSharedLinear
+    encoder: Layer
+    posterior: Layer
+    decoder: Layer
+    head: Layer
 
 
 def standard_normal(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
@@ -124,11 +142,12 @@ def standard_normal(shape: tuple[int, ...], generator: torch.Generator | None, d
 
 
 class DRAW(nn.Module):
-    def __init__(self, cfg: DrawConfig):
+    def __init__(self, cfg: DrawConfig, *, hot_path: str = "auto"):
         super().__init__()
         if not isinstance(cfg, DrawConfig):
             raise TypeError(f"DRAW expects a DrawConfig, got {type(cfg).__name__}")
         self.cfg = cfg
+        self.hot_path = check_hot_path(hot_path)  # 'auto' | 'fused' | 'plain', see the module docstring
         E, D, Z = cfg.enc_size, cfg.dec_size, cfg.z_size
         # eq. 5: RNN_enc(h_enc_{t-1}, [r_t, h_dec_{t-1}]); input and recurrent weights fused into one matmul.
         self.encoder = nn.Linear(cfg.read_size + D + E, 4 * E)
@@ -177,18 +196,19 @@ class DRAW(nn.Module):
         w, write_raw, read_raw = head.split([cfg.write_size, 5 * cfg.write_attn, 5 * cfg.read_attn], dim=1)
         return w, write_raw if cfg.write_attn else None, read_raw if cfg.read_attn else None
 
-    def _write(self, w: torch.Tensor, write_raw: torch.Tensor | None):
+    def _write(self, w: torch.Tensor, write_raw: torch.Tensor | None, path: str):
         """eq. 18 or eqs 28-29: the canvas update and its attention params."""
         cfg = self.cfg
         B = w.shape[0]
         if write_raw is None:
             return w.view(B, cfg.channels, cfg.height, cfg.width), None  # eq. 18
-        params, Fx, Fy = window(write_raw, cfg.write_n, cfg.height, cfg.width)  # eqs 21-26: (B, N, W), (B, N, H)
+        params, Fx, Fy = window(write_raw, cfg.write_n, cfg.height, cfg.width, path=path)  # eqs 21-26, (B, N, W|H)
         patch = w.view(B, cfg.channels, cfg.write_n, cfg.write_n)  # eq. 28
-        return write(patch, Fx, Fy, params.gamma), params  # eq. 29
+        return write(patch, Fx, Fy, params.gamma, path=path), params  # eq. 29
 
-    def step(self, layers: SequenceLayers, x, canvas, h_enc, c_enc, h_dec, c_dec, read_raw, noise):
-        """One glimpse, eqs 3-8: returns the new state, the posterior and what was read and written."""
+    def step(self, layers: SequenceLayers, x, canvas, h_enc, c_enc, h_dec, c_dec, read_raw, noise, *, path: str):
+        """One glimpse, eqs 3-8, on hot path `path` ('fused' or 'plain'): returns the new state, the posterior
+        and what was read and written."""
         cfg = self.cfg
         B = x.shape[0]
         x_hat = x - torch.sigmoid(canvas)  # eq. 3
@@ -196,20 +216,21 @@ class DRAW(nn.Module):
             glimpse = torch.cat([x, x_hat], dim=1)  # eq. 17, (B, 2C, H, W)
             r, read_params = glimpse.flatten(1), None
         else:
-            read_params, Fx, Fy = window(read_raw, cfg.read_n, cfg.height, cfg.width)  # eqs 21-26
-            r = read(x, x_hat, Fx, Fy, read_params.gamma)  # eq. 27, (B, 2CNN)
+            read_params, Fx, Fy = window(read_raw, cfg.read_n, cfg.height, cfg.width, path=path)  # eqs 21-26
+            r = read(x, x_hat, Fx, Fy, read_params.gamma, path=path)  # eq. 27, (B, 2CNN)
             glimpse = r.view(B, 2 * cfg.channels, cfg.read_n, cfg.read_n)
-        h_enc, c_enc = lstm_step(layers.encoder(torch.cat([r, h_dec, h_enc], dim=1)), c_enc)  # eq. 5
+        h_enc, c_enc = lstm_step(layers.encoder(torch.cat([r, h_dec, h_enc], dim=1)), c_enc, path=path)  # eq. 5
         mu, logvar = layers.posterior(h_enc).chunk(2, dim=1)  # eqs 1-2, (B, Z) each
         z = mu + torch.exp(0.5 * logvar) * noise  # eq. 6, z_t ~ Q(Z_t | h_enc_t)
-        h_dec, c_dec = lstm_step(layers.decoder(torch.cat([z, h_dec], dim=1)), c_dec)  # eq. 7
+        h_dec, c_dec = lstm_step(layers.decoder(torch.cat([z, h_dec], dim=1)), c_dec, path=path)  # eq. 7
         w, write_raw, read_raw = self._split_head(layers.head(h_dec))
-        update, write_params = self._write(w, write_raw)
+        update, write_params = self._write(w, write_raw, path)
         canvas = canvas + update  # eq. 8
         return canvas, h_enc, c_enc, h_dec, c_dec, read_raw, mu, logvar, z, glimpse, read_params, write_params
 
     def run(self, x: torch.Tensor, noise: torch.Tensor) -> DrawResult:
-        """Eqs 3-8 for t = 1..T with z_t = mu_t + sigma_t * noise[t - 1] (reparameterisation)."""
+        """Eqs 3-8 for t = 1..T with z_t = mu_t + sigma_t * noise[t - 1] (reparameterisation), on the hot path
+        `choose_hot_path(x, self.hot_path)` picks."""
         cfg = self.cfg
         expected = (cfg.channels, cfg.height, cfg.width)
         if x.dim() != 4 or tuple(x.shape[1:]) != expected:
@@ -218,12 +239,15 @@ class DRAW(nn.Module):
         h_enc = c_enc = x.new_zeros(B, cfg.enc_size)  # (B, E)
         h_dec = c_dec = x.new_zeros(B, cfg.dec_size)  # (B, D)
         canvas = x.new_zeros(B, *expected)  # (B, C, H, W)
-        layers = SequenceLayers(*(TimeSharedLinear(m) for m in (self.encoder, self.posterior, self.decoder, self.head)))
+        path = choose_hot_path(x, self.hot_path)
+        layers = SequenceLayers(self.encoder, self.posterior, self.decoder, self.head)
+        if path == "fused":
+            layers = SequenceLayers(*map(TimeSharedLinear, layers))
         _, _, read_raw = self._split_head(layers.head(h_dec))  # eq. 21 on h_dec_0
         canvases, mus, logvars, zs, glimpses, reads, writes = [], [], [], [], [], [], []
         for t in range(cfg.T):
             canvas, h_enc, c_enc, h_dec, c_dec, read_raw, mu, logvar, z, glimpse, read_params, write_params = self.step(
-                layers, x, canvas, h_enc, c_enc, h_dec, c_dec, read_raw, noise[t]
+                layers, x, canvas, h_enc, c_enc, h_dec, c_dec, read_raw, noise[t], path=path
             )
             canvases.append(canvas)
             mus.append(mu)
@@ -244,21 +268,25 @@ class DRAW(nn.Module):
             glimpses=torch.stack(glimpses),
         )
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> DrawResult:
-        noise = standard_normal((self.cfg.T, x.shape[0], self.cfg.z_size), generator, x.device)  # (T, B, Z)
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, *, sample: bool = True) -> DrawResult:
+        """Eqs 3-8 over x; sample=False takes z_t = mu_t (no noise), as a plain autoencoder does."""
+        shape = (self.cfg.T, x.shape[0], self.cfg.z_size)
+        noise = standard_normal(shape, generator, x.device) if sample else x.new_zeros(shape)  # (T, B, Z)
         return self.run(x, noise)
 
     @torch.inference_mode()
     def generate(
         self, n: int, z: torch.Tensor | None = None, generator: torch.Generator | None = None
     ) -> GenerationTrace:
-        """Sec. 2.3: draw z_t from the prior (or use the given z of shape (T, n, Z) as is) and decode."""
+        """Sec. 2.3: draw z_t from the prior (or use the given z of shape (T, n, Z) as is) and decode, on the hot
+        path `choose_hot_path` picks for self.hot_path."""
         cfg = self.cfg
         if z is None:
             z = standard_normal((cfg.T, n, cfg.z_size), generator, self.device)
         elif tuple(z.shape) != (cfg.T, n, cfg.z_size):
             raise ValueError(f"z must have shape (T={cfg.T}, n={n}, Z={cfg.z_size}), got {tuple(z.shape)}")
         z = z.to(self.device, torch.float32)
+        path = choose_hot_path(z, self.hot_path)
         T, D = cfg.T, cfg.dec_size
         # The decoder never looks at the canvas, so only its recurrence is sequential: the z part of eq. 13's
         # input projection, the heads, the filterbanks and the writes of all T steps are batched.
@@ -267,10 +295,10 @@ class DRAW(nn.Module):
         h_dec = c_dec = z.new_zeros(n, D)
         hidden = []
         for t in range(T):
-            h_dec, c_dec = lstm_step(torch.addmm(z_gates[t], h_dec, weight_h.t()), c_dec)  # eq. 13
+            h_dec, c_dec = lstm_step(torch.addmm(z_gates[t], h_dec, weight_h.t()), c_dec, path=path)  # eq. 13
             hidden.append(h_dec)
         w, write_raw, _ = self._split_head(self.head(torch.stack(hidden).view(T * n, D)))
-        updates, params = self._write(w, write_raw)  # (T n, C, H, W)
+        updates, params = self._write(w, write_raw, path)  # (T n, C, H, W)
         logits = updates.view(T, n, cfg.channels, cfg.height, cfg.width).cumsum(0)  # eq. 14: c_t = c_{t-1} + write
         return GenerationTrace(
             canvases=torch.sigmoid(logits),  # eq. 15 takes the mean of D(X | c_T)

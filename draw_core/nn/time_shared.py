@@ -4,7 +4,8 @@ DRAW applies each of its linear layers once per step, T times per image. Plain a
 weight gradient into a fresh tensor and then adds it to the running sum: two passes over a (O, I) tensor per step.
 `TimeSharedLinear` accumulates with one in-place matmul (addmm_) per step instead. Only the order of a sum changes,
 so gradients agree with the plain layer to rounding (tests/test_reference.py checks the whole model against a
-float64 transcription of the paper).
+float64 transcription of the paper). The model's fused hot path uses it; the plain path calls the nn.Linear itself
+(see draw_core.nn.model).
 
 Letters: B batch, I layer input size, O layer output size.
 """
