@@ -55,14 +55,18 @@ def max_jobs() -> int:
 
 @functools.cache
 def _largest_preset_params() -> int:
-    """Parameters of the largest DrawConfig preset, counted on the meta device (nothing is allocated)."""
+    """Parameters of the largest preset of any model kind (draw_core.presets), counted on the meta device (nothing
+    is allocated). The imports are here so that reading any other setting never loads torch and the models."""
     import torch
 
-    from draw_core.config import PRESETS, DrawConfig
-    from draw_core.nn.model import DRAW
+    from draw_core.nn.kinds import get_kind
+    from draw_core.presets import PRESETS
 
     with torch.device("meta"):
-        return max(sum(p.numel() for p in DRAW(DrawConfig.preset(name)).parameters()) for name in PRESETS)
+        return max(
+            sum(p.numel() for p in get_kind(preset.kind).model_class(preset.build()).parameters())
+            for preset in PRESETS.values()
+        )
 
 
 def max_params() -> int:
