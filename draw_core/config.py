@@ -97,6 +97,9 @@ PRESETS: dict[str, dict] = {
 }
 
 
+AMP_MODES = ("off", "bf16")  # TrainConfig.amp: float32, or bfloat16 autocast around the loss
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     dataset: str = "mnist"  # dataset name, see draw_core.data.DATASETS
@@ -115,6 +118,8 @@ class TrainConfig:
     log_every: int = 10  # steps between progress reports
     sample_every: int = 200  # steps between reports that carry a batch of samples (0: never)
     extra: dict = field(default_factory=dict)  # free-form notes stored in the checkpoint meta
+    amp: str = "off"  # precision of the loss's forward pass: 'off' (float32) or 'bf16' (torch.autocast to bfloat16)
+    compile: bool = False  # run the loss's forward through torch.compile (the plain hot path; meant for CUDA)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # types from the annotations above (strings under __future__ annotations)
@@ -135,6 +140,10 @@ class TrainConfig:
         _check_range("log_every", self.log_every, 1, 10_000_000)
         if self.time_budget_s is not None:
             _check_range("time_budget_s", self.time_budget_s, 1.0, 30 * 24 * 3600.0)
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"amp={self.amp!r} is not a precision: expected one of {AMP_MODES}")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile={self.compile!r} must be True or False")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -1,7 +1,8 @@
 """Command line of the one training loop (draw_core.training.trainer).
 
     python -m draw_core.train --preset mnist --steps N --batch-size B --data-dir DIR --out PATH \
-        [--resume | --force] [--device cpu|cuda]
+        [--resume | --force] [--device cpu|cuda] [--amp bf16] [--compile]
+    torchrun --nproc_per_node=N -m draw_core.train ...   # data-parallel (draw_core.training.distributed)
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from pathlib import Path
 
 import torch
 
-from draw_core.config import DrawConfig, TrainConfig
+from draw_core.config import AMP_MODES, DrawConfig, TrainConfig
 from draw_core.data import DatasetMissingError
 from draw_core.io.checkpoint import CheckpointError, check_output, remove_stale_temporaries
 from draw_core.nn.model import DRAW
 from draw_core.training.devices import select_device
-from draw_core.training.trainer import TrainEvent, TrainingDiverged, train
+from draw_core.training.distributed import DistributedError, is_main_process, train_here
+from draw_core.training.trainer import TrainEvent, TrainingDiverged
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-every", type=int, default=TrainConfig.eval_every)
     parser.add_argument("--eval-limit", type=int, default=TrainConfig.eval_limit)
     parser.add_argument("--checkpoint-every", type=int, default=TrainConfig.checkpoint_every)
+    parser.add_argument("--amp", choices=AMP_MODES, default=TrainConfig.amp, help="bf16: bfloat16 autocast of the loss")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the loss's forward (meant for CUDA)")
     for name in ("T", "read_n", "write_n", "enc_size", "dec_size", "z_size"):
         parser.add_argument(
             f"--{name.replace('_', '-')}", dest=name, type=int, default=None, help=f"override the preset's {name}"
@@ -99,13 +103,15 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint_every=args.checkpoint_every,
             sample_every=0,
             time_budget_s=args.time_budget * 60 if args.time_budget else None,
+            amp=args.amp,
+            compile=args.compile,
         )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     from tqdm import tqdm
 
-    bar = tqdm(total=train_cfg.steps, desc=args.preset, unit="step", file=sys.stderr)
+    bar = tqdm(total=train_cfg.steps, desc=args.preset, unit="step", file=sys.stderr, disable=not is_main_process())
 
     def on_event(event: TrainEvent, _model: DRAW) -> None:
         bar.update(event.step - bar.n)
@@ -120,12 +126,14 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     try:
-        done = train(model_cfg, train_cfg, args.out, data_dir=args.data_dir, resume=args.resume, on_event=on_event)
-    except (TrainingDiverged, CheckpointError, DatasetMissingError, ValueError) as error:
+        done = train_here(model_cfg, train_cfg, args.out, data_dir=args.data_dir, resume=args.resume, on_event=on_event)
+    except (TrainingDiverged, CheckpointError, DatasetMissingError, ValueError, DistributedError) as error:
         bar.close()
         print(f"error: {error}", file=sys.stderr)
         return 1
     bar.close()
+    if not is_main_process():
+        return 0  # rank 0 of a data-parallel run reports
     print(f"done: {done.step} steps, {done.elapsed_s:.0f} s, test ELBO {done.test_elbo:.2f} nats -> {done.checkpoint}")
     return 0
 

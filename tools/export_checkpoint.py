@@ -3,9 +3,10 @@
     python tools/export_checkpoint.py artifacts/mnist.safetensors --name mnist --data-dir ../shared/data --k 10 \
         --command "python -m draw_core.train ..."
 
-Writes checkpoints/<name>.safetensors and checkpoints/<name>.json. The bounds in the card are measured on the
-exported file itself (after any float16 rounding): the single-sample ELBO and the k-sample IWAE bound on the full
-binarised MNIST test set, and the ELBO on the shipped sample of test digits (which the test suite re-checks).
+Writes checkpoints/<name>.safetensors and checkpoints/<name>.json (or into --out-dir). The bounds in the card are
+measured on the exported file itself (after any float16 rounding): the single-sample ELBO and the k-sample IWAE bound
+on the full binarised MNIST test set (--dataset: another one, as the GPU recipe's test does), and the ELBO on the
+shipped sample of test digits (which the test suite re-checks).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
 
@@ -25,35 +27,38 @@ PAPER_NATS = {"mnist": 80.97, "mnist-noattn": 87.40}  # Gregor et al. 2015, Tabl
 MAX_BYTES = 8 * 1024 * 1024
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", help="training checkpoint")
     parser.add_argument("--name", required=True)
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--dataset", default="mnist", help="whose test set the card's bounds are measured on")
+    parser.add_argument("--device", default="cpu", help="where the bounds are computed (cpu, cuda)")
     parser.add_argument("--k", type=int, default=10, help="importance samples of the IWAE bound")
     parser.add_argument("--limit", type=int, default=None, help="test digits (default: all 10,000)")
     parser.add_argument("--command", required=True, help="the exact training command, for the card")
     parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
+    parser.add_argument("--out-dir", default=None, help="where to write (default: the shipped checkpoints' folder)")
+    args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     source = load_checkpoint(args.source)
-    out = shipped_dir() / f"{args.name}.safetensors"
+    out = Path(args.out_dir or shipped_dir()) / f"{args.name}.safetensors"
     meta = {k: v for k, v in source.meta.items() if k not in ("created",)}
     save_checkpoint(source.model, out, meta=meta)
     dtype = "float32"
     if out.stat().st_size > MAX_BYTES:
         save_checkpoint(source.model, out, meta=meta, dtype=torch.float16)
         dtype = "float16"
-    shipped = load_checkpoint(out)
+    shipped = load_checkpoint(out, map_location=args.device)
     started = time.perf_counter()
-    test = get_dataset("mnist").test_set(args.data_dir, args.limit)
+    test = get_dataset(args.dataset).test_set(args.data_dir, args.limit)
     full = evaluate(shipped.model, test, k=args.k, batch_size=500)
     sample = evaluate(shipped.model, get_dataset("mnist-sample").test_set(), batch_size=500)
     card = {
         "name": args.name,
         "config": shipped.config.to_dict(),
-        "dataset": "mnist",
+        "dataset": args.dataset,
         "binarisation": (
             "training: a fresh Bernoulli sample of the grey levels for every batch; test: one fixed Bernoulli sample "
             f"of the 10,000 test digits drawn with torch seed {TEST_BINARIZATION_SEED} (draw_core.data.registry)"
@@ -64,6 +69,10 @@ def main() -> None:
         "train_seconds": shipped.meta.get("train_seconds"),
         "hardware": shipped.meta.get("hardware"),
         "device": shipped.meta.get("device"),
+        "world_size": shipped.meta.get("world_size", 1),  # processes of a data-parallel run (torchrun)
+        "per_rank_batch": shipped.meta.get("per_rank_batch", shipped.meta.get("train_config", {}).get("batch_size")),
+        "backend": shipped.meta.get("backend"),  # gloo or nccl; None for one process
+        "continued_from": shipped.meta.get("continued_from"),  # the earlier training a run continued, if any
         "test_n": full.n,
         "test_elbo_nats": round(full.elbo_nats, 3),
         "test_recon_nats": round(full.recon_nats, 3),
@@ -78,7 +87,7 @@ def main() -> None:
         "command": args.command,
         "export_command": (
             f"python tools/export_checkpoint.py {args.source} --name {args.name} "
-            f"--data-dir {args.data_dir} --k {args.k}"
+            f"--data-dir {args.data_dir} --dataset {args.dataset} --device {args.device} --k {args.k}"
         ),
         "eval_seconds": round(time.perf_counter() - started, 1),
         "created": shipped.meta.get("created"),

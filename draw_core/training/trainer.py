@@ -7,15 +7,18 @@ Adam on the objective of the model's kind (training/objectives.py: DRAW's negati
 cosine learning-rate schedule (driven by steps or by the time budget, whichever is further along), global
 gradient-norm clipping, periodic evaluation on the fixed test set, atomic checkpoints every N steps and at the end,
 resume from the last checkpoint, and a guard that stops a run whose loss or gradients stop being finite, keeping
-the last good checkpoint.
+the last good checkpoint. TrainConfig.amp = 'bf16' computes the loss under bfloat16 autocast (`precision`) and
+TrainConfig.compile runs it through torch.compile (`use_network`).
 
 Data parallelism wraps, it does not rewrite: `network` (what the loss calls) may be a DistributedDataParallel
-wrapper of `model` (what is saved), the stream may be a shard, and `is_main` says whether this process evaluates,
-reports and writes checkpoints.
+wrapper of `model` (what is saved), the stream may be a shard, `is_main` says whether this process evaluates,
+reports and writes checkpoints, and `schedule_time` is the clock all processes agree on
+(draw_core.training.distributed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -94,9 +97,24 @@ def run_progress(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
     return min(1.0, progress)
 
 
-def backward_step(objective, network: torch.nn.Module, optimizer, batch, grad_clip: float):
-    """The loss of a batch, its gradients and their clipping; the caller checks them and steps."""
-    result = objective.batch_loss(network, batch)
+def precision(amp: str, device: torch.device) -> torch.autocast:
+    """The autocast context of TrainConfig.amp around the loss: bfloat16 for 'bf16', none (float32) for 'off'."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
+
+
+def backward_step(
+    objective,
+    network: torch.nn.Module,
+    optimizer,
+    batch,
+    grad_clip: float,
+    *,
+    autocast: contextlib.AbstractContextManager | None = None,
+):
+    """The loss of a batch (inside `autocast` when given; the backward pass runs outside it, as torch advises), its
+    gradients and their clipping; the caller checks them and steps."""
+    with autocast or contextlib.nullcontext():
+        result = objective.batch_loss(network, batch)
     optimizer.zero_grad(set_to_none=True)
     result.loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(network.parameters(), grad_clip)
@@ -132,10 +150,10 @@ class Trainer:
         should_stop: Callable[[], bool] | None = None,
     ):
         self.model = model.to(device).train()
-        self.network = network if network is not None else self.model
+        self.cfg = train_cfg
+        self.use_network(network if network is not None else self.model)
         self.kind = kind_of_config(model.cfg)
         self.objective = objective_for(self.kind.name)
-        self.cfg = train_cfg
         self.out = Path(out)
         self.stream = stream
         self.test_set = test_set
@@ -200,6 +218,11 @@ class Trainer:
             **options,
         )
 
+    def use_network(self, network: torch.nn.Module) -> None:
+        """Set what the loss calls (the model, or a data-parallel wrapper of it), through torch.compile when the
+        config asks for it."""
+        self.network = torch.compile(network) if self.cfg.compile else network
+
     @property
     def elapsed(self) -> float:
         """Training seconds of the whole run, earlier sessions of a resumed checkpoint included."""
@@ -209,8 +232,13 @@ class Trainer:
     def epochs(self) -> float:
         return self.step * self.cfg.batch_size / len(self.stream.images)
 
+    def schedule_time(self) -> float:
+        """The training seconds the learning-rate schedule and the time budget go by: `elapsed` here; a data-parallel
+        run overrides it so that every rank uses the same number."""
+        return self.elapsed
+
     def finished(self) -> bool:
-        return self.step >= self.cfg.steps or run_progress(self.cfg, self.step, self.elapsed) >= 1.0
+        return self.step >= self.cfg.steps or run_progress(self.cfg, self.step, self.schedule_time()) >= 1.0
 
     def event(self, kind: str, **fields) -> TrainEvent:
         """A report stamped with the run's position now."""
@@ -225,11 +253,14 @@ class Trainer:
 
     def train_step(self) -> tuple[BatchLoss, float]:
         """One Adam step on the next batch; returns the batch's loss and the learning rate it used."""
-        lr = learning_rate(self.cfg, self.step, self.elapsed)
+        lr = learning_rate(self.cfg, self.step, self.schedule_time())
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         batch = _to_device(self.stream.next(), self.device)
-        result, grad_norm = backward_step(self.objective, self.network, self.optimizer, batch, self.cfg.grad_clip)
+        autocast = precision(self.cfg.amp, self.device)
+        result, grad_norm = backward_step(
+            self.objective, self.network, self.optimizer, batch, self.cfg.grad_clip, autocast=autocast
+        )
         if not (torch.isfinite(result.loss) and torch.isfinite(grad_norm)):
             kept = (
                 f"the last good checkpoint (step {self.last_saved_step}) is kept at {self.out}"

@@ -1,0 +1,201 @@
+"""The GPU path and its one-command recipe. On the CPU: bfloat16 autocast trains on the plain hot path, the options
+reach the checkpoint, and tools/gpu_recipe.py runs end to end with tiny settings. The tests marked `cuda` need a GPU
+(they skip without one); the recipe runs them first on a GPU machine.
+"""
+
+import hashlib
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from test_distributed import torchrun
+
+from draw_core.config import DrawConfig, TrainConfig
+from draw_core.io.checkpoint import load_checkpoint, save_checkpoint
+from draw_core.nn.elbo import loss_terms
+from draw_core.nn.hot_path import choose_hot_path
+from draw_core.nn.model import DRAW, standard_normal
+from draw_core.train import main as train_main
+from draw_core.training.trainer import Trainer, precision
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "checkpoints"
+TINY = DrawConfig(T=3, enc_size=16, dec_size=16, z_size=4)
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (tools/gpu_recipe.sh)")
+
+
+def load_recipe():
+    spec = importlib.util.spec_from_file_location("gpu_recipe", ROOT / "tools" / "gpu_recipe.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tiny_train(**changes) -> TrainConfig:
+    settings = dict(
+        dataset="mnist-sample", batch_size=8, steps=3, warmup_steps=0, eval_every=0, sample_every=0, device="cpu"
+    )
+    return TrainConfig(**{**settings, **changes})
+
+
+def test_bf16_autocast_runs_the_plain_path_and_trains_finite_steps(tmp_path):
+    x = torch.zeros(2, 1, 28, 28)
+    with precision("bf16", torch.device("cpu")):
+        assert choose_hot_path(x) == "plain"  # the fused autograd Functions are float32 code
+    with precision("off", torch.device("cpu")):
+        assert choose_hot_path(x) == "fused"
+    first = {}
+    for amp in ("off", "bf16"):  # same seed: same weights, batches and noise
+        trainer = Trainer.create(TINY, tiny_train(amp=amp), tmp_path / f"{amp}.safetensors")
+        losses = [trainer.train_step()[0].loss.item() for _ in range(3)]
+        assert all(torch.isfinite(torch.tensor(losses))), losses
+        assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # autocast keeps float32 weights
+        first[amp] = losses[0]
+    assert first["bf16"] != first["off"]  # autocast did run the matmuls in bfloat16 ...
+    assert first["bf16"] == pytest.approx(first["off"], rel=0.02)  # ... at bfloat16's precision (8 bits)
+
+
+def test_amp_and_compile_options_reach_the_checkpoint(tmp_path):
+    out = tmp_path / "run.safetensors"
+    args = ["--preset", "mnist", "--T", "2", "--enc-size", "8", "--dec-size", "8", "--z-size", "2", "--steps", "2"]
+    args += ["--dataset", "mnist-sample", "--batch-size", "4", "--device", "cpu", "--eval-limit", "4", "--amp", "bf16"]
+    assert train_main([*args, "--out", str(out)]) == 0
+    config = load_checkpoint(out).meta["train_config"]
+    assert (config["amp"], config["compile"]) == ("bf16", False)
+    with pytest.raises(ValueError, match=r"amp='fp8' is not a precision: expected one of \('off', 'bf16'\)"):
+        TrainConfig(amp="fp8")
+
+
+@pytest.mark.slow
+def test_compile_trains_finite_steps_on_cpu(tmp_path):
+    trainer = Trainer.create(TINY, tiny_train(compile=True), tmp_path / "run.safetensors")
+    losses = [trainer.train_step()[0].loss.item() for _ in range(2)]
+    assert all(torch.isfinite(torch.tensor(losses))) and trainer.network is not trainer.model
+
+
+def test_the_learning_rate_scales_with_the_square_root_or_linearly():
+    scaled_lr = load_recipe().scaled_lr
+    assert scaled_lr(1e-3, 64, 1024, "sqrt") == pytest.approx(4e-3)  # 16x the batch, 4x the rate
+    assert scaled_lr(1e-3, 64, 1024, "linear") == pytest.approx(1.6e-2)
+    assert scaled_lr(8e-4, 64, 16, "sqrt") == pytest.approx(4e-4)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_recipe_runs_end_to_end_on_cpu(tmp_path):
+    """The recipe with tiny settings over stand-ins of the shipped files (their meta, tiny weights: the same code
+    path in seconds; test_the_recipe_continues_the_real_shipped_files runs the real ones, slowly)."""
+    shipped = tmp_path / "checkpoints"
+    for name, attention in (("mnist", True), ("mnist-noattn", False)):
+        torch.manual_seed(0)
+        config = DrawConfig(T=3, enc_size=16, dec_size=16, z_size=4, read_attn=attention, write_attn=attention)
+        save_checkpoint(
+            DRAW(config), shipped / f"{name}.safetensors", meta=load_checkpoint(SHIPPED / f"{name}.safetensors").meta
+        )
+    repository = {p.name: digest(p) for p in SHIPPED.iterdir()}
+    work = tmp_path / "work"
+    argv = ["0.5", "--device", "cpu", "--dataset", "mnist-sample", "--batch-size", "16", "--steps", "3"]
+    argv += ["--warmup-steps", "1", "--log-every", "1", "--eval-limit", "20", "--k", "2", "--amp", "off"]
+    argv += ["--checkpoints-dir", str(shipped), "--work-dir", str(work), "--tests", str(Path(__file__))]
+    argv += ["--bench-batches", "8", "16", "--bench-preset", "mnist-small", "--bench-steps", "1", "--bench-warmup", "0"]
+    assert load_recipe().main(argv) == 0
+    summary = json.loads((work / "summary.json").read_text())
+    assert summary["device"]["device"] == "cpu" and summary["tests"]["returncode"] == 0
+    assert [b["batch_size"] for b in summary["bench"]] == [8, 16]
+    assert all({row["path"] for row in b["rows"]} == {"fused", "plain"} for b in summary["bench"])
+    for model in summary["models"]:
+        name, real = model["name"], load_checkpoint(SHIPPED / f"{model['name']}.safetensors").meta
+        assert model["steps"] == 3 and model["continued_from"]["step"] == real["step"]
+        assert model["lr"] == pytest.approx(real["train_config"]["lr"] * (16 / 64) ** 0.5)
+        card = json.loads((work / "export" / f"{name}.json").read_text())
+        assert card["dataset"] == "mnist-sample" and card["steps"] == 3 and card["test_n"] == 20
+        assert card["world_size"] == 1 and card["continued_from"]["step"] == real["step"]
+        assert model["after"]["elbo_nats"] < model["before"]["elbo_nats"]  # 3 steps from random weights do better
+        assert model["shipped"] and digest(shipped / f"{name}.safetensors") == digest(
+            work / "export" / f"{name}.safetensors"
+        )
+        assert digest(shipped / f"{name}.json") == digest(work / "export" / f"{name}.json")
+    assert {p.name: digest(p) for p in SHIPPED.iterdir()} == repository  # the repository's files are untouched
+
+
+@pytest.mark.slow
+def test_the_recipe_continues_the_real_shipped_files(tmp_path):
+    shipped = tmp_path / "checkpoints"
+    shutil.copytree(SHIPPED, shipped)
+    work = tmp_path / "work"
+    argv = ["0.1", "--device", "cpu", "--dataset", "mnist-sample", "--batch-size", "8", "--steps", "2"]
+    argv += ["--eval-limit", "20", "--k", "2", "--amp", "off", "--tests", "--bench-batches"]
+    argv += ["--checkpoints-dir", str(shipped), "--work-dir", str(work)]
+    assert load_recipe().main(argv) == 0
+    summary = json.loads((work / "summary.json").read_text())
+    for model in summary["models"]:
+        assert model["steps"] >= 1 and (
+            model["shipped"] == (model["after"]["elbo_nats"] < model["before"]["elbo_nats"])
+        )
+        stays = digest(shipped / f"{model['name']}.safetensors") == digest(SHIPPED / f"{model['name']}.safetensors")
+        assert stays != model["shipped"]
+
+
+def same_batch_and_noise(cfg: DrawConfig, n: int):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.bernoulli(torch.full((n, 1, 28, 28), 0.3), generator=generator)
+    return x, standard_normal((cfg.T, n, cfg.z_size), generator, torch.device("cpu"))
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_the_plain_path_on_cuda_gives_the_cpu_loss_and_gradients():
+    cfg = DrawConfig.preset("mnist")
+    torch.manual_seed(0)
+    model = DRAW(cfg)
+    x, noise = same_batch_and_noise(cfg, 32)
+    results = {}
+    for device in ("cpu", "cuda"):
+        model.to(device).zero_grad()
+        loss = loss_terms(model.run(x.to(device), noise.to(device)), x.to(device)).total.mean()
+        loss.backward()
+        results[device] = (loss.item(), {k: p.grad.cpu() for k, p in model.named_parameters()})
+    assert results["cuda"][0] == pytest.approx(results["cpu"][0], rel=1e-4)
+    for name, grad in results["cpu"][1].items():
+        torch.testing.assert_close(results["cuda"][1][name], grad, rtol=1e-3, atol=1e-4, msg=name)
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_bf16_training_on_cuda_stays_finite_and_near_float32(tmp_path):
+    first = {}
+    for amp in ("off", "bf16"):
+        train_cfg = tiny_train(amp=amp, device="cuda", batch_size=256, steps=20)
+        trainer = Trainer.create(DrawConfig.preset("mnist"), train_cfg, tmp_path / f"{amp}.safetensors")
+        losses = [trainer.train_step()[0].loss.item() for _ in range(20)]
+        assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0], losses
+        first[amp] = losses[0]
+    assert first["bf16"] == pytest.approx(first["off"], rel=0.02)
+
+
+@pytest.mark.cuda
+@pytest.mark.slow
+@needs_cuda
+def test_compile_trains_on_cuda(tmp_path):
+    train_cfg = tiny_train(compile=True, device="cuda", amp="bf16", batch_size=256)
+    trainer = Trainer.create(DrawConfig.preset("mnist"), train_cfg, tmp_path / "run.safetensors")
+    losses = [trainer.train_step()[0].loss.item() for _ in range(3)]
+    assert all(torch.isfinite(torch.tensor(losses))), losses
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_torchrun_on_cuda_uses_nccl_one_gpu_per_process(tmp_path):
+    out = tmp_path / "run.safetensors"
+    processes = min(2, torch.cuda.device_count())
+    args = ["--preset", "mnist", "--T", "3", "--enc-size", "16", "--dec-size", "16", "--z-size", "4", "--steps", "3"]
+    args += ["--dataset", "mnist-sample", "--batch-size", "8", "--device", "cuda", "--eval-limit", "16"]
+    launched = torchrun("-m", "draw_core.train", *args, "--out", str(out), processes=processes)
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    meta = load_checkpoint(out).meta
+    assert (meta["backend"], meta["world_size"], meta["device"]) == ("nccl", processes, "cuda:0")

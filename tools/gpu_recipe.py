@@ -1,0 +1,249 @@
+"""One call on a GPU machine: check it, measure it, and continue the shipped models on it.
+
+    bash tools/gpu_recipe.sh MINUTES [options]          # = PYTHONPATH=. python tools/gpu_recipe.py MINUTES [options]
+
+In order, printing as it goes and writing WORK/summary.json (WORK = --work-dir, runs/gpu_recipe by default):
+1. the device: torch and CUDA versions, the GPU's name, memory and bfloat16 support;
+2. the tests that need CUDA: `python -m pytest -m "cuda and not slow" tests` (they skip themselves without CUDA);
+3. the training bench at batch 128 and 1024: `python -m draw_core.bench train --device cuda --batch-size B` (in this
+   process);
+4. for mnist and mnist-noattn: the shipped checkpoint (CHECKPOINTS/NAME.safetensors, CHECKPOINTS = --checkpoints-dir,
+   checkpoints/ by default) continued for MINUTES at batch 1024 (WORK/NAME.safetensors), its ELBO on every test
+   digit before and after, the export by tools/export_checkpoint.py (weights, IWAE bound, model card; in this
+   process) into WORK/export/, and CHECKPOINTS/NAME.{safetensors,json} replaced by the export only when its ELBO
+   is lower.
+A failed stage is recorded and the next one runs; the exit status is 1 when any failed.
+
+The same code runs on the CPU with tiny settings (tests/test_gpu_recipe.py: --device cpu --dataset mnist-sample, a
+few steps, a temporary checkpoints folder), so that a GPU's first run does not go to debugging.
+
+The learning rate of the continuation (`scaled_lr`, `--lr-scaling`): the shipped models were trained with Adam at
+batch 64 (batch and rate are in their meta). A batch 16 times larger averages 16 times more gradients, so its
+gradient noise is 4 times smaller. The linear rule (Goyal et al. 2017: rate x 16) keeps SGD's progress per epoch;
+Adam divides each step by the gradient's running RMS, and for it the square-root rule (rate x 4; Malladi et al.
+2022, "On the SDEs and scaling rules for adaptive gradient algorithms") is the one that keeps the training dynamics,
+so it is the default here and linear is an option. A shipped file holds no Adam state, and the rate jumps from the
+end of the shipped cosine schedule to the new peak, so the rate is warmed up linearly over --warmup-steps (Goyal et
+al. 2017) before the trainer's cosine decay, which here runs over the time budget (TrainConfig.time_budget_s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import math
+import runpy
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from draw_core import bench
+from draw_core.config import AMP_MODES, TrainConfig
+from draw_core.data import get_dataset
+from draw_core.io.catalog import shipped_dir
+from draw_core.io.checkpoint import load_checkpoint, save_checkpoint
+from draw_core.training.devices import hardware_name, select_device
+from draw_core.training.evaluation import evaluate
+from draw_core.training.trainer import TrainEvent, TrainingDiverged, train
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ("mnist", "mnist-noattn")  # shipped checkpoints the recipe continues
+
+
+def scaled_lr(base_lr: float, base_batch: int, batch: int, rule: str) -> float:
+    """The peak rate for `batch` from one that suited `base_batch`: x (batch / base_batch) ** 1/2 or ** 1."""
+    ratio = batch / base_batch
+    return base_lr * (math.sqrt(ratio) if rule == "sqrt" else ratio)
+
+
+def say(*parts) -> None:
+    print(*parts, flush=True)
+
+
+def describe_device(device: torch.device) -> dict:
+    info = {"torch": torch.__version__, "device": str(device), "hardware": hardware_name(device)}
+    if device.type == "cuda":
+        properties = torch.cuda.get_device_properties(device)
+        info.update(
+            cuda=torch.version.cuda,
+            gpus=torch.cuda.device_count(),
+            memory_gib=round(properties.total_memory / 2**30, 1),
+            capability=f"{properties.major}.{properties.minor}",
+            bf16=torch.cuda.is_bf16_supported(),
+        )
+    return info
+
+
+def run_tests(paths: list[str]) -> dict:
+    """The tests marked cuda (not the slow ones); without CUDA they skip themselves."""
+    started = time.perf_counter()
+    command = [sys.executable, "-m", "pytest", "-q", "-m", "cuda and not slow", *paths]
+    say("$", " ".join(command))
+    done = subprocess.run(command, cwd=ROOT)
+    return {"returncode": done.returncode, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def run_bench(args: argparse.Namespace, batch: int) -> dict:
+    """`python -m draw_core.bench train` at one batch size (run in this process); its JSON rows, one per hot path."""
+    argv = ["train", "--device", args.device, "--batch-size", str(batch), "--preset", args.bench_preset]
+    argv += ["--steps", str(args.bench_steps), "--warmup", str(args.bench_warmup), "--json"]
+    say("$ python -m draw_core.bench", " ".join(argv))
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            returncode = bench.main(argv)
+    except Exception as error:  # recorded; the recipe goes on
+        say(f"bench failed: {type(error).__name__}: {error}")
+        returncode = 1
+    say(printed.getvalue().rstrip())
+    rows = [json.loads(line) for line in printed.getvalue().splitlines() if line.startswith("{")]
+    return {"batch_size": batch, "returncode": returncode, "rows": rows}
+
+
+def elbo_on_test_set(model, dataset: str, data_dir: str | None, limit: int | None) -> dict:
+    """The single-sample ELBO (eq. 12) on the dataset's fixed test set (every digit unless `limit`), in nats."""
+    result = evaluate(model, get_dataset(dataset).test_set(data_dir, limit), batch_size=500)
+    return {"elbo_nats": round(result.elbo_nats, 3), "n": result.n}
+
+
+def continue_model(name: str, args: argparse.Namespace, command: str) -> dict:
+    """Continue CHECKPOINTS/name on this device for MINUTES, evaluate before and after, export, ship if better."""
+    device = select_device(args.device)
+    source = Path(args.checkpoints_dir) / f"{name}.safetensors"
+    shipped = load_checkpoint(source, map_location=device)
+    base = shipped.meta.get("train_config", {})
+    base_batch, base_lr = base.get("batch_size", TrainConfig.batch_size), base.get("lr", TrainConfig.lr)
+    lr = args.lr or scaled_lr(base_lr, base_batch, args.batch_size, args.lr_scaling)
+    history = {key: shipped.meta.get(key) for key in ("step", "epochs", "train_seconds", "hardware", "device")}
+    continued_from = {"checkpoint": str(source), **history, "batch_size": base_batch, "lr": base_lr}
+    report = {"name": name, "lr": lr, "continued_from": continued_from}
+    before = elbo_on_test_set(shipped.model, args.dataset, args.data_dir, args.eval_limit)
+    report["before"] = before
+    say(f"{name}: shipped ELBO {before['elbo_nats']} nats on {before['n']} test digits; peak lr {lr:.2e}")
+
+    start = Path(args.work_dir) / f"{name}.safetensors"  # the shipped weights as step 0 of this run
+    save_checkpoint(shipped.model, start, meta={"step": 0, "dataset": args.dataset, "continued_from": continued_from})
+    train_cfg = TrainConfig(
+        dataset=args.dataset,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        time_budget_s=args.minutes * 60,
+        lr=lr,
+        warmup_steps=args.warmup_steps,
+        seed=args.seed,
+        device=args.device,
+        eval_every=0,
+        eval_limit=args.eval_limit or 1000,
+        checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every,
+        sample_every=0,
+        amp=args.amp,
+        compile=args.compile,
+    )
+
+    def progress(event: TrainEvent, _model) -> None:
+        if event.kind == "step":
+            say(
+                f"{name} step {event.step}: loss {event.loss:.2f}, {event.images_per_s:.0f} images/s, lr {event.lr:.2e}"
+            )
+
+    try:
+        done = train(
+            shipped.config,
+            train_cfg,
+            start,
+            data_dir=args.data_dir,
+            resume=True,
+            on_event=progress,
+            meta_extra={"continued_from": continued_from},
+        )
+        report.update(steps=done.step, train_seconds=round(done.elapsed_s, 1), epochs=round(done.epoch, 2))
+    except TrainingDiverged as error:  # the last good checkpoint stays at `start`: judge and export that
+        say(f"{name}: {error}")
+        report["diverged"] = str(error)
+    trained = load_checkpoint(start, map_location=device)
+    after = elbo_on_test_set(trained.model, args.dataset, args.data_dir, args.eval_limit)
+    report["after"] = after
+    say(f"{name}: ELBO {before['elbo_nats']} -> {after['elbo_nats']} nats on {after['n']} test digits")
+
+    export_dir = Path(args.work_dir) / "export"
+    export = [str(start), "--name", name, "--out-dir", str(export_dir), "--dataset", args.dataset]
+    export += ["--device", args.device, "--k", str(args.k), "--command", command]
+    export += ["--data-dir", args.data_dir] if args.data_dir else []
+    export += ["--limit", str(args.eval_limit)] if args.eval_limit else []
+    say("$ python tools/export_checkpoint.py", " ".join(export))
+    runpy.run_path(str(ROOT / "tools" / "export_checkpoint.py"))["main"](export)
+    card = json.loads((export_dir / f"{name}.json").read_text())
+    report["card"] = {key: card[key] for key in ("test_elbo_nats", "test_iwae_nats", "test_iwae_k", "test_n", "steps")}
+    report["shipped"] = after["elbo_nats"] < before["elbo_nats"]
+    if report["shipped"]:
+        for suffix in (".safetensors", ".json"):
+            shutil.copyfile(export_dir / f"{name}{suffix}", Path(args.checkpoints_dir) / f"{name}{suffix}")
+    say(f"{name}: {'shipped' if report['shipped'] else 'not better: the shipped files stay'} ({source})")
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("minutes", type=float, help="training minutes for each model")
+    parser.add_argument("--device", default="cuda", help="cuda (the recipe's machine) or cpu (its test)")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--dataset", default="mnist", help="training and test data (mnist-sample in the test)")
+    parser.add_argument("--data-dir", default=None, help="folder holding MNIST/raw/ (default: $DRAW_DATA_DIR)")
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--lr", type=float, default=None, help="peak rate (default: the shipped one, scaled)")
+    parser.add_argument("--lr-scaling", choices=("sqrt", "linear"), default="sqrt", help="see the module docstring")
+    parser.add_argument("--warmup-steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=10_000_000, help="at most this many steps (MINUTES decide)")
+    parser.add_argument("--amp", choices=AMP_MODES, default="bf16")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the loss (compiling takes minutes)")
+    parser.add_argument("--seed", type=int, default=1, help="of the batch order and noise (the shipped runs used 0)")
+    parser.add_argument("--checkpoint-every", type=int, default=1000)
+    parser.add_argument("--log-every", type=int, default=100)
+    parser.add_argument("--eval-limit", type=int, default=None, help="test digits (default: all 10,000)")
+    parser.add_argument("--k", type=int, default=10, help="importance samples of the card's IWAE bound")
+    parser.add_argument("--checkpoints-dir", default=None, help="shipped checkpoints (default: checkpoints/)")
+    parser.add_argument("--work-dir", default=str(ROOT / "runs" / "gpu_recipe"))
+    parser.add_argument("--tests", nargs="*", default=["tests"], help="test paths for pytest -m cuda (none: skip)")
+    parser.add_argument("--bench-batches", type=int, nargs="*", default=[128, 1024], help="(none: skip the bench)")
+    parser.add_argument("--bench-preset", default="mnist")
+    parser.add_argument("--bench-steps", type=int, default=10)
+    parser.add_argument("--bench-warmup", type=int, default=3)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.checkpoints_dir = args.checkpoints_dir or str(shipped_dir())
+    command = "python tools/gpu_recipe.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    Path(args.work_dir).mkdir(parents=True, exist_ok=True)
+    summary = {"command": command, "device": describe_device(select_device(args.device))}
+    say(json.dumps(summary["device"]))
+    if args.tests:
+        summary["tests"] = run_tests(args.tests)
+    summary["bench"] = [run_bench(args, batch) for batch in args.bench_batches]
+    summary["models"] = []
+    for name in args.models:
+        try:
+            summary["models"].append(continue_model(name, args, command))
+        except Exception as error:  # recorded; the next model still runs
+            say(f"{name}: {type(error).__name__}: {error}")
+            summary["models"].append({"name": name, "error": f"{type(error).__name__}: {error}"})
+    (Path(args.work_dir) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    failed = [
+        *(["tests"] if summary.get("tests", {}).get("returncode") else []),
+        *(f"bench {b['batch_size']}" for b in summary["bench"] if b["returncode"]),
+        *(m["name"] for m in summary["models"] if {"diverged", "error"} & set(m)),
+    ]
+    say(f"summary: {Path(args.work_dir) / 'summary.json'}" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
