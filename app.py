@@ -16,6 +16,7 @@ PAGES = [  # (file in pages/, title, icon); a page whose file is missing is left
     ("reconstruct.py", "Reconstruct", ":material/replay:"),
     ("latent.py", "Latent explorer", ":material/tune:"),
     ("attention_lab.py", "Attention lab", ":material/center_focus_strong:"),
+    ("attention_at_work.py", "Attention at work", ":material/visibility:"),
     ("evaluate.py", "Evaluate", ":material/straighten:"),
     ("train.py", "Train", ":material/model_training:"),
 ]

@@ -1,4 +1,5 @@
-"""Test-set bounds in nats: the single-sample ELBO (eq. 12) and the k-sample importance-weighted bound.
+"""Test-set bounds in nats: the single-sample ELBO (eq. 12) and the k-sample importance-weighted bound; for a
+classifier (sec. 4.1) its test error on the dataset's fixed test set, beside Table 1's.
 
 python -m draw_core.evaluate CKPT [--samples k] [--limit n] [--dataset mnist] [--data-dir DIR] [--json]
 
@@ -13,14 +14,53 @@ import sys
 from dataclasses import asdict
 
 from draw_core.data import DatasetMissingError, get_dataset
-from draw_core.io.checkpoint import CheckpointError, load_checkpoint
-from draw_core.nn.kinds import get_kind
+from draw_core.io.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from draw_core.nn.kinds import ModelKind, get_kind
+from draw_core.present.attention_at_work import TABLE_1
 from draw_core.training.evaluation import evaluate
+from draw_core.training.objectives import objective_for
+
+
+def check_dataset(kind: ModelKind, config, dataset: str) -> None:
+    """A ValueError unless a model of `kind` and `config` can be measured on `dataset`: a generator needs a dataset
+    with a likelihood, a classifier a labelled one, and both its image shape."""
+    spec = get_dataset(dataset)
+    if kind.classifies and spec.task != "classify":
+        raise ValueError(
+            f"{dataset} has no labels to score a '{kind.name}' classifier on: pick a classification dataset"
+        )
+    if not kind.classifies and spec.likelihood is None:
+        raise ValueError(
+            f"{dataset} is a classification dataset: a '{kind.name}' generator's bound needs generator data (mnist)"
+        )
+    shape = (config.channels, config.height, config.width)
+    if tuple(spec.shape) != shape:
+        raise ValueError(
+            f"{dataset} holds {'x'.join(map(str, spec.shape))} images; the model takes {'x'.join(map(str, shape))}"
+        )
+
+
+def report_error(args: argparse.Namespace, ckpt: Checkpoint, dataset: str, test_set) -> int:
+    """Print a classifier's test error, measured as its training objective measures it (RAM at its policy's mean)."""
+    kind, glimpses = get_kind(ckpt.kind), ckpt.config.glimpses
+    figure = objective_for(kind.name).test(ckpt.model, test_set, seed=args.seed, should_stop=None)
+    paper = TABLE_1.get((kind.name, glimpses))
+    if args.json:
+        report = {"checkpoint": args.checkpoint, "dataset": dataset, "kind": kind.name, "glimpses": glimpses}
+        print(json.dumps({**report, "n": figure.n, "test_error": figure.value, "table_1_error": paper}))
+        return 0
+    print(f"checkpoint      {args.checkpoint}")
+    print(f"model           {kind.name}, {glimpses} glimpses: {kind.description}")
+    print(f"dataset         {dataset} (fixed test set, {figure.n} images)")
+    beside = f"  (Table 1, {glimpses} glimpses: {100 * paper:.2f}%)" if paper is not None else ""
+    print(f"test error      {100 * figure.value:.2f}%{beside}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m draw_core.evaluate", description="Test-set bound of a checkpoint in nats."
+        prog="python -m draw_core.evaluate",
+        description="Test-set bound of a generator in nats, or test error of a classifier.",
     )
     parser.add_argument("checkpoint", help="path to a .safetensors checkpoint")
     parser.add_argument(
@@ -40,16 +80,17 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{flag} must be at least 1, got {value}")
     try:
         ckpt = load_checkpoint(args.checkpoint)
-        if not get_kind(ckpt.kind).generates:
-            raise CheckpointError(
-                f"{args.checkpoint} holds a '{ckpt.kind}' model; this command measures the ELBO of generators "
-                "(kind 'draw')"
-            )
+        kind = get_kind(ckpt.kind)
+        if kind.classifies and args.samples != 1:
+            raise ValueError(f"--samples is for a generator's bound; a '{kind.name}' classifier has a test error")
         dataset = args.dataset or ckpt.meta.get("dataset", "mnist")
+        check_dataset(kind, ckpt.config, dataset)
         images = get_dataset(dataset).test_set(args.data_dir, args.limit)
     except (CheckpointError, DatasetMissingError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if kind.classifies:
+        return report_error(args, ckpt, dataset, images)
     from tqdm import tqdm
 
     with tqdm(total=len(images), desc="evaluate", unit="img", disable=args.json, file=sys.stderr) as bar:

@@ -20,9 +20,14 @@ import draw_core.sample as sample_module
 import draw_core.train as train_module
 import draw_core.training.objectives as objectives_module
 from draw_core.config import DrawConfig, TrainConfig
+from draw_core.data import load_sample, registry
+from draw_core.data.cluttered import fixed_cluttered_test_set
 from draw_core.io.checkpoint import load_checkpoint, save_checkpoint
+from draw_core.nn.classifier import ClassifierConfig
 from draw_core.nn.elbo import LossTerms
 from draw_core.nn.kinds import KINDS
+from draw_core.nn.model import DRAW
+from draw_core.nn.ram import RamConfig
 from draw_core.training.trainer import TrainingDiverged, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -303,10 +308,70 @@ def test_no_cli_prints_a_traceback(trained, tmp_path, command):
     assert "error: " in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("main", [sample_module.main, evaluate_module.main], ids=["sample", "evaluate"])
-def test_clis_that_need_a_generator_refuse_another_kind(tmp_path, capsys, main):
-    kind = next(kind for kind in KINDS.values() if not kind.generates)
+@pytest.mark.parametrize("kind", [kind for kind in KINDS.values() if not kind.generates], ids=lambda kind: kind.name)
+def test_sample_refuses_a_model_that_does_not_generate(tmp_path, capsys, kind):
     path = save_checkpoint(kind.model_class(kind.config_class()), tmp_path / "classifier.safetensors")
-    args = [path, "--png", tmp_path / "p.png"] if main is sample_module.main else [path]
-    assert exit_code(main, args) == 2
-    assert f"holds a '{kind.name}' model" in capsys.readouterr().err
+    png = tmp_path / "p.png"
+    assert exit_code(sample_module.main, [path, "--png", png]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and f"holds a '{kind.name}' model" in error and "Traceback" not in error
+    assert not png.exists()
+
+
+# Issue 13: evaluate measures a classifier (sec. 4.1) by its test error on the fixed cluttered test set.
+
+TINY_CLASSIFIERS = {  # 4 glimpses: Table 1 has a row for each kind
+    "draw-classifier": ClassifierConfig(glimpses=4, read_n=4, hidden=16),
+    "ram": RamConfig(glimpses=4, patch=6, scales=2, glimpse_hidden=8, location_hidden=8, glimpse_size=16, hidden=16),
+}
+
+
+@pytest.fixture
+def sample_as_mnist(monkeypatch):
+    """The cluttered test set made from the shipped MNIST sample instead of the 10,000 test digits (no data files)."""
+    monkeypatch.setattr(registry, "MNIST_SPEC", registry.DATASETS["mnist-sample"])
+    digits, labels = load_sample()
+    return fixed_cluttered_test_set(digits, labels, limit=40)
+
+
+def tiny_classifier(tmp_path: Path, kind_name: str) -> tuple[Path, torch.nn.Module]:
+    torch.manual_seed(0)
+    kind = KINDS[kind_name]
+    model = kind.model_class(TINY_CLASSIFIERS[kind_name]).eval()
+    meta = {"dataset": "mnist-cluttered"}
+    return save_checkpoint(model, tmp_path / f"{kind_name}.safetensors", meta=meta), model
+
+
+@pytest.mark.parametrize("kind_name", list(TINY_CLASSIFIERS))
+def test_evaluate_reports_a_classifiers_test_error_beside_table_1(tmp_path, capsys, sample_as_mnist, kind_name):
+    path, model = tiny_classifier(tmp_path, kind_name)
+    images, labels = sample_as_mnist
+    with torch.no_grad():  # RAM is judged at its policy's mean, as in training's test
+        result = model.classify(images) if kind_name == "draw-classifier" else model.classify(images, sample=False)
+    wrong = int((result.logits.argmax(-1) != labels).sum())
+    assert evaluate_module.main([str(path), "--limit", "40", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["kind"] == kind_name and report["dataset"] == "mnist-cluttered" and report["n"] == 40
+    assert report["test_error"] == pytest.approx(wrong / 40)
+    assert report["glimpses"] == 4 and report["table_1_error"] == {"draw-classifier": 0.0418, "ram": 0.0941}[kind_name]
+    assert evaluate_module.main([str(path), "--limit", "40"]) == 0
+    table = capsys.readouterr().out
+    assert f"test error      {100 * wrong / 40:.2f}%" in table and "Table 1, 4 glimpses" in table
+
+
+@pytest.mark.parametrize(
+    ("what", "flags", "message"),
+    [
+        ("classifier", ["--samples", "4"], "--samples is for a generator's bound"),
+        ("classifier", ["--dataset", "mnist-sample"], "no labels"),
+        ("generator", ["--dataset", "mnist-cluttered"], "is a classification dataset"),
+    ],
+)
+def test_evaluate_refuses_a_dataset_or_flag_that_does_not_fit_the_model(tmp_path, capsys, what, flags, message):
+    if what == "classifier":
+        path, _ = tiny_classifier(tmp_path, "draw-classifier")
+    else:
+        path = save_checkpoint(DRAW(DrawConfig(T=2, enc_size=8, dec_size=8, z_size=2)), tmp_path / "g.safetensors")
+    assert exit_code(evaluate_module.main, [path, *flags]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and message in error

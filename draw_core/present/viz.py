@@ -447,3 +447,112 @@ def filterbank_figure(F, *, axis: str, title: str | None = None, size: int = 360
         **_title(title),
     }
     return _figure([heatmap], layout)
+
+
+RETINA_COLOUR = "#ffab00"  # amber: RAM's retina patches, apart from DRAW's green read window
+BAR_COLOURS = {"label": "#00c853", "answer": "#ff1744", "other": "#90a4ae"}  # true class, a wrong answer, the rest
+
+
+def add_retina(fig: go.Figure, patches) -> go.Figure:
+    """Draw RAM's retina on an image figure: patches (S, 4) rows (x0, y0, x1, y1) of outer pixel edges in 0-based
+    image coordinates, smallest first; layout shapes named "retina-scale-<s>" (s = 1..S), thinner as they widen."""
+    edges = _numpy(patches)
+    if edges.ndim != 2 or edges.shape[1] != 4:
+        raise ValueError(f"patches must have shape (S, 4) rows (x0, y0, x1, y1), got {edges.shape}")
+    squares = [
+        {
+            "type": "rect",
+            "x0": float(x0),
+            "y0": float(y0),
+            "x1": float(x1),
+            "y1": float(y1),
+            "name": f"retina-scale-{s + 1}",
+            "line": {"color": RETINA_COLOUR, "width": max(1.0, 3.0 - s * 0.6)},
+            "fillcolor": "rgba(0,0,0,0)",
+            "layer": "above",
+        }
+        for s, (x0, y0, x1, y1) in enumerate(edges)
+    ]
+    fig.layout.shapes = (*fig.layout.shapes, *squares)
+    return fig
+
+
+def class_probabilities_figure(probabilities, *, label: int | None = None, title: str | None = None) -> go.Figure:
+    """Bars of class probabilities (K,) for classes 0..K-1 on a 0..1 axis: the true class `label` green, the
+    highest class red when it is not the label, the rest grey."""
+    values = _numpy(probabilities)
+    if values.ndim != 1:
+        raise ValueError(f"probabilities must have shape (K,), got {values.shape}")
+    answer = int(values.argmax())
+    colours = [BAR_COLOURS["other"]] * len(values)
+    colours[answer] = BAR_COLOURS["answer"]
+    if label is not None:
+        colours[label] = BAR_COLOURS["label"]
+    bar = {
+        "type": "bar",
+        "x": np.arange(len(values)),
+        "y": values,
+        "marker": {"color": colours},
+        "name": "probabilities",
+        "hovertemplate": "class %{x}: p = %{y:.3f}<extra></extra>",
+    }
+    layout = _chart_layout(
+        title,
+        240,
+        bargap=0.15,
+        xaxis={"title": {"text": "class"}, "dtick": 1},
+        yaxis={"title": {"text": "p"}, "range": [0, 1]},
+    )
+    return _figure([bar], layout)
+
+
+def gradient_cloud_figure(gradients, *, extent: float | None = None, title: str | None = None) -> go.Figure:
+    """Gradients (n, 2) with respect to a glimpse centre (x, y) as points (trace "estimates"; one point: "exact") and
+    an arrow from 0 to their mean (trace "mean"): the direction moving the glimpse raises log p. The y axis points
+    down like the image's rows; both axes span +-`extent` (default: the points' own reach)."""
+    points = _numpy(gradients)
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError(f"gradients must have shape (n, 2), got {points.shape}")
+    mean = points.mean(0)
+    reach = extent if extent is not None else float(np.abs(points).max(initial=0.0))
+    reach = max(reach, 1e-9) * 1.1
+    hover = "∂/∂x %{x:.4f}<br>∂/∂y %{y:.4f} nats/pixel<extra></extra>"
+    data = []
+    if len(points) > 1:
+        data.append(
+            {
+                "type": "scatter",
+                "x": points[:, 0],
+                "y": points[:, 1],
+                "mode": "markers",
+                "name": "estimates",
+                "marker": {"color": RETINA_COLOUR, "size": 4, "opacity": 0.5},
+                "hovertemplate": "one rollout<br>" + hover,
+            }
+        )
+    data.append(
+        {
+            "type": "scatter",
+            "x": [0.0, float(mean[0])],
+            "y": [0.0, float(mean[1])],
+            "mode": "lines+markers",
+            "name": "mean" if len(points) > 1 else "exact",
+            "line": {"color": "black", "width": 2},
+            "marker": {
+                "color": "black",
+                "size": [0, 10 if len(points) > 1 else 14],
+                "symbol": "arrow",
+                "angleref": "previous",
+            },
+            "hovertemplate": ("mean of the estimates" if len(points) > 1 else "exact gradient") + "<br>" + hover,
+        }
+    )
+    axis = {"zeroline": True, "zerolinecolor": "#bbbbbb"}
+    layout = _chart_layout(
+        title,
+        340,
+        showlegend=False,
+        xaxis={"range": [-reach, reach], "title": {"text": "∂ log p / ∂ x (nats per pixel)"}, **axis},
+        yaxis={"range": [reach, -reach], "title": {"text": "∂ log p / ∂ y"}, "scaleanchor": "x", **axis},
+    )
+    return _figure(data, layout)

@@ -1,0 +1,272 @@
+"""Attention at work: DRAW's differentiable glimpses against RAM's sampled ones on cluttered MNIST (sec. 4.1, Table 1).
+
+The page brings its own two classifiers, found by name in the catalog (shipped first, then runs), whatever the sidebar
+picks; draw_core.present.attention_at_work computes everything it shows. Images and results are cached per image with
+st.cache_resource, shared read-only like app_common's traces, so a step move only redraws.
+"""
+
+import math
+
+import numpy as np
+import streamlit as st
+import torch
+from streamlit_drawable_canvas import st_canvas
+
+import app_common
+from draw_core.data import get_dataset
+from draw_core.data.images import ImageError, canvas_to_grey, prepare_digit, prepare_upload
+from draw_core.io import catalog
+from draw_core.io.checkpoint import CheckpointError
+from draw_core.present import attention_at_work as work
+from draw_core.present import views, viz
+
+REPARAMETERIZATION = "https://arxiv.org/abs/1312.6114"  # Kingma & Welling 2014, the reparameterization trick
+
+
+@st.cache_resource(show_spinner="Making the cluttered sample…")
+def cluttered_sample() -> tuple[torch.Tensor, torch.Tensor]:
+    """The shipped sample in clutter (20 MB), made once per server and only read."""
+    return work.sample_images()
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def fresh_image(seed: int) -> tuple[np.ndarray, int]:
+    image, label = work.fresh_image(seed)
+    return image.numpy(), label
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def digit_in_clutter(digit: np.ndarray, seed: int) -> np.ndarray:
+    return work.digit_in_clutter(torch.from_numpy(digit), seed).numpy()
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def draw_view(_model, model_key: str, image: np.ndarray) -> work.DrawGlimpses:
+    return work.draw_glimpses(_model, torch.from_numpy(image))
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def ram_view(_model, model_key: str, image: np.ndarray) -> work.RamGlimpses:
+    return work.ram_glimpses(_model, torch.from_numpy(image))
+
+
+@st.cache_resource(max_entries=32, show_spinner=f"Rolling out RAM's policy {work.REINFORCE_SAMPLES} times…")
+def gradients(_draw, draw_key: str, _ram, ram_key: str, image: np.ndarray, label: int) -> work.GradientSpread:
+    return work.gradient_spread(_draw, _ram, torch.from_numpy(image), label)
+
+
+def stop_with(message: str, *, error: bool = False) -> None:
+    (st.error if error else st.info)(message)
+    st.stop()
+
+
+def pair(values) -> str:
+    return f"({values[0]:+.4f}, {values[1]:+.4f})"
+
+
+app_common.page_setup()  # the shared sidebar; this page brings its own models
+st.title("Attention at work")
+st.caption(
+    "Sec. 4.1, Table 1: two classifiers look at a 100×100 cluttered digit in 8 glimpses. DRAW moves a differentiable "
+    "read window (eqs 19-27) and learns where to look by backpropagation; RAM (Mnih et al. 2014) crops square patches "
+    "at sampled locations and learns where to look by REINFORCE. This page uses its own two models, whatever the "
+    "sidebar picks."
+)
+
+entries = catalog.list_checkpoints()
+found = {kind: work.find_classifier(entries, kind) for kind in work.CHECKPOINT_NAMES}
+missing = [kind for kind, entry in found.items() if entry is None]
+if missing:
+    stop_with(
+        "This page needs both cluttered-MNIST classifiers and can't find "
+        + " or ".join(f"**{work.CHECKPOINT_NAMES[kind]}** ({work.MODEL_LABELS[kind]})" for kind in missing)
+        + f" among the shipped checkpoints or the runs. Train {'it' if len(missing) == 1 else 'them'}: "
+        + "; ".join(f"`{work.how_to_train(kind)}`" for kind in missing)
+        + "."
+    )
+loaded = {}
+for kind, entry in found.items():
+    try:
+        loaded[kind] = app_common.load_entry(entry)
+    except (CheckpointError, OSError) as error:
+        stop_with(f"{entry.label} can't be loaded: {error}", error=True)
+draw, ram = loaded["draw-classifier"], loaded["ram"]
+shape = tuple(get_dataset(work.DATASET).shape)  # (C, H, W)
+for selected in (draw, ram):
+    cfg = selected.config
+    if (cfg.channels, cfg.height, cfg.width) != shape:
+        stop_with(
+            f"{selected.name} takes {views.image_size(cfg)} images; this page shows "
+            f"{'×'.join(map(str, shape))} cluttered MNIST.",
+            error=True,
+        )
+
+SOURCES = {"sample": "Test image", "seed": "New from a seed", "draw": "Draw a digit", "upload": "Upload a digit"}
+source = (
+    st.segmented_control(
+        "Image", list(SOURCES), format_func=SOURCES.get, key="work_source", default="sample", width="content"
+    )
+    or "sample"
+)  # clicking the chosen option again deselects it
+input_column, step_column = st.columns([1, 2])
+label = None  # the true class, when known
+with input_column:
+    if source == "sample":
+        images, labels = cluttered_sample()
+        index = st.number_input(
+            f"Test image (0-{len(images) - 1})",
+            0,
+            len(images) - 1,
+            step=1,
+            key="work_index",
+            help="a real MNIST test digit in clutter, from the shipped sample",
+        )
+        image, label = images[index].numpy(), int(labels[index])
+    elif source == "seed":
+        seed = st.number_input("Seed", 0, app_common.MAX_SEED, step=1, key="work_seed", help="a new digit and clutter")
+        image, label = fresh_image(int(seed))
+    else:
+        if source == "draw":
+            drawing = st_canvas(
+                stroke_width=16,
+                stroke_color="#FFFFFF",
+                background_color="#000000",
+                height=200,
+                width=200,
+                drawing_mode="freedraw",
+                return_image_data=True,
+                key="work_canvas",
+            )
+            if drawing.image_data is None:
+                stop_with("Draw a digit with the mouse: white ink on black, like MNIST.")
+            try:
+                digit = prepare_digit(canvas_to_grey(drawing.image_data))  # (1, 28, 28)
+            except ImageError:
+                stop_with("Draw a digit with the mouse: white ink on black, like MNIST.")
+        else:
+            upload = st.file_uploader(
+                "An image of one digit (any size and background; it is scaled to 28×28 like MNIST)",
+                type=["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"],
+                key="work_upload",
+            )
+            if upload is None:
+                stop_with("Upload a picture of a digit: PNG, JPEG, GIF, BMP or WebP.")
+            try:
+                digit = prepare_upload(upload.getvalue())  # (1, 28, 28)
+            except ImageError as error:
+                stop_with(f"{upload.name} can't be used: {error}", error=True)
+        clutter_seed = st.number_input("Clutter seed", 0, app_common.MAX_SEED, step=1, key="work_clutter_seed")
+        image = digit_in_clutter(digit.numpy(), int(clutter_seed))
+        label = st.segmented_control("Which digit is it?", list(range(10)), key="work_label")
+with step_column:
+    T = max(draw.config.glimpses, ram.config.glimpses)
+    step = app_common.step_controls(T, key="work_step", label="Glimpse t")
+
+draw_glimpses = draw_view(draw.model, draw.key, image)
+ram_glimpses = ram_view(ram.model, ram.key, image)
+if label is None:
+    label = int(draw_glimpses.probabilities[-1].argmax())
+    input_column.caption(f"The gradients below use DRAW's answer, {label}, as the class until you say which it is.")
+t_draw, t_ram = min(step, draw.config.glimpses) - 1, min(step, ram.config.glimpses) - 1
+N, S, P = draw.config.read_n, ram.config.scales, ram.config.patch
+
+draw_column, ram_column = st.columns(2)
+with draw_column:
+    st.subheader(work.MODEL_LABELS["draw-classifier"])
+    figure = viz.image_figure(image, title=f"DRAW's read window at glimpse {t_draw + 1}", size=320)
+    views.draw_window(figure, views.window_at(draw_glimpses.windows, N, t_draw), kind="read")
+    st.plotly_chart(figure, key="work_draw_image", width="content")
+    st.caption("Notice: where the window goes from glimpse to glimpse, and how it narrows onto the digit once trained.")
+    glimpse = draw_glimpses.glimpses[t_draw]  # (C, N, N)
+    peak = max(float(glimpse.max()), 1e-6)
+    st.plotly_chart(
+        viz.image_figure(glimpse, title=f"what DRAW read: {N}×{N}, max {peak:.2g}", zmax=peak, size=240),
+        key="work_draw_glimpse",
+        width="content",
+    )
+    st.caption("Notice: one N×N read of Gaussian filters (eq. 27): blurry when the window is wide, sharp when close.")
+    st.plotly_chart(
+        viz.class_probabilities_figure(
+            draw_glimpses.probabilities[t_draw], label=label, title=f"DRAW's p(class) after glimpse {t_draw + 1}"
+        ),
+        key="work_draw_probabilities",
+    )
+    st.caption("Notice: how many glimpses it takes before the true class (green) leads.")
+with ram_column:
+    st.subheader(work.MODEL_LABELS["ram"])
+    figure = viz.image_figure(image, title=f"RAM's retina at glimpse {t_ram + 1}", size=320)
+    viz.add_retina(figure, ram_glimpses.patches[t_ram])
+    st.plotly_chart(figure, key="work_ram_image", width="content")
+    st.caption(f"Notice: {S} squares on one centre, each twice as wide as the last; only their centre is learned.")
+    retina = ram_glimpses.retina[t_ram]  # (S, C, P, P)
+    peak = max(float(retina.max()), 1e-6)
+    st.plotly_chart(
+        viz.image_figure(
+            viz.tile(retina, nrow=math.ceil(math.sqrt(S))),
+            title=f"what RAM saw: {S} scales of {P}×{P}",
+            zmax=peak,
+            size=240,
+        ),
+        key="work_ram_retina",
+        width="content",
+    )
+    st.caption(
+        f"Notice: the smallest patch (first) is sharp, the widest a coarse average of a wide area (scale 0…{peak:.2g})."
+    )
+    st.plotly_chart(
+        viz.class_probabilities_figure(
+            ram_glimpses.probabilities[t_ram], label=label, title=f"RAM's p(class) after glimpse {t_ram + 1}"
+        ),
+        key="work_ram_probabilities",
+    )
+    st.caption("Notice: the answer is read after the last glimpse; earlier bars show what it believed on the way.")
+
+st.subheader("Test error beside Table 1")
+st.table(
+    work.error_table(
+        {kind: (found[kind].label, selected.config.glimpses, selected.card) for kind, selected in loaded.items()}
+    )
+)
+st.caption(
+    "Both are measured on the same fixed cluttered test set (seeded), on its first images when a training run tested "
+    "on a part of it. Notice: in the paper the two models differ more than 4 and 8 glimpses do."
+)
+
+st.subheader("Why differentiable attention trains better")
+st.markdown(
+    "Both models must learn *where to look*. RAM's crop does not change smoothly with its location, so the gradient "
+    "with respect to the location mean μₜ has to be estimated from sampled glimpses (REINFORCE: "
+    "log p(y|x) · (lₜ − μₜ)/s²), one noisy estimate per rollout. DRAW's window is a smooth function of its centre "
+    "(g_X, g_Y), so one backward pass gives the exact gradient. Both in nats per pixel the glimpse centre moves."
+)
+use_baseline = st.toggle(
+    "Subtract a baseline from RAM's rewards (the mean log p of the other rollouts)", key="work_baseline"
+)
+spread = gradients(draw.model, draw.key, ram.model, ram.key, image, int(label))
+estimates = (spread.reinforce_baselined if use_baseline else spread.reinforce)[t_ram]  # (n, 2)
+exact = spread.exact[t_draw][None]  # (1, 2)
+extent = max(float(estimates.abs().max()), float(exact.abs().max()))
+summary = work.spread_summary(estimates)
+reinforce_column, exact_column = st.columns(2)
+reinforce_column.plotly_chart(
+    viz.gradient_cloud_figure(
+        estimates, extent=extent, title=f"RAM: {len(estimates)} REINFORCE estimates, glimpse {t_ram + 1}"
+    ),
+    key="work_reinforce",
+)
+reinforce_column.caption(
+    f"Notice the spread: mean {pair(summary.mean)}, standard deviation {pair(summary.std)} nats/pixel; about "
+    f"{summary.samples_for_sign[0]:,.0f} rollouts before the sign of ∂/∂x is two standard errors sure."
+)
+exact_column.plotly_chart(
+    viz.gradient_cloud_figure(exact, extent=extent, title=f"DRAW: the exact gradient, glimpse {t_draw + 1}"),
+    key="work_exact",
+)
+exact_column.caption(
+    f"Notice: one backward pass gives {pair(exact[0].tolist())} nats/pixel for class {label}, with no spread at all."
+)
+st.markdown(
+    "The same idea trains DRAW's latents: write the random choice as a differentiable function of the parameters and "
+    "backpropagate through it instead of scoring samples, the "
+    f"[reparameterization trick]({REPARAMETERIZATION}) (Kingma & Welling 2014) that DRAW's encoder uses (sec. 2.1)."
+)

@@ -1,0 +1,261 @@
+"""AppTest of the Attention at work page: both classifiers found by name, glimpses step by step, Table 1, the two
+location gradients, image sources (sample, seed, drawing, upload) and what happens when a model is missing."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from app_support import assert_no_exception, figure, figures, open_page, use_folders
+from PIL import Image
+
+from draw_core.io.checkpoint import load_checkpoint, save_checkpoint
+from draw_core.nn.classifier import ClassifierConfig, DrawClassifier
+from draw_core.nn.ram import RAM, RamConfig
+from draw_core.present import attention_at_work as work
+from draw_core.present import views, viz
+
+PAGE = "attention_at_work.py"
+TINY_DRAW = ClassifierConfig(glimpses=3, read_n=4, hidden=16)
+TINY_RAM = RamConfig(glimpses=3, patch=6, scales=2, glimpse_hidden=8, location_hidden=8, glimpse_size=16, hidden=16)
+
+
+def classifier(folder, kind: str, *, seed: int = 0, test_error: float | None = 0.25):
+    """A freshly initialised classifier of `kind` saved under the name the page looks for."""
+    torch.manual_seed(seed)
+    model = DrawClassifier(TINY_DRAW) if kind == "draw-classifier" else RAM(TINY_RAM)
+    meta = {"step": 40, "dataset": "mnist-cluttered", "test_error": test_error, "test_limit": 200}
+    return save_checkpoint(model, folder / f"{work.CHECKPOINT_NAMES[kind]}.safetensors", meta=meta)
+
+
+@pytest.fixture
+def runs(monkeypatch, tmp_path):
+    """A runs folder with a DRAW generator ('tiny', what the sidebar picks) and both classifiers."""
+    folder = use_folders(monkeypatch, tmp_path)
+    for kind in work.CHECKPOINT_NAMES:
+        classifier(folder, kind)
+    return folder
+
+
+def models(folder):
+    return (
+        load_checkpoint(folder / "mnist-cluttered-draw.safetensors").model,
+        load_checkpoint(folder / "mnist-cluttered-ram.safetensors").model,
+    )
+
+
+def sample(index: int = 0) -> tuple[torch.Tensor, int]:
+    images, labels = work.sample_images()
+    return images[index], int(labels[index])
+
+
+def read_window(spec: dict) -> list[dict]:
+    """The figure's read-window elements (a trace or a layout shape named 'read-window', as viz draws it)."""
+    traces = [trace for trace in spec["data"] if trace.get("name") == "read-window"]
+    shapes = [shape for shape in spec["layout"].get("shapes", []) if shape.get("name") == "read-window"]
+    return traces + shapes
+
+
+def expected_read_window(image: torch.Tensor, model: DrawClassifier, t: int, title: str) -> list[dict]:
+    """The read window of step t of the model's own pass over `image`, drawn on a figure like the page's."""
+    windows = model.classify(image[None]).read_attn.map(lambda v: v[:, 0].detach())
+    fig = viz.image_figure(image, title=title, size=320)
+    views.draw_window(fig, views.window_at(windows, model.cfg.read_n, t), kind="read")
+    return read_window(json.loads(fig.to_json()))
+
+
+def bars(at, title: str) -> np.ndarray:
+    return viz.spec_array(figure(at, title)["data"][0]["y"])
+
+
+def test_the_step_slider_moves_both_models_glimpses_to_where_they_put_them(runs):
+    at = open_page(PAGE)
+    draw, ram = models(runs)
+    image, _ = sample(0)
+    locations = ram.classify(image[None], sample=False).locations[:, 0]  # (T, 2)
+    seen = {}
+    for step in (1, 3):
+        at.slider(key="work_step").set_value(step).run()
+        assert_no_exception(at)
+        title = f"DRAW's read window at glimpse {step}"
+        window = read_window(figure(at, title))
+        assert window and window == expected_read_window(image, draw, step - 1, title)
+        shapes = {s["name"]: s for s in figure(at, f"RAM's retina at glimpse {step}")["layout"]["shapes"]}
+        edges = work.patch_edges(ram, locations[step - 1])  # (S, 4)
+        for s in range(TINY_RAM.scales):
+            square = shapes[f"retina-scale-{s + 1}"]
+            assert [square[k] for k in ("x0", "y0", "x1", "y1")] == pytest.approx(edges[s].tolist())
+        seen[step] = (window, shapes)
+    assert seen[1] != seen[3]
+
+
+def test_class_probabilities_after_each_glimpse_are_the_models(runs):
+    at = open_page(PAGE)
+    at.number_input(key="work_index").set_value(5).run()
+    at.slider(key="work_step").set_value(2).run()
+    assert_no_exception(at)
+    draw, ram = models(runs)
+    image, label = sample(5)
+    with torch.no_grad():
+        draw_p = draw.classify(image[None]).step_logits[1, 0].softmax(-1)
+        ram_p = ram.classify(image[None], sample=False).step_logits[1, 0].softmax(-1)
+    assert bars(at, "DRAW's p(class) after glimpse 2") == pytest.approx(draw_p.numpy(), abs=1e-5)
+    assert bars(at, "RAM's p(class) after glimpse 2") == pytest.approx(ram_p.numpy(), abs=1e-5)
+    colours = figure(at, "DRAW's p(class)")["data"][0]["marker"]["color"]
+    assert colours[label] == viz.BAR_COLOURS["label"]
+
+
+def test_glimpses_show_the_read_and_every_retina_scale(runs):
+    at = open_page(PAGE)
+    draw, ram = models(runs)
+    image, _ = sample(0)
+    at.slider(key="work_step").set_value(2).run()
+    glimpse = viz.spec_array(figure(at, "what DRAW read")["data"][0]["z"])
+    assert glimpse == pytest.approx(draw.classify(image[None]).glimpses[1, 0, 0].detach().numpy(), abs=1e-5)
+    retina = viz.spec_array(figure(at, "what RAM saw: 2 scales")["data"][0]["z"])
+    patches = ram.classify(image[None], sample=False).glimpses[1, 0]  # (S C, P, P)
+    assert retina.shape == (8, 15)  # two 6 x 6 patches side by side in a one-pixel frame (viz.tile)
+    assert retina[1:7, 1:7] == pytest.approx(patches[0].numpy(), abs=1e-5)
+    assert retina[1:7, 8:14] == pytest.approx(patches[1].numpy(), abs=1e-5)
+
+
+def test_test_errors_stand_beside_table_1(runs):
+    at = open_page(PAGE)
+    table = at.table[0].value
+    rows = {(row["model"], row["glimpses"]): row for _, row in table.iterrows()}
+    assert rows[("DRAW (differentiable attention)", "8")]["Table 1"] == "3.36%"
+    assert rows[("RAM (REINFORCE)", "8")]["Table 1"] == "8.11%"
+    assert rows[("RAM (REINFORCE)", "4")]["Table 1"] == "9.41%"
+    mine = rows[("DRAW (differentiable attention)", "3")]  # the tiny model has 3 glimpses: a row of its own
+    assert mine["this app"] == "25.00%" and mine["checkpoint"] == "mnist-cluttered-draw (run)"
+    assert mine["measured on"] == "first 200 test images, after 40 training steps"
+
+
+def test_reinforce_estimates_spread_around_draws_single_exact_gradient(runs):
+    at = open_page(PAGE)
+    at.slider(key="work_step").set_value(2).run()
+    draw, _ = models(runs)
+    image, label = sample(0)
+    exact = figure(at, "DRAW: the exact gradient, glimpse 2")["data"]
+    assert [trace["name"] for trace in exact] == ["exact"]
+    gradient = work.draw_centre_gradient(draw, image, label)[1]
+    assert [exact[0]["x"][1], exact[0]["y"][1]] == pytest.approx(gradient.tolist(), rel=1e-4, abs=1e-9)
+    cloud = figure(at, f"RAM: {work.REINFORCE_SAMPLES} REINFORCE estimates, glimpse 2")["data"]
+    points = viz.spec_array(cloud[0]["x"])
+    assert cloud[0]["name"] == "estimates" and len(points) == work.REINFORCE_SAMPLES and points.std() > 0
+    at.toggle(key="work_baseline").set_value(True).run()
+    assert_no_exception(at)
+    baselined = viz.spec_array(figure(at, "REINFORCE estimates")["data"][0]["x"])
+    assert baselined.std() != pytest.approx(points.std())
+    assert any("rollouts before the sign" in caption.value for caption in at.caption)
+    assert any("reparameterization trick" in md.value for md in at.markdown)
+
+
+def test_a_missing_model_is_named_with_the_command_that_trains_it(monkeypatch, tmp_path):
+    folder = use_folders(monkeypatch, tmp_path)
+    classifier(folder, "draw-classifier")
+    at = open_page(PAGE)
+    message = " ".join(info.value for info in at.info)
+    assert "mnist-cluttered-ram" in message and work.how_to_train("ram") in message
+    assert "mnist-cluttered-draw**" not in message
+    assert not at.get("plotly_chart")
+
+
+def test_a_generator_picked_in_the_sidebar_does_not_matter(runs):
+    at = open_page()
+    at.selectbox(key="checkpoint").set_value("run/tiny").run()
+    at.switch_page(f"pages/{PAGE}").run()
+    assert_no_exception(at)
+    assert not at.info and not at.error
+    figure(at, "DRAW's read window")
+
+
+def test_the_shipped_classifiers_come_before_runs(monkeypatch, tmp_path):
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    for kind in work.CHECKPOINT_NAMES:
+        classifier(shipped, kind, seed=1, test_error=0.125)
+    folder = use_folders(monkeypatch, tmp_path, shipped=shipped)
+    for kind in work.CHECKPOINT_NAMES:
+        classifier(folder, kind, seed=2)
+    at = open_page(PAGE)
+    table = at.table[0].value
+    assert set(table["checkpoint"]) - {"—"} == {"mnist-cluttered-draw (shipped)", "mnist-cluttered-ram (shipped)"}
+    draw = load_checkpoint(shipped / "mnist-cluttered-draw.safetensors").model
+    title = f"DRAW's read window at glimpse {TINY_DRAW.glimpses}"
+    assert read_window(figure(at, title)) == expected_read_window(sample(0)[0], draw, TINY_DRAW.glimpses - 1, title)
+
+
+def test_a_fresh_image_from_a_seed(runs):
+    at = open_page(PAGE)
+    at.segmented_control(key="work_source").set_value("seed").run()
+    at.number_input(key="work_seed").set_value(11).run()
+    assert_no_exception(at)
+    image, _ = work.fresh_image(11)
+    shown = viz.spec_array(figure(at, "DRAW's read window")["data"][0]["z"])
+    assert shown == pytest.approx(image[0].numpy())
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def upload(at, name: str, data: bytes):
+    at.segmented_control(key="work_source").set_value("upload").run()
+    at.file_uploader(key="work_upload").set_value((name, data, "image/png"))
+    return at.run()
+
+
+def test_an_uploaded_digit_of_any_size_is_scaled_and_placed_in_clutter(runs):
+    paper = np.full((300, 180), 255, dtype=np.uint8)
+    paper[30:270, 70:110] = 0  # a big dark "1" on white paper
+    at = upload(open_page(PAGE), "one.png", png_bytes(paper))
+    assert_no_exception(at)
+    assert not at.error
+    shown = viz.spec_array(figure(at, "DRAW's read window")["data"][0]["z"])
+    assert shown.shape == (100, 100)
+    # Scaled like MNIST (a 20-pixel-high box) and pasted whole: some 20-row run of a column reads full ink.
+    columns = (shown > 0.99).astype(int)
+    runs_of_ink = [max(len(r) for r in "".join(map(str, col)).split("0")) for col in columns.T]
+    assert max(runs_of_ink) >= 20
+    assert any("DRAW's answer" in caption.value for caption in at.caption)  # no label given yet
+    at.segmented_control(key="work_label").set_value(1).run()
+    assert_no_exception(at)
+    assert not any("DRAW's answer" in caption.value for caption in at.caption)
+    assert "for class 1" in " ".join(caption.value for caption in at.caption)
+
+
+def test_a_bad_upload_says_why_and_draws_nothing(runs):
+    at = upload(open_page(PAGE), "notes.png", b"these are lecture notes, not a picture")
+    assert_no_exception(at)
+    assert any("notes.png" in e.value and "not an image" in e.value for e in at.error)
+    assert not figures(at)
+
+
+def test_draw_mode_asks_for_a_drawing(runs):
+    at = open_page(PAGE)
+    at.segmented_control(key="work_source").set_value("draw").run()
+    assert_no_exception(at)
+    assert any("Draw a digit" in info.value for info in at.info)
+
+
+def test_classifiers_of_another_image_size_are_refused_plainly(monkeypatch, tmp_path):
+    folder = use_folders(monkeypatch, tmp_path)
+    save_checkpoint(DrawClassifier(ClassifierConfig(height=64, width=64, glimpses=2, read_n=3, hidden=8)),
+                    folder / "mnist-cluttered-draw.safetensors")  # fmt: skip
+    classifier(folder, "ram")
+    at = open_page(PAGE)
+    assert any("takes 1×64×64 images" in error.value and "1×100×100" in error.value for error in at.error)
+    assert not at.get("plotly_chart")
+
+
+@pytest.mark.parametrize("page", ["reconstruct.py", "generate.py", "latent.py"])
+def test_a_classifier_picked_on_a_generator_page_gets_a_plain_message(runs, page):
+    at = open_page()
+    at.selectbox(key="checkpoint").set_value("run/mnist-cluttered-ram").run()
+    at.switch_page(f"pages/{page}").run()
+    assert_no_exception(at)
+    assert any("generators" in info.value and "`ram`" in info.value for info in at.info)
