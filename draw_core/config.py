@@ -120,6 +120,7 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)  # free-form notes stored in the checkpoint meta
     amp: str = "off"  # precision of the loss's forward pass: 'off' (float32) or 'bf16' (torch.autocast to bfloat16)
     compile: bool = False  # run the loss's forward through torch.compile (the plain hot path; meant for CUDA)
+    kl_weight: float = 1.0  # beta, the weight of L^z in eq. 12 (1 = the ELBO); 0 trains a plain autoencoder: z_t = mu_t
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # types from the annotations above (strings under __future__ annotations)
@@ -134,6 +135,7 @@ class TrainConfig:
         _check_range("lr_min_ratio", self.lr_min_ratio, 0.0, 1.0)
         _check_range("warmup_steps", self.warmup_steps, 0, 10_000_000)
         _check_range("grad_clip", self.grad_clip, 1e-6, 1e6)
+        _check_range("kl_weight", self.kl_weight, 0.0, 100.0)
         _check_range("eval_limit", self.eval_limit, 1, 1_000_000)
         for name in ("eval_every", "checkpoint_every", "sample_every"):
             _check_range(name, getattr(self, name), 0, 10_000_000)
