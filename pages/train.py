@@ -1,8 +1,10 @@
-"""Train: start a DRAW training run on the server, watch it learn (loss, samples, live glimpses), stop it.
+"""Train: start a training run on the server, watch it learn, stop it. Any preset of draw_core.presets: the DRAW
+generator (loss, samples from a fixed z over time, live reconstructions) or one of the attention classifiers of
+sec. 4.1, DRAW's read-only classifier and RAM (running error, test error, their glimpses on an example image).
 
-The run is a job of `draw_core.jobs`: it belongs to the server process, not to this browser tab, so closing
+The run is a job of `draw_core.training.jobs`: it belongs to the server process, not to this browser tab, so closing
 the tab does not end it and every session that opens this page watches the same run. While it runs, the
-live view below refreshes about once a second (`st.fragment(run_every=1)`).
+live view below refreshes about once a second (`st.fragment(run_every=1)`), and the New run form is folded away.
 
 The server's limits (draw_core.settings) shape the form: the batch size goes up to what fits in the memory a run may
 use (DRAW_MAX_TRAIN_MEMORY_MB, or less when less is free), steps and minutes up to DRAW_MAX_RUN_STEPS and
@@ -10,16 +12,18 @@ DRAW_MAX_RUN_HOURS; with DRAW_ADMIN_TOKEN set, Start and Stop wait for the teach
 """
 
 import datetime
+import math
 
 import streamlit as st
 import torch
 
 import app_common
 from draw_core import settings as limits
-from draw_core.config import PRESETS, DrawConfig, TrainConfig
+from draw_core.config import TrainConfig
 from draw_core.data import dataset_names, get_dataset
-from draw_core.nn.attention import window_geometry
-from draw_core.present import viz
+from draw_core.nn.kinds import get_kind
+from draw_core.present import views, viz
+from draw_core.presets import get_preset, preset_names
 from draw_core.training.devices import (
     available_devices,
     hardware_name,
@@ -27,7 +31,8 @@ from draw_core.training.devices import (
     select_device,
     training_memory_limit,
 )
-from draw_core.training.jobs import JobError, JobSnapshot, get_manager, token_accepted
+from draw_core.training.jobs import ClassifierGlimpses, JobError, JobSnapshot, get_manager, token_accepted
+from draw_core.training.objectives import objective_for
 
 STATUS_ICONS = {
     "running": ":material/progress_activity:",
@@ -35,6 +40,33 @@ STATUS_ICONS = {
     "stopped": ":material/stop_circle:",
     "failed": ":material/error:",
 }
+MODEL_FIELDS = {  # model kind -> the network settings the form offers: (config fields, label, widget key part)
+    "draw": (
+        (("T",), "Steps T", "T"),
+        (("read_n",), "Read N", "read_n"),
+        (("write_n",), "Write N", "write_n"),
+        (("z_size",), "z size", "z"),
+        (("enc_size", "dec_size"), "LSTM units", "lstm"),
+    ),
+    "draw-classifier": (
+        (("glimpses",), "Glimpses", "glimpses"),
+        (("read_n",), "Read N", "read_n"),
+        (("hidden",), "LSTM units", "lstm"),
+    ),
+    "ram": (
+        (("glimpses",), "Glimpses", "glimpses"),
+        (("patch",), "Patch P", "patch"),
+        (("scales",), "Scales", "scales"),
+        (("hidden",), "LSTM units", "lstm"),
+    ),
+}
+TEST_FIGURES = {  # the objective's test figure -> (metric label, format of its value)
+    "test_elbo_nats": ("Test bound (nats)", "{:.2f}"),
+    "test_recon_nats": ("Test reconstruction (nats)", "{:.2f}"),
+    "test_error": ("Test error", "{:.2%}"),
+}
+ERROR_WINDOW = 20  # reports averaged in a classifier's running training error
+FORM_KEY = "train_form"  # session key of the New run expander's open state
 
 manager = get_manager()
 
@@ -55,61 +87,95 @@ def session_token() -> str | None:
     return None
 
 
-def batch_size_limit(model: dict, device: str) -> tuple[int | None, str]:
+def batch_size_limit(kind: str, model: dict, device: str) -> tuple[int | None, str]:
     """The largest batch the memory a run may use allows for this model, and a caption saying why; None (and why)
     when the model's settings are not valid yet (Start then says what is wrong)."""
     try:
         limit, source = training_memory_limit(select_device(device))
-        fits = largest_batch(DrawConfig(**model), limit)
+        fits = largest_batch(get_kind(kind).config_class(**model), limit)
     except ValueError as error:
         return None, f"No batch size limit until the model is valid: {error}"
     return fits, f"At most {fits:,} images per batch fit in the {limit / 2**30:.1f} GB {source}."
 
 
-def settings(allowed: bool) -> tuple[str, dict, dict, int] | None:
-    """The New run form; returns (name, DrawConfig fields, TrainConfig fields, glimpse_every) when Start is pressed
-    (it can be pressed only when this session is `allowed` to start jobs)."""
-    generator_sets = [name for name in dataset_names() if get_dataset(name).task == "generate"]
-    available = {name: get_dataset(name).available() for name in generator_sets}
-    app_common.remember("train_dataset", next(name for name in generator_sets if available[name]))
-    app_common.remember("train_preset", "mnist-small")
-    data_column, preset_column, device_column = st.columns(3)
-    dataset = data_column.selectbox(
+def dataset_choice(column, kind: str, preferred: str) -> tuple[str, bool]:
+    """The dataset picker for a model of `kind`: the registry's datasets of its task (generators learn images,
+    classifiers labelled images), those not on this server marked so and explained. Returns (name, available)."""
+    task = "classify" if get_kind(kind).classifies else "generate"
+    names = [name for name in dataset_names() if get_dataset(name).task == task]
+    available = {name: get_dataset(name).available() for name in names}
+    here = [name for name in names if available[name]]
+    key = f"train_dataset_{task}"  # one choice per task: a preset of the other task keeps its own
+    app_common.remember(key, preferred if available.get(preferred) or not here else here[0])
+    dataset = column.selectbox(
         "Dataset",
-        generator_sets,
-        key="train_dataset",
+        names,
+        key=key,
         format_func=lambda name: name if available[name] else f"{name} (not on this server)",
+        help="the datasets this preset's model can learn from: "
+        + ("labelled images to classify" if task == "classify" else "images to generate"),
     )
     if not available[dataset]:
-        data_column.warning(get_dataset(dataset).how_to_get())
-    preset = preset_column.selectbox(
+        column.warning(get_dataset(dataset).how_to_get())
+    return dataset, available[dataset]
+
+
+def model_settings(preset_name: str, dataset: str) -> tuple[str, dict] | None:
+    """The preset's network for the dataset's image size, with the settings of MODEL_FIELDS editable; returns (kind,
+    config fields), or None (and says why) when the preset does not fit the dataset's images."""
+    preset = get_preset(preset_name)
+    channels, height, width = get_dataset(dataset).shape
+    try:
+        defaults = preset.build(channels=channels, height=height, width=width)
+    except ValueError as error:
+        st.error(f"The {preset_name} preset does not fit {dataset}'s {channels}×{height}×{width} images: {error}")
+        return None
+    fields = MODEL_FIELDS[preset.kind]
+    model = defaults.to_dict()
+    switched_off = {
+        "read_n": not getattr(defaults, "read_attn", True),
+        "write_n": not getattr(defaults, "write_attn", True),
+    }
+    # Keys carry the preset, so choosing another preset shows that preset's values.
+    for column, (names, label, key) in zip(st.columns(len(fields)), fields, strict=True):
+        value = column.number_input(
+            label,
+            value=getattr(defaults, names[0]),
+            step=1,
+            key=f"train_{key}_{preset_name}",
+            disabled=switched_off.get(names[0], False),
+        )
+        model.update(dict.fromkeys(names, value))
+    return preset.kind, model
+
+
+def settings(allowed: bool) -> tuple[str, str, dict, dict, int] | None:
+    """The New run form; returns (name, model kind, its config fields, TrainConfig fields, glimpse_every) when Start
+    is pressed (it can be pressed only when this session is `allowed` to start jobs)."""
+    app_common.remember("train_preset", "mnist-small")
+    preset_column, data_column, device_column = st.columns(3)
+    preset_name = preset_column.selectbox(
         "Preset",
-        list(PRESETS),
+        preset_names(),
         key="train_preset",
-        help="mnist-small trains in minutes on a CPU; mnist is the paper's configuration (Table 3)",
+        help="mnist-small trains a generator in minutes on a CPU; mnist is the paper's configuration (Table 3); "
+        "mnist-cluttered-draw and mnist-cluttered-ram are the classifiers of Table 1",
     )
+    preset = get_preset(preset_name)
+    preset_column.caption(f"{get_kind(preset.kind).description}: {preset.note}")
+    dataset, available = dataset_choice(data_column, preset.kind, preset.dataset)
     devices = available_devices()
     device = device_column.selectbox(
         "Device", ["auto", *devices], key="train_device", help="auto: CUDA, then MPS, then CPU"
     )
     device_column.caption("This machine: " + "; ".join(f"`{d}` {hardware_name(torch.device(d))}" for d in devices))
+    network = model_settings(preset_name, dataset)
+    if network is None:
+        return None
+    kind, model = network
+    generates = get_kind(kind).generates
 
-    defaults = DrawConfig.preset(preset)
-    columns = st.columns(5)
-    model = dict(defaults.to_dict())
-    # Keys carry the preset, so choosing another preset shows that preset's values.
-    model["T"] = columns[0].number_input("Steps T", value=defaults.T, step=1, key=f"train_T_{preset}")
-    model["read_n"] = columns[1].number_input(
-        "Read N", value=defaults.read_n, step=1, key=f"train_read_n_{preset}", disabled=not defaults.read_attn
-    )
-    model["write_n"] = columns[2].number_input(
-        "Write N", value=defaults.write_n, step=1, key=f"train_write_n_{preset}", disabled=not defaults.write_attn
-    )
-    model["z_size"] = columns[3].number_input("z size", value=defaults.z_size, step=1, key=f"train_z_{preset}")
-    lstm = columns[4].number_input("LSTM units", value=defaults.enc_size, step=1, key=f"train_lstm_{preset}")
-    model["enc_size"] = model["dec_size"] = lstm
-
-    max_batch, batch_help = batch_size_limit(model, device)
+    max_batch, batch_help = batch_size_limit(kind, model, device)
     max_steps, max_minutes = limits.max_run_steps(), limits.max_run_seconds() / 60
     columns = st.columns(5)
     until = columns[0].radio("Run for", ["steps", "minutes"], key="train_until", horizontal=True)
@@ -139,21 +205,32 @@ def settings(allowed: bool) -> tuple[str, dict, dict, int] | None:
         columns = st.columns(6)
         log_every = columns[0].number_input("Progress every (steps)", value=5, step=1, key="train_log_every")
         glimpse_every = columns[1].number_input("Glimpses every (steps)", value=10, step=1, key="train_glimpse_every")
-        sample_every = columns[2].number_input("Samples every (steps)", value=50, step=10, key="train_sample_every")
+        sample_every = columns[2].number_input(
+            "Samples every (steps)",
+            value=50,
+            step=10,
+            key="train_sample_every",
+            disabled=not generates,
+            help="fresh samples, and a row of the fixed-z strip (a classifier draws none)",
+        )
         checkpoint_every = columns[3].number_input("Checkpoint every (steps)", value=200, step=50, key="train_ckpt")
-        eval_every = columns[4].number_input("Test bound every (steps, 0: end)", value=500, step=100, key="train_eval")
-        eval_limit = columns[5].number_input("Test digits", value=500, step=100, key="train_eval_limit")
+        eval_every = columns[4].number_input("Test every (steps, 0: end)", value=500, step=100, key="train_eval")
+        eval_limit = columns[5].number_input("Test images", value=500, step=100, key="train_eval_limit")
 
-    fresh_name = f"{preset}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    if st.session_state.pop("_train_name_taken", False):  # the last Start used it: offer a new one
+    fresh_name = f"{preset_name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    offered_name, offered_for = st.session_state.get("_train_offered", (None, None))  # the name this page made
+    # A new name when the last Start used it, or when the name offered (and kept) was made for another preset.
+    taken = st.session_state.pop("_train_name_taken", False)
+    if taken or (st.session_state.get("train_name") == offered_name and offered_for != preset_name):
         st.session_state["train_name"] = fresh_name
-    app_common.remember("train_name", fresh_name)
+    if app_common.remember("train_name", fresh_name) == fresh_name:
+        st.session_state["_train_offered"] = (fresh_name, preset_name)
     name = st.text_input("Run name", key="train_name", help="the checkpoint becomes runs/<name>.safetensors")
     if not st.button(
         "Start training", key="train_start", type="primary", icon=":material/play_arrow:", disabled=not allowed
     ):
         return None
-    if not available[dataset]:
+    if not available:
         st.error(f"Not started: {get_dataset(dataset).how_to_get()}")
         return None
     train = dict(
@@ -165,27 +242,38 @@ def settings(allowed: bool) -> tuple[str, dict, dict, int] | None:
         seed=seed,
         device=device,
         log_every=log_every,
-        sample_every=sample_every,
+        sample_every=sample_every if generates else 0,
         checkpoint_every=checkpoint_every,
         eval_every=eval_every,
         eval_limit=eval_limit,
         warmup_steps=min(TrainConfig.warmup_steps, max(0, steps // 10)),  # a short demo still reaches the peak rate
     )
-    return name.strip(), model, train, glimpse_every
+    return name.strip(), kind, model, train, glimpse_every
 
 
-def start(name: str, model: dict, train: dict, glimpse_every: int, token: str | None) -> None:
-    """Validate every setting (DrawConfig, TrainConfig, then the server's checks in JobManager.start: the token, the
-    device, the run name, memory, disk and run length) before anything starts."""
+def start(name: str, kind: str, model: dict, train: dict, glimpse_every: int, token: str | None) -> bool:
+    """Validate every setting (the kind's config, TrainConfig, then the server's checks in JobManager.start: the
+    token, the device, the run name, the dataset, memory, disk and run length) before anything starts; True when
+    the run started."""
     try:
-        model_cfg = DrawConfig(**model)
+        model_cfg = get_kind(kind).config_class(**model)
         train_cfg = TrainConfig(**train)
         manager.start(name, model_cfg, train_cfg, glimpse_every=glimpse_every, token=token)
     except (ValueError, JobError) as error:  # JobError is a ValueError too: busy, bad or taken name, limits
         st.error(f"Not started: {error}")
-        return
-    st.toast(f"Training run '{name}' started")
+        return False
+    st.session_state["_train_started"] = name
     st.session_state["_train_name_taken"] = True
+    return True
+
+
+def test_metric(job: JobSnapshot) -> tuple[str, str, str | None]:
+    """(label, value, help) of the latest test figure of the job's objective."""
+    if job.test is None:
+        label, _ = TEST_FIGURES[objective_for(job.kind, job.train_config.kl_weight).test_name]
+        return label, "testing…" if job.evaluating else "not yet", None
+    label, form = TEST_FIGURES[job.test.name]
+    return label, form.format(job.test.value), f"on {job.test.n:,} test images at step {job.test_step:,}"
 
 
 def progress_section(job: JobSnapshot) -> None:
@@ -195,30 +283,45 @@ def progress_section(job: JobSnapshot) -> None:
         text = f"step {job.step:,} · {elapsed} of {budget}"
     else:
         text = f"step {job.step:,} / {job.total_steps:,}"
-    if job.status == "running":
+    if job.status == "running" and not job.stop_requested:
         text += " · ETA " + app_common.format_duration(job.eta_s, "estimating…")
     st.progress(min(1.0, max(0.0, job.progress)), text=text)
     columns = st.columns(5)
-    columns[0].metric("Images / s", f"{job.images_per_s:,.0f}" if job.images_per_s == job.images_per_s else "–")
-    latest = job.history_recon[-1] + job.history_kl[-1] if job.history_recon else None
-    columns[1].metric("Batch loss (nats)", f"{latest:.1f}" if latest is not None else "–")
-    columns[2].metric(
-        "Test bound (nats)",
-        f"{job.test_elbo:.2f}" if job.test_elbo is not None else "not yet",
-        help=f"on {job.train_config.eval_limit} test digits at step {job.test_elbo_step}" if job.test_elbo else None,
-    )
+    columns[0].metric("Images / s", f"{job.images_per_s:,.0f}" if math.isfinite(job.images_per_s) else "–")
+    if "error" in job.history:
+        errors = job.history["error"]
+        latest = f"{viz.running_mean(errors, ERROR_WINDOW)[-1]:.1%}" if errors else "–"
+        columns[1].metric("Training error", latest, help=f"mean over the last {ERROR_WINDOW} reported batches")
+    else:
+        losses = job.history.get("loss", ())
+        columns[1].metric("Batch loss (nats)", f"{losses[-1]:.1f}" if losses else "–")
+    label, value, explained = test_metric(job)
+    columns[2].metric(label, value, help=explained)
     columns[3].metric("Training time", app_common.format_duration(job.elapsed_s))
     columns[4].metric("Epochs", f"{job.epoch:.2f}")
 
 
-def charts_section(job: JobSnapshot) -> None:
+def test_points(job: JobSnapshot) -> tuple[list[int], list[float]]:
+    return [step for step, _ in job.test_history], [value for _, value in job.test_history]
+
+
+def generator_charts(job: JobSnapshot) -> None:
+    """DRAW: the loss (KL on its own axis) with the test bound, KL per step, samples, glimpses, the fixed-z strip."""
     loss_column, kl_column = st.columns(2)
+    test_steps, test_values = test_points(job)
     loss_column.plotly_chart(
-        viz.loss_history_figure(job.history_steps, job.history_recon, job.history_kl), key="train_loss_chart"
+        viz.loss_history_figure(
+            job.history_steps,
+            job.history.get("recon", ()),
+            job.history.get("kl", ()),
+            test_steps=test_steps,
+            test_values=test_values,
+        ),
+        key="train_loss_chart",
     )
-    if job.kl_per_step:
+    if job.per_step:
         kl_column.plotly_chart(
-            viz.kl_per_step_figure(list(job.kl_per_step), title=f"KL per step t at training step {job.step}"),
+            viz.kl_per_step_figure(list(job.per_step), title=f"KL per step t at training step {job.step}"),
             key="train_kl_chart",
         )
     samples_column, glimpse_column = st.columns([1, 2])
@@ -232,10 +335,25 @@ def charts_section(job: JobSnapshot) -> None:
             width="content",
         )
     with glimpse_column:
-        glimpses_section(job)
+        reconstruction_glimpses(job)
+    if job.sample_strip:
+        st.plotly_chart(
+            viz.sample_strip_figure(
+                [row.step for row in job.sample_strip],
+                torch.stack([row.images for row in job.sample_strip]),
+                title="the same z decoded as training goes on",
+                size=560,
+            ),
+            key="train_strip",
+            width="content",
+        )
+        st.caption(
+            "Each row decodes the same fixed z (seeded) with the weights of one training step, oldest at the top: "
+            "what changes from row to row is what the model learned in between."
+        )
 
 
-def glimpses_section(job: JobSnapshot) -> None:
+def reconstruction_glimpses(job: JobSnapshot) -> None:
     glimpses = job.glimpses
     if glimpses is None:
         st.caption("Live glimpses appear after the first report.")
@@ -244,21 +362,79 @@ def glimpses_section(job: JobSnapshot) -> None:
     step = app_common.step_controls(T, key="train_glimpse_step", label="Glimpse step t")
     t = step - 1
     st.caption(
-        f"A fixed test digit reconstructed with the weights of training step {glimpses.step}: "
+        f"The dataset's example image reconstructed with the weights of training step {glimpses.step}: "
         f"the read window of step t on the input, the write window on the canvas σ(c<sub>t</sub>).",
         unsafe_allow_html=True,
     )
-    read_figure = viz.image_figure(glimpses.digit, title=f"input · read t={step}", size=220)
+    read_figure = viz.image_figure(glimpses.image, title=f"input · read t={step}", size=220)
     write_figure = viz.image_figure(glimpses.canvases[t], title=f"σ(c<sub>{step}</sub>) · write t={step}", size=220)
-    if glimpses.read_attn is not None:
-        viz.add_window(read_figure, window_geometry(glimpses.read_attn.step(t), glimpses.read_n), kind="read")
-    if glimpses.write_attn is not None:
-        viz.add_window(write_figure, window_geometry(glimpses.write_attn.step(t), glimpses.write_n), kind="write")
+    views.draw_window(read_figure, views.window_at(glimpses.read_attn, glimpses.read_n, t), kind="read")
+    views.draw_window(write_figure, views.window_at(glimpses.write_attn, glimpses.write_n, t), kind="write")
     final_figure = viz.image_figure(glimpses.canvases[-1], title=f"final σ(c<sub>{T}</sub>)", size=220)
     for column, figure, key in zip(
         st.columns(3), (read_figure, write_figure, final_figure), ("read", "write", "final"), strict=True
     ):
         column.plotly_chart(figure, key=f"train_glimpse_{key}", width="content")
+
+
+def classifier_charts(job: JobSnapshot) -> None:
+    """A classifier: its running error with the test error, its loss terms, and its glimpses of the example."""
+    error_column, loss_column = st.columns(2)
+    test_steps, test_values = test_points(job)
+    error_column.plotly_chart(
+        viz.error_history_figure(
+            job.history_steps,
+            job.history.get("error", ()),
+            test_steps=test_steps,
+            test_errors=test_values,
+            window=ERROR_WINDOW,
+        ),
+        key="train_error_chart",
+    )
+    terms = {name: values for name, values in job.history.items() if name not in ("loss", "error")}
+    curves = {"loss (what Adam minimises)": job.history.get("loss", ()), **terms}
+    loss_column.plotly_chart(
+        viz.training_curves_figure(job.history_steps, curves, title="Training loss per batch"),
+        key="train_curves_chart",
+    )
+    if isinstance(job.glimpses, ClassifierGlimpses):
+        classifier_glimpses(job, job.glimpses)
+    else:
+        st.caption("Live glimpses appear after the first report.")
+
+
+def classifier_glimpses(job: JobSnapshot, glimpses: ClassifierGlimpses) -> None:
+    """DRAW's read window (eqs 19-24) or RAM's retina on the example image at glimpse t, what it read there, and
+    the class probabilities after that glimpse."""
+    trace, cfg = glimpses.trace, job.model_config
+    T = len(trace.probabilities)
+    step = app_common.step_controls(T, key="train_glimpse_step", label="Glimpse t")
+    t = step - 1
+    st.caption(
+        f"The dataset's example image seen by the classifier with the weights of training step {glimpses.step}: where "
+        f"it looks at glimpse t, what it reads there, and what it believes after that glimpse."
+    )
+    image_column, read_column, belief_column = st.columns(3)
+    figure = viz.image_figure(glimpses.image, title=f"glimpse {step} of {T}", size=260)
+    if job.kind == "ram":
+        viz.add_retina(figure, trace.patches[t])
+        seen = viz.tile(trace.retina[t], nrow=math.ceil(math.sqrt(cfg.scales)))  # (C, ...) the S patches
+        seen_title = f"retina: {cfg.scales} scales of {cfg.patch}×{cfg.patch}"
+    else:
+        views.draw_window(figure, views.window_at(trace.windows, cfg.read_n, t), kind="read")
+        seen = trace.glimpses[t]  # (C, N, N)
+        seen_title = f"read: {cfg.read_n}×{cfg.read_n} (eq. 27)"
+    image_column.plotly_chart(figure, key="train_glimpse_image", width="content")
+    peak = max(float(seen.max()), 1e-6)
+    read_column.plotly_chart(
+        viz.image_figure(seen, title=f"{seen_title}, max {peak:.2g}", zmax=peak, size=200),
+        key="train_glimpse_read",
+        width="content",
+    )
+    belief_column.plotly_chart(
+        viz.class_probabilities_figure(trace.probabilities[t], title=f"p(class) after glimpse {step}"),
+        key="train_glimpse_probabilities",
+    )
 
 
 def live_view(watching_a_run: bool, token: str | None) -> None:
@@ -272,15 +448,14 @@ def live_view(watching_a_run: bool, token: str | None) -> None:
         st.rerun()  # it just ended: redraw the whole page, so the sidebar's picker offers its checkpoint
     snapshot = job.snapshot()
     title_column, stop_column = st.columns([5, 1], vertical_alignment="bottom")
-    state = "stopping…" if snapshot.status == "running" and snapshot.stop_requested else snapshot.status
-    cfg = snapshot.model_config
+    state = snapshot.status
+    if snapshot.status == "running" and snapshot.stop_requested:
+        state = "testing the final weights…" if snapshot.evaluating else "stopping…"
+    cfg, settings_used = snapshot.model_config, snapshot.train_config
     title_column.subheader(f"{STATUS_ICONS[snapshot.status]} {snapshot.name}: {state}")
-    read = f"read {cfg.read_n}×{cfg.read_n}" if cfg.read_attn else "no read attention"
-    write = f"write {cfg.write_n}×{cfg.write_n}" if cfg.write_attn else "no write attention"
-    settings_used = snapshot.train_config
     title_column.caption(
-        f"{settings_used.dataset} · T={cfg.T} · {read} · {write} · z={cfg.z_size} · LSTM {cfg.enc_size} · "
-        f"batch {settings_used.batch_size} · lr {settings_used.lr:g} · device {snapshot.device} → "
+        f"{settings_used.dataset} · {snapshot.kind} · {views.config_caption(cfg)} · "
+        f"batch {settings_used.batch_size} · lr {settings_used.lr:g} · device `{snapshot.device}` → "
         f"`{snapshot.checkpoint_path}`"
     )
     if snapshot.status == "running" and stop_column.button(
@@ -288,11 +463,11 @@ def live_view(watching_a_run: bool, token: str | None) -> None:
         key="train_stop",
         icon=":material/stop:",
         disabled=snapshot.stop_requested or not token_accepted(token),
-        help="ends the run and saves its checkpoint",
+        help="ends the run, saves its checkpoint and tests its final weights",
     ):
         try:
             manager.stop(snapshot.name, token=token)
-            st.toast(f"Stopping '{snapshot.name}': it finishes the current step and saves its checkpoint")
+            st.toast(f"Stopping '{snapshot.name}': it finishes the current step, saves and tests its checkpoint")
         except JobError as error:
             st.error(f"Not stopped: {error}")
     if snapshot.status == "failed":
@@ -309,19 +484,26 @@ def live_view(watching_a_run: bool, token: str | None) -> None:
             + (f" Stopped by the server: {snapshot.note}." if snapshot.note else "")
         )
     progress_section(snapshot)
-    charts_section(snapshot)
+    if get_kind(snapshot.kind).classifies:
+        classifier_charts(snapshot)
+    else:
+        generator_charts(snapshot)
 
 
 st.title("Train")
 st.caption(
-    "Train DRAW on this server with the same loop as `python -m draw_core.train`: Adam on the negative ELBO "
-    "(eq. 12). The run keeps going if you close this tab, and everyone who opens this page watches it."
+    "Train on this server with the same loop as `python -m draw_core.train`: Adam on the objective of the model's "
+    "kind, the negative ELBO (eq. 12) for DRAW, the cross-entropy of the final class scores for the classifiers of "
+    "sec. 4.1 (with REINFORCE for RAM's glimpse locations). The run keeps going if you close this tab, and everyone "
+    "who opens this page watches it."
 )
 token = session_token() if limits.admin_token() else None
+if started := st.session_state.pop("_train_started", None):
+    st.toast(f"Training run '{started}' started")
 running = manager.running()
-with st.expander("New run", expanded=not running):
+with st.expander("New run", expanded=not running, key=FORM_KEY, on_change="rerun"):
     request = settings(allowed=token_accepted(token))
-if request is not None:
-    start(*request, token=token)
-    running = manager.running()
+if request is not None and start(*request, token=token):
+    st.session_state.pop(FORM_KEY, None)  # folded when the page is drawn again (the expander's default)
+    st.rerun()
 st.fragment(run_every=1 if running else None)(live_view)(bool(running), token)

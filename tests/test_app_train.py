@@ -1,14 +1,19 @@
-"""AppTest of the Train page: start a tiny run, watch it, stop it; bad settings and a busy server are refused."""
+"""AppTest of the Train page: start a tiny run, watch it, stop it; bad settings and a busy server are refused; the
+form folds away while a run goes; the classifiers of sec. 4.1 train from the page too."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
-from app_support import assert_no_exception, open_page, use_folders
+from app_support import assert_no_exception, figure, figures, open_page, use_folders
+from test_jobs import cluttered_from_sample  # noqa: F401 (a fixture)
 
 from draw_core.config import DrawConfig, TrainConfig
+from draw_core.data import get_dataset
 from draw_core.io.checkpoint import load_checkpoint
+from draw_core.present import viz
+from draw_core.presets import preset_names
 from draw_core.training import devices, jobs
 
 HANG_GUARD_S = 60  # only so a broken run fails the test instead of hanging it; nothing here measures speed
@@ -28,8 +33,8 @@ TINY_SETTINGS = {  # number inputs of the page -> a model and a run that take we
 def page(monkeypatch, tmp_path):
     use_folders(monkeypatch, tmp_path, runs=[])
     at = open_page("train.py")
-    at.selectbox(key="train_dataset").set_value("mnist-sample")
-    at.selectbox(key="train_preset").set_value("mnist-small")
+    at.selectbox(key="train_preset").set_value("mnist-small").run()
+    at.selectbox(key="train_dataset_generate").set_value("mnist-sample")
     at.run()
     for key, value in TINY_SETTINGS.items():
         at.number_input(key=key).set_value(value)
@@ -58,8 +63,24 @@ def rerun_until(at, predicate, what: str) -> None:
         assert_no_exception(at)
 
 
-def markdown_text(at) -> str:
-    return "\n".join(element.value for element in [*at.success, *at.error, *at.subheader, *at.markdown])
+def form_open(at) -> bool:
+    return next(element for element in at.expander if element.label == "New run").proto.expanded
+
+
+def metric(at, label: str) -> str:
+    return next(element.value for element in at.metric if element.label == label)
+
+
+def drawn(spec: dict, name: str) -> bool:
+    """Whether a figure draws something called `name`, as a trace or as a layout shape."""
+    return any(item.get("name") == name for item in [*spec["data"], *spec["layout"].get("shapes", [])])
+
+
+def chart(at, key: str) -> dict:
+    """The spec of the Plotly chart drawn with `key`."""
+    found = [spec for element, spec in zip(at.get("plotly_chart"), figures(at), strict=True) if key in element.proto.id]
+    assert len(found) == 1, f"expected one chart with key {key}, found {len(found)}"
+    return found[0]
 
 
 def test_a_tiny_run_started_from_the_page_finishes_and_is_offered_in_the_picker(page, tmp_path):
@@ -81,21 +102,36 @@ def test_a_tiny_run_started_from_the_page_finishes_and_is_offered_in_the_picker(
     picker.set_value("run/from-page").run()
     assert_no_exception(other_session)
     assert any(header.value == "Model card: from-page" for header in other_session.header)
-    charts = [chart.proto.id for chart in page.get("plotly_chart")]
-    assert len(charts) >= 5  # loss, KL per step, samples, and the glimpses' read and write windows
+    loss = chart(page, "train_loss_chart")
+    kl = next(trace for trace in loss["data"] if trace["name"] == "KL")
+    assert kl["yaxis"] == "y2" and loss["layout"]["yaxis2"]["side"] == "right"  # L^z on its own axis
+    snapshot = job.snapshot()
+    test_bound = next(trace for trace in loss["data"] if trace["name"] == "test bound")
+    assert list(viz.spec_array(test_bound["y"])) == pytest.approx([snapshot.test.value])
+    strip = chart(page, "train_strip")  # sample_every=2: the fixed z decoded at steps 2, 4 and 6
+    assert strip["layout"]["yaxis"]["ticktext"] == ["step 2", "step 4", "step 6"]
+    for key in ("train_kl_chart", "train_samples", "train_glimpse_read", "train_glimpse_write", "train_glimpse_final"):
+        chart(page, key)
 
 
-def test_stop_on_the_page_ends_the_run_with_a_checkpoint(page):
+def test_stop_on_the_page_ends_the_run_with_a_checkpoint_and_its_test_bound(page):
+    assert form_open(page)
     job = start_from_page(page, "stop-me", steps=1_000_000)
+    assert not form_open(page)  # folded while the run goes, so the live view is in sight
     rerun_until(page, lambda: job.snapshot().glimpses is not None, "the first glimpses")
     assert any("stop-me" in header.value for header in page.subheader)
+    assert any("device `cpu`" in caption.value for caption in page.caption)  # 'auto' resolved on this CPU machine
+    assert metric(page, "Test bound (nats)") == "not yet"
     page.button(key="train_stop").click().run()
     assert_no_exception(page)
     assert job.wait(HANG_GUARD_S)
     page.run()
     snapshot = job.snapshot()
-    assert snapshot.status == "stopped" and load_checkpoint(job.path).meta["stopped"] is True
+    meta = load_checkpoint(job.path).meta
+    assert snapshot.status == "stopped" and meta["stopped"] is True
     assert any("Stopped at step" in element.value for element in page.success)
+    assert metric(page, "Test bound (nats)") == f"{meta['test_elbo_nats']:.2f}"  # the final weights, tested
+    assert form_open(page)  # nothing runs: the form is back
 
 
 @pytest.mark.parametrize(
@@ -172,3 +208,77 @@ def test_a_second_start_while_busy_names_the_running_job(page, tmp_path):
     assert any("already running: 'projector-run'" in element.value for element in page.error)
     other.stop()
     assert other.wait(HANG_GUARD_S)
+
+
+def test_the_preset_picker_lists_every_preset_and_the_datasets_follow_its_task(page, monkeypatch, tmp_path):
+    assert page.selectbox(key="train_preset").options == preset_names()
+    assert "mnist-sample" in page.selectbox(key="train_dataset_generate").options
+    assert not any("cluttered" in name for name in page.selectbox(key="train_dataset_generate").options)
+    assert page.text_input(key="train_name").value.startswith("mnist-small-")
+    page.selectbox(key="train_preset").set_value("mnist-cluttered-ram").run()
+    assert_no_exception(page)
+    assert [name.split()[0] for name in page.selectbox(key="train_dataset_classify").options] == ["mnist-cluttered"]
+    assert {"Glimpses", "Patch P", "Scales", "LSTM units"} <= {element.label for element in page.number_input}
+    assert page.number_input(key="train_sample_every").proto.disabled  # a classifier draws no samples
+    assert page.text_input(key="train_name").value.startswith("mnist-cluttered-ram-")  # the offered name follows
+    page.text_input(key="train_name").set_value("my-own-name").run()
+    page.selectbox(key="train_preset").set_value("mnist-cluttered-draw").run()
+    assert page.text_input(key="train_name").value == "my-own-name"  # a name typed in is kept
+    monkeypatch.setenv("DRAW_DATA_DIR", str(tmp_path / "no-data"))
+    page.run()
+    assert page.selectbox(key="train_dataset_classify").options == ["mnist-cluttered (not on this server)"]
+    how = get_dataset("mnist-cluttered").how_to_get()
+    assert any(element.value == how for element in page.warning)
+    assert start_from_page(page, "no-data", steps=5) is None
+    assert any(element.value == f"Not started: {how}" for element in page.error)
+
+
+TINY_CLASSIFIERS = {  # number inputs of the page -> classifiers that train in well under a second here
+    "mnist-cluttered-draw": {"glimpses": 3, "read_n": 4, "lstm": 16},
+    "mnist-cluttered-ram": {"glimpses": 3, "patch": 4, "scales": 2, "lstm": 16},
+}
+
+
+def train_classifier_from_page(page, preset: str) -> jobs.JobSnapshot:
+    page.selectbox(key="train_preset").set_value(preset).run()
+    for field, value in TINY_CLASSIFIERS[preset].items():
+        page.number_input(key=f"train_{field}_{preset}").set_value(value)
+    page.number_input(key="train_batch_size").set_value(4)
+    page.number_input(key="train_eval").set_value(3)
+    job = start_from_page(page, f"{preset}-run", steps=6)
+    assert job is not None, [e.value for e in page.error]
+    rerun_until(page, lambda: not job.running, "the run to finish")
+    page.run()
+    assert_no_exception(page)
+    snapshot = job.snapshot()
+    assert snapshot.status == "finished", snapshot.error
+    return snapshot
+
+
+@pytest.mark.usefixtures("cluttered_from_sample")  # mnist-cluttered made from the shipped sample: runs anywhere
+@pytest.mark.parametrize("preset", list(TINY_CLASSIFIERS))
+def test_a_classifier_trains_from_the_page_showing_its_error_and_glimpses(page, preset):
+    snapshot = train_classifier_from_page(page, preset)
+    assert snapshot.kind == ("ram" if preset.endswith("ram") else "draw-classifier")
+    lines = {trace["name"]: trace for trace in chart(page, "train_error_chart")["data"]}
+    assert list(viz.spec_array(lines["batch error"]["y"])) == pytest.approx(snapshot.history["error"])
+    assert list(viz.spec_array(lines["test error"]["x"])) == [3, 6]
+    assert metric(page, "Test error") == f"{snapshot.test.value:.2%}"
+    image = chart(page, "train_glimpse_image")
+    trace = snapshot.glimpses.trace
+    if snapshot.kind == "ram":
+        retina = [shape["name"] for shape in image["layout"]["shapes"] if shape["name"].startswith("retina")]
+        assert retina == ["retina-scale-1", "retina-scale-2"]  # the 2 scales of the last glimpse, on the image
+    else:
+        assert drawn(image, "read-window")  # DRAW's read window on the image
+    page.slider(key="train_glimpse_step").set_value(1).run()
+    probabilities = chart(page, "train_glimpse_probabilities")["data"][0]
+    assert list(viz.spec_array(probabilities["y"])) == pytest.approx(trace.probabilities[0].tolist(), abs=1e-6)
+    assert not any(key in element.proto.id for element in page.get("plotly_chart") for key in ("samples", "strip"))
+
+
+@pytest.mark.skipif(not get_dataset("mnist-cluttered").available(), reason="MNIST is not on this machine")
+def test_a_classifier_trains_from_the_page_on_the_real_cluttered_mnist(page):
+    snapshot = train_classifier_from_page(page, "mnist-cluttered-draw")
+    assert snapshot.train_config.dataset == "mnist-cluttered" and snapshot.glimpses.image.shape == (1, 100, 100)
+    assert drawn(figure(page, "glimpse 3 of 3"), "read-window")  # the read window on the image

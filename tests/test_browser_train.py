@@ -1,14 +1,17 @@
-"""Real browser (Debian's chromium through Playwright) on the Train page: start a run, watch the loss chart grow
-and the live glimpse change without touching the page, press Stop, and see the run stopped with its checkpoint."""
+"""Real browser (Debian's chromium through Playwright) on the Train page: start a run, see the form fold away and the
+device used named, watch the loss chart grow and the live glimpse change without touching the page, press Stop, and
+see the run stopped with its checkpoint and the test bound of its final weights. Screenshots go to
+artifacts/screenshots/train/."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from browser_support import HANG_GUARD_S, poll
+from browser_support import HANG_GUARD_S, SCREENSHOTS, poll, screenshot
 
 pytestmark = pytest.mark.browser
+SHOTS = SCREENSHOTS / "train"
 
 # The Plotly data of the chart whose trace or title matches, read from the div Plotly draws into.
 CHART_DATA = """([trace, title]) => {
@@ -42,7 +45,7 @@ def test_start_watch_the_loss_and_glimpses_move_then_stop(server, browser, tmp_p
         box.press("Enter")
         page.wait_for_timeout(400)
 
-    page.get_by_label("Dataset").click()
+    page.get_by_role("combobox", name="Dataset").click()
     page.get_by_role("option", name="mnist-sample").click()
     page.wait_for_timeout(400)
     for label, value in (("Steps T", 8), ("LSTM units", 48), ("z size", 8), ("Steps", 100_000), ("Batch size", 16)):
@@ -50,11 +53,14 @@ def test_start_watch_the_loss_and_glimpses_move_then_stop(server, browser, tmp_p
     page.get_by_text("Reporting and checkpoints").click()
     number("Progress every (steps)", 1)
     number("Glimpses every (steps)", 2)
+    number("Samples every (steps)", 5)  # a row of the fixed-z strip every 5 steps
     name = page.locator("input[aria-label='Run name']")
     name.fill("in-the-browser")
     name.press("Enter")
     page.wait_for_timeout(400)
     page.locator(".st-key-train_start button").click()
+    poll("the form to fold away", lambda: not page.locator("input[aria-label='Run name']").is_visible())
+    poll("the device used in the caption", lambda: page.get_by_text("device cpu").count() > 0)  # not 'auto'
 
     def loss_points() -> int:
         chart = page.evaluate(CHART_DATA, ["reconstruction", None])
@@ -66,14 +72,18 @@ def test_start_watch_the_loss_and_glimpses_move_then_stop(server, browser, tmp_p
 
     first_points = poll("the loss chart", loss_points, page, tmp_path / "no-loss-chart.png")
     first_canvas = poll("the live glimpses", final_canvas)
-    page.screenshot(path=str(tmp_path / "train-running.png"), full_page=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    screenshot(page, SHOTS / "train-running.png")
     # Nothing is clicked from here on: the page refreshes itself (st.fragment(run_every=1)).
     poll("the loss chart to grow", lambda: loss_points() > first_points + 3)
     poll("the glimpse to change", lambda: final_canvas() not in (None, first_canvas))
 
     page.locator(".st-key-train_stop button").first.click()  # a refresh may briefly show two
     poll("the stopped message", lambda: page.get_by_text("Stopped at step").count() > 0)
-    page.screenshot(path=str(tmp_path / "train-stopped.png"), full_page=True)
+    bound = page.locator("[data-testid='stMetric']", has_text="Test bound").locator("[data-testid='stMetricValue']")
+    assert float(bound.inner_text()) > 0  # the stopped run's final weights were tested
+    poll("the fixed-z strip", lambda: page.evaluate(CHART_DATA, [None, "the same z"]) is not None)
+    screenshot(page, SHOTS / "train-stopped.png")
     assert page.locator("[data-testid='stException']").count() == 0
     assert (runs / "in-the-browser.safetensors").exists()
     page.close()

@@ -281,35 +281,161 @@ def kl_per_step_figure(kl, *, step: int | None = None, title: str | None = "KL p
     return _figure([bar], layout)
 
 
-def loss_history_figure(steps, recon, kl, *, title: str | None = "Training loss (nats per image)") -> go.Figure:
-    """The training batches' loss over optimisation steps, one line each for the reconstruction term L^x
-    (eq. 9, trace "reconstruction"), the KL term L^z (eq. 11, trace "KL") and their sum L (eq. 12, "total")."""
-    steps, recon, kl = _numpy(steps), _numpy(recon), _numpy(kl)
-    if not len(steps) == len(recon) == len(kl):
-        raise ValueError(f"steps, recon and kl must have the same length, got {len(steps)}, {len(recon)}, {len(kl)}")
+KL_COLOUR = "#ff7f0e"  # the KL term L^z and its own axis on the loss chart
+TEST_COLOUR = "#2ca02c"  # test figures (bound, error) on training charts
+
+
+def _history(steps, *series) -> tuple[np.ndarray, ...]:
+    """Steps (as integers) and series of the same length, as arrays; a ValueError naming the lengths otherwise."""
+    arrays = [_numpy(steps).astype(np.int64), *(_numpy(values) for values in series)]
+    if len({len(array) for array in arrays}) > 1:
+        raise ValueError(f"steps and values must have the same length, got {[len(array) for array in arrays]}")
+    return tuple(arrays)
+
+
+def _history_layout(title: str | None, yaxis: dict, **extra) -> dict:
+    """Layout of a chart over training steps: the legend in one row under the step axis."""
+    layout = _chart_layout(
+        title,
+        340,
+        legend={"orientation": "h", "x": 0, "y": -0.22, "yanchor": "top"},
+        xaxis={"title": {"text": "training step"}},
+        yaxis=yaxis,
+        **extra,
+    )
+    layout["margin"]["b"] = 90  # room for the axis title and the legend under it
+    return layout
+
+
+def _test_points(steps, values, name: str, hover: str, **extra) -> list[dict]:
+    """Test figures measured during training as a line of markers (none when there are none yet)."""
+    steps, values = _history(steps, values)
+    if not len(steps):
+        return []
+    marker = {"color": TEST_COLOUR, "size": 8, "symbol": "diamond"}
+    return [
+        _line(steps, values, name, hover, mode="lines+markers", marker=marker, line={"color": TEST_COLOUR}, **extra)
+    ]
+
+
+def loss_history_figure(
+    steps,
+    recon,
+    kl,
+    *,
+    test_steps=(),
+    test_values=(),
+    title: str | None = "Training loss (nats per image)",
+) -> go.Figure:
+    """The training batches' loss over optimisation steps: the reconstruction term L^x (eq. 9, trace
+    "reconstruction") and the sum L (eq. 12, "total") on the left axis, the KL term L^z (eq. 11, "KL") on its own
+    axis on the right (tens of nats beside hundreds, it would lie flat on theirs), and the test bound -ELBO measured
+    at `test_steps` ("test bound", left axis)."""
+    steps, recon, kl = _history(steps, recon, kl)
     lines = (
-        ("total", "L = L<sup>x</sup> + L<sup>z</sup>", recon + kl, "dot"),
-        ("reconstruction", "L<sup>x</sup>", recon, "solid"),
-        ("KL", "L<sup>z</sup>", kl, "solid"),
+        ("total", "L = L<sup>x</sup> + L<sup>z</sup>", recon + kl, {"dash": "dot", "color": "#1f77b4"}, "y"),
+        ("reconstruction", "L<sup>x</sup>", recon, {"color": "#1f77b4"}, "y"),
+        ("KL", "L<sup>z</sup>, right axis", kl, {"color": KL_COLOUR}, "y2"),
     )
     data = [
         _line(
-            steps.astype(np.int64),
-            values,
-            name,
-            f"{name} {symbol}<br>step %{{x}}: %{{y:.2f}} nats<extra></extra>",
-            line={"dash": dash},
+            steps, values, name, f"{name} {symbol}<br>step %{{x}}: %{{y:.2f}} nats<extra></extra>", line=line, yaxis=y
         )
-        for name, symbol, values, dash in lines
+        for name, symbol, values, line, y in lines
     ]
-    layout = _chart_layout(
-        title,
-        300,
-        legend={"orientation": "h", "y": -0.25},
-        xaxis={"title": {"text": "training step"}},
-        yaxis={"title": {"text": "nats"}},
+    data += _test_points(
+        test_steps, test_values, "test bound", "test bound −ELBO<br>step %{x}: %{y:.2f} nats<extra></extra>"
     )
+    kl_axis = {
+        "title": {"text": "L<sup>z</sup> nats", "font": {"color": KL_COLOUR}},
+        "tickfont": {"color": KL_COLOUR},
+        "overlaying": "y",
+        "side": "right",
+        "showgrid": False,
+        "tickmode": "auto",  # its own round numbers, not ticks lined up with the left axis's grid
+        "rangemode": "tozero",
+    }
+    layout = _history_layout(title, {"title": {"text": "L, L<sup>x</sup> nats"}}, yaxis2=kl_axis)
+    layout["margin"]["r"] = 50  # room for the right axis
     return _figure(data, layout)
+
+
+def running_mean(values, window: int) -> np.ndarray:
+    """Mean of each value and the window - 1 before it (fewer at the start): a noisy per-batch series, smoothed."""
+    values = _numpy(values).astype(np.float64)
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    sums = np.concatenate([[0.0], np.cumsum(values)])
+    ends = np.arange(1, len(values) + 1)
+    starts = np.maximum(0, ends - window)
+    return (sums[ends] - sums[starts]) / (ends - starts)
+
+
+def error_history_figure(
+    steps,
+    errors,
+    *,
+    test_steps=(),
+    test_errors=(),
+    window: int = 20,
+    title: str | None = "Error (fraction of images misclassified)",
+) -> go.Figure:
+    """A classifier's error over optimisation steps: each training batch's ("batch error", faint), their running
+    mean over `window` reports ("running mean") and the test error measured at `test_steps` ("test error")."""
+    steps, errors = _history(steps, errors)
+    hover = "step %{x}: %{y:.1%}<extra></extra>"
+    data = [
+        _line(steps, errors, "batch error", "batch error<br>" + hover, line={"color": "#1f77b4"}, opacity=0.35),
+        _line(
+            steps,
+            running_mean(errors, window),
+            "running mean",
+            f"mean of {window} reports<br>" + hover,
+            line={"color": "#1f77b4", "width": 2.5},
+        ),
+        *_test_points(test_steps, test_errors, "test error", "test error<br>" + hover),
+    ]
+    layout = _history_layout(title, {"title": {"text": "error"}, "tickformat": ".0%", "rangemode": "tozero"})
+    return _figure(data, layout)
+
+
+def training_curves_figure(steps, curves: dict, *, unit: str = "nats", title: str | None = None) -> go.Figure:
+    """One line per named series of per-batch figures over optimisation steps (e.g. RAM's cross-entropy, REINFORCE
+    and baseline terms), all on one axis in `unit`."""
+    data = []
+    for name, values in curves.items():
+        x, y = _history(steps, values)
+        data.append(_line(x, y, name, f"{name}<br>step %{{x}}: %{{y:.3f}} {unit}<extra></extra>"))
+    layout = _history_layout(title, {"title": {"text": unit}})
+    return _figure(data, layout)
+
+
+def sample_strip_figure(steps, rows, *, title: str | None = None, size: int = 420, padding: int = 1) -> go.Figure:
+    """Samples of the same fixed z decoded at several training steps: rows (R, n, C, H, W), row r made with the
+    weights of steps[r], one row under the other with its step named on the left; `size` is the strip's width."""
+    rows = torch.as_tensor(rows)
+    if rows.dim() != 5 or len(rows) != len(steps):
+        raise ValueError(
+            f"rows must have shape (R, n, C, H, W) with R = len(steps) = {len(steps)}, got {tuple(rows.shape)}"
+        )
+    R, n, _, H, _ = rows.shape
+    fig = image_figure(tile(rows.flatten(0, 1), nrow=n, padding=padding), title=title, size=size)
+    centres = [padding + r * (H + padding) + (H - 1) / 2 for r in range(R)]  # make_grid puts row r there
+    labels = 66  # screen pixels added on the left for the step labels
+    fig.update_layout(
+        width=fig.layout.width + labels,
+        margin={"l": fig.layout.margin.l + labels},
+        yaxis={
+            "visible": True,
+            "tickmode": "array",
+            "tickvals": centres,
+            "ticktext": [f"step {int(step):,}" for step in steps],
+            "showgrid": False,
+            "zeroline": False,
+            "ticks": "",
+        },
+    )
+    return fig
 
 
 def kl_curves_figure(curves: dict[str, list[float]], *, title: str | None = "KL per step") -> go.Figure:

@@ -1,10 +1,12 @@
 """Training jobs that belong to the server process: start, watch from any session, stop.
 
-The app's Train page starts a run with `get_manager().start(...)`; the run is `draw_core.train.train` (the
-same loop as the CLI) in a worker thread, writing its checkpoint to RUNS_DIR/<name>.safetensors
-(`draw_core.catalog.runs_dir()`), where the checkpoint picker of every page finds it. The manager is
+The app's Train page starts a run with `get_manager().start(...)`; the run is a `draw_core.training.trainer.Trainer`
+(the same loop as the CLI) in a worker thread, writing its checkpoint to RUNS_DIR/<name>.safetensors
+(`draw_core.io.catalog.runs_dir()`), where the checkpoint picker of every page finds it. The manager is
 one object per process, not per browser session: closing a tab does not end a run, and every session
-that opens the Train page watches the same job.
+that opens the Train page watches the same job. A job trains any model kind (draw_core.nn.kinds): the DRAW
+generator, or the attention classifiers of sec. 4.1 (DRAW's read-only classifier and RAM), on a dataset of the
+registry whose task and image size fit the model.
 
 Limits (draw_core.settings, checked by `JobManager.start` before anything runs, each refusal a JobError that says
 what would be allowed): DRAW_ADMIN_TOKEN (only a session that gives it may start or stop jobs), DRAW_MAX_JOBS,
@@ -14,9 +16,13 @@ draw_core.training.devices), and DRAW_MAX_RUNS_DISK_MB with the disk free. A man
 killed saves from the runs folder when it starts.
 
 The worker reports through `JobProgress`, a lock-protected record; `Job.snapshot()` returns an
-immutable copy (`JobSnapshot`) that a page can read at any time: status, step/total, ETA, images/s, the
-loss history (reconstruction and KL), KL per step, the latest samples, and live glimpses (`GlimpseSnapshot`,
-a fixed test digit reconstructed with the current weights every few steps).
+immutable copy (`JobSnapshot`) that a page can read at any time: status, step/total, ETA, images/s, the history of
+the objective's per-batch figures (DRAW: reconstruction and KL; a classifier: its error), the figure per glimpse
+(DRAW: KL per step), the test figures measured so far, and live glimpses of the dataset's example image with the
+current weights every few steps (`GlimpseSnapshot`: DRAW reconstructs it; `ClassifierGlimpses`: a classifier's
+windows or retina on it, and what it believes after each glimpse). A generator also keeps its latest samples and a
+strip of samples from the same fixed z over training time (`StripRow`). A stopped run's final weights are tested too
+(the loop skips that when stopped): the figure goes into the snapshot and into the checkpoint's card.
 
 Why a thread and not a subprocess: torch releases the GIL inside its ops, so a training thread leaves
 the Streamlit server responsive; the progress record is plain Python objects shared under a lock (no
@@ -45,26 +51,35 @@ from pathlib import Path
 import torch
 
 from draw_core import settings
-from draw_core.config import DrawConfig, TrainConfig
-from draw_core.data import binarize, load_sample
+from draw_core.config import TrainConfig
+from draw_core.data import DatasetSpec, binarize, get_dataset
+from draw_core.evaluate import check_dataset
 from draw_core.io import catalog
 from draw_core.io.checkpoint import remove_stale_temporaries
 from draw_core.nn.attention import AttentionParams
+from draw_core.nn.kinds import kind_of, kind_of_config
 from draw_core.nn.model import DRAW
+from draw_core.present.attention_at_work import DrawGlimpses, RamGlimpses, draw_glimpses, ram_glimpses
+from draw_core.present.latent import prior_z
 from draw_core.training.devices import (
     check_parameter_count,
+    device_name,
     estimate_training_bytes,
     largest_batch,
     select_device,
     training_memory_limit,
 )
-from draw_core.training.trainer import TrainEvent, train
+from draw_core.training.objectives import TestFigure
+from draw_core.training.trainer import Trainer, TrainEvent
 
 log = logging.getLogger(__name__)
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_HISTORY_POINTS = 1000  # loss history kept per job; older points are thinned, never dropped from the start
-GLIMPSE_SEED = 0  # binarises the fixed digit and draws the z noise of every live reconstruction
+GLIMPSE_SEED = 0  # binarises the example image (Bernoulli data) and draws the z noise of every live reconstruction
+STRIP_SEED = 0  # seeds the fixed z of the sample strip (draw_core.present.latent.prior_z)
+STRIP_SAMPLES = 8  # samples per strip row, one per fixed z
+MAX_STRIP_ROWS = 12  # strip rows kept per job; older rows are thinned evenly, the first and the latest always kept
 CHECKPOINT_HEADER_BYTES = 64 * 1024  # allowance for a checkpoint's header (config, meta, optimizer settings)
 GB = 1024**3
 
@@ -112,7 +127,7 @@ def check_run_length(train_cfg: TrainConfig) -> None:
         )
 
 
-def check_memory(model_cfg: DrawConfig, train_cfg: TrainConfig) -> None:
+def check_memory(model_cfg, train_cfg: TrainConfig) -> None:
     """The run's memory estimate within DRAW_MAX_TRAIN_MEMORY_MB and the device's free memory (and the network within
     DRAW_MAX_PARAMS); the refusal says which batch size would fit."""
     try:
@@ -127,7 +142,7 @@ def check_memory(model_cfg: DrawConfig, train_cfg: TrainConfig) -> None:
         advice = (
             f"with this model a batch size of at most {fits:,} fits"
             if fits
-            else "not even a batch of one image fits: choose fewer steps T, smaller LSTMs or attention"
+            else "not even a batch of one image fits: choose fewer steps or glimpses, smaller LSTMs or attention"
         )
         raise JobError(
             f"this run would need about {need / GB:.1f} GB of memory (the model, Adam and the activations of a batch "
@@ -135,12 +150,26 @@ def check_memory(model_cfg: DrawConfig, train_cfg: TrainConfig) -> None:
         )
 
 
-def checkpoint_bytes(model_cfg: DrawConfig) -> int:
+def check_model_and_data(model_cfg, train_cfg: TrainConfig, data_dir: str | None) -> DatasetSpec:
+    """The model's kind is registered, the dataset fits it (task and image size, draw_core.evaluate.check_dataset)
+    and is on this server; returns the dataset's spec."""
+    try:
+        kind = kind_of_config(model_cfg)
+        check_dataset(kind, model_cfg, train_cfg.dataset)
+    except ValueError as error:  # an unknown kind or dataset, or one that does not fit
+        raise JobError(str(error)) from None
+    spec = get_dataset(train_cfg.dataset)
+    if not spec.available(data_dir):
+        raise JobError(spec.how_to_get(data_dir))
+    return spec
+
+
+def checkpoint_bytes(model_cfg) -> int:
     """The size of a run's checkpoint: float32 weights and Adam's two moments, plus the header."""
     return 3 * 4 * check_parameter_count(model_cfg) + CHECKPOINT_HEADER_BYTES
 
 
-def check_disk(runs_dir: Path, path: Path, model_cfg: DrawConfig) -> None:
+def check_disk(runs_dir: Path, path: Path, model_cfg) -> None:
     """The runs folder's checkpoints, with this run's (replacing `path` when it exists), within
     DRAW_MAX_RUNS_DISK_MB; and room on the disk for the checkpoint and its temporary copy."""
     need, cap = checkpoint_bytes(model_cfg), settings.max_runs_disk_bytes()
@@ -169,15 +198,34 @@ def check_run_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class GlimpseSnapshot:
-    """A fixed test digit reconstructed with the weights of training step `step` (batch dimension removed)."""
+    """A DRAW generator's reconstruction of the example image with the weights of training step `step` (batch
+    dimension removed)."""
 
     step: int  # training step whose weights made it
-    digit: torch.Tensor  # (C, H, W) the binarised input x
+    image: torch.Tensor  # (C, H, W) the input x (binarised for Bernoulli data)
     canvases: torch.Tensor  # (T, C, H, W) sigma(c_t) after every step
     read_attn: AttentionParams | None  # (T,) fields; None without read attention
     write_attn: AttentionParams | None  # (T,) fields; None without write attention
     read_n: int  # read grid size N
     write_n: int  # write grid size N
+
+
+@dataclass(frozen=True)
+class ClassifierGlimpses:
+    """A classifier's glimpses of the example image with the weights of training step `step`: DRAW's read windows
+    or RAM's retina at every glimpse, what it read and its class probabilities after each glimpse."""
+
+    step: int  # training step whose weights made it
+    image: torch.Tensor  # (C, H, W) the dataset's example image
+    trace: DrawGlimpses | RamGlimpses  # draw_core.present.attention_at_work, (T, ...) per glimpse
+
+
+@dataclass(frozen=True)
+class StripRow:
+    """Samples from the fixed z of the sample strip (STRIP_SEED), decoded with the weights of step `step`."""
+
+    step: int
+    images: torch.Tensor  # (n, C, H, W) sigma(c_T) of each fixed z
 
 
 @dataclass(frozen=True)
@@ -187,9 +235,9 @@ class JobSnapshot:
     name: str
     status: str  # 'running', 'finished', 'stopped' or 'failed'
     checkpoint_path: str  # where the run's checkpoint is (or will be) written
-    model_config: DrawConfig
+    model_config: object  # the config of the model's kind (DrawConfig, ClassifierConfig, RamConfig)
     train_config: TrainConfig
-    device: str  # as asked for ('auto', 'cpu', 'cuda', ...)
+    device: str  # the device it trains on, resolved ('cpu', 'cuda:0', 'mps'; never 'auto')
     resume: bool
     started_at: float  # time.time() when start() was called
     stop_requested: bool
@@ -201,15 +249,17 @@ class JobSnapshot:
     images_per_s: float = math.nan
     epoch: float = 0.0
     lr: float = math.nan
-    history_steps: tuple[int, ...] = ()  # steps of the loss history, thinned evenly when long
-    history_recon: tuple[float, ...] = ()  # mean L^x (nats) at those steps
-    history_kl: tuple[float, ...] = ()  # mean L^z (nats) at those steps
-    kl_per_step: tuple[float, ...] = ()  # latest mean KL of each of the T steps
-    samples: torch.Tensor | None = None  # (n, C, H, W) latest fresh samples in [0, 1]
+    history_steps: tuple[int, ...] = ()  # steps of the history, thinned evenly when long
+    history: dict[str, tuple[float, ...]] = field(default_factory=dict)  # 'loss' and the objective's report at them
+    per_step: tuple[float, ...] = ()  # latest figure of each glimpse (DRAW: mean KL of each of the T steps)
+    samples: torch.Tensor | None = None  # (n, C, H, W) latest fresh samples in [0, 1] (generators only)
     samples_step: int | None = None
-    glimpses: GlimpseSnapshot | None = None
-    test_elbo: float | None = None  # latest test bound, nats
-    test_elbo_step: int | None = None
+    sample_strip: tuple[StripRow, ...] = ()  # fixed-z samples over training time, oldest first (generators only)
+    glimpses: GlimpseSnapshot | ClassifierGlimpses | None = None
+    test: TestFigure | None = None  # latest test figure (DRAW: the bound in nats; a classifier: its error)
+    test_step: int | None = None
+    test_history: tuple[tuple[int, float], ...] = ()  # (step, value) of every test figure so far
+    evaluating: bool = False  # testing a stopped run's final weights
     last_checkpoint: str | None = None  # the last checkpoint actually written
     last_checkpoint_step: int | None = None
     error: str | None = None  # why the job failed
@@ -221,14 +271,22 @@ class JobSnapshot:
     def active(self) -> bool:
         return self.status == "running"
 
+    @property
+    def kind(self) -> str:
+        """The model kind's name (draw_core.nn.kinds)."""
+        return kind_of_config(self.model_config).name
+
 
 @dataclass
 class JobProgress:
     """The worker writes, pages read; every access goes through `lock`."""
 
     snapshot: JobSnapshot
-    history_stride: int = 1  # keep every history_stride-th report in the loss history
+    history_stride: int = 1  # keep every history_stride-th report in the history
     reports: int = 0  # step reports seen
+    strip_stride: int = 1  # keep every strip_stride-th strip row
+    strip_rows: int = 0  # strip rows seen
+    strip_kept: tuple[StripRow, ...] = ()  # the rows on the stride (the snapshot adds the latest after them)
     step_at_stop: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -240,14 +298,16 @@ class JobProgress:
         with self.lock:
             self.snapshot = replace(self.snapshot, **changes)
 
-    def record_step(self, event: TrainEvent, glimpses: GlimpseSnapshot | None) -> None:
+    def record_step(self, event: TrainEvent, glimpses: GlimpseSnapshot | ClassifierGlimpses | None) -> None:
         with self.lock:
             current = self.snapshot
-            steps, recon, kl = current.history_steps, current.history_recon, current.history_kl
+            steps, history = current.history_steps, current.history
             if self.reports % self.history_stride == 0:
-                steps, recon, kl = steps + (event.step,), recon + (event.recon,), kl + (event.kl,)
+                figures = {"loss": event.loss, **event.report}
+                steps = steps + (event.step,)
+                history = {name: history.get(name, ()) + (value,) for name, value in figures.items()}
                 if len(steps) > MAX_HISTORY_POINTS:
-                    steps, recon, kl = steps[::2], recon[::2], kl[::2]
+                    steps, history = steps[::2], {name: values[::2] for name, values in history.items()}
                     self.history_stride *= 2
             self.reports += 1
             changes = dict(
@@ -260,15 +320,39 @@ class JobProgress:
                 epoch=event.epoch,
                 lr=event.lr,
                 history_steps=steps,
-                history_recon=recon,
-                history_kl=kl,
-                kl_per_step=tuple(event.kl_per_step),
+                history=history,
+                per_step=tuple(event.per_step),
             )
             if event.samples is not None:
                 changes.update(samples=event.samples.detach().cpu(), samples_step=event.step)
             if glimpses is not None:
                 changes.update(glimpses=glimpses)
             self.snapshot = replace(current, **changes)
+
+    def record_strip(self, row: StripRow) -> None:
+        """Add a row to the sample strip: every strip_stride-th row is kept, and the stride doubles (keeping every
+        other row) when more than MAX_STRIP_ROWS are kept; the latest row always shows after the kept ones."""
+        with self.lock:
+            latest: tuple[StripRow, ...] = ()
+            if self.strip_rows % self.strip_stride == 0:
+                self.strip_kept += (row,)
+                if len(self.strip_kept) > MAX_STRIP_ROWS:  # an odd count: [::2] keeps the first and the newest
+                    self.strip_kept = self.strip_kept[::2]
+                    self.strip_stride *= 2
+            else:
+                latest = (row,)
+            self.strip_rows += 1
+            self.snapshot = replace(self.snapshot, sample_strip=self.strip_kept + latest)
+
+    def record_test(self, figure: TestFigure | None, step: int) -> None:
+        """A test figure measured on the weights of `step` (one per step in the history: a later one replaces it)."""
+        if figure is None:
+            return
+        with self.lock:
+            earlier = tuple(point for point in self.snapshot.test_history if point[0] != step)
+            self.snapshot = replace(
+                self.snapshot, test=figure, test_step=step, test_history=earlier + ((step, figure.value),)
+            )
 
     def request_stop(self) -> None:
         with self.lock:
@@ -279,7 +363,11 @@ class JobProgress:
     def finish(self, status: str, *, step: int | None = None, error: str | None = None) -> None:
         with self.lock:
             changes = dict(
-                status=status, finished_at=time.time(), error=error, eta_s=0.0 if status == "finished" else None
+                status=status,
+                finished_at=time.time(),
+                error=error,
+                eta_s=0.0 if status == "finished" else None,
+                evaluating=False,
             )
             if step is not None:
                 changes["step"] = step
@@ -295,9 +383,9 @@ def estimate_eta(elapsed_s: float, progress: float) -> float | None:
     return max(0.0, elapsed_s * (1 - progress) / progress)
 
 
-def reconstruct_glimpses(model: DRAW, digit: torch.Tensor, step: int) -> GlimpseSnapshot:
-    """Reconstruct one binarised digit (C, H, W) with the model's current weights and fixed z noise."""
-    trace = model.reconstruct(digit.unsqueeze(0), generator=torch.Generator().manual_seed(GLIMPSE_SEED))
+def reconstruct_glimpses(model: DRAW, image: torch.Tensor, step: int) -> GlimpseSnapshot:
+    """Reconstruct one image (C, H, W) with the model's current weights and fixed z noise."""
+    trace = model.reconstruct(image.unsqueeze(0), generator=torch.Generator().manual_seed(GLIMPSE_SEED))
 
     def first(params: AttentionParams | None) -> AttentionParams | None:
         return None if params is None else params.map(lambda value: value[:, 0].detach().cpu())  # (T,)
@@ -305,7 +393,7 @@ def reconstruct_glimpses(model: DRAW, digit: torch.Tensor, step: int) -> Glimpse
     cfg = model.cfg
     return GlimpseSnapshot(
         step=step,
-        digit=digit,
+        image=image,
         canvases=trace.canvases[:, 0].detach().cpu(),  # (T, C, H, W)
         read_attn=first(trace.read_attn),
         write_attn=first(trace.write_attn),
@@ -314,12 +402,29 @@ def reconstruct_glimpses(model: DRAW, digit: torch.Tensor, step: int) -> Glimpse
     )
 
 
-def glimpse_digit(index: int) -> torch.Tensor:
-    """Digit `index` of the shipped sample, binarised once with GLIMPSE_SEED: (1, 28, 28)."""
-    images, _ = load_sample()
-    if not 0 <= index < len(images):
-        raise JobError(f"glimpse digit index {index} is out of range: expected 0 <= index < {len(images)}")
-    return binarize(images[index], torch.Generator().manual_seed(GLIMPSE_SEED))
+def live_glimpses(model: torch.nn.Module, image: torch.Tensor, step: int) -> GlimpseSnapshot | ClassifierGlimpses:
+    """What the live view shows of `model` on the example image (C, H, W) at training step `step`: a generator's
+    reconstruction, or a classifier's glimpses (DRAW's read windows, RAM's retina at its policy's mean)."""
+    kind = kind_of(model).name
+    if kind == "draw":
+        return reconstruct_glimpses(model, image, step)
+    trace = draw_glimpses(model, image) if kind == "draw-classifier" else ram_glimpses(model, image)
+    return ClassifierGlimpses(step=step, image=image, trace=trace)
+
+
+def fixed_z_samples(model: DRAW, n: int = STRIP_SAMPLES) -> torch.Tensor:
+    """(n, C, H, W) sigma(c_T) of n draws of z from STRIP_SEED: the same z at every call, whatever the weights."""
+    cfg = model.cfg
+    return model.generate(n, z=prior_z(STRIP_SEED, cfg.T, cfg.z_size, n)).canvases[-1].detach().cpu()
+
+
+def glimpse_image(spec: DatasetSpec) -> torch.Tensor:
+    """The dataset's example image (C, H, W) as its models see it: binarised once with GLIMPSE_SEED for a
+    Bernoulli likelihood, grey levels otherwise."""
+    image = spec.example()
+    if spec.likelihood == "bernoulli":
+        return binarize(image, torch.Generator().manual_seed(GLIMPSE_SEED))
+    return image
 
 
 class Job:
@@ -330,12 +435,12 @@ class Job:
         *,
         name: str,
         path: Path,
-        model_cfg: DrawConfig,
+        model_cfg,
         train_cfg: TrainConfig,
         data_dir: str | None,
         resume: bool,
         glimpse_every: int,
-        digit: torch.Tensor,
+        image: torch.Tensor,
         max_seconds: float,
     ):
         self.name = name
@@ -345,8 +450,10 @@ class Job:
         self._data_dir = data_dir
         self._resume = resume
         self._glimpse_every = glimpse_every
-        self._digit = digit
+        self._image = image
+        self._generates = kind_of_config(model_cfg).generates
         self._last_glimpse_step: int | None = None
+        self._last_strip_step: int | None = None
         self._stop = threading.Event()
         self._max_seconds = max_seconds
         self._started = time.monotonic()
@@ -357,7 +464,7 @@ class Job:
                 checkpoint_path=str(path),
                 model_config=model_cfg,
                 train_config=train_cfg,
-                device=train_cfg.device,
+                device=device_name(select_device(train_cfg.device)),
                 resume=resume,
                 started_at=time.time(),
                 stop_requested=False,
@@ -374,7 +481,8 @@ class Job:
         return self._thread.is_alive()
 
     def stop(self) -> None:
-        """Ask the loop to end; it finishes the step in progress, writes its checkpoint and returns."""
+        """Ask the loop to end; it finishes the step in progress, writes its checkpoint, tests the final weights and
+        writes the checkpoint again with the test figure in its card."""
         self._progress.request_stop()
         self._stop.set()
 
@@ -395,29 +503,47 @@ class Job:
             self.stop()
         return self._stop.is_set()
 
-    def _on_event(self, event: TrainEvent, model: DRAW) -> None:
+    def _strip_row(self, model: torch.nn.Module, step: int) -> None:
+        self._progress.record_strip(StripRow(step=step, images=fixed_z_samples(model)))
+        self._last_strip_step = step
+
+    def _on_event(self, event: TrainEvent, model: torch.nn.Module) -> None:
         if event.kind == "step":
             glimpses = None
             due = self._last_glimpse_step is None or event.step - self._last_glimpse_step >= self._glimpse_every
             if due:
-                glimpses = reconstruct_glimpses(model, self._digit, event.step)
+                glimpses = live_glimpses(model, self._image, event.step)
                 self._last_glimpse_step = event.step
             self._progress.record_step(event, glimpses)
+            if event.samples is not None and self._generates:  # every sample_every steps
+                self._strip_row(model, event.step)
         elif event.kind == "eval":
-            self._progress.update(test_elbo=event.test_elbo, test_elbo_step=event.step)
+            self._progress.record_test(event.test, event.step)
         elif event.kind in ("checkpoint", "done"):
             changes = dict(last_checkpoint=event.checkpoint, last_checkpoint_step=event.step)
             if event.kind == "done":
                 changes.update(progress=event.progress, elapsed_s=event.elapsed_s)
-                if not event.stopped:  # a finished run measured its final bound; a stopped one skips it
-                    changes.update(test_elbo=event.test_elbo, test_elbo_step=event.step)
+                if not event.stopped:  # a finished run measured its final figure; a stopped one is tested in _run
+                    self._progress.record_test(event.test, event.step)
                 if self._last_glimpse_step != event.step:
-                    changes["glimpses"] = reconstruct_glimpses(model, self._digit, event.step)
+                    changes["glimpses"] = live_glimpses(model, self._image, event.step)
+                if self._generates and self._last_strip_step not in (None, event.step):
+                    self._strip_row(model, event.step)
             self._progress.update(**changes)
+
+    def _test_after_stop(self, trainer: Trainer) -> None:
+        """The test figure of a stopped run's final weights, measured to the end (the Stop that ended training no
+        longer applies) and written into the checkpoint's card with them."""
+        self._progress.update(evaluating=True)
+        trainer.should_stop = None
+        figure = trainer.test()
+        checkpoint = trainer.save(final=True, stopped=True)
+        self._progress.record_test(figure, trainer.step)
+        self._progress.update(last_checkpoint=checkpoint, last_checkpoint_step=trainer.step, evaluating=False)
 
     def _run(self) -> None:
         try:
-            done = train(
+            trainer = Trainer.create(
                 self._model_cfg,
                 self._train_cfg,
                 self.path,
@@ -426,6 +552,9 @@ class Job:
                 on_event=self._on_event,
                 should_stop=self._should_stop,
             )
+            done = trainer.run()
+            if done.stopped and done.step > 0:
+                self._test_after_stop(trainer)
             self._progress.finish("stopped" if done.stopped else "finished", step=done.step)
         except Exception as error:  # anything at all (NaN, out of memory, bad data): the page shows it
             log.exception("training job %r failed", self.name)
@@ -459,28 +588,29 @@ class JobManager:
     def start(
         self,
         name: str,
-        model_cfg: DrawConfig,
+        model_cfg,
         train_cfg: TrainConfig,
         *,
         resume: bool = False,
         data_dir: str | None = None,
         glimpse_every: int = 10,
-        glimpse_index: int = 0,
         token: str | None = None,
     ) -> Job:
-        """Start training `name` in the background after checking every limit of this server (module docstring);
+        """Start training `name`, a model of any kind (`model_cfg` is its kind's config), in the background after
+        checking every limit of this server (module docstring) and that the dataset fits the model and is here;
         raises JobForbiddenError (no teacher's token), JobBusyError or JobError instead of starting."""
         check_token(token)
-        if not isinstance(model_cfg, DrawConfig) or not isinstance(train_cfg, TrainConfig):
-            raise JobError("start() needs a DrawConfig and a TrainConfig (they validate the settings)")
+        if not isinstance(train_cfg, TrainConfig):
+            raise JobError("start() needs a TrainConfig (it validates the run's settings)")
         if glimpse_every < 1:
             raise JobError(f"glimpse_every={glimpse_every} must be >= 1")
         path = self.checkpoint_path(name)
         check_run_length(train_cfg)
+        spec = check_model_and_data(model_cfg, train_cfg, data_dir)
         check_memory(model_cfg, train_cfg)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         check_disk(self.runs_dir, path, model_cfg)
-        digit = glimpse_digit(glimpse_index)
+        image = glimpse_image(spec)
         with self._lock:
             running = [job for job in self._jobs.values() if job.running]
             if len(running) >= self.max_running:
@@ -503,7 +633,7 @@ class JobManager:
                 data_dir=data_dir,
                 resume=resume,
                 glimpse_every=glimpse_every,
-                digit=digit,
+                image=image,
                 max_seconds=settings.max_run_seconds(),
             )
             self._jobs.pop(name, None)
