@@ -2,6 +2,11 @@
 
     python tools/export_checkpoint.py artifacts/mnist.safetensors --name mnist --data-dir ../shared/data --k 10 \
         --command "python -m draw_core.train ..."
+    python tools/export_checkpoint.py runs/mnist-cluttered-draw.safetensors --name mnist-cluttered-draw \
+        --dataset mnist-cluttered --data-dir ../shared/data --command "..."
+
+Classifier checkpoints (kinds that classify) get their test error on the fixed cluttered test set instead of bounds,
+beside Table 1's, and the test set's generator in the card.
 
 Writes checkpoints/<name>.safetensors and checkpoints/<name>.json (or into --out-dir). The bounds in the card are
 measured on the exported file itself (after any float16 rounding): the single-sample ELBO and the k-sample IWAE bound
@@ -19,12 +24,59 @@ from pathlib import Path
 import torch
 
 from draw_core.data import TEST_BINARIZATION_SEED, get_dataset
+from draw_core.data.cluttered import CLUTTERED_TEST_SEED
 from draw_core.io.catalog import shipped_dir
 from draw_core.io.checkpoint import load_checkpoint, save_checkpoint
+from draw_core.nn.kinds import get_kind
 from draw_core.training.evaluation import evaluate
+from draw_core.training.objectives import objective_for
 
 PAPER_NATS = {"mnist": 80.97, "mnist-noattn": 87.40}  # Gregor et al. 2015, Table 2
+PAPER_ERROR = {"draw-classifier": 0.0336, "ram": 0.0811}  # Table 1, 8 glimpses, 100x100 cluttered MNIST
 MAX_BYTES = 8 * 1024 * 1024
+
+
+def generator_figures(shipped, args) -> dict:
+    """The bounds of a DRAW generator: ELBO and IWAE on the binarised test set, ELBO on the shipped sample."""
+    test = get_dataset(args.dataset).test_set(args.data_dir, args.limit)
+    full = evaluate(shipped.model, test, k=args.k, batch_size=500)
+    sample = evaluate(shipped.model, get_dataset("mnist-sample").test_set(), batch_size=500)
+    return {
+        "binarisation": (
+            "training: a fresh Bernoulli sample of the grey levels for every batch; test: one fixed Bernoulli sample "
+            f"of the 10,000 test digits drawn with torch seed {TEST_BINARIZATION_SEED} (draw_core.data.registry)"
+        ),
+        "test_n": full.n,
+        "test_elbo_nats": round(full.elbo_nats, 3),
+        "test_recon_nats": round(full.recon_nats, 3),
+        "test_kl_nats": round(full.kl_nats, 3),
+        "test_iwae_nats": round(full.iwae_nats, 3) if full.iwae_nats is not None else None,
+        "test_iwae_k": args.k,
+        "test_bits_per_dim": round(full.bits_per_dim, 5),
+        "sample_elbo_nats": round(sample.elbo_nats, 3),
+        "sample_n": sample.n,
+        "paper_nats": PAPER_NATS.get(args.name),
+    }
+
+
+def classifier_figures(shipped, args) -> dict:
+    """The test error of a classifier on the fixed cluttered test set and on the shipped sample, beside Table 1."""
+    objective = objective_for(shipped.kind)
+    spec = get_dataset(args.dataset)
+    full = objective.test(shipped.model, spec.test_set(args.data_dir, args.limit), seed=0, should_stop=None)
+    sample = objective.test(shipped.model, spec.sample(), seed=0, should_stop=None)
+    return {
+        "test_set": (
+            f"{spec.description}: each of the 10,000 MNIST test digits placed once, all draws from one torch "
+            f"generator seeded {CLUTTERED_TEST_SEED} (draw_core/data/cluttered.py documents the generator)"
+        ),
+        "glimpses": shipped.config.glimpses,
+        "test_n": full.n,
+        "test_error": round(full.value, 5),
+        "sample_error": round(sample.value, 5),
+        "sample_n": sample.n,
+        "paper_error": PAPER_ERROR.get(shipped.kind),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--command", required=True, help="the exact training command, for the card")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out-dir", default=None, help="where to write (default: the shipped checkpoints' folder)")
+    parser.add_argument("--hardware-note", default=None, help="what the run shared the machine with, for the card")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -52,37 +105,24 @@ def main(argv: list[str] | None = None) -> None:
         dtype = "float16"
     shipped = load_checkpoint(out, map_location=args.device)
     started = time.perf_counter()
-    test = get_dataset(args.dataset).test_set(args.data_dir, args.limit)
-    full = evaluate(shipped.model, test, k=args.k, batch_size=500)
-    sample = evaluate(shipped.model, get_dataset("mnist-sample").test_set(), batch_size=500)
+    measured = (classifier_figures if get_kind(shipped.kind).classifies else generator_figures)(shipped, args)
+    train_config = shipped.meta.get("train_config", {})
     card = {
         "name": args.name,
+        "kind": shipped.kind,
         "config": shipped.config.to_dict(),
         "dataset": args.dataset,
-        "binarisation": (
-            "training: a fresh Bernoulli sample of the grey levels for every batch; test: one fixed Bernoulli sample "
-            f"of the 10,000 test digits drawn with torch seed {TEST_BINARIZATION_SEED} (draw_core.data.registry)"
-        ),
         "steps": shipped.meta["step"],
         "epochs": shipped.meta.get("epochs"),
-        "batch_size": shipped.meta.get("train_config", {}).get("batch_size"),
+        "batch_size": train_config.get("batch_size"),
         "train_seconds": shipped.meta.get("train_seconds"),
-        "hardware": shipped.meta.get("hardware"),
+        "hardware": ", ".join(filter(None, [shipped.meta.get("hardware"), args.hardware_note])),
         "device": shipped.meta.get("device"),
         "world_size": shipped.meta.get("world_size", 1),  # processes of a data-parallel run (torchrun)
-        "per_rank_batch": shipped.meta.get("per_rank_batch", shipped.meta.get("train_config", {}).get("batch_size")),
+        "per_rank_batch": shipped.meta.get("per_rank_batch", train_config.get("batch_size")),
         "backend": shipped.meta.get("backend"),  # gloo or nccl; None for one process
         "continued_from": shipped.meta.get("continued_from"),  # the earlier training a run continued, if any
-        "test_n": full.n,
-        "test_elbo_nats": round(full.elbo_nats, 3),
-        "test_recon_nats": round(full.recon_nats, 3),
-        "test_kl_nats": round(full.kl_nats, 3),
-        "test_iwae_nats": round(full.iwae_nats, 3) if full.iwae_nats is not None else None,
-        "test_iwae_k": args.k,
-        "test_bits_per_dim": round(full.bits_per_dim, 5),
-        "sample_elbo_nats": round(sample.elbo_nats, 3),
-        "sample_n": sample.n,
-        "paper_nats": PAPER_NATS.get(args.name),
+        **measured,
         "weights_dtype": dtype,
         "command": args.command,
         "export_command": (
