@@ -10,15 +10,18 @@ import streamlit as st
 import app_common
 
 PAGES_DIR = Path(__file__).parent / "pages"
-PAGES = [  # (file in pages/, title, icon); a page whose file is missing is left out of the navigation
-    ("home.py", "Home", ":material/home:"),
-    ("generate.py", "Generate", ":material/brush:"),
-    ("reconstruct.py", "Reconstruct", ":material/replay:"),
-    ("latent.py", "Latent explorer", ":material/tune:"),
-    ("attention_lab.py", "Attention lab", ":material/center_focus_strong:"),
-    ("attention_at_work.py", "Attention at work", ":material/visibility:"),
-    ("evaluate.py", "Evaluate", ":material/straighten:"),
-    ("train.py", "Train", ":material/model_training:"),
+# (file in pages/, title, icon); a page whose file is missing is left out of the navigation. The icons are emoji, not
+# `:material/...:` names: Streamlit makes a page's icon the tab's favicon, and fetches a Material one from Google's
+# font server, which an offline classroom can't reach and a private one shouldn't.
+PAGES = [
+    ("home.py", "Home", "🏠"),
+    ("generate.py", "Generate", "🖌️"),
+    ("reconstruct.py", "Reconstruct", "🔁"),
+    ("latent.py", "Latent explorer", "🎛️"),
+    ("attention_lab.py", "Attention lab", "🔍"),
+    ("attention_at_work.py", "Attention at work", "👁️"),
+    ("evaluate.py", "Evaluate", "📏"),
+    ("train.py", "Train", "🏋️"),
 ]
 
 pages = [

@@ -1,9 +1,16 @@
-"""Streamlit helpers shared by app.py and every page: the checkpoint picker, cached models and cached traces.
+"""Streamlit helpers shared by app.py and every page: the checkpoint picker, cached models and cached traces, and
+presentation mode.
 
 Models are loaded once per file version with st.cache_resource and shared by every session: they are in
-eval mode and only ever run under torch.inference_mode, never mutated. Pure results (generation and
-reconstruction traces) are cached with st.cache_data, keyed by the checkpoint's `key` instead of the
-model object, so moving a step slider redraws from the cache instead of rerunning the model.
+eval mode and only ever run under torch.inference_mode, never mutated. Traces (generation, reconstruction, the
+latents' finished images) are cached with st.cache_resource too, keyed by the checkpoint's `key` instead of the model
+object: a class of 30 on one model holds one copy of the model and one of each trace, and a rerun hands the
+page that copy instead of unpickling its own (st.cache_data would). They are shared read-only, and torch
+enforces it: they were made under inference_mode, and an in-place change of an inference tensor raises.
+
+Presentation mode (sidebar toggle or `?present=1` in the URL) is for a projector: the sidebar and Streamlit's
+header are hidden, margins shrink, pages draw their figures `figure_px` larger and put their settings in
+`controls()` (folded away while presenting), and each page's main view fits 1280 x 720 without scrolling.
 """
 
 from __future__ import annotations
@@ -34,6 +41,16 @@ HOW_TO_GET_A_CHECKPOINT = (
     "the **Train** page, or from a terminal: `python -m draw_core.train --preset mnist-small --dataset mnist-sample "
     "--steps 500 --batch-size 64 --out runs/demo.safetensors`."
 )
+PRESENT_KEY = "present"  # session key of the presentation toggle, and the URL flag (?present=1) that opens it on
+PRESENT_SCALE = 1.4  # how much larger figures are drawn in presentation mode (figure_px)
+# Presentation mode's look: no sidebar, no Streamlit header, thin margins, a smaller title, the exit button top right.
+PRESENT_CSS = """<style>
+section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stExpandSidebarButton"],
+header[data-testid="stHeader"] { display: none !important; }
+[data-testid="stMainBlockContainer"] { padding: 0.5rem 1.5rem 1rem !important; max-width: none !important; }
+[data-testid="stMainBlockContainer"] h1 { font-size: 1.9rem; padding: 0; }
+.st-key-present_exit { position: fixed; top: 0.4rem; right: 0.8rem; z-index: 999991; width: auto !important; }
+</style>"""
 NEEDS = {  # what a page can ask of a model kind (a ModelKind flag) -> how its message names such models
     "generates": "generators (models that draw images from z)",
     "classifies": "classifiers",
@@ -135,10 +152,52 @@ def format_duration(seconds: float | None, unknown: str = "unknown") -> str:
 
 
 def app_frame() -> None:
-    """What app.py draws around every page: the page config and the sidebar with the checkpoint picker."""
-    st.set_page_config(page_title="DRAW Studio", page_icon=":material/draw:", layout="wide")
+    """What app.py draws around every page: the page config and the sidebar with the checkpoint picker and the
+    presentation toggle. The page icon is an emoji: a `:material/...:` icon is fetched from Google's font server
+    as the tab's favicon, which an offline classroom can't reach and a private one shouldn't."""
+    st.set_page_config(page_title="DRAW Studio", page_icon="✏️", layout="wide")
     st.sidebar.title("DRAW Studio")
     st.session_state[SELECTED_KEY] = checkpoint_sidebar()
+    presentation_toggle()
+
+
+def presentation() -> bool:
+    """Whether this session is in presentation mode (pages lay out for a 1280 x 720 projector)."""
+    return bool(st.session_state.get(PRESENT_KEY, False))
+
+
+def figure_px(pixels: int) -> int:
+    """A figure's size in screen pixels: `pixels`, or PRESENT_SCALE times that in presentation mode."""
+    return round(pixels * PRESENT_SCALE) if presentation() else pixels
+
+
+def controls(label: str = "Settings"):
+    """The container a page puts its settings in: the page itself, or in presentation mode a closed expander named
+    `label`, so that the main view below fits the projector's 1280 x 720 (widgets keep their values either way)."""
+    return st.expander(label, icon=":material/tune:") if presentation() else st.container()
+
+
+def presentation_toggle() -> None:
+    """The sidebar's presentation toggle; the URL says ?present=1 while it is on, so a reload or a shared link opens
+    the same way. In presentation mode the sidebar is hidden, so an exit button sits in the top right corner."""
+    if PRESENT_KEY not in st.session_state:
+        st.session_state[PRESENT_KEY] = st.query_params.get(PRESENT_KEY) == "1"
+    st.sidebar.toggle(
+        "Presentation mode",
+        key=PRESENT_KEY,
+        help="For a projector: hides this sidebar, draws figures larger and fits each page's main view in "
+        "1280×720. `?present=1` in the URL opens a page this way.",
+    )
+    if not presentation():
+        st.query_params.pop(PRESENT_KEY, None)
+        return
+    st.query_params[PRESENT_KEY] = "1"
+    st.html(PRESENT_CSS)
+
+    def leave() -> None:
+        st.session_state[PRESENT_KEY] = False
+
+    st.button("Exit presentation", icon=":material/close_fullscreen:", key="present_exit", on_click=leave)
 
 
 def page_setup() -> Selected | None:
@@ -211,9 +270,10 @@ def require_checkpoint(*, need: str | None = None) -> Selected:
     return selected
 
 
-def step_controls(T: int, *, key: str = "step", label: str = "Step t") -> int:
-    """A step slider 1..T with previous/next buttons; the step is shared by the pages and survives switches."""
-    remember(key, T)
+def step_controls(T: int, *, key: str = "step", label: str = "Step t", default: int | None = None) -> int:
+    """A step slider 1..T with previous/next buttons, first at `default` (T when None); the step under `key` is
+    shared by the pages that use that key and survives switches."""
+    remember(key, T if default is None else default)
     st.session_state[key] = min(max(1, int(st.session_state[key])), T)
 
     def shift(by: int) -> None:
@@ -232,26 +292,20 @@ def step_controls(T: int, *, key: str = "step", label: str = "Step t") -> int:
     return slider.slider(label, 1, T, key=key)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)  # a paper-size trace of 16 samples is ~3 MB
+@st.cache_resource(max_entries=16, show_spinner=False)  # a paper-size trace of 16 samples is ~3 MB
 def generation(_model, model_key: str, seed: int, n: int = SAMPLES) -> GenerationTrace:
     """n samples from the prior drawn with `seed` (latent.prior_z), decoded: canvases, windows and z."""
     cfg = _model.cfg
     return _model.generate(n, z=prior_z(seed, cfg.T, cfg.z_size, n))
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
-def decode(_model, model_key: str, z: np.ndarray) -> GenerationTrace:
-    """Decode given latents z (T, n, Z) (a numpy array: Streamlit hashes those quickly and exactly)."""
-    return _model.generate(z.shape[1], z=torch.from_numpy(z))
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_resource(max_entries=64, show_spinner=False)
 def decode_final(_model, model_key: str, z: np.ndarray) -> torch.Tensor:
     """Only the finished images sigma(c_T) (n, C, H, W) of latents z (T, n, Z): what strips and grids show."""
     return _model.generate(z.shape[1], z=torch.from_numpy(z)).canvases[-1]
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_resource(max_entries=64, show_spinner=False)
 def reconstruction(_model, model_key: str, image: np.ndarray, seed: int) -> ReconstructionTrace:
     """One pass of the model over image (1, C, H, W) (numpy) with posterior noise drawn from `seed`."""
     return _model.reconstruct(torch.from_numpy(image), generator=torch.Generator().manual_seed(int(seed)))

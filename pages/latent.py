@@ -1,4 +1,11 @@
-"""Latent explorer: move z with sliders and watch the decoder redraw; interpolate between seeds; walk a 2-D grid."""
+"""Latent explorer: move z with sliders and watch the decoder redraw; interpolate between seeds; walk a 2-D grid.
+
+What is drawn is always what the sliders show: z lives in the session (latent_state), a slider writes its value
+there, and whatever sets z another way (Reset, Randomise, a pasted z) clears the sliders' own state, so they are
+created again from z and the browser moves their thumbs. The sliders and the picture are one fragment: a drag
+reruns only them, and decodes only the one edited sample (latent.RecentDecodes, per session), not the strip
+and the grid below.
+"""
 
 import random
 
@@ -13,6 +20,9 @@ from draw_core.present import latent, views, viz
 KL_DIGITS = 100  # test digits the KL ordering of the dimensions is measured on
 SHOWN = 10  # sliders shown at once: the top of the KL ranking, then a chosen group of ranks in the expander
 LIMIT = 4.0  # slider range: z_d in [-LIMIT, LIMIT] (a prior draw is within ±4 with probability 0.99994)
+SLIDER_PREFIX = "latent_dim_"  # session keys of the z sliders: latent_dim_<mode>_<step or None>_<dimension>
+STEP_KEY = "latent_step"  # this page's own step (1-based): it opens where the KL is, not on the Generate page's step
+MODES = {"step": "z of one step t", "shared": "the same z at every step"}
 
 selected = app_common.require_checkpoint(need="generates")
 model, cfg = selected.model, selected.config
@@ -29,17 +39,20 @@ def kl_table(_model, model_key: str, dataset: str | None) -> torch.Tensor | None
     return latent.kl_per_dimension(_model, images, torch.Generator().manual_seed(0))
 
 
+kl = kl_table(model, selected.key, measured_on)
+busiest = latent.busiest_step(kl) if kl is not None else T - 1  # 0-based: the page opens there
+
 st.title("Latent explorer")
 st.caption(
     "The decoder turns z₁…z_T into a drawing (sec. 2.3). Sliders are ordered by how many nats the encoder "
-    f"spends on each dimension on {KL_DIGITS} test digits: the top ones matter most."
+    f"spends on each dimension (eq. 11) on {KL_DIGITS} test digits: the top ones matter most. The page opens on "
+    "the step that spends the most; click a bar of KL per step to pick another."
 )
 app_common.remember("seed", 0)
 app_common.remember("sample", 0)
 seed_column, sample_column, mode_column = st.columns([2, 2, 3], vertical_alignment="bottom")
 seed = int(seed_column.number_input("Seed", 0, app_common.MAX_SEED, step=1, key="seed"))
 sample = sample_column.selectbox("Sample", range(app_common.SAMPLES), key="sample", format_func=lambda i: f"#{i + 1}")
-MODES = {"step": "z of one step t", "shared": "the same z at every step"}
 mode = mode_column.radio("Sliders set", list(MODES), format_func=MODES.get, key="latent_mode", horizontal=True)
 
 base = latent.prior_z(seed, T, Z, app_common.SAMPLES)[:, sample].numpy()  # (T, Z): the Generate page's sample
@@ -47,49 +60,17 @@ origin = (selected.key, seed, sample)
 
 
 def clear_sliders() -> None:
-    """Forget the sliders' own state so they show the values in latent_state again."""
-    for key in [k for k in st.session_state if str(k).startswith("latent_dim_")]:
+    """Forget the sliders' own state: they are created again from latent_state, and their thumbs move there."""
+    for key in [k for k in st.session_state if str(k).startswith(SLIDER_PREFIX)]:
         del st.session_state[key]
 
 
 def reset_to(z: np.ndarray) -> None:
-    st.session_state.latent_state = {"origin": origin, "z": z.astype(np.float32).copy(), "shared": z[0].copy()}
+    """Make z (T, Z) the drawn latent; the shared z (every step) starts from its first step."""
+    z = z.astype(np.float32)
+    st.session_state.latent_state = {"origin": origin, "z": z.copy(), "shared": z[0].copy()}
     st.session_state.pop("latent_json_error", None)
     clear_sliders()
-
-
-if st.session_state.get("latent_state", {}).get("origin") != origin:
-    reset_to(base)
-state = st.session_state.latent_state
-
-kl = kl_table(model, selected.key, measured_on)
-if mode == "step":
-    step = app_common.step_controls(T)
-    t = step - 1
-    values = state["z"][t]  # (Z,) edited in place by the sliders
-    order = latent.dims_by_kl(kl, t) if kl is not None else list(range(Z))
-    spent = kl[t] if kl is not None else None
-else:
-    t = None
-    values = state["shared"]
-    order = latent.dims_by_kl(kl) if kl is not None else list(range(Z))
-    spent = kl.sum(0) if kl is not None else None
-current = state["z"] if mode == "step" else np.tile(state["shared"], (T, 1))  # (T, Z)
-
-
-def slider_key(d: int) -> str:
-    return f"latent_dim_{mode}_{t}_{d}"
-
-
-def on_slide(d: int) -> None:
-    values[d] = st.session_state[slider_key(d)]
-
-
-def slider(container, d: int) -> None:
-    """A slider for z[d]; it starts at the value in latent_state (its own state then leads until cleared)."""
-    label = f"z[{d}]" + (f" · {float(spent[d]):.2f} nats" if spent is not None else "")
-    value = float(np.clip(values[d], -LIMIT, LIMIT))
-    container.slider(label, -LIMIT, LIMIT, value, step=0.05, key=slider_key(d), on_change=on_slide, args=(d,))
 
 
 def randomise() -> None:
@@ -105,55 +86,129 @@ def apply_json() -> None:
     reset_to(z)
 
 
-sliders_column, image_column = st.columns([3, 2])
-with sliders_column:
-    where = f"step t={t + 1}" if t is not None else "every step"
-    st.subheader(f"z at {where}")
-    reset_column, random_column = st.columns(2)
-    reset_column.button(
-        "Reset to the seed's z", icon=":material/restart_alt:", key="latent_reset", on_click=reset_to, args=(base,)
-    )
-    random_column.button("Randomise z", icon=":material/casino:", key="latent_randomise", on_click=randomise)
-    left, right = st.columns(2)
-    for i, d in enumerate(order[:SHOWN]):
-        slider(left if i % 2 == 0 else right, d)
-    if Z > SHOWN:
-        with st.expander(f"The other {Z - SHOWN} dimensions (less KL)"):
-            # one group of ranks at a time: a hundred sliders would make every rerun slow
-            groups = [(first, min(first + SHOWN, Z)) for first in range(SHOWN, Z, SHOWN)]
-            start, stop = st.selectbox(
-                "KL ranks", groups, key="latent_group", format_func=lambda g: f"ranks {g[0] + 1}–{g[1]}"
-            )
-            left, right = st.columns(2)
-            for i, d in enumerate(order[start:stop]):
-                slider(left if i % 2 == 0 else right, d)
+def current_z(mode: str) -> np.ndarray:
+    """The latent (T, Z) drawn now in `mode`: the edited z of every step, or the shared z repeated T times."""
+    state = st.session_state.latent_state
+    return state["z"] if mode == "step" else np.tile(state["shared"], (T, 1))
 
-image = app_common.decode(model, selected.key, current[:, None, :])  # GenerationTrace of one sample
-with image_column:
-    st.plotly_chart(
-        viz.image_figure(image.canvases[-1, 0], title=f"σ(c<sub>{T}</sub>) drawn from this z"),
-        key="latent_image",
-        width="content",
-    )
-    shown_steps = np.unique(np.linspace(0, T - 1, min(T, 8)).round().astype(int))
-    st.plotly_chart(
-        viz.image_grid_figure(
-            image.canvases[shown_steps, 0],
-            nrow=len(shown_steps),
-            title="canvas at t = " + ", ".join(str(s + 1) for s in shown_steps),
-            size=380,
-        ),
-        key="latent_steps",
-        width="content",
-    )
 
-with st.expander("Copy or paste z as JSON"):
-    st.caption(f"T={T} lists of Z={Z} numbers (one per step), or one list of {Z} numbers used at every step.")
-    st.code(latent.z_to_json(torch.from_numpy(current)), language="json", wrap_lines=True, height=120)
-    st.text_area("Paste z here", key="latent_json", height=100)
-    st.button("Use the pasted z", key="latent_apply_json", on_click=apply_json)
-    if st.session_state.get("latent_json_error"):
-        st.error(f"The pasted z can't be used: {st.session_state.latent_json_error}")
+def edited_step(mode: str) -> int | None:
+    """The step (0-based) the sliders edit in `mode`, or None when they set every step."""
+    return int(st.session_state[STEP_KEY]) - 1 if mode == "step" and STEP_KEY in st.session_state else None
+
+
+def edited_values(t: int | None) -> np.ndarray:
+    """The (Z,) values the sliders edit, in place: z at step t, or the shared z."""
+    state = st.session_state.latent_state
+    return state["z"][t] if t is not None else state["shared"]
+
+
+def on_slide(key: str, t: int | None, d: int) -> None:
+    edited_values(t)[d] = st.session_state[key]
+
+
+def pick_step() -> None:
+    """A click on a bar of KL per step moves the step slider there (before it is created in the rerun)."""
+    points = st.session_state.latent_kl_chart.selection.points
+    if points:
+        st.session_state[STEP_KEY] = int(points[0]["x"])
+
+
+if st.session_state.get("latent_state", {}).get("origin") != origin:
+    reset_to(base)
+if st.session_state.get("latent_step_model") != selected.key:  # another model: open on its busiest step
+    st.session_state.pop(STEP_KEY, None)
+    st.session_state.latent_step_model = selected.key
+
+
+@st.fragment
+def editor(mode: str) -> None:
+    """The sliders and what they draw in `mode`; a slider, a step or a button here reruns only this (with the
+    arguments of the last full run: it reads no widget drawn outside it)."""
+    sliders_column, image_column = st.columns([3, 2])
+    t = None
+    if mode == "step":
+        with sliders_column:
+            t = app_common.step_controls(T, key=STEP_KEY, default=busiest + 1) - 1
+            if kl is not None:
+                chart = viz.kl_per_step_figure(kl.sum(1), step=t + 1, title=None)
+                chart.update_layout(height=app_common.figure_px(100), margin={"t": 4, "b": 24}, xaxis={"title": None})
+                st.plotly_chart(
+                    chart,
+                    key="latent_kl_chart",
+                    on_select=pick_step,
+                    selection_mode="points",
+                    config={"displayModeBar": False},
+                )
+    values = edited_values(t)
+    spent = None if kl is None else kl[t] if t is not None else kl.sum(0)  # (Z,) nats per dimension
+    order = latent.dims_by_kl(kl, t) if kl is not None else list(range(Z))
+
+    def slider(container, d: int) -> None:
+        """A slider for z[d], created from z whenever its own state was cleared (so the thumb shows z)."""
+        key = f"{SLIDER_PREFIX}{mode}_{t}_{d}"
+        if key not in st.session_state:
+            st.session_state[key] = float(np.clip(values[d], -LIMIT, LIMIT))
+        label = f"z[{d}]" + (f" · {float(spent[d]):.2f} nats" if spent is not None else "")
+        container.slider(label, -LIMIT, LIMIT, step=0.05, key=key, on_change=on_slide, args=(key, t, d))
+
+    with sliders_column:
+        where = f"step t={t + 1}" if t is not None else "every step"
+        title_column, reset_column, random_column = st.columns([2, 2, 2], vertical_alignment="center")
+        title_column.markdown(f"**z at {where}**")
+        reset_column.button(
+            "Reset to the seed's z", icon=":material/restart_alt:", key="latent_reset", on_click=reset_to, args=(base,)
+        )
+        random_column.button("Randomise z", icon=":material/casino:", key="latent_randomise", on_click=randomise)
+        left, right = st.columns(2)
+        for i, d in enumerate(order[:SHOWN]):
+            slider(left if i % 2 == 0 else right, d)
+        if Z > SHOWN:
+            more = st.expander(f"The other {Z - SHOWN} dimensions (less KL)", key="latent_more", on_change="rerun")
+            if more.open:  # drawn only while open, one group of ranks at a time: each slider drawn slows every drag
+                groups = [(first, min(first + SHOWN, Z)) for first in range(SHOWN, Z, SHOWN)]
+                start, stop = more.selectbox(
+                    "KL ranks", groups, key="latent_group", format_func=lambda g: f"ranks {g[0] + 1}–{g[1]}"
+                )
+                left, right = more.columns(2)
+                for i, d in enumerate(order[start:stop]):
+                    slider(left if i % 2 == 0 else right, d)
+
+    current = current_z(mode)
+    decodes = st.session_state.setdefault("_latent_decodes", latent.RecentDecodes())
+    canvases = decodes.decode(model, selected.key, current).canvases[:, 0]  # (T, C, H, W) of the one sample
+    with image_column:
+        st.plotly_chart(
+            viz.image_figure(
+                canvases[-1], title=f"σ(c<sub>{T}</sub>) drawn from this z", size=app_common.figure_px(viz.IMAGE_PIXELS)
+            ),
+            key="latent_image",
+            width="content",
+        )
+        shown_steps = np.unique(np.linspace(0, T - 1, min(T, 8)).round().astype(int))
+        st.plotly_chart(
+            viz.image_grid_figure(
+                canvases[shown_steps],
+                nrow=len(shown_steps),
+                title="canvas at t = " + ", ".join(str(s + 1) for s in shown_steps),
+                size=app_common.figure_px(380),
+            ),
+            key="latent_steps",
+            width="content",
+        )
+
+    json_box = st.expander("Copy or paste z as JSON", key="latent_json_box", on_change="rerun")
+    if json_box.open:  # 6,400 numbers for the paper's model: written out only while someone looks
+        json_box.caption(f"T={T} lists of Z={Z} numbers (one per step), or one list of {Z} numbers used at every step.")
+        # plain text: the browser's syntax highlighting of that many numbers would take a second a drag
+        json_box.code(latent.z_to_json(torch.from_numpy(current)), language=None, wrap_lines=True, height=120)
+        json_box.text_area("Paste z here", key="latent_json", height=100)
+        json_box.button("Use the pasted z", key="latent_apply_json", on_click=apply_json)
+        if st.session_state.get("latent_json_error"):
+            json_box.error(f"The pasted z can't be used: {st.session_state.latent_json_error}")
+
+
+editor(mode)
 
 st.subheader("Interpolation between two seeds")
 a_column, b_column, n_column = st.columns(3)
@@ -186,14 +241,14 @@ span = span_column.slider("From −s to s", 0.5, LIMIT, 2.0, step=0.5, key="late
 k = size_column.select_slider("Grid", [3, 5, 7], value=5, key="latent_walk_k")
 
 
-def snapshot() -> None:
-    st.session_state.latent_walk = {"origin": origin, "z": current.copy(), "step": t}
+def snapshot(mode: str) -> None:
+    st.session_state.latent_walk = {"origin": origin, "z": current_z(mode).copy(), "step": edited_step(mode)}
 
 
 if st.session_state.get("latent_walk", {}).get("origin") != origin:
-    snapshot()
+    snapshot(mode)
 walk = st.session_state.latent_walk
-st.button("Walk around the current z", key="latent_walk_update", on_click=snapshot)
+st.button("Walk around the current z", key="latent_walk_update", on_click=snapshot, args=(mode,))
 grid = latent.walk_grid(torch.from_numpy(walk["z"]), (first, second), torch.linspace(-span, span, k), walk["step"])
 walked = app_common.decode_final(model, selected.key, grid.transpose(0, 1).contiguous().numpy())
 at = f"at step t={walk['step'] + 1}" if walk["step"] is not None else "at every step"

@@ -1,4 +1,5 @@
-"""AppTest of the Latent explorer: sliders ordered by KL, the image follows them, reset, JSON, interpolation, walk."""
+"""AppTest of the Latent explorer: it opens on the step with the most KL, sliders ordered by KL, the image and the
+sliders always show the same z (drag, reset, randomise, paste), interpolation, walk."""
 
 import json
 
@@ -10,6 +11,7 @@ from app_support import (
     as_a_classifier,
     assert_no_exception,
     figure,
+    figures,
     open_page,
     tiny_checkpoint,
     use_folders,
@@ -37,6 +39,38 @@ def latent_sliders(at) -> list:
     return [s for s in at.slider if s.key.startswith("latent_dim_")]
 
 
+def slider_step_and_dim(slider) -> tuple[int, int]:
+    """(t, d) a z slider edits, from its key latent_dim_step_<t>_<d> (t 0-based)."""
+    _, _, _, t, d = slider.key.split("_")
+    return int(t), int(d)
+
+
+def kl_of(path) -> torch.Tensor:
+    """(T, Z) KL per step and dimension as the page measures it: 100 test digits of mnist-sample, noise seed 0."""
+    images = get_dataset("mnist-sample").test_set(limit=100)
+    return latent.kl_per_dimension(load_checkpoint(path).model, images, torch.Generator().manual_seed(0))
+
+
+def open_expander(at, key: str) -> None:
+    """Open the page's expander `key` as a click would (its contents are drawn only while it is open)."""
+    at.session_state[key] = True
+    at.run()
+    assert_no_exception(at)
+
+
+def assert_sliders_show_the_drawn_z(at, path) -> np.ndarray:
+    """Every z slider's value is the drawn z's value (the z the page shows as JSON), and the image is what the
+    model draws from that z; returns that z (T, Z)."""
+    if not at.code:
+        open_expander(at, "latent_json_box")
+    z = np.array(json.loads(at.code[0].value), dtype=np.float32)
+    for slider in latent_sliders(at):
+        t, d = slider_step_and_dim(slider)
+        assert slider.value == pytest.approx(float(np.clip(z[t, d], -4, 4)), abs=1e-4), slider.key
+    assert image(at) == pytest.approx(drawn(path, torch.from_numpy(z)), abs=1e-3)  # z as JSON has 4 decimals
+    return z
+
+
 def drawn(path, z: torch.Tensor) -> np.ndarray:
     """sigma(c_T) the model draws from z (T, Z)."""
     return load_checkpoint(path).model.generate(1, z=z.unsqueeze(1)).canvases[-1, 0, 0].numpy()
@@ -57,7 +91,9 @@ def test_renders_on_a_tiny_checkpoint(runs):
 def test_renders_on_the_shipped_checkpoint(monkeypatch, tmp_path):
     use_shipped(monkeypatch, tmp_path)
     at = open_page("latent.py")
-    assert len(latent_sliders(at)) == 20  # the top 10 and the first group of the other 90
+    assert len(latent_sliders(at)) == 10  # the top 10; the other 90 wait in a closed expander
+    open_expander(at, "latent_more")
+    assert len(latent_sliders(at)) == 20  # and its first group of 10
 
 
 def test_moving_a_latent_slider_redraws_the_image_from_the_new_z(runs):
@@ -65,27 +101,56 @@ def test_moving_a_latent_slider_redraws_the_image_from_the_new_z(runs):
     at = open_page("latent.py")
     before = image(at)
     slider = latent_sliders(at)[0]
-    _, _, _, t, d = slider.key.split("_")
+    t, d = slider_step_and_dim(slider)
     slider.set_value(3.0).run()
     assert_no_exception(at)
     z = seed_z(path)
-    z[int(t), int(d)] = 3.0
+    z[t, d] = 3.0
     assert image(at) == pytest.approx(drawn(path, z), abs=1e-5)
     assert not np.allclose(image(at), before, atol=1e-4)
     at.button(key="latent_reset").click().run()
     assert image(at) == pytest.approx(before, abs=1e-6)
-    assert latent_sliders(at)[0].value == pytest.approx(float(seed_z(path)[int(t), int(d)]), abs=1e-6)
+    assert latent_sliders(at)[0].value == pytest.approx(float(seed_z(path)[t, d]), abs=1e-6)
+    assert_sliders_show_the_drawn_z(at, path)
+
+
+def test_opens_on_the_step_with_the_most_kl_and_shows_kl_per_step(runs):
+    path = runs / "tiny.safetensors"
+    at = open_page("latent.py")
+    kl = kl_of(path)
+    per_step = kl.sum(1)  # (T,) nats per step
+    busiest = int(per_step.argmax())
+    assert at.slider(key="latent_step").value == busiest + 1
+    assert {slider_step_and_dim(s)[0] for s in latent_sliders(at)} == {busiest}
+    top = slider_step_and_dim(latent_sliders(at)[0])[1]
+    assert top == int(kl[busiest].argmax())  # the first slider is the dimension that spends most at that step
+    bars = figures(at)[0]["data"][0]
+    assert viz.spec_array(bars["y"]) == pytest.approx(per_step.numpy(), abs=1e-5)
+    colours = bars["marker"]["color"]
+    assert [i for i, c in enumerate(colours) if colours.count(c) == 1] == [busiest]  # the current step's bar stands out
+
+
+def test_randomise_and_a_pasted_z_move_the_sliders_to_what_is_drawn(runs):
+    path = runs / "tiny.safetensors"
+    at = open_page("latent.py")
+    latent_sliders(at)[0].set_value(2.0).run()
+    at.button(key="latent_randomise").click().run()
+    assert_no_exception(at)
+    z = assert_sliders_show_the_drawn_z(at, path)
+    assert not np.allclose(z, seed_z(path).numpy(), atol=1e-3)
+    pasted = np.round(np.linspace(-1, 1, 4 * 8), 2).reshape(4, 8)
+    at.text_area(key="latent_json").set_value(json.dumps(pasted.tolist())).run()
+    at.button(key="latent_apply_json").click().run()
+    assert_no_exception(at)
+    assert assert_sliders_show_the_drawn_z(at, path) == pytest.approx(pasted, abs=1e-6)
 
 
 def test_sliders_are_ordered_by_kl_and_every_dimension_is_reachable(monkeypatch, tmp_path):
     runs = use_folders(monkeypatch, tmp_path, runs=[])
     path = tiny_checkpoint(runs, "wide", DrawConfig(T=2, enc_size=16, dec_size=16, z_size=25))
     at = open_page("latent.py")
-    model = load_checkpoint(path).model
-    kl = latent.kl_per_dimension(
-        model, get_dataset("mnist-sample").test_set(limit=100), torch.Generator().manual_seed(0)
-    )
-    order = latent.dims_by_kl(kl, 1)  # the page opens on the last step, t = 2
+    kl = kl_of(path)
+    order = latent.dims_by_kl(kl, int(kl.sum(1).argmax()))  # the page opens on the step with the most KL
 
     def shown() -> list[int]:
         return [int(s.key.split("_")[-1]) for s in latent_sliders(at)]
@@ -93,6 +158,8 @@ def test_sliders_are_ordered_by_kl_and_every_dimension_is_reachable(monkeypatch,
     # ten at a time fill a left and a right column alternately (read column by column): the top 10, and in the
     # expander the chosen group of KL ranks
     assert "other 15 dimensions" in at.expander[0].label
+    assert shown() == order[0:10:2] + order[1:10:2]
+    open_expander(at, "latent_more")
     assert shown() == order[0:10:2] + order[1:10:2] + order[10:20:2] + order[11:20:2]
     at.selectbox(key="latent_group").set_value((20, 25)).run()
     assert_no_exception(at)
@@ -116,6 +183,8 @@ def test_same_z_at_every_step(runs):
 def test_z_as_json_copies_and_pastes(runs):
     path = runs / "tiny.safetensors"
     at = open_page("latent.py")
+    assert not at.code, "z as JSON is written out only while its expander is open"
+    open_expander(at, "latent_json_box")
     copied = json.loads(at.code[0].value)
     assert np.allclose(copied, seed_z(path).numpy(), atol=1e-4)
     at.text_area(key="latent_json").set_value("[1, 2, 3]").run()

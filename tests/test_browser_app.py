@@ -3,7 +3,10 @@
 Each test opens its page from the sidebar, checks that what should be drawn is drawn, does the page's own
 interaction (a slider moved with the keyboard, a stroke on the drawing canvas, Play on the Plotly animation,
 an evaluation), fails on any Streamlit exception box or error alert, and saves a screenshot of the whole page
-to artifacts/screenshots/app/ (git-ignored): look at them after a change to a page.
+to artifacts/screenshots/app/ (git-ignored): look at them after a change to a page. Presentation mode is opened
+at 1280 x 720, where each page's main view must show without scrolling (screenshots of the window).
+Every request any page makes is recorded, and the last test fails if one left the loopback address: the app
+must work in an offline classroom and tell no one outside what students do.
 
 The server runs over a temporary runs folder with two tiny checkpoints (attention and no attention) and over the
 shipped checkpoints when checkpoints/ has some (the app then opens with the shipped model).
@@ -22,7 +25,9 @@ from browser_support import (
     HANG_GUARD_S,
     SCREENSHOTS,
     assert_clean,
+    key_to_picture_ms,
     poll,
+    record_outside_requests,
     screenshot,
     settle,
     streamlit_app,
@@ -37,6 +42,9 @@ pytestmark = [
 
 SHOTS = SCREENSHOTS / "app"
 VIEWPORT = {"width": 1400, "height": 1000}
+PROJECTOR = {"width": 1280, "height": 720}
+OUTSIDE: list[str] = []  # every request a page of this module made that left the loopback address
+LATENCY = SCREENSHOTS.parent / "latency" / "latent.json"  # key press -> redrawn digit, measured in the browser
 
 # A chart's title without the <b> Streamlit wraps it in.
 TITLE = "(div => (div.layout?.title?.text || '').replace(/<\\/?b>/g, ''))"
@@ -70,6 +78,18 @@ COLOURS = """(title) => {
     probe.remove();
     return colours;
 }""".replace("TITLE", TITLE)
+# The KL per step bars of the Latent explorer (its chart has no title: the element's key names it).
+KL_BARS = """() => {
+    const div = document.querySelector('.st-key-latent_kl_chart .js-plotly-plot');
+    return div?._fullData?.[0]?.y ? Array.from(div._fullData[0].y) : null;
+}"""
+# Where the drawn Plotly chart of the element with the key given is in the window (CSS pixels), or null.
+BOX = """(key) => {
+    const div = document.querySelector(`.st-key-${key} .js-plotly-plot`);
+    if (!div?.querySelector('.main-svg')) return null;
+    const r = div.getBoundingClientRect();
+    return {top: r.top, bottom: r.bottom, left: r.left, right: r.right, width: r.width};
+}"""
 CHART_TITLES = f"() => Array.from(document.querySelectorAll('.js-plotly-plot')).map({TITLE})"
 # The Generate page's animation (the one chart with Play/Pause buttons): what it shows now, and its frame count.
 ANIMATION = """() => {
@@ -96,14 +116,21 @@ def app(browser, tmp_path_factory):
         old.unlink()
     print(f"\nscreenshots: {SHOTS}")
     with streamlit_app(runs=runs, shipped=shipped, log=folder / "streamlit.log") as url:
-        page = browser.new_page(viewport=VIEWPORT)
-        page.set_default_timeout(HANG_GUARD_S * 1000)
+        page = new_page(browser, VIEWPORT)
         script_errors = []
         page.on("pageerror", lambda error: script_errors.append(str(error)))
         page.goto(url)
         settle(page)
         yield page, script_errors, url
         page.close()
+
+
+def new_page(browser, viewport: dict):
+    """A browser tab whose requests beyond the loopback address are recorded in OUTSIDE."""
+    page = browser.new_page(viewport=viewport)
+    page.set_default_timeout(HANG_GUARD_S * 1000)
+    record_outside_requests(page, OUTSIDE)
+    return page
 
 
 def open_page(app, title: str, heading: str):
@@ -197,8 +224,7 @@ def test_generate_step_slider_moves_the_window_and_play_animates(app):
 def test_a_shared_generate_url_opens_that_view(app, browser):
     """A second user opens the URL a teacher copied: same checkpoint, seed, step and sample."""
     url = app[2]
-    page = browser.new_page(viewport=VIEWPORT)
-    page.set_default_timeout(HANG_GUARD_S * 1000)
+    page = new_page(browser, VIEWPORT)
     page.goto(f"{url}/generate?checkpoint=run%2Ftiny-noattn&seed=5&step=2&sample=3")
     settle(page)
     page.get_by_role("heading", name="Generate").wait_for()
@@ -243,15 +269,40 @@ def test_reconstruct_a_test_digit_then_a_drawn_stroke(app):
     screenshot(page, SHOTS / "3-reconstruct-drawn.png")
 
 
-def test_latent_slider_redraws_the_image(app):
+def test_latent_opens_where_the_kl_is_and_its_sliders_show_the_drawn_z(app):
     page = open_page(app, "Latent explorer", "Latent explorer")
-    charts_drawn(page, 4)
+    charts_drawn(page, 5)
+    bars = poll("the KL per step bars", lambda: page.evaluate(KL_BARS))
+    assert int(slider_thumb(page, "Step t").input_value()) == bars.index(max(bars)) + 1, "not on the busiest step"
     first = chart(page, "drawn from this z")["traces"][0]["z"]
-    label = page.get_by_test_id("stSlider").filter(has_text="z[").first.get_by_test_id("stWidgetLabel").inner_text()
-    before, after = press_on_slider(page, label.split(" ")[0], "ArrowRight", times=30)
-    assert after == pytest.approx(min(before + 1.5, 4.0)), (before, after)
-    poll("the image to be redrawn", lambda: chart(page, "drawn from this z")["traces"][0]["z"] != first)
-    assert_clean(page, "Latent explorer after the slider")
+    # the first z slider is the dimension that spends the most at this step; its label names it and its nats
+    label = page.get_by_test_id("stSlider").filter(has_text="nats").first.get_by_test_id("stWidgetLabel").inner_text()
+    seed_value = float(slider_thumb(page, label).input_value())
+    key, sign = ("ArrowRight", 1) if seed_value < 3.5 else ("ArrowLeft", -1)
+    waits = [key_to_picture_ms(page, slider_thumb(page, label), key, "drawn from this z") for _ in range(5)]
+    settle(page)
+    assert float(slider_thumb(page, label).input_value()) == pytest.approx(seed_value + sign * 0.25)
+    assert chart(page, "drawn from this z")["traces"][0]["z"] != first
+    LATENCY.parent.mkdir(parents=True, exist_ok=True)
+    LATENCY.write_text(json.dumps({"latent_key_press_to_redrawn_digit_ms": waits}))
+    print(f"\nLatent explorer, key press -> redrawn digit: {[round(w) for w in waits]} ms")
+
+    page.get_by_role("button", name="Reset to the seed's z").click()
+    settle(page)
+    assert float(slider_thumb(page, label).input_value()) == pytest.approx(seed_value), "Reset left the thumb"
+    assert poll("the seed's digit again", lambda: chart(page, "drawn from this z")["traces"][0]["z"] == first)
+
+    page.get_by_role("button", name="Randomise z").click()
+    settle(page)
+    assert float(slider_thumb(page, label).input_value()) != pytest.approx(seed_value), "Randomise left the thumb"
+    assert chart(page, "drawn from this z")["traces"][0]["z"] != first
+
+    bar = page.locator(".st-key-latent_kl_chart .js-plotly-plot .bars .point path").nth(2)  # the bar of t = 3
+    bar.click(force=True)  # Plotly takes clicks through the drag layer over its bars
+    settle(page)
+    poll("the step to follow the clicked bar", lambda: slider_thumb(page, "Step t").input_value() == "3")
+    page.get_by_text("z at step t=3").wait_for()
+    assert_clean(page, "Latent explorer after the sliders")
     screenshot(page, SHOTS / "4-latent.png")
 
 
@@ -290,3 +341,42 @@ def test_train_page_opens_ready_to_start(app):
     page.locator(".st-key-train_start button").wait_for()
     assert page.locator("input[aria-label='Run name']").count() == 1
     screenshot(page, SHOTS / "7-train.png")
+
+
+PRESENTED = [  # (page path, key of the chart that is the page's main view, its width outside presentation mode)
+    ("generate", "generate_timeline", None),
+    ("reconstruct", "reconstruct_timeline", None),
+    ("latent", "latent_image", 280),
+    ("attention_lab", "lab_image", 280),
+]
+
+
+def test_presentation_mode_fits_each_main_view_in_1280_by_720(app, browser):
+    """?present=1 on a projector's 1280 x 720: no sidebar, the main view's chart inside the window without
+    scrolling, figures drawn larger; the exit button brings the sidebar back and drops the flag from the URL."""
+    url = app[2]
+    page = new_page(browser, PROJECTOR)
+    for path, key, width in PRESENTED:
+        page.goto(f"{url}/{path}?present=1")
+        settle(page)
+        page.get_by_role("button", name="Exit presentation").wait_for()
+        poll(f"{key} on {path}", lambda key=key: page.evaluate(BOX, key), page, SHOTS / "8-no-chart.png")
+        page.wait_for_timeout(500)  # let the other charts finish drawing, for the screenshot and the layout
+        box = page.evaluate(BOX, key)
+        page.screenshot(path=str(SHOTS / f"8-present-{path}.png"))  # the window: what the projector shows
+        assert page.get_by_test_id("stSidebar").is_hidden(), f"{path}: the sidebar is shown"
+        assert box["bottom"] <= PROJECTOR["height"] and box["right"] <= PROJECTOR["width"], f"{path}: {box}"
+        assert page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollTop") == 0
+        if width is not None:
+            assert box["width"] >= 1.3 * width, f"{path}: {key} is not drawn larger ({box['width']} px)"
+        assert_clean(page, f"{path} in presentation mode")
+    page.get_by_role("button", name="Exit presentation").click()
+    settle(page)
+    assert page.get_by_test_id("stSidebar").is_visible()
+    assert "present" not in page.url
+    page.close()
+
+
+def test_no_request_left_the_server(app):
+    """Every page above, in every tab: no font, icon, script or statistics request went beyond 127.0.0.1."""
+    assert not OUTSIDE, "requests left the loopback address:\n" + "\n".join(sorted(set(OUTSIDE)))

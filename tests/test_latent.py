@@ -88,3 +88,41 @@ def test_z_json_round_trip_and_broadcast():
 def test_bad_z_json_is_refused_with_a_reason(text, message):
     with pytest.raises(ValueError, match=message):
         latent.z_from_json(text, 3, 2)
+
+
+def test_busiest_step_is_the_step_whose_dimensions_spend_the_most_in_total():
+    kl = torch.tensor([[0.9, 0.0, 0.0], [0.4, 0.4, 0.4], [0.1, 0.1, 0.1]])  # (T=3, Z=3): step 1 holds the biggest
+    assert latent.busiest_step(kl) == 1  # dimension, but step 2 spends 1.2 nats against 0.9
+
+
+class CountingModel:
+    """A DRAW that counts how often its decoder runs."""
+
+    def __init__(self, model: DRAW):
+        self.model, self.calls = model, 0
+
+    def generate(self, n, z):
+        self.calls += 1
+        return self.model.generate(n, z=z)
+
+
+def test_recent_decodes_decode_each_z_once_and_forget_the_oldest():
+    model = DRAW(DrawConfig(T=3, enc_size=8, dec_size=8, z_size=2)).eval()
+    counting = CountingModel(model)
+    decodes = latent.RecentDecodes(capacity=2)
+    z = [torch.full((3, 2), float(v)).numpy() for v in range(3)]  # three different (T, Z) latents
+    first = decodes.decode(counting, "m", z[0])
+    assert torch.equal(first.canvases, model.generate(1, z=torch.from_numpy(z[0])[:, None]).canvases)
+    assert first.canvases.shape == (3, 1, 1, 28, 28)
+    assert decodes.decode(counting, "m", z[0].copy()) is first and counting.calls == 1  # same values: no decode
+    decodes.decode(counting, "other model", z[0])  # another model's drawing of the same z is its own
+    assert counting.calls == 2 and len(decodes) == 2
+    decodes.decode(counting, "m", z[0])  # used again: now "other model" is the least recently used
+    decodes.decode(counting, "m", z[1])  # a third entry pushes that out
+    assert counting.calls == 3 and len(decodes) == 2
+    decodes.decode(counting, "m", z[0])
+    assert counting.calls == 3
+    decodes.decode(counting, "other model", z[0])
+    assert counting.calls == 4
+    with pytest.raises(ValueError, match="capacity"):
+        latent.RecentDecodes(capacity=0)

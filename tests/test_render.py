@@ -1,4 +1,5 @@
-"""draw_core.render: GIF frames with the write window where window_geometry puts it, and PNG grids."""
+"""draw_core.render: GIF frames with the write window where window_geometry puts it and the step under each,
+GIFs large enough for slides, and PNG grids."""
 
 import io
 import math
@@ -10,16 +11,17 @@ from torchvision.transforms.functional import pil_to_tensor
 
 from draw_core.nn.attention import AttentionParams, window_geometry
 from draw_core.present.render import (
-    LABEL_HEIGHT,
     MAX_LINE_WIDTH,
     generation_gif,
     generation_grid_gif,
     grid_png,
+    label_height,
     window_line_width,
 )
 
 SCALE = 4
 SIDE = 28 * SCALE  # 112
+LABEL = 14  # the step label's height under 112-pixel tiles: the 14-pixel minimum (0.09 x 112 = 10)
 
 
 def stacked_params(rows: list[tuple[float, float, float, float]], n: int | None = None) -> AttentionParams:
@@ -75,7 +77,7 @@ def test_generation_gif_draws_each_step_window_where_window_geometry_puts_it():
     image = Image.open(io.BytesIO(gif))
     assert image.format == "GIF" and image.n_frames == T
     frames = frames_of(gif)
-    assert frames[0].size == (SIDE, SIDE + LABEL_HEIGHT)
+    assert frames[0].size == (SIDE, SIDE + LABEL)
     for t, (_, box) in enumerate(WINDOWS):
         red = red_mask(frames[t])
         assert not red[SIDE:].any(), "no red in the label strip"
@@ -105,7 +107,9 @@ def test_border_width_grows_with_precision():
     assert widths[0] == MAX_LINE_WIDTH
     # A sharp window (sigma = 0.25) is drawn with a thicker border, still centred on pixel 40 / 72.
     geometry = window_geometry(stacked_params([(14.5, 14.5, 2.0, 0.25**2), (14.5, 14.5, 2.0, 100.0)]), 5)
-    thick, thin = (red_mask(f)[:SIDE] for f in frames_of(generation_gif(torch.zeros(2, 1, 28, 28), geometry)))
+    thick, thin = (
+        red_mask(f)[:SIDE] for f in frames_of(generation_gif(torch.zeros(2, 1, 28, 28), geometry, scale=SCALE))
+    )
     thick_width = round(window_line_width(0.25) * SCALE)
     assert thick_width > 1
     row = thick[56]  # a row through the middle of the left and right edges
@@ -126,6 +130,26 @@ def test_identical_steps_still_give_T_frames():
     assert Image.open(io.BytesIO(gif)).n_frames == T
 
 
+def text_rows(frame: Image.Image, top: int) -> list[int]:
+    """The rows at and below `top` that have white (text) pixels."""
+    pixels = pil_to_tensor(frame)[0, top:]  # (label, W) red channel of the label strip
+    return (pixels > 200).any(1).nonzero().flatten().tolist()
+
+
+def test_a_default_gif_is_eight_times_the_image_with_a_readable_step_under_every_frame():
+    T = 3
+    frames = frames_of(generation_gif(torch.zeros(T, 1, 28, 28), None))
+    assert frames[0].size == (224, 224 + 20)  # 8 x 28 = 224 pixels; the label 0.09 x 224 = 20.16 -> 20 pixels
+    labels = [pil_to_tensor(f)[:, 224:] for f in frames]
+    assert all((label > 200).any() for label in labels), "every frame says its step"
+    assert not torch.equal(labels[0], labels[1]) and not torch.equal(labels[1], labels[2])
+    small = frames_of(generation_gif(torch.zeros(T, 1, 28, 28), None, scale=4))[0]
+    large = frames_of(generation_gif(torch.zeros(T, 1, 28, 28), None, scale=16))[0]
+    assert large.size == (448, 448 + 40)  # 0.09 x 448 = 40.3 -> 40
+    small_rows, large_rows = text_rows(small, 112), text_rows(large, 448)
+    assert len(large_rows) >= 2.5 * len(small_rows), "the step's text grows with the GIF"
+
+
 def test_grid_gif_tiles_samples_and_keeps_windows_inside_their_tile():
     T, n, nrow, pad = 2, 4, 2, 2
     # Same windows for all samples: step 0 centred, step 1 partly off the tile's right side (x: 21.5 .. 29.5).
@@ -133,7 +157,7 @@ def test_grid_gif_tiles_samples_and_keeps_windows_inside_their_tile():
     frames = frames_of(generation_grid_gif(torch.zeros(T, n, 1, 28, 28), geometry, nrow=nrow, scale=SCALE, padding=pad))
     assert len(frames) == T
     side = nrow * (SIDE + pad) + pad
-    assert frames[0].size == (side, side + LABEL_HEIGHT)
+    assert frames[0].size == (side, side + LABEL)
     for t, box in enumerate([(40, 40, 72, 72), (88, 40, 120, 72)]):
         red = red_mask(frames[t])
         for i in range(n):
@@ -150,7 +174,7 @@ def test_grid_gif_without_windows():
     gif = generation_grid_gif(torch.rand(3, 5, 1, 28, 28), None, nrow=3, scale=1)
     frames = frames_of(gif)
     assert len(frames) == 3
-    assert frames[0].size == (3 * 30 + 2, 2 * 30 + 2 + LABEL_HEIGHT)
+    assert frames[0].size == (3 * 30 + 2, 2 * 30 + 2 + label_height(28))
 
 
 def test_windows_must_match_the_canvases():

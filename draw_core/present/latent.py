@@ -1,5 +1,6 @@
-"""Working with DRAW's latents z_1..z_T (sec. 2.3): seeded prior draws, the KL each dimension spends,
-interpolation between two draws, 2-D walks over two dimensions, and z as JSON.
+"""Working with DRAW's latents z_1..z_T (sec. 2.3): seeded prior draws, the KL each dimension spends and the step
+that spends most, a session's recent decodes, interpolation between two draws, 2-D walks over two dimensions, and
+z as JSON.
 
 Letters used in shape comments:
     T steps, Z latent size, n latents in a batch, k walk grid size.
@@ -10,11 +11,13 @@ A latent of one image is z (T, Z); the decoder takes a batch (T, n, Z) (`DRAW.ge
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 
+import numpy as np
 import torch
 
 from draw_core.nn.elbo import gaussian_kl
-from draw_core.nn.model import DRAW, standard_normal
+from draw_core.nn.model import DRAW, GenerationTrace, standard_normal
 
 
 def prior_z(seed: int, T: int, Z: int, n: int = 1) -> torch.Tensor:
@@ -34,6 +37,43 @@ def dims_by_kl(kl: torch.Tensor, step: int | None = None) -> list[int]:
     """Latent dimensions, most KL first: at `step` (0-based) of kl (T, Z), or summed over all steps when None."""
     spent = kl.sum(0) if step is None else kl[step]  # (Z,)
     return torch.argsort(spent, descending=True, stable=True).tolist()
+
+
+def busiest_step(kl: torch.Tensor) -> int:
+    """The step (0-based) whose latents carry the most KL in kl (T, Z), summed over dimensions: where moving z
+    changes the drawing most (late steps of a trained model only retouch a finished digit)."""
+    return int(kl.sum(1).argmax())
+
+
+class RecentDecodes:
+    """The drawings of the last `capacity` latents one session decoded, newest last.
+
+    A slider moved back to where it was, Reset after a drag, or a rerun that changed nothing else then costs a
+    dictionary look-up instead of a pass of the decoder. Kept per session (in its session state): the entries
+    are one learner's edits, which no other session will ask for.
+    """
+
+    def __init__(self, capacity: int = 4):
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self.capacity = capacity
+        self._traces: OrderedDict[tuple[str, bytes], GenerationTrace] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._traces)
+
+    def decode(self, model: DRAW, model_key: str, z: np.ndarray) -> GenerationTrace:
+        """The trace of one sample (fields (T, 1, ...)) the model `model_key` names draws from z (T, Z)."""
+        z = np.ascontiguousarray(z, dtype=np.float32)
+        key = (model_key, z.tobytes())
+        if key in self._traces:
+            self._traces.move_to_end(key)
+            return self._traces[key]
+        trace = model.generate(1, z=torch.from_numpy(z).unsqueeze(1))  # z (T, 1, Z)
+        self._traces[key] = trace
+        if len(self._traces) > self.capacity:
+            self._traces.popitem(last=False)
+        return trace
 
 
 def interpolate(z_a: torch.Tensor, z_b: torch.Tensor, n: int) -> torch.Tensor:

@@ -24,7 +24,9 @@ from draw_core.nn.attention import WindowGeometry
 
 WINDOW_COLOUR = (255, 0, 0)
 PAD_GREY = 128  # colour of the gaps between tiles
-LABEL_HEIGHT = 14  # pixels of the strip under a GIF frame that shows the step
+GIF_SCALE = 8  # default upscale of a one-sample GIF: 224 x 224 pixels for MNIST, large enough for a slide
+MIN_LABEL_HEIGHT = 14  # pixels of the strip under a GIF frame that shows the step, at least
+LABEL_FRACTION = 0.09  # ... and this fraction of a tile's height, so the step stays readable on a large GIF
 # Window border width in image pixels is 0.5 / sigma, kept within these bounds.
 MIN_LINE_WIDTH = 0.25
 MAX_LINE_WIDTH = 1.5
@@ -74,6 +76,11 @@ def draw_window(picture: Image.Image, window: WindowGeometry, index: tuple[int, 
     ImageDraw.Draw(picture).rectangle(box, outline=WINDOW_COLOUR, width=width)
 
 
+def label_height(tile_height: int) -> int:
+    """Height in pixels of the step label under GIF frames whose tiles are `tile_height` pixels high."""
+    return max(MIN_LABEL_HEIGHT, round(LABEL_FRACTION * tile_height))
+
+
 def grid_png(images: torch.Tensor, *, nrow: int = 8, scale: int = 2, padding: int = 2) -> bytes:
     """PNG of images (n, C, H, W) in [0, 1] tiled `nrow` per row, each upscaled `scale` times."""
     picture = _tile(_to_uint8_rgb(images, scale), nrow, padding)
@@ -88,15 +95,17 @@ def generation_frames(
     """One RGB picture per step of canvases (T, n, C, H, W) in [0, 1], all n samples tiled, each with its window.
 
     `windows` has (T, n) fields (window_geometry of a GenerationTrace's write_attn) or is None (no write
-    attention). Under the tiles a strip says which step the frame shows; it also keeps every frame
-    distinct, so Pillow's GIF writer never merges two identical steps and a GIF has exactly T frames.
+    attention). Under the tiles a strip says which step the frame shows ("step t/T", its height label_height of a
+    tile's); it also keeps every frame distinct, so Pillow's GIF writer never merges two identical steps and a GIF
+    has exactly T frames.
     """
     if canvases.dim() != 5:
         raise ValueError(f"canvases must have shape (T, n, C, H, W), got {tuple(canvases.shape)}")
     T, n = canvases.shape[:2]
     if windows is not None and tuple(windows.x0.shape) != (T, n):
         raise ValueError(f"windows must have (T, n) = {(T, n)} fields, got {tuple(windows.x0.shape)}")
-    font = ImageFont.load_default(size=LABEL_HEIGHT - 3)
+    label = label_height(canvases.shape[3] * scale)
+    font = ImageFont.load_default(size=label - 3)
     frames = []
     for t in range(T):
         tiles = _to_uint8_rgb(canvases[t], scale)  # (n, 3, H s, W s)
@@ -108,9 +117,10 @@ def generation_frames(
                 drawn.append(pil_to_tensor(picture))
             tiles = torch.stack(drawn)
         grid = _tile(tiles, nrow, padding)
-        frame = Image.new("RGB", (grid.width, grid.height + LABEL_HEIGHT))
+        frame = Image.new("RGB", (grid.width, grid.height + label))
         frame.paste(grid, (0, 0))
-        ImageDraw.Draw(frame).text((2, grid.height + 1), f"step {t + 1}/{T}", fill=(255, 255, 255), font=font)
+        corner = (max(2, label // 6), grid.height + 1)
+        ImageDraw.Draw(frame).text(corner, f"step {t + 1}/{T}", fill=(255, 255, 255), font=font)
         frames.append(frame)
     return frames
 
@@ -138,9 +148,15 @@ def gif_bytes(frames: list[Image.Image], *, frame_ms: int = 100, final_ms: int =
 
 
 def generation_gif(
-    canvases: torch.Tensor, window: WindowGeometry | None, *, scale: int = 4, frame_ms: int = 100, final_ms: int = 1500
+    canvases: torch.Tensor,
+    window: WindowGeometry | None,
+    *,
+    scale: int = GIF_SCALE,
+    frame_ms: int = 100,
+    final_ms: int = 1500,
 ) -> bytes:
-    """Animated GIF of one sample's generation: canvases (T, C, H, W) in [0, 1], window with (T,) fields or None."""
+    """Animated GIF of one sample's generation: canvases (T, C, H, W) in [0, 1], window with (T,) fields or None,
+    each image pixel drawn as scale x scale pixels, the step number under every frame."""
     windows = None if window is None else WindowGeometry(**{k: v.unsqueeze(1) for k, v in vars(window).items()})
     return generation_grid_gif(canvases.unsqueeze(1), windows, scale=scale, frame_ms=frame_ms, final_ms=final_ms)
 
