@@ -3,6 +3,7 @@
 import streamlit as st
 
 import app_common
+import app_views
 from draw_core.data import get_dataset
 from draw_core.io import catalog
 from draw_core.io.checkpoint import CheckpointError
@@ -121,6 +122,7 @@ if rows:
     st.plotly_chart(
         viz.kl_curves_figure(curves, title="KL per step (nats): where each model spends its code"), key="evaluate_kl"
     )
+    app_views.explain(views.EXPLANATIONS["kl_curves"])
 elif models:
     st.info("Press **Evaluate** to compute the bounds (results are kept for everyone using this server).")
 
@@ -137,3 +139,4 @@ if models:
             width="content",
         )
     st.caption(f"16 samples from the prior with seed {seed} (the Generate page's seed).")
+    app_views.explain(views.EXPLANATIONS["samples"])

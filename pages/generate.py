@@ -1,6 +1,9 @@
 """Generate: samples from a seed, stepped through t = 1..T with the write window drawn as in Fig. 1.
 
-The seed, the step, the sample and the checkpoint are in the URL, so a teacher can share the exact view.
+The step-through view is one timeline figure: the browser holds every step and moves the canvas, what each step
+added, the window and the window's parameters together (app_views.follow), without a rerun; the step the user stops
+at comes back to the server. The seed, the step, the sample and the checkpoint are in the URL, so a teacher can share
+the exact view.
 """
 
 import random
@@ -8,6 +11,7 @@ import random
 import streamlit as st
 
 import app_common
+import app_views
 from draw_core.present import render, views, viz
 
 selected = app_common.require_checkpoint(need="generates")
@@ -29,6 +33,7 @@ def new_seed() -> None:
 app_common.remember("seed", query_int("seed", 0, 0, app_common.MAX_SEED))
 app_common.remember("sample", query_int("sample", 0, 0, app_common.SAMPLES - 1))
 app_common.remember("step", query_int("step", cfg.T, 1, cfg.T))
+app_common.remember("generate_centres", False)
 
 st.title("Generate")
 st.caption("Samples from the prior, drawn step by step: z₁…z_T ~ N(0, I) drive the decoder (sec. 2.3).")
@@ -47,59 +52,66 @@ st.query_params.update(seed=str(seed), step=str(step), sample=str(sample))
 
 canvases = trace.canvases[:, sample]  # (T, C, H, W) this sample's sigma(c_t)
 track = views.window_at(trace.write_attn, cfg.write_n, slice(None), sample)  # every step's write window
-track_geometry = track.geometry if track is not None else None  # what the animation and the GIF draw
-window = views.window_at(trace.write_attn, cfg.write_n, t, sample)  # this step's
+size = app_common.figure_px(250)
 
-canvas_column, added_column, chart_column = st.columns([1, 1, 1.3])
-canvas_figure = viz.image_figure(canvases[t], title=f"canvas σ(c<sub>{step}</sub>)")
-views.draw_window(canvas_figure, window, kind="write", show_centres=show_centres)
-added_figure = viz.signed_image_figure(
-    views.canvas_change(canvases, t), title=f"added at t={step}: σ(c<sub>t</sub>) − σ(c<sub>t−1</sub>)"
-)
-views.draw_window(added_figure, window, kind="write")
-canvas_column.plotly_chart(canvas_figure, key="generate_canvas", width="content")
-added_column.plotly_chart(added_figure, key="generate_added", width="content")
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def timeline(model_key: str, seed: int, sample: int, show_centres: bool, size: int, _canvases, _track):
+    """The sample's timeline, shared read-only by sessions; it opens on step T and the browser moves it to the
+    session's step, so moving the step never changes (or resends) it."""
+    return viz.generation_timeline(
+        _canvases, views.canvas_changes(_canvases), _track, show_centres=show_centres, size=size
+    )
+
+
+figure = timeline(selected.key, int(seed), sample, show_centres, size, canvases, track)
+st.plotly_chart(figure, key="generate_timeline", width="content")
+app_views.follow("generate_timeline", T=cfg.T, step=step, initial=cfg.T)
 if track is not None:
-    over_time = viz.attention_over_time(track.params, step=step, title="write window over t")
-    chart_column.plotly_chart(over_time, key="generate_params")
+    st.caption(views.WINDOW_RULE)
 else:
-    chart_column.info("This model writes the whole canvas at every step (no write attention, eq. 18).")
+    st.info("This model writes the whole canvas at every step (no write attention, eq. 18).")
+explained = ["canvas", "added", "write_params"] if track is not None else ["canvas", "added"]
+for column, name in zip(st.columns([1, 1, 1.5]), explained, strict=False):
+    app_views.explain(views.EXPLANATIONS[name], column)
 
-grid_column, animation_column = st.columns(2)
+grid_column, side_column = st.columns([1.2, 1])
 grid_column.plotly_chart(
-    viz.image_grid_figure(trace.canvases[t], nrow=4, title=f"all samples at t={step}"),
+    viz.image_grid_figure(trace.canvases[t], nrow=4, title=f"all samples at t={step}", size=app_common.figure_px(360)),
     key="generate_grid",
     width="content",
 )
-
-
-@st.cache_resource(max_entries=16, show_spinner=False)
-def animation(model_key: str, seed: int, sample: int, _canvases, _window):
-    """The Play/Pause animation of one sample: a read-only figure shared by sessions (building one takes ~50 ms)."""
-    return viz.generation_animation(_canvases, _window)
-
-
-with animation_column:
-    figure = animation(selected.key, int(seed), sample, canvases, track_geometry)
-    st.plotly_chart(figure, key="generate_animation", width="content")
-    st.caption(f"Sample #{sample + 1}, all {cfg.T} steps: Play runs in your browser; the slider under it scrubs.")
-
-download_gif, download_png = st.columns(2)
-download_gif.download_button(
-    "Sample's generation (GIF)",
-    lambda: render.generation_gif(canvases, track_geometry),
-    icon=":material/download:",
-    file_name=f"draw-{selected.name}-seed{seed}-sample{sample + 1}.gif",
-    mime="image/gif",
-    key="generate_gif",
-    on_click="ignore",
-)
-download_png.download_button(
-    "All samples at this step (PNG)",
-    lambda: render.grid_png(trace.canvases[t], nrow=4, scale=4),
-    icon=":material/download:",
-    file_name=f"draw-{selected.name}-seed{seed}-t{step}.png",
-    mime="image/png",
-    key="generate_png",
-    on_click="ignore",
-)
+with side_column:
+    if track is not None:
+        st.page_link(
+            "pages/attention_lab.py",
+            label=f"Open this step's write window (t={step}) in the Attention lab",
+            icon=":material/center_focus_strong:",
+            query_params=views.lab_link(views.window_at(trace.write_attn, cfg.write_n, t, sample), cfg.write_n),
+        )
+    gif_scale = st.select_slider(
+        "GIF size",
+        [4, 8, 12, 16],
+        value=render.GIF_SCALE,
+        key="generate_gif_scale",
+        format_func=lambda s: f"{s * cfg.width}×{s * cfg.height} px",
+        help="Each frame says its step under the picture.",
+    )
+    st.download_button(
+        "Sample's generation (GIF)",
+        lambda: render.generation_gif(canvases, track.geometry if track is not None else None, scale=gif_scale),
+        icon=":material/download:",
+        file_name=f"draw-{selected.name}-seed{seed}-sample{sample + 1}.gif",
+        mime="image/gif",
+        key="generate_gif",
+        on_click="ignore",
+    )
+    st.download_button(
+        "All samples at this step (PNG)",
+        lambda: render.grid_png(trace.canvases[t], nrow=4, scale=4),
+        icon=":material/download:",
+        file_name=f"draw-{selected.name}-seed{seed}-t{step}.png",
+        mime="image/png",
+        key="generate_png",
+        on_click="ignore",
+    )

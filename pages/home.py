@@ -43,12 +43,13 @@ columns[0].metric("Test bound", f"{bound:.2f} nats" if isinstance(bound, (int, f
 columns[1].metric("Dataset", str(card.get("dataset", "unknown")))
 columns[2].metric("Training time", app_common.format_duration(seconds))
 columns[3].metric("Steps", f"{card['step']:,}" if isinstance(card.get("step"), int) else "unknown")
-details = {k: v for k, v in card.items() if k not in ("config", "train_config", "description")}
 left, right = st.columns(2)
 left.subheader("Config")
 left.table(views.config_table(cfg))
 right.subheader("Card")
-right.json(details, expanded=True)
+right.table(views.card_table(card, duration=app_common.format_duration))
+with st.expander("The raw model card (JSON)"):
+    st.json(card, expanded=True)
 st.caption(
     "The test bound is the negative ELBO (eq. 12) in nats per image on the fixed binarisation of the test set: "
     "lower is better; the paper reports ≤ 80.97 nats on MNIST with attention."

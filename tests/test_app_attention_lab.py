@@ -1,12 +1,15 @@
-"""AppTest of the Attention lab: needs no model; window, filterbanks, glimpse and write-back follow the sliders."""
+"""AppTest of the Attention lab: needs no model; window, filterbanks, glimpse and write-back follow the sliders; a
+window arrives in the URL (a model page's link) and the sliders write it back."""
 
 import pytest
 import torch
-from app_support import assert_no_exception, figure, open_page, use_folders
+from app_support import APP, TIMEOUT, assert_no_exception, figure, open_page, use_folders
+from streamlit.testing.v1 import AppTest
 
 from draw_core.data import load_sample
 from draw_core.nn.attention import AttentionParams, filterbank
-from draw_core.present import viz
+from draw_core.present import views, viz
+from draw_core.present.render import window_line_width
 
 
 def set_window(at, **values):
@@ -22,6 +25,9 @@ def test_works_without_any_checkpoint(monkeypatch, tmp_path):
     at = open_page("attention_lab.py")
     for title in ("and the window", "F_X: one row", "F_Y: one row", "glimpse γ", "written back"):
         figure(at, title)
+    captions = " ".join(caption.value for caption in at.caption)
+    for name in ("lab_window", "lab_filters", "lab_glimpse", "lab_written"):  # every chart: what to notice
+        assert views.EXPLANATIONS[name].notice in captions
     latex = " ".join(element.value for element in at.latex)
     for formula in (
         r"\mu_X^i",
@@ -37,12 +43,56 @@ def test_works_without_any_checkpoint(monkeypatch, tmp_path):
 def test_the_window_sits_on_the_grid_eqs_19_20(monkeypatch, tmp_path):
     use_folders(monkeypatch, tmp_path, runs=[])
     at = set_window(open_page("attention_lab.py"), n=3, delta=2.0, gx=10.0, gy=12.0)
-    rect = viz.window_shape(figure(at, "and the window"), "read")
+    data = figure(at, "and the window")["data"]
     # mu^1 = g + (1 - 1.5 - 0.5) 2 = g - 2, mu^3 = g + 2; minus 1 for 0-based columns/rows
-    assert (rect["x0"], rect["x1"], rect["y0"], rect["y1"]) == pytest.approx((7, 11, 9, 13))
-    narrow = rect["line"]["width"]
+    assert viz.window_box(data, "read") == pytest.approx((7, 9, 11, 13))
+    narrow = viz.window_outline(data, "read")["line"]["width"]
     at = set_window(at, sigma2=9.0)
-    assert viz.window_shape(figure(at, "and the window"), "read")["line"]["width"] < narrow
+    assert viz.window_outline(figure(at, "and the window")["data"], "read")["line"]["width"] < narrow
+
+
+def test_a_window_larger_than_the_image_is_drawn_along_the_padded_view(monkeypatch, tmp_path):
+    use_folders(monkeypatch, tmp_path, runs=[])
+    at = set_window(open_page("attention_lab.py"), n=12, delta=10.0, sigma2=1.0)  # the grid spans 110 pixels
+    data = figure(at, "and the window")["data"]
+    pad, inset = viz.window_pad(28, 28), window_line_width(1.0) / 2
+    low, high = -0.5 - pad + inset, 27.5 + pad - inset
+    assert viz.window_box(data, "read") == pytest.approx((low, low, high, high))
+    assert viz.window_outline(data, "read")["line"]["dash"] == "dot"
+    assert any(views.WINDOW_RULE == caption.value for caption in at.caption)
+
+
+def lab_at(query: dict) -> AppTest:
+    """The lab opened from a link carrying `query`."""
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params.update(query)
+    at.switch_page("pages/attention_lab.py").run()
+    assert_no_exception(at)
+    return at
+
+
+def test_a_window_carried_in_the_url_sets_the_sliders_once(monkeypatch, tmp_path):
+    use_folders(monkeypatch, tmp_path, runs=[])
+    query = {"n": "5", "gx": "11.1781", "gy": "15.52", "delta": "6.16", "sigma2": "1.4914", "gamma": "0.0513"}
+    at = lab_at({**query, "digit": "7"})
+    sliders = {key: at.slider(key=f"lab_{key}").value for key in query}
+    assert sliders == views.lab_settings(query, 28, 28)[0]
+    assert at.number_input(key="lab_digit").value == 7
+    # eqs 19-20 with the carried window: mu^1 = gX - 2 delta (N = 5), minus 1 for the 0-based column
+    assert viz.window_box(figure(at, "and the window")["data"], "read")[0] == pytest.approx(11.2 - 2 * 6.2 - 1)
+    assert at.query_params["gx"] == "11.2" and at.query_params["digit"] == "7"  # the sliders write the URL
+    at.slider(key="lab_gx").set_value(20.0).run()  # and a slider moved afterwards stays where it was put
+    assert at.slider(key="lab_gx").value == 20.0 and at.query_params["gx"] == "20"
+    assert not at.warning
+
+
+def test_a_carried_window_outside_the_sliders_ranges_is_shown_at_their_ends_and_said(monkeypatch, tmp_path):
+    use_folders(monkeypatch, tmp_path, runs=[])
+    at = lab_at({"n": "5", "gx": "14", "gy": "14", "delta": "3", "sigma2": "0.001", "gamma": "40"})
+    assert at.slider(key="lab_gamma").value == views.lab_ranges(28, 28)["gamma"][1]
+    assert at.slider(key="lab_sigma2").value == views.lab_ranges(28, 28)["sigma2"][0]
+    warnings = " ".join(warning.value for warning in at.warning)
+    assert "gamma = 40" in warnings and "sigma2 = 0.001" in warnings
 
 
 def test_filterbanks_glimpse_and_write_back_are_the_paper_formulas(monkeypatch, tmp_path):

@@ -15,6 +15,7 @@ from app_support import (
 from draw_core.config import DrawConfig
 from draw_core.data import get_dataset
 from draw_core.io.checkpoint import load_checkpoint
+from draw_core.present import views
 from draw_core.training.evaluation import evaluate
 
 NO_ATTENTION = DrawConfig(T=3, enc_size=16, dec_size=16, z_size=4, read_attn=False, write_attn=False)
@@ -42,6 +43,10 @@ def test_bound_on_demand_matches_draw_core_evaluate(monkeypatch, tmp_path):
     assert row["KL Lᶻ"] == pytest.approx(expected.kl_nats, abs=0.01)
     curve = figure(at, "KL per step")["data"]
     assert [trace["name"] for trace in curve] == ["tiny (run)"]
+    latex = " ".join(element.value for element in at.latex)  # both charts explained: KL (eq. 11), samples
+    assert views.EXPLANATIONS["kl_curves"].latex in latex and views.EXPLANATIONS["samples"].latex in latex
+    captions = " ".join(caption.value for caption in at.caption)
+    assert views.EXPLANATIONS["kl_curves"].notice in captions and views.EXPLANATIONS["samples"].notice in captions
     at.run()  # kept: shown again without pressing the button
     assert at.dataframe[0].value.iloc[0]["bound (nats)"] == row["bound (nats)"]
 

@@ -1,4 +1,7 @@
-"""AppTest of the Generate page: steps, the write window in the figure spec, URL state, page switches."""
+"""AppTest of the Generate page: the timeline (every step, the write window where the model put it), the server's
+step handed to the browser, URL state, page switches, the link into the Attention lab."""
+
+import json
 
 import pytest
 from app_support import (
@@ -8,35 +11,43 @@ from app_support import (
     as_a_classifier,
     assert_no_exception,
     figure,
-    figures,
     open_page,
     tiny_checkpoint,
     use_folders,
     use_shipped,
 )
 from streamlit.testing.v1 import AppTest
+from timeline_support import drawn_window, follower, link_query, picture, timeline
 
+import app_views
 from draw_core.config import DrawConfig
 from draw_core.io.checkpoint import load_checkpoint
 from draw_core.nn.attention import window_geometry
-from draw_core.present import viz
+from draw_core.present import views, viz
 from draw_core.present.latent import prior_z
+from draw_core.present.render import window_line_width
 
 SAMPLES = 16
+WINDOWS = "canvas σ(c<sub>t</sub>) windows"  # the timeline's layout image of the canvas panel's write window
 
 
 def expected_window(path, seed: int, sample: int, step: int) -> tuple[float, float, float, float]:
-    """The write window of (seed, sample) at `step`, computed straight from the model."""
+    """The write window of (seed, sample) at `step`, computed straight from the model, as the padded view shows it:
+    an edge past the view runs along its border (half a border inside)."""
     model = load_checkpoint(path).model
     cfg = model.cfg
     trace = model.generate(SAMPLES, z=prior_z(seed, cfg.T, cfg.z_size, SAMPLES))
     window = window_geometry(trace.write_attn.map(lambda v: v[step - 1, sample]), cfg.write_n)
-    return tuple(float(v) for v in (window.x0, window.y0, window.x1, window.y1))
+    pad, inset = viz.window_pad(cfg.height, cfg.width), window_line_width(float(window.sigma)) / 2
+    low, high = -0.5 - pad + inset, cfg.width - 0.5 + pad - inset
+    return tuple(min(max(float(v), low), high) for v in (window.x0, window.y0, window.x1, window.y1))
 
 
-def rectangle(at) -> tuple[float, float, float, float]:
-    shape = viz.window_shape(figure(at, "canvas σ"), "write")
-    return shape["x0"], shape["y0"], shape["x1"], shape["y1"]
+def rectangle(at, step: int) -> tuple[float, float, float, float]:
+    return drawn_window(timeline(at), WINDOWS, step)
+
+
+TOLERANCE = 0.15  # image pixels: the drawn border's middle, read back from a picture of 7 pixels per image pixel
 
 
 @pytest.fixture
@@ -47,32 +58,46 @@ def runs(monkeypatch, tmp_path):
 def test_renders_on_a_tiny_checkpoint(runs):
     at = open_page("generate.py")
     assert at.slider(key="step").value == 4  # opens on the last step: the finished samples
-    for title in ("canvas σ", "added at t=4", "write window over t", "all samples at t=4"):
-        figure(at, title)
-    animation = [spec for spec in figures(at) if spec.get("frames")]
-    assert len(animation) == 1 and len(animation[0]["frames"]) == 4
+    spec = timeline(at)
+    assert len(viz.timeline_steps(spec)) == 4
+    assert follower(at) == {"chart": "generate_timeline", "step": 4, "frames": 4, "initial": 4}
+    names = {image["name"] for image in spec["layout"]["images"]}
+    assert {"canvas σ(c<sub>t</sub>)", WINDOWS, "step-line"} <= names
+    figure(at, "all samples at t=4")
     assert {b.proto.label for b in at.get("download_button")} == {
         "Sample's generation (GIF)",
         "All samples at this step (PNG)",
     }
+    latex = " ".join(element.value for element in at.latex)
+    for name in ("canvas", "added", "write_params"):  # every chart of the timeline explained by its equation
+        assert views.EXPLANATIONS[name].latex in latex
+    captions = " ".join(caption.value for caption in at.caption)
+    assert views.WINDOW_RULE in captions and "eq. 8" in captions and "eqs 21-24" in captions
 
 
 def test_renders_on_the_shipped_checkpoint(monkeypatch, tmp_path):
     use_shipped(monkeypatch, tmp_path)
     at = open_page("generate.py")
     assert at.slider(key="step").max == 64
-    assert viz.window_shape(figure(at, "canvas σ"), "write") is not None
+    assert len(viz.timeline_steps(timeline(at))) == 64
 
 
-def test_moving_the_step_slider_moves_the_window_to_where_the_model_put_it(runs):
+def test_every_step_of_the_timeline_draws_the_window_where_the_model_put_it(runs):
     at = open_page("generate.py")
     path = runs / "tiny.safetensors"
-    assert rectangle(at) == pytest.approx(expected_window(path, 0, 0, 4), abs=1e-4)
+    for step in (1, 2, 4):
+        assert rectangle(at, step) == pytest.approx(expected_window(path, 0, 0, step), abs=TOLERANCE)
+    assert expected_window(path, 0, 0, 1) != pytest.approx(expected_window(path, 0, 0, 4), abs=TOLERANCE)
+
+
+def test_the_server_step_goes_to_the_browser_and_the_timeline_is_not_sent_again(runs):
+    at = open_page("generate.py")
+    before = json.dumps(timeline(at), sort_keys=True)
     at.slider(key="step").set_value(1).run()
     assert_no_exception(at)
-    assert rectangle(at) == pytest.approx(expected_window(path, 0, 0, 1), abs=1e-4)
-    assert rectangle(at) != pytest.approx(expected_window(path, 0, 0, 4), abs=1e-4)
-    figure(at, "added at t=1")
+    assert follower(at)["step"] == 1  # the browser is told to show step 1
+    assert json.dumps(timeline(at), sort_keys=True) == before  # the same figure: Streamlit sends it from cache
+    figure(at, "all samples at t=1")  # the server-side views follow the step
 
 
 def test_previous_and_next_buttons_step_and_stop_at_the_ends(runs):
@@ -81,28 +106,55 @@ def test_previous_and_next_buttons_step_and_stop_at_the_ends(runs):
     assert at.slider(key="step").value == 4  # already the last step
     at.button(key="step_previous").click().run()
     at.button(key="step_previous").click().run()
-    assert at.slider(key="step").value == 2
-    assert rectangle(at) == pytest.approx(expected_window(runs / "tiny.safetensors", 0, 0, 2), abs=1e-4)
+    assert at.slider(key="step").value == 2 and follower(at)["step"] == 2
 
 
-def test_grid_centres_toggle_adds_hoverable_markers(runs):
+def test_a_step_reported_by_the_browser_becomes_the_page_step():
+    state = {"generate_timeline_follow": {"step": 3}, "step": 4}
+    app_views.take_reported_step(state, "generate_timeline_follow", "step", 4)
+    assert state["step"] == 3
+    for reported in (None, 0, 5, True, "2"):  # nothing reported, out of range, not a step: the step stays
+        state = {"generate_timeline_follow": {"step": reported}, "step": 4}
+        app_views.take_reported_step(state, "generate_timeline_follow", "step", 4)
+        assert state["step"] == 4
+    state = {"step": 4}
+    app_views.take_reported_step(state, "generate_timeline_follow", "step", 4)
+    assert state["step"] == 4
+
+
+def test_grid_centres_toggle_dots_the_centres(runs):
     at = open_page("generate.py")
-    assert not any(t.get("name") == "write-centres" for t in figure(at, "canvas σ")["data"])
+
+    def white(spec) -> int:
+        pixels, _ = picture(spec, WINDOWS, 4)
+        return int(((pixels[..., 3] > 0) & (pixels[..., :3] == 255).all(-1)).sum())
+
+    assert white(timeline(at)) == 0
     at.toggle(key="generate_centres").set_value(True).run()
-    markers = [t for t in figure(at, "canvas σ")["data"] if t.get("name") == "write-centres"]
-    assert len(markers) == 1 and "δ = " in markers[0]["hovertemplate"] and "γ = " in markers[0]["hovertemplate"]
+    assert white(timeline(at)) > 0  # the dots' white rims
 
 
 def test_seed_sample_and_new_samples_change_what_is_drawn(runs):
     at = open_page("generate.py")
     path = runs / "tiny.safetensors"
     at.selectbox(key="sample").set_value(5).run()
-    assert rectangle(at) == pytest.approx(expected_window(path, 0, 5, 4), abs=1e-4)
+    assert rectangle(at, 4) == pytest.approx(expected_window(path, 0, 5, 4), abs=TOLERANCE)
     at.number_input(key="seed").set_value(42).run()
-    assert rectangle(at) == pytest.approx(expected_window(path, 42, 5, 4), abs=1e-4)
+    assert rectangle(at, 4) == pytest.approx(expected_window(path, 42, 5, 4), abs=TOLERANCE)
     at.button(key="generate_new").click().run()
     assert_no_exception(at)
     assert at.number_input(key="seed").value != 42
+
+
+def test_the_lab_link_carries_this_step_s_write_window(runs):
+    at = open_page("generate.py")
+    at.slider(key="step").set_value(2).run()
+    model = load_checkpoint(runs / "tiny.safetensors").model
+    trace = model.generate(SAMPLES, z=prior_z(0, model.cfg.T, model.cfg.z_size, SAMPLES))
+    window = views.window_at(trace.write_attn, model.cfg.write_n, 1, 0)
+    query = link_query(at)
+    assert query == views.lab_link(window, model.cfg.write_n)
+    assert float(query["gx"]) == pytest.approx(float(window.params.gx), rel=1e-5)
 
 
 def test_seed_step_sample_and_checkpoint_are_in_the_url_both_ways(monkeypatch, tmp_path):
@@ -115,7 +167,8 @@ def test_seed_step_sample_and_checkpoint_are_in_the_url_both_ways(monkeypatch, t
     assert at.slider(key="step").value == 2
     assert at.selectbox(key="sample").value == 3
     assert at.selectbox(key="checkpoint").value == "run/tiny"
-    assert rectangle(at) == pytest.approx(expected_window(runs / "tiny.safetensors", 7, 3, 2), abs=1e-4)
+    assert follower(at)["step"] == 2
+    assert rectangle(at, 2) == pytest.approx(expected_window(runs / "tiny.safetensors", 7, 3, 2), abs=TOLERANCE)
     at.slider(key="step").set_value(3).run()
     at.number_input(key="seed").set_value(9).run()
     assert at.query_params["step"] == "3" and at.query_params["seed"] == "9"
@@ -159,8 +212,10 @@ def test_a_model_without_write_attention_has_no_window_to_draw(monkeypatch, tmp_
         runs, "plain", DrawConfig(T=3, enc_size=16, dec_size=16, z_size=4, read_attn=False, write_attn=False)
     )
     at = open_page("generate.py")
-    assert viz.window_shape(figure(at, "canvas σ"), "write") is None
+    names = {image["name"] for image in timeline(at)["layout"]["images"]}
+    assert names == {"canvas σ(c<sub>t</sub>)", "added at t: σ(c<sub>t</sub>) − σ(c<sub>t−1</sub>)"}
     assert any("writes the whole canvas" in info.value for info in at.info)
+    assert not [link for link in at.get("page_link") if "attention_lab" in link.proto.page]
     at.slider(key="step").set_value(1).run()
     assert_no_exception(at)
 

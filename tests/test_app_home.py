@@ -28,6 +28,12 @@ def test_home_shows_the_card_of_the_run(monkeypatch, tmp_path):
     config = at.table[0].value
     assert dict(zip(config["field"], config["value"], strict=True))["z_size"] == "8"
     assert metrics["Training time"] == "2 s"
+    card = at.table[1].value  # the card as a table people read, not a JSON dump
+    rows = dict(zip(card["what"], card["value"], strict=True))
+    assert rows["Test bound −ELBO (eq. 12)"] == "543.21 nats" and rows["Training steps"] == "3"
+    assert rows["Dataset"] == "mnist-sample" and rows["Training time"] == "2 s"
+    raw = at.expander[0]
+    assert "raw model card" in raw.label and raw.json[0].value  # the card as stored, one click away
     assert at.selectbox(key="checkpoint").value == "run/tiny"
 
 

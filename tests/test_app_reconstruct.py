@@ -1,4 +1,5 @@
-"""AppTest of the Reconstruct page: test digits, uploads (good and bad), the drawing canvas, read/write windows."""
+"""AppTest of the Reconstruct page: test digits, uploads (good and bad), the drawing canvas, the timeline with the
+read and write windows where the model put them, the KL bars a click jumps from, the link into the Attention lab."""
 
 import io
 
@@ -9,19 +10,22 @@ from app_support import (
     STAND_IN_KIND,
     as_a_classifier,
     assert_no_exception,
-    figure,
     open_page,
     tiny_checkpoint,
     use_folders,
     use_shipped,
 )
 from PIL import Image
+from timeline_support import drawn_window, follower, link_query, picture, timeline
 
 from draw_core.config import DrawConfig
 from draw_core.data import load_sample
 from draw_core.io.checkpoint import load_checkpoint
 from draw_core.nn.attention import window_geometry
-from draw_core.present import viz
+from draw_core.present import views, viz
+from draw_core.present.render import window_line_width
+
+INPUT = "input x"
 
 
 @pytest.fixture
@@ -41,53 +45,85 @@ def upload(at, name: str, data: bytes, mime: str = "image/png"):
     return at.run()
 
 
-def shape(at, title: str, kind: str) -> tuple[float, float, float, float]:
-    found = viz.window_shape(figure(at, title), kind)
-    return found["x0"], found["y0"], found["x1"], found["y1"]
+def input_pixels(at) -> np.ndarray:
+    """The input panel's image pixels (H, W), read back from its picture (grey levels at pixel centres)."""
+    pixels, image = picture(timeline(at), INPUT, 1)
+    scale = pixels.shape[1] / image["sizex"]
+    pad = round(-0.5 - image["x"])
+    H = round(image["sizey"]) - 2 * pad
+    centres = ((pad + np.arange(H)) * scale + scale / 2).astype(int)
+    return pixels[centres][:, centres, 0] / 255
 
 
 def test_renders_a_test_digit_on_a_tiny_checkpoint(runs):
     at = open_page("reconstruct.py")
-    for title in (
-        "input x",
-        "error x̂",
-        "canvas σ",
-        "reconstruction σ",
-        "read from x:",
-        "read from x̂",
-        "nats each glimpse",
-    ):
-        figure(at, title)
-    digit = viz.spec_array(figure(at, "input x")["data"][0]["z"])
-    assert digit == pytest.approx(load_sample()[0][0, 0].numpy(), abs=1e-6)
+    spec = timeline(at)
+    names = {image["name"] for image in spec["layout"]["images"]}
+    for title in ("input x", "error x̂", "canvas σ", "reconstruction σ", "read from x:", "read from x̂", "step-bar"):
+        assert any(name.startswith(title) for name in names), title
+    assert any(a["text"].startswith("nats each glimpse") for a in spec["layout"]["annotations"])
+    assert follower(at) == {"chart": "reconstruct_timeline", "step": 4, "frames": 4, "initial": 4}
+    assert input_pixels(at) == pytest.approx(load_sample()[0][0, 0].numpy(), abs=0.5 / 254 + 1e-6)
+    latex = " ".join(element.value for element in at.latex)
+    for name in ("read", "error", "write", "kl"):
+        assert views.EXPLANATIONS[name].latex in latex
 
 
 def test_renders_on_the_shipped_checkpoint(monkeypatch, tmp_path):
     use_shipped(monkeypatch, tmp_path)
     at = open_page("reconstruct.py")
     assert at.slider(key="step").max == 64
-    assert viz.window_shape(figure(at, "input x"), "read") is not None
+    assert len(viz.timeline_steps(timeline(at))) == 64
 
 
-def test_step_slider_moves_the_read_and_write_windows_where_the_model_put_them(runs):
+def test_every_step_draws_the_read_and_write_windows_where_the_model_put_them(runs):
     at = open_page("reconstruct.py")
     at.number_input(key="reconstruct_index").set_value(3).run()
     model = load_checkpoint(runs / "tiny.safetensors").model
     x = load_sample()[0][3:4]
     trace = model.reconstruct(x, generator=torch.Generator().manual_seed(0))
+    pad = viz.window_pad(28, 28)
 
     def expected(attention, N, step):
         window = window_geometry(attention.map(lambda v: v[step - 1, 0]), N)
-        return tuple(float(v) for v in (window.x0, window.y0, window.x1, window.y1))
+        inset = window_line_width(float(window.sigma)) / 2
+        low, high = -0.5 - pad + inset, 27.5 + pad - inset  # past the view: along its border
+        return tuple(min(max(float(v), low), high) for v in (window.x0, window.y0, window.x1, window.y1))
 
+    spec = timeline(at)
     for step in (1, 3):
-        at.slider(key="step").set_value(step).run()
-        assert_no_exception(at)
-        assert shape(at, "input x", "read") == pytest.approx(expected(trace.read_attn, 2, step), abs=1e-4)
-        assert shape(at, "canvas σ", "write") == pytest.approx(expected(trace.write_attn, 5, step), abs=1e-4)
-    assert expected(trace.read_attn, 2, 1) != pytest.approx(expected(trace.read_attn, 2, 3), abs=1e-4)
-    kl = figure(at, "nats each glimpse")["data"][0]["marker"]["color"]
-    assert kl[2] != kl[0]  # the chosen step's bar is highlighted
+        assert drawn_window(spec, "input x windows", step) == pytest.approx(expected(trace.read_attn, 2, step), abs=0.2)
+        assert drawn_window(spec, "canvas σ(c<sub>t</sub>) windows", step) == pytest.approx(
+            expected(trace.write_attn, 5, step), abs=0.2
+        )
+    assert expected(trace.read_attn, 2, 1) != pytest.approx(expected(trace.read_attn, 2, 3), abs=0.2)
+    bars = next(t for t in spec["data"] if t["type"] == "bar")
+    kl = views.kl_per_glimpse(trace)
+    assert viz.spec_array(bars["y"]) == pytest.approx(kl.numpy(), abs=1e-5)
+    assert list(viz.spec_array(bars["customdata"])) == [1, 2, 3, 4]  # a click on a bar names its step
+
+
+def test_the_step_slider_moves_the_browser_and_the_lab_link_carries_the_read_window(runs):
+    at = open_page("reconstruct.py")
+    before = timeline(at)
+    at.slider(key="step").set_value(2).run()
+    assert follower(at)["step"] == 2 and timeline(at) == before
+    assert at.query_params["step"] == "2"
+    model = load_checkpoint(runs / "tiny.safetensors").model
+    trace = model.reconstruct(load_sample()[0][0:1], generator=torch.Generator().manual_seed(0))
+    window = views.window_at(trace.read_attn, model.cfg.read_n, 1, 0)
+    assert link_query(at) == views.lab_link(window, model.cfg.read_n, digit=0)
+
+
+def test_grid_centres_keep_their_toggle_across_a_change_of_input(runs):
+    at = open_page("reconstruct.py")
+    at.toggle(key="reconstruct_centres").set_value(True).run()
+    at.segmented_control(key="reconstruct_source").set_value("draw").run()  # waits for a drawing: the page stops
+    at.segmented_control(key="reconstruct_source").set_value("sample").run()
+    assert_no_exception(at)
+    assert at.toggle(key="reconstruct_centres").value is True
+    pixels, _ = picture(timeline(at), "input x windows", 4)
+    assert ((pixels[..., 3] > 0) & (pixels[..., :3] == 255).all(-1)).any()  # and the centres are drawn
 
 
 @pytest.mark.parametrize(
@@ -111,7 +147,7 @@ def test_an_uploaded_photo_of_a_dark_digit_on_paper_is_centred_and_reconstructed
     at = upload(open_page("reconstruct.py"), "one.png", png_bytes(paper))
     assert_no_exception(at)
     assert not at.error
-    digit = viz.spec_array(figure(at, "input x")["data"][0]["z"])
+    digit = input_pixels(at)
     assert digit.shape == (28, 28) and digit[0, 0] == 0 and digit.max() == pytest.approx(1, abs=0.05)
     rows = np.flatnonzero((digit > 0.05).any(1))
     assert rows[-1] - rows[0] + 1 == 20
@@ -137,9 +173,15 @@ def test_a_model_without_attention_shows_whole_image_glimpses(monkeypatch, tmp_p
         runs, "plain", DrawConfig(T=3, enc_size=16, dec_size=16, z_size=4, read_attn=False, write_attn=False)
     )
     at = open_page("reconstruct.py")
-    assert viz.window_shape(figure(at, "input x"), "read") is None
-    glimpse = viz.spec_array(figure(at, "whole image")["data"][0]["z"])
-    assert glimpse == pytest.approx(load_sample()[0][0, 0].numpy(), abs=1e-6)  # eq. 17 reads x itself
+    spec = timeline(at)
+    assert not [image for image in spec["layout"]["images"] if image["name"].endswith("windows")]
+    glimpse, image = picture(spec, "read from x: whole image (no read attention)", 1)
+    scale = round(glimpse.shape[1] / image["sizex"])
+    x = load_sample()[0][0, 0].numpy()
+    # eq. 17 reads x itself; the glimpse panel is drawn over its own range 0..max
+    levels = glimpse[scale // 2 :: scale, scale // 2 :: scale, 0] / 255
+    assert levels == pytest.approx(x / x.max(), abs=1 / 254 + 1e-6)
+    assert not [link for link in at.get("page_link") if "attention_lab" in link.proto.page]
 
 
 def test_a_checkpoint_that_is_not_a_generator_gets_a_message_naming_its_kind(monkeypatch, tmp_path):

@@ -42,10 +42,10 @@ def test_window_at_every_step_of_one_sample_and_without_attention():
 
 def test_draw_window_adds_the_rectangle_with_its_parameters_or_nothing():
     fig = viz.image_figure(torch.zeros(1, H, W))
-    assert views.draw_window(fig, None, kind="write") is fig and not fig.layout.shapes
+    assert views.draw_window(fig, None, kind="write") is fig and len(fig.data) == 1
     views.draw_window(fig, views.window_at(params((1,), gamma=2.5), 5, 0), kind="read", show_centres=True)
     spec = fig.to_dict()
-    assert viz.window_shape(spec, "read")["x0"] == pytest.approx(7.0)  # 14 - 6 - 1
+    assert viz.window_box(spec["data"], "read")[0] == pytest.approx(7.0)  # 14 - 6 - 1
     markers = next(trace for trace in spec["data"] if trace.get("name") == "read-centres")
     assert "γ = 2.500" in markers["hovertemplate"]
 
@@ -53,8 +53,9 @@ def test_draw_window_adds_the_rectangle_with_its_parameters_or_nothing():
 def test_the_canvas_starts_at_one_half_and_changes_are_differences_of_sigma_c():
     assert torch.equal(views.initial_canvas(torch.ones(1, 2, 2)), torch.full((1, 2, 2), 0.5))  # sigma(0) = 1/2
     canvases = torch.tensor([0.7, 0.2, 0.9]).view(3, 1, 1, 1)  # (T, C, H, W)
-    assert float(views.canvas_change(canvases, 0)) == pytest.approx(0.2)  # 0.7 - sigma(c_0)
-    assert float(views.canvas_change(canvases, 2)) == pytest.approx(0.7)  # 0.9 - 0.2
+    changes = views.canvas_changes(canvases)
+    assert changes.shape == canvases.shape
+    assert changes.flatten().tolist() == pytest.approx([0.2, -0.5, 0.7])  # 0.7 - sigma(c_0), 0.2 - 0.7, 0.9 - 0.2
 
 
 def test_kl_per_glimpse_is_the_closed_form_of_eq_11():
@@ -154,3 +155,62 @@ def test_evaluation_datasets_are_those_of_the_image_size_whose_files_are_here(mo
         path.touch()
     assert views.evaluation_datasets(DrawConfig()) == ["mnist", "mnist-sample"]
     assert views.evaluation_datasets(DrawConfig(), prefer="mnist-sample") == ["mnist-sample", "mnist"]
+
+
+def test_a_lab_link_carries_the_window_and_the_lab_reads_it_back_rounded_to_its_sliders():
+    window = views.window_at(params((1,), gx=11.1781, gy=15.52, delta=6.16241, sigma2=1.4914, gamma=0.0513), 5, 0)
+    query = views.lab_link(window, 5, digit=7)
+    assert query == {
+        "n": "5",
+        "gx": "11.1781",
+        "gy": "15.52",
+        "delta": "6.16241",
+        "sigma2": "1.4914",
+        "gamma": "0.0513",
+        "digit": "7",
+    }
+    settings, notes = views.lab_settings(query, H, W)
+    # each to its slider's step: 0.1 pixels for g and delta, 0.01 for sigma^2, 0.05 for gamma
+    assert settings == {"n": 5, "gx": 11.2, "gy": 15.5, "delta": 6.2, "sigma2": 1.49, "gamma": 0.05}
+    assert isinstance(settings["n"], int) and notes == []
+
+
+def test_lab_settings_keep_values_in_range_and_say_which_were_moved():
+    settings, notes = views.lab_settings({"n": "40", "delta": "-3", "gamma": "banana", "sigma2": "nan"}, H, W)
+    low_n, high_n, _ = views.lab_ranges(H, W)["n"]
+    assert settings == {"n": high_n, "delta": 0.0}  # unparsable and non-finite values are left out
+    assert len(notes) == 2 and any(note.startswith("n = 40") for note in notes)
+    assert views.lab_settings({}, H, W) == ({}, [])
+    defaults = views.lab_defaults(H, W)
+    assert defaults["gx"] == defaults["gy"] == 14.5  # the middle of pixels 1..28
+    for key, (low, high, _) in views.lab_ranges(H, W).items():
+        assert low <= defaults[key] <= high
+
+
+def test_the_model_card_reads_as_a_table_of_labelled_values():
+    card = {
+        "name": "mnist",
+        "config": {"T": 64},
+        "dataset": "mnist",
+        "test_elbo_nats": 80.123,
+        "test_kl_nats": 25.5,
+        "steps": 20026,
+        "train_seconds": 3725,
+        "command": "python -m draw_core.train ...",
+        "notes": "a note",
+    }
+    table = views.card_table(card, duration=lambda s: f"{s // 3600} h")
+    rows = dict(zip(table["what"], table["value"], strict=True))
+    assert rows["Test bound −ELBO (eq. 12)"] == "80.12 nats"
+    assert rows["… latent cost Lᶻ (eq. 11)"] == "25.50 nats"
+    assert rows["Training steps"] == "20,026" and rows["Training time"] == "1 h"
+    assert rows["notes"] == "a note"  # an unknown field under its own name
+    assert not any("config" in what or "command" in what or "name" == what for what in rows)  # left to the raw card
+    assert list(rows)[:2] == ["Dataset", "Test bound −ELBO (eq. 12)"]
+
+
+def test_every_explanation_names_its_equation_and_one_thing_to_notice():
+    for name, explanation in views.EXPLANATIONS.items():
+        assert explanation.number.startswith(("eq. ", "eqs ", "sec. ")), name
+        assert explanation.latex and explanation.notice.endswith("."), name
+    assert "1/σ" in views.WINDOW_RULE and "clipped" in views.WINDOW_RULE

@@ -1,4 +1,5 @@
-"""draw_core.viz: figures built without Streamlit; windows where the filterbank says they are."""
+"""draw_core.viz: figures built without Streamlit; windows where the filterbank says they are, timelines that hold
+every step."""
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import torch
 from draw_core.nn.attention import AttentionParams, filterbank, window_geometry
 from draw_core.present import viz
 from draw_core.present.render import window_line_width
+from draw_core.present.views import Window
 
 H = W = 28
 
@@ -24,9 +26,13 @@ def centre_of_mass(row: torch.Tensor) -> float:
     return float((row * pixels).sum() / row.sum()) - 1
 
 
-def window_figure(p: AttentionParams, N: int = 5, **kwargs):
-    fig = viz.image_figure(torch.zeros(1, H, W))
+def window_figure(p: AttentionParams, N: int = 5, pad: int = 0, **kwargs):
+    fig = viz.image_figure(torch.zeros(1, H, W), pad=pad)
     return viz.add_window(fig, window_geometry(p, N), params=p, **kwargs)
+
+
+def box(fig, kind: str = "write") -> tuple[float, ...]:
+    return viz.window_box(fig.to_dict()["data"], kind)
 
 
 # sigma = 1 and every filter at least 4 sigma inside the image: the sampled Gaussian's mean is its mu to ~1e-8.
@@ -34,36 +40,62 @@ def window_figure(p: AttentionParams, N: int = 5, **kwargs):
 def test_rectangle_corners_are_the_centres_of_mass_of_the_first_and_last_filters(gx, gy, delta, N):
     p = params(gx=gx, gy=gy, delta=delta, sigma2=1.0)
     Fx, Fy = filterbank(params(gx=gx, gy=gy, delta=delta, sigma2=1.0, shape=(1,)), N, H, W)  # (1, N, W), (1, N, H)
-    rect = viz.window_shape(window_figure(p, N).to_dict(), "write")
-    assert rect["type"] == "rect"
-    assert rect["x0"] == pytest.approx(centre_of_mass(Fx[0, 0]), abs=1e-4)
-    assert rect["x1"] == pytest.approx(centre_of_mass(Fx[0, -1]), abs=1e-4)
-    assert rect["y0"] == pytest.approx(centre_of_mass(Fy[0, 0]), abs=1e-4)
-    assert rect["y1"] == pytest.approx(centre_of_mass(Fy[0, -1]), abs=1e-4)
+    x0, y0, x1, y1 = box(window_figure(p, N))
+    assert x0 == pytest.approx(centre_of_mass(Fx[0, 0]), abs=1e-4)
+    assert x1 == pytest.approx(centre_of_mass(Fx[0, -1]), abs=1e-4)
+    assert y0 == pytest.approx(centre_of_mass(Fy[0, 0]), abs=1e-4)
+    assert y1 == pytest.approx(centre_of_mass(Fy[0, -1]), abs=1e-4)
 
 
 def test_rectangle_corners_by_hand():
     # eq. 19: mu_i = gX + (i - N/2 - 0.5) delta; N = 5, delta = 3 -> offsets -6 .. +6; 0-based = mu - 1.
-    rect = viz.window_shape(window_figure(params(gx=14, gy=10, delta=3)).to_dict(), "write")
-    assert (rect["x0"], rect["x1"], rect["y0"], rect["y1"]) == pytest.approx((7, 19, 3, 15))
+    assert box(window_figure(params(gx=14, gy=10, delta=3))) == pytest.approx((7, 3, 19, 15))
+    outline = viz.window_outline(window_figure(params()).to_dict()["data"])
+    assert outline["line"]["dash"] == "solid"  # wholly inside: drawn as it is
 
 
 def test_border_width_grows_as_sigma_shrinks():
-    widths = [viz.window_shape(window_figure(params(sigma2=s**2)).to_dict())["line"]["width"] for s in (1.6, 1.0, 0.5)]
-    assert widths[0] < widths[1] < widths[2]
+    def width(sigma: float) -> float:
+        return viz.window_outline(window_figure(params(sigma2=sigma**2)).to_dict()["data"])["line"]["width"]
+
+    assert width(1.6) < width(1.0) < width(0.5)
     # the on-screen width is render.window_line_width (image pixels) times the screen pixels per image pixel
-    assert widths[1] == pytest.approx(window_line_width(1.0) * viz.IMAGE_PIXELS / W)
+    assert width(1.0) == pytest.approx(window_line_width(1.0) * (viz.IMAGE_PIXELS - 8) / W)
 
 
 def test_read_and_write_windows_are_named_apart_and_coloured():
     p = params()
     fig = viz.add_window(window_figure(p), window_geometry(params(gx=5, gy=5), 2), kind="read")
-    spec = fig.to_dict()
-    assert viz.window_shape(spec, "write")["x0"] == pytest.approx(7)
-    assert viz.window_shape(spec, "read")["x0"] == pytest.approx(2.5)  # N = 2: mu_1 = 5 + (1 - 1 - 0.5) 3 = 3.5
-    assert viz.window_shape(spec, "read")["line"]["color"] != viz.window_shape(spec, "write")["line"]["color"]
+    assert box(fig, "write")[0] == pytest.approx(7)
+    assert box(fig, "read")[0] == pytest.approx(2.5)  # N = 2: mu_1 = 5 + (1 - 1 - 0.5) 3 = 3.5
+    data = fig.to_dict()["data"]
+    assert viz.window_outline(data, "read")["line"]["color"] != viz.window_outline(data, "write")["line"]["color"]
     with pytest.raises(ValueError, match="kind"):
         viz.add_window(fig, window_geometry(p, 2), kind="glimpse")
+
+
+def test_a_padded_image_shows_a_window_reaching_past_it_whole():
+    pad = viz.window_pad(H, W)
+    assert pad == 4  # 15% of 28, rounded
+    fig = window_figure(params(gx=27.0, gy=14.0, delta=1.0), N=5, pad=pad)  # columns 24 .. 28: one past the image
+    layout = fig.to_dict()["layout"]
+    assert layout["xaxis"]["range"] == [-0.5 - pad, W - 0.5 + pad]
+    assert layout["yaxis"]["range"] == [H - 0.5 + pad, -0.5 - pad]  # y down
+    assert layout["plot_bgcolor"] == viz.PAD_COLOUR
+    frame = next(shape for shape in layout["shapes"] if shape["name"] == "image-frame")
+    assert (frame["x0"], frame["y0"], frame["x1"], frame["y1"]) == (-0.5, -0.5, W - 0.5, H - 0.5)
+    assert box(fig)[2] == pytest.approx(28.0)  # beyond the last column, yet drawn where it is
+    assert viz.window_outline(fig.to_dict()["data"])["line"]["dash"] == "solid"
+
+
+def test_a_window_larger_than_the_image_is_clipped_to_the_view_and_dotted():
+    pad = viz.window_pad(H, W)
+    # N = 12, delta = 10 around the middle: the grid spans 110 pixels, 4 times the image
+    fig = window_figure(params(gx=14.5, gy=14.5, delta=10.0, sigma2=1.0), N=12, pad=pad)
+    inset = window_line_width(1.0) / 2
+    lo, hi = -0.5 - pad + inset, W - 0.5 + pad - inset
+    assert box(fig) == pytest.approx((lo, lo, hi, hi))  # along the view's edges, half a border inside
+    assert viz.window_outline(fig.to_dict()["data"])["line"]["dash"] == "dot"
 
 
 def test_grid_centre_markers_sit_on_the_grid_and_hover_the_parameters():
@@ -89,6 +121,16 @@ def test_image_figure_has_y_down_and_square_pixels():
     assert z.shape == (H, W) and z[2, 5] == 1.0
 
 
+def test_signed_images_have_a_colour_legend_from_blue_through_white_to_red():
+    spec = viz.signed_image_figure(torch.rand(H, W) - 0.5, colorbar="error").to_dict()
+    heatmap = spec["data"][0]
+    assert heatmap["showscale"] and heatmap["colorbar"]["title"]["text"] == "error"
+    assert (heatmap["zmin"], heatmap["zmax"]) == (-1.0, 1.0)
+    assert heatmap["colorscale"] == viz.SIGNED
+    assert spec["layout"]["margin"]["r"] > viz.COLORBAR_PIXELS  # room for the legend
+    assert not viz.image_figure(torch.rand(H, W)).to_dict()["data"][0]["showscale"]
+
+
 def test_image_grid_tiles_with_torchvision_layout():
     images = torch.zeros(5, 1, H, W)
     images[3] = 1.0  # second row, second column with nrow=2... (index 3 -> row 1, col 1)
@@ -106,50 +148,179 @@ def test_kl_bars_highlight_the_chosen_step():
     assert bar["marker"]["color"][1] != bar["marker"]["color"][0] == bar["marker"]["color"][2]
 
 
-def test_attention_over_time_plots_each_parameter_over_t():
-    T = 4
-    p = AttentionParams(
-        gx=torch.arange(T, dtype=torch.float32),
-        gy=torch.ones(T),
-        delta=torch.full((T,), 2.0),
-        sigma2=torch.full((T,), 4.0),
-        gamma=torch.full((T,), 0.5),
-    )
-    spec = viz.attention_over_time(p, step=3).to_dict()
-    traces = {trace["name"]: trace for trace in spec["data"]}
-    assert list(viz.spec_array(traces["g<sub>X</sub>"]["y"])) == [0, 1, 2, 3]
-    assert list(viz.spec_array(traces["σ"]["y"])) == [2, 2, 2, 2]
-    assert list(viz.spec_array(traces["g<sub>X</sub>"]["x"])) == [1, 2, 3, 4]
-    assert any(shape.get("x0") == 3 for shape in spec["layout"]["shapes"])
+# --- timelines ---
 
 
-def test_generation_animation_frames_move_the_window_and_have_play_pause():
-    T, N = 3, 5
-    canvases = torch.rand(T, 1, H, W)
+def track(gx: list[float], *, delta: float = 2.0, sigma2: list[float] | None = None, N: int = 5) -> Window:
+    """A window over len(gx) steps at height 14 (a trace's (T,) fields)."""
+    T = len(gx)
     p = AttentionParams(
-        gx=torch.tensor([8.0, 14.0, 20.0]),
+        gx=torch.tensor(gx),
         gy=torch.full((T,), 14.0),
-        delta=torch.full((T,), 2.0),
-        sigma2=torch.tensor([4.0, 1.0, 0.25]),
-        gamma=torch.ones(T),
+        delta=torch.full((T,), delta),
+        sigma2=torch.tensor(sigma2) if sigma2 is not None else torch.ones(T),
+        gamma=torch.linspace(0.5, 2.0, T),
     )
-    spec = viz.generation_animation(canvases, window_geometry(p, N)).to_dict()
-    assert [frame["name"] for frame in spec["frames"]] == ["1", "2", "3"]
-    lefts = [min(viz.spec_array(frame["data"][1]["x"])) for frame in spec["frames"]]
-    assert lefts == pytest.approx([8 - 4 - 1, 14 - 4 - 1, 20 - 4 - 1])
-    widths = [frame["data"][1]["line"]["width"] for frame in spec["frames"]]
-    assert widths[0] < widths[1] < widths[2]
-    z = viz.spec_array(spec["frames"][2]["data"][0]["z"])
-    assert z == pytest.approx(canvases[2, 0].numpy(), abs=1e-3)
-    labels = [button["label"] for button in spec["layout"]["updatemenus"][0]["buttons"]]
-    assert any("Play" in label for label in labels) and any("Pause" in label for label in labels)
-    assert all(b["method"] == "animate" for b in spec["layout"]["updatemenus"][0]["buttons"])
-    assert len(spec["layout"]["sliders"][0]["steps"]) == T
+    return Window(params=p, geometry=window_geometry(p, N))
 
 
-def test_generation_animation_without_write_attention_has_no_window():
-    spec = viz.generation_animation(torch.rand(2, 1, H, W), None).to_dict()
-    assert len(spec["data"]) == 1 and all(len(frame["data"]) == 1 for frame in spec["frames"])
+def images_named(spec: dict) -> dict[str, int]:
+    return {image["name"]: i for i, image in enumerate(spec["layout"]["images"])}
+
+
+def picture_at(spec: dict, name: str, t: int) -> np.ndarray:
+    """(h, w, 4) pixels of layout image `name` at step t (0-based) of a timeline spec."""
+    index = images_named(spec)[name]
+    return viz.png_pixels(viz.timeline_steps(spec)[t][f"images[{index}].source"])
+
+
+def drawn_box(spec: dict, name: str, t: int, view_lo: float, scale: int) -> tuple[float, ...]:
+    """The extent, in image coordinates, of what the windows picture `name` draws at step t."""
+    alpha = picture_at(spec, name, t)[..., 3]
+    rows, columns = np.flatnonzero(alpha.any(1)), np.flatnonzero(alpha.any(0))
+    return (
+        columns[0] / scale + view_lo,
+        rows[0] / scale + view_lo,
+        (columns[-1] + 1) / scale + view_lo,
+        (rows[-1] + 1) / scale + view_lo,
+    )
+
+
+def test_generation_timeline_holds_every_step_of_the_canvas_in_grey():
+    T = 3
+    canvases = torch.rand(T, 1, H, W)
+    spec = viz.generation_timeline(canvases, canvases - 0.5, track([8.0, 14.0, 20.0]), size=252).to_dict()
+    steps = viz.timeline_steps(spec)
+    assert len(steps) == T and spec["layout"]["meta"]["timeline"]["initial"] == T  # opens on the finished sample
+    pad, scale = viz.window_pad(H, W), 7  # 252 screen pixels over a 36-pixel view
+    for t in range(T):
+        pixels = picture_at(spec, "canvas σ(c<sub>t</sub>)", t)
+        assert pixels.shape == ((H + 2 * pad) * scale, (W + 2 * pad) * scale, 4)
+        centres = pixels[(pad + np.arange(H)) * scale + scale // 2][:, (pad + np.arange(W)) * scale + scale // 2]
+        assert np.all(centres[..., 0] == centres[..., 1])  # grey
+        expected = np.rint(canvases[t, 0].numpy() * (viz.LEVELS - 1)) * 255 / (viz.LEVELS - 1)
+        assert centres[..., 0] == pytest.approx(expected, abs=1.0)
+        assert tuple(pixels[0, 0, :3]) == viz._rgb(viz.PAD_COLOUR)  # the margin
+    # the figure itself shows the initial step
+    assert spec["layout"]["images"][0]["source"] == steps[T - 1]["images[0].source"]
+
+
+def test_generation_timeline_moves_the_write_window_where_eqs_19_20_put_it():
+    T = 3
+    window = track([8.0, 14.0, 20.0])
+    spec = viz.generation_timeline(torch.rand(T, 1, H, W), torch.zeros(T, 1, H, W), window, size=252).to_dict()
+    view_lo, scale = -0.5 - viz.window_pad(H, W), 7
+    half = window_line_width(1.0) / 2  # the border straddles the rectangle's edge
+    for t, gx in enumerate((8.0, 14.0, 20.0)):
+        # N = 5, delta = 2: columns gX - 4 .. gX + 4, minus 1 for 0-based; rows 14 - 4 - 1 .. 14 + 4 - 1
+        expected = (gx - 5, 9.0, gx + 3, 17.0)
+        drawn = drawn_box(spec, "canvas σ(c<sub>t</sub>) windows", t, view_lo, scale)
+        rounding = 1.5 / scale  # the border is a whole number of picture pixels wide
+        assert drawn[:2] == pytest.approx(tuple(v - half for v in expected[:2]), abs=rounding)
+        assert drawn[2:] == pytest.approx(tuple(v + half for v in expected[2:]), abs=rounding)
+        red = picture_at(spec, "canvas σ(c<sub>t</sub>) windows", t)
+        assert tuple(red[red[..., 3] > 0][0, :3]) == viz._rgb(viz.WINDOW_COLOURS["write"])
+
+
+def test_a_sharper_window_has_a_wider_border_in_the_timeline():
+    T = 2
+    spec = viz.generation_timeline(
+        torch.rand(T, 1, H, W), torch.zeros(T, 1, H, W), track([14.0, 14.0], sigma2=[4.0, 0.25]), size=252
+    ).to_dict()
+    name = "canvas σ(c<sub>t</sub>) windows"
+    ink = [int((picture_at(spec, name, t)[..., 3] > 0).sum()) for t in range(T)]
+    assert ink[0] < ink[1]  # sigma 2 -> 0.25: the same rectangle, a wider border
+
+
+def test_a_window_larger_than_the_image_runs_dashed_along_the_edge_of_the_timeline_view():
+    spec = viz.generation_timeline(
+        torch.rand(1, 1, H, W), torch.zeros(1, 1, H, W), track([14.5], delta=10.0, N=12), size=252
+    ).to_dict()
+    alpha = picture_at(spec, "canvas σ(c<sub>t</sub>) windows", 0)[..., 3] > 0
+    assert alpha[:, :3].any() and alpha[:, -3:].any()  # drawn along the left and right edges of the view...
+    column = alpha[:, 1]
+    assert 0.2 < column.mean() < 0.8  # ...dashed, not solid
+    assert not alpha[alpha.shape[0] // 2, 10:-10].any()  # nothing across the middle
+
+
+def test_generation_timeline_charts_the_window_with_gamma_on_its_own_axis_and_a_moving_step_line():
+    T = 4
+    window = track([8.0, 10.0, 12.0, 14.0])
+    spec = viz.generation_timeline(torch.rand(T, 1, H, W), torch.zeros(T, 1, H, W), window).to_dict()
+    lines = {trace["name"]: trace for trace in spec["data"] if trace["type"] == "scatter"}
+    assert list(viz.spec_array(lines["g<sub>X</sub>"]["y"])) == pytest.approx([8, 10, 12, 14])
+    assert list(viz.spec_array(lines["γ"]["y"])) == pytest.approx(window.params.gamma.tolist())
+    axes = {name: lines[name]["yaxis"] for name in lines}
+    assert axes["g<sub>X</sub>"] == axes["g<sub>Y</sub>"] and axes["δ"] == axes["σ"]
+    assert len({axes["g<sub>X</sub>"], axes["δ"], axes["γ"]}) == 3  # gamma has an axis of its own
+    assert "px" not in spec["layout"]["yaxis" + axes["γ"][1:]]["title"]["text"]
+    for trace in lines.values():  # a click names the step
+        assert list(viz.spec_array(trace["customdata"])) == [1, 2, 3, 4]
+    line = images_named(spec)["step-line"]
+    assert [step[f"images[{line}].x"] for step in viz.timeline_steps(spec)] == [1, 2, 3, 4]
+
+
+def test_what_a_step_added_is_signed_with_a_colour_legend():
+    T = 2
+    added = torch.zeros(T, 1, H, W)
+    added[1, 0, 5, 5], added[1, 0, 6, 6] = 1.0, -1.0
+    spec = viz.generation_timeline(torch.rand(T, 1, H, W), added, None, size=252).to_dict()
+    legend = next(trace for trace in spec["data"] if trace.get("name") == "legend")
+    assert legend["showscale"] and (legend["zmin"], legend["zmax"]) == (-1.0, 1.0)
+    assert legend["colorscale"] == viz.SIGNED
+    pixels = picture_at(spec, "added at t: σ(c<sub>t</sub>) − σ(c<sub>t−1</sub>)", 1)
+    scale = 9  # no window: no margin, 252 / 28
+    assert tuple(pixels[5 * scale + 4, 5 * scale + 4, :3]) == viz._rgb(viz.SIGNED[-1][1])  # +1 red
+    assert tuple(pixels[6 * scale + 4, 6 * scale + 4, :3]) == viz._rgb(viz.SIGNED[0][1])  # -1 blue
+    assert tuple(pixels[0, 0, :3]) == (255, 255, 255)  # 0 white
+
+
+def test_generation_timeline_without_write_attention_has_no_window_and_no_chart():
+    spec = viz.generation_timeline(torch.rand(2, 1, H, W), torch.zeros(2, 1, H, W), None).to_dict()
+    assert set(images_named(spec)) == {"canvas σ(c<sub>t</sub>)", "added at t: σ(c<sub>t</sub>) − σ(c<sub>t−1</sub>)"}
+    assert not [trace for trace in spec["data"] if trace["type"] == "scatter"]
+
+
+def test_reconstruction_timeline_marks_each_steps_kl_bar_and_reads_with_the_read_window():
+    T = 3
+    kl = torch.tensor([4.0, 1.0, 2.5])
+    read = track([10.0, 14.0, 18.0], N=2)
+    glimpses = torch.rand(T, 2, 2, 2)
+    spec = viz.reconstruction_timeline(
+        torch.rand(1, H, W),
+        torch.rand(T, 1, H, W),
+        torch.rand(T, 1, H, W) - 0.5,
+        glimpses,
+        kl,
+        read=read,
+        write=track([14.0, 14.0, 14.0]),
+        glimpse_title="2×2 glimpse",
+        size=180,
+    ).to_dict()
+    bars = next(trace for trace in spec["data"] if trace["type"] == "bar")
+    assert list(viz.spec_array(bars["y"])) == [4.0, 1.0, 2.5] and list(viz.spec_array(bars["customdata"])) == [1, 2, 3]
+    bar = images_named(spec)["step-bar"]
+    steps = viz.timeline_steps(spec)
+    assert [(s[f"images[{bar}].x"], s[f"images[{bar}].sizey"]) for s in steps] == [(1, 4.0), (2, 1.0), (3, 2.5)]
+    names = images_named(spec)
+    assert {
+        "input x windows",
+        "error x̂<sub>t</sub> = x − σ(c<sub>t−1</sub>) windows",
+        "canvas σ(c<sub>t</sub>) windows",
+    } < set(names)
+    green = picture_at(spec, "input x windows", 1)
+    assert tuple(green[green[..., 3] > 0][0, :3]) == viz._rgb(viz.WINDOW_COLOURS["read"])
+    # the glimpse from x, 2x2 at 75 screen pixels a pixel, on one range over all steps
+    peak = float(glimpses[:, :1].max())
+    pixels = picture_at(spec, "read from x: 2×2 glimpse", 2)
+    expected = np.rint(glimpses[2, 0].numpy() / peak * (viz.LEVELS - 1)) * 255 / (viz.LEVELS - 1)
+    assert pixels[[37, 112]][:, [37, 112], 0] == pytest.approx(expected, abs=1.0)
+
+
+def test_timeline_labels_say_what_each_step_shows():
+    spec = viz.generation_timeline(torch.rand(2, 1, H, W), torch.zeros(2, 1, H, W), track([8.0, 14.0])).to_dict()
+    labels = spec["layout"]["meta"]["timeline"]["labels"]
+    assert labels[1].startswith("t = 2 of 2") and "g_X 14.0" in labels[1] and "δ 2.00" in labels[1]
 
 
 def test_filterbank_figure_shows_the_weights():
@@ -165,25 +336,36 @@ def test_every_builder_makes_a_spec_plotly_accepts():
     import plotly.graph_objects as go
 
     T = 3
-    p = params(shape=(T,))
     window = window_geometry(params(), 5)
     Fx, _ = filterbank(params(shape=(1,)), 3, H, W)
     figures = [
         viz.add_window(viz.image_figure(torch.rand(1, H, W), title="t"), window, params=params(), show_centres=True),
+        viz.add_window(viz.image_figure(torch.rand(1, H, W), pad=4, colorbar="v"), window_geometry(params(), 12)),
         viz.signed_image_figure(torch.rand(H, W) - 0.5, title="signed"),
-        viz.attention_over_time(p, step=2, title="over t"),
         viz.kl_per_step_figure(torch.rand(T), step=1),
         viz.kl_curves_figure({"a": [1.0, 2.0], "b": [0.5, 0.1]}),
         viz.loss_history_figure([1, 2], [3.0, 2.0], [1.0, 1.5]),
         viz.image_grid_figure(torch.rand(4, 1, H, W), nrow=2, title="grid"),
-        viz.generation_animation(torch.rand(T, 1, H, W), window_geometry(p, 5)),
+        viz.generation_timeline(
+            torch.rand(T, 1, H, W), torch.zeros(T, 1, H, W), track([8.0, 14.0, 20.0]), show_centres=True
+        ),
+        viz.reconstruction_timeline(
+            torch.rand(1, H, W),
+            torch.rand(T, 1, H, W),
+            torch.rand(T, 1, H, W),
+            torch.rand(T, 2, 2, 2),
+            torch.rand(T),
+            read=track([8.0, 14.0, 20.0], N=2),
+            write=None,
+            glimpse_title="g",
+        ),
         viz.filterbank_figure(Fx[0], axis="x", title="F_X"),
     ]
     plotly_js_scales = {"Greys", "Viridis", "RdBu", "Blues", "Reds", "Hot", "Jet", "Electric", "Bluered"}
     for fig in figures:
         spec = fig.to_dict()
         go.Figure(spec)  # raises ValueError on any invalid property
-        for trace in spec["data"] + [t for frame in spec.get("frames", []) for t in frame["data"]]:
+        for trace in spec["data"]:
             scale = trace.get("colorscale")
             # a name only Plotly's Python side knows ("gray", "RdBu_r") would reach plotly.js unexpanded
             assert scale is None or isinstance(scale, list) or scale in plotly_js_scales, scale

@@ -3,7 +3,10 @@
 Pages never compute an equation of the paper: the window of a step (eqs 19-24), the canvas before the first step
 (sigma(c_0)), the nats each glimpse spends (eq. 11), the Attention lab's filterbank, glimpse and write-back
 (eqs 25-29) and its raw parameters (eqs 21-24 inverted), the datasets a model can be measured on and the one-line
-captions of a model all come from this module.
+captions of a model all come from this module. So do the words around the charts: each chart's equation and the
+one thing to notice in it (EXPLANATIONS), the rule by which windows are drawn (WINDOW_RULE), the Attention lab's
+ranges and the link that carries a model's window into it (lab_link, lab_settings), and the model card as a
+readable table (card_table).
 
 Letters used in shape comments:
     T steps, n samples (or images), C channels, H height, W width, N attention grid size.
@@ -13,6 +16,7 @@ Steps are 0-based indices t into a trace (canvases[t] is the paper's sigma(c_{t+
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import plotly.graph_objects as go
@@ -56,10 +60,11 @@ def initial_canvas(like: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(torch.zeros_like(like))
 
 
-def canvas_change(canvases: torch.Tensor, t: int) -> torch.Tensor:
-    """What step t added to one image's canvases (T, C, H, W): sigma(c_{t+1}) - sigma(c_t), in [-1, 1]."""
-    before = canvases[t - 1] if t > 0 else initial_canvas(canvases[0])  # (C, H, W)
-    return canvases[t] - before
+def canvas_changes(canvases: torch.Tensor) -> torch.Tensor:
+    """What each step added to one image's canvases (T, C, H, W): (T, C, H, W) sigma(c_t) - sigma(c_{t-1}) in
+    [-1, 1], the first step's measured from sigma(c_0) (eq. 8 seen through the sigmoid)."""
+    before = torch.cat([initial_canvas(canvases[:1]), canvases[:-1]])  # (T, C, H, W)
+    return canvases - before
 
 
 def kl_per_glimpse(trace: ReconstructionTrace, index: int = 0) -> torch.Tensor:
@@ -168,3 +173,184 @@ def evaluation_datasets(cfg, prefer: str | None = None) -> list[str]:
         if (spec := get_dataset(name)).likelihood is not None and tuple(spec.shape) == shape and spec.available()
     ]
     return sorted(names, key=lambda name: name != prefer)
+
+
+WINDOW_RULE = (
+    "The rectangle runs through the first and last of the N×N filter centres (eqs 19-20); its border is wider the "
+    "sharper the filters, width ∝ 1/σ (the paper's Fig. 1). Green reads, red writes. Where a window reaches past "
+    "the image it is drawn over the slate-blue margin, and past that clipped to the edge and dotted."
+)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What a chart shows, for a class: the paper's equation behind it and the one thing to notice."""
+
+    number: str  # the equation's number in the paper, e.g. "eq. 8"
+    latex: str  # the equation, for st.latex
+    notice: str  # one line: what to notice in the chart
+
+
+EXPLANATIONS = {
+    "canvas": Explanation(
+        "eq. 8",
+        r"c_t = c_{t-1} + \mathrm{write}(h^{dec}_t)",
+        "σ(c_t) is shown: the digit is built where the red window goes; early steps lay down a blurred sketch, "
+        "later ones sharpen it.",
+    ),
+    "added": Explanation(
+        "eq. 8 through σ",
+        r"\sigma(c_t) - \sigma(c_{t-1})",
+        "Red adds ink, blue takes it away; almost all of a step's change lies inside its write window.",
+    ),
+    "write_params": Explanation(
+        "eqs 21-24",
+        r"(\tilde g_X, \tilde g_Y, \log\sigma^2, \log\tilde\delta, \log\gamma) = W(h^{dec}_t)",
+        "Follow the window over time: where it sits (g_X, g_Y), how wide its grid is (δ), how blurred (σ); "
+        "γ, on its own axis, scales what is written.",
+    ),
+    "read": Explanation(
+        "eq. 27",
+        r"r_t = \left[\gamma F_Y x F_X^\top,\ \gamma F_Y \hat x_t F_X^\top\right]",
+        "The green read window looks where the error x̂ still has ink to explain; its N×N glimpse is all the "
+        "encoder sees of the image at that step.",
+    ),
+    "error": Explanation(
+        "eq. 3",
+        r"\hat x_t = x - \sigma(c_{t-1})",
+        "Red is ink the canvas still lacks, blue is ink it has too much of; the error fades as the canvas fills in.",
+    ),
+    "write": Explanation(
+        "eq. 29",
+        r"\mathrm{write}(h^{dec}_t) = \tfrac{1}{\hat\gamma}\, \hat F_Y^\top\, w_t\, \hat F_X",
+        "The red write window need not follow the read window: the decoder writes where the canvas needs ink.",
+    ),
+    "kl": Explanation(
+        "eq. 11",
+        r"L^z_t = \tfrac12 \sum_j (\mu_j^2 + \sigma_j^2 - \log\sigma_j^2 - 1)",
+        "Tall bars are the steps that carry information about this digit; click a bar to go to that step.",
+    ),
+    "kl_curves": Explanation(
+        "eq. 11",
+        r"L^z_t = \tfrac12 \sum_j (\mu_j^2 + \sigma_j^2 - \log\sigma_j^2 - 1)",
+        "Where each model spends its code: a model with attention spreads its nats over many small glimpses.",
+    ),
+    "samples": Explanation(
+        "sec. 2.3",
+        r"\tilde x \sim D(X \mid \tilde c_T), \quad \tilde z_t \sim N(0, I)",
+        "Same seed, same z for every model: differences between the grids come from the models alone.",
+    ),
+    "lab_window": Explanation(
+        "eqs 19-20",
+        r"\mu_X^i = g_X + \left(i - \tfrac{N}{2} - 0.5\right)\delta, \quad "
+        r"\mu_Y^j = g_Y + \left(j - \tfrac{N}{2} - 0.5\right)\delta",
+        "Move g_X, g_Y and the whole grid moves; δ spreads it; a large δ·N makes the window larger than the image.",
+    ),
+    "lab_filters": Explanation(
+        "eqs 25-26",
+        r"F_X[i, a] = \tfrac{1}{Z_X}\exp\left(-\tfrac{(a - \mu_X^i)^2}{2\sigma^2}\right)",
+        "Each row is one filter, a Gaussian bump around its centre μ^i; raise σ² and the bumps blur into each other.",
+    ),
+    "lab_glimpse": Explanation(
+        "eq. 27",
+        r"\mathrm{read}(x) = \gamma\, F_Y\, x\, F_X^\top",
+        "N×N numbers are all the encoder gets; γ only scales them.",
+    ),
+    "lab_written": Explanation(
+        "eq. 29",
+        r"\mathrm{write}(w) = \tfrac{1}{\gamma}\, F_Y^\top\, w\, F_X",
+        "Writing the glimpse back gives a blurred copy of the window's content: what an N×N patch can draw.",
+    ),
+}
+
+
+def lab_ranges(height: int, width: int) -> dict[str, tuple[float, float, float]]:
+    """(low, high, step) of each Attention lab setting for an image of height x width, in the paper's pixel units."""
+    return {
+        "n": (1, 12, 1),
+        "gx": (-10.0, width + 10.0, 0.1),
+        "gy": (-10.0, height + 10.0, 0.1),
+        "delta": (0.0, float(max(height, width)), 0.1),
+        "sigma2": (0.01, 30.0, 0.01),
+        "gamma": (0.05, 10.0, 0.05),
+    }
+
+
+def lab_defaults(height: int, width: int) -> dict[str, float]:
+    """The Attention lab's opening window: a 5×5 grid 3 pixels apart in the middle of the image, σ² = 1, γ = 1."""
+    return {"n": 5, "gx": (width + 1) / 2, "gy": (height + 1) / 2, "delta": 3.0, "sigma2": 1.0, "gamma": 1.0}
+
+
+def lab_link(window: Window, N: int, *, digit: int | None = None) -> dict[str, str]:
+    """The Attention lab's query parameters for one window (scalar fields) of an N×N grid (and a test digit)."""
+    p = window.params
+    values = {"n": N, "gx": p.gx, "gy": p.gy, "delta": p.delta, "sigma2": p.sigma2, "gamma": p.gamma}
+    query = {key: f"{float(value):.6g}" for key, value in values.items()}
+    if digit is not None:
+        query["digit"] = str(digit)
+    return query
+
+
+def lab_settings(query: dict[str, str], height: int, width: int) -> tuple[dict[str, float], list[str]]:
+    """The Attention lab settings given in `query` (see lab_link), each rounded to its slider's step and kept within
+    its range, and a note for each value that had to be moved into range; unparsable or absent keys are left out."""
+    settings, notes = {}, []
+    for key, (low, high, step) in lab_ranges(height, width).items():
+        try:
+            value = float(query[key])
+        except (KeyError, ValueError):
+            continue
+        if not math.isfinite(value):
+            continue
+        kept = min(max(round(value / step) * step, low), high)
+        settings[key] = int(kept) if key == "n" else round(kept, 6)
+        if not low <= value <= high:
+            notes.append(f"{key} = {value:.4g} is outside the lab's range {low:g}…{high:g}: shown at {kept:g}")
+    return settings, notes
+
+
+CARD_FIELDS = (  # (key of a model card, label, how to show its value); other keys follow under their own names
+    ("dataset", "Dataset", str),
+    ("test_elbo_nats", "Test bound −ELBO (eq. 12)", "{:.2f} nats".format),
+    ("test_recon_nats", "… reconstruction Lˣ (eq. 9)", "{:.2f} nats".format),
+    ("test_kl_nats", "… latent cost Lᶻ (eq. 11)", "{:.2f} nats".format),
+    ("test_iwae_nats", "Importance-weighted bound", "{:.2f} nats".format),
+    ("test_iwae_k", "… importance samples k", str),
+    ("test_bits_per_dim", "Bits per pixel", "{:.4f}".format),
+    ("test_n", "Test digits measured", "{:,}".format),
+    ("paper_nats", "The paper's bound", "{:.2f} nats".format),
+    ("steps", "Training steps", "{:,}".format),
+    ("step", "Training steps", "{:,}".format),
+    ("epochs", "Epochs", "{:.1f}".format),
+    ("batch_size", "Batch size", str),
+    ("train_seconds", "Training time", None),  # the page's own duration format
+    ("device", "Device", str),
+    ("hardware", "Hardware", str),
+    ("binarisation", "Binarisation", str),
+    ("sample_elbo_nats", "Bound on the shipped sample", "{:.2f} nats".format),
+    ("sample_n", "… sample digits", "{:,}".format),
+    ("eval_seconds", "Evaluation time", None),
+    ("weights_dtype", "Weights stored as", str),
+    ("created", "Created", str),
+)
+CARD_RAW_ONLY = ("config", "train_config", "description", "command", "export_command", "name")  # raw card only
+
+
+def card_table(card: dict, *, duration) -> dict[str, list[str]]:
+    """A model card as a two-column table of readable rows ("what", "value"): known fields first, labelled and
+    formatted (numbers with units, `duration(seconds)` for times), then any other scalar field under its own name;
+    the config, commands and description are left to the raw card."""
+    rows = {}
+    for key, label, show in CARD_FIELDS:
+        value = card.get(key)
+        if value is None or label in rows:
+            continue
+        try:
+            rows[label] = duration(value) if show is None else show(value)  # None: a time in seconds
+        except (TypeError, ValueError):
+            rows[label] = str(value)
+    known = {key for key, _, _ in CARD_FIELDS} | set(CARD_RAW_ONLY)
+    for key, value in card.items():
+        if key not in known and isinstance(value, (str, int, float, bool)):
+            rows[key.replace("_", " ")] = str(value)
+    return {"what": list(rows), "value": list(rows.values())}

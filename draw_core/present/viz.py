@@ -4,11 +4,24 @@ Letters used in shape comments:
     T steps, n images, C channels, H height, W width, N attention grid size.
 
 Images are heatmaps in 0-based image coordinates: pixel (row r, column c) is the cell centred on
-(x=c, y=r), the y axis points down and both axes have the same scale. Attention windows are drawn as in
-the paper's Fig. 1, only from `draw_core.attention.window_geometry`: a rectangle through the first and
-last grid centres, its border wider the sharper the filters (`draw_core.render.window_line_width`).
-Each window is a layout shape named "<kind>-window" (kind "read" or "write") and its grid centres a
-scatter trace named "<kind>-centres", so tests and benchmarks find them in `fig.to_dict()`.
+(x=c, y=r), the y axis points down and both axes have the same scale. An image that carries attention windows is
+shown padded by `window_pad` pixels of PAD_COLOUR on every side, so a window reaching past the image still shows.
+
+Attention windows are drawn as in the paper's Fig. 1, only from `draw_core.nn.attention.window_geometry`: a
+rectangle through the first and last grid centres, its border wider the sharper the filters
+(`render.window_line_width`, the precision 1/sigma). A window is a closed-line trace named "<kind>-window"
+(kind "read" or "write"), clipped to what the figure shows: a clipped window is drawn dotted along the view's
+edge, so a window larger than the image is still seen. Its grid centres are a scatter trace "<kind>-centres".
+Windows are traces rather than layout shapes so that animation frames can move them; tests find them with
+`window_outline` / `window_box`.
+
+Step-through views are timelines (`generation_timeline`, `reconstruction_timeline`): one figure of subplots that
+holds every step t = 1..T, so the browser can show any step without asking the server. What moves with the step
+is only ever a layout image (an image panel's PNG with its windows drawn in, a chart's step line, the current
+step's bar): `layout.meta["timeline"]["steps"][t]` is the Plotly.relayout update that shows step t + 1, which
+plotly.js applies in a few milliseconds, where animation frames would redraw the whole figure (200-300 ms a step
+measured on this app's 2-core server). The page's component (app_views.follow) drives it. Charts over t give their
+points the step as `customdata`, so a click on one names the step to jump to.
 
 Figures are written as plain Plotly specs (dicts) and wrapped once without Plotly's per-property
 validation, which costs 5-30 ms a figure and would dominate a slider's rerun; the tests validate every
@@ -18,23 +31,37 @@ builder's output with Plotly instead.
 from __future__ import annotations
 
 import base64
+import io
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
 import torch
+from PIL import Image, ImageDraw
 from torchvision.utils import make_grid
 
 from draw_core.nn.attention import AttentionParams, WindowGeometry
 from draw_core.present.render import window_line_width
 
+if TYPE_CHECKING:
+    from draw_core.present.views import Window
+
 WINDOW_COLOURS = {"read": "#00c853", "write": "#ff1744"}  # green read, red write (the paper's Fig. 1 red)
 IMAGE_PIXELS = 280  # default on-screen size of a single image figure
 GRID_PAD = 0.35  # grey level of the gaps in image grids
+PAD_COLOUR = "rgb(46,64,96)"  # slate blue around a padded image: neither ink, background nor a signed value
+FRAME_COLOUR = "rgba(255,255,255,0.6)"  # the dotted line round a padded image's own pixels
+COLORBAR_PIXELS = 70  # screen pixels a colour legend takes to the right of its image
 # Colour scales are written out (the figures skip Plotly's validation, which would expand Python-only names).
 GREY = [[0.0, "rgb(0,0,0)"], [1.0, "rgb(255,255,255)"]]  # 0 black, 1 white: ink on black like MNIST
 SIGNED = [[0.0, "rgb(33,102,172)"], [0.5, "rgb(255,255,255)"], [1.0, "rgb(178,24,43)"]]  # blue < 0 < red
 WEIGHTS = "Viridis"  # a plotly.js built-in name
 PARAM_LABELS = {"gx": "g<sub>X</sub>", "gy": "g<sub>Y</sub>", "delta": "δ", "sigma": "σ", "gamma": "γ"}
+PARAM_COLOURS = {"gx": "#1f77b4", "gy": "#17becf", "delta": "#ff7f0e", "sigma": "#9467bd", "gamma": "#2ca02c"}
+STEP_COLOUR = "#ff1744"  # the current step's marker on charts over t
+BAR_COLOUR = "#1f77b4"
 
 
 def _numpy(values) -> np.ndarray:
@@ -50,6 +77,16 @@ def _plane(image) -> np.ndarray:
         pixels = pixels.mean(0)
     if pixels.ndim != 2:
         raise ValueError(f"an image must have shape (H, W) or (C, H, W), got {pixels.shape}")
+    return pixels
+
+
+def _planes(images) -> np.ndarray:
+    """(T, H, W) pixels of images (T, H, W) or (T, C, H, W); several channels are averaged."""
+    pixels = _numpy(images)
+    if pixels.ndim == 4:
+        pixels = pixels.mean(1)
+    if pixels.ndim != 3:
+        raise ValueError(f"images over t must have shape (T, H, W) or (T, C, H, W), got {pixels.shape}")
     return pixels
 
 
@@ -87,6 +124,64 @@ def _heatmap(pixels: np.ndarray, zmin: float, zmax: float, colorscale: list, hov
     }
 
 
+def _colorbar(title: str, *, x: float, y: float, length: float) -> dict:
+    """A colour legend left-aligned at paper x, centred on paper y, `length` of the paper's height."""
+    return {
+        "showscale": True,
+        "colorbar": {
+            "title": {"text": title, "side": "right", "font": {"size": 11}},
+            "x": x,
+            "xanchor": "left",
+            "y": y,
+            "yanchor": "middle",
+            "len": length,
+            "lenmode": "fraction",
+            "thickness": 10,
+            "tickfont": {"size": 10},
+        },
+    }
+
+
+def window_pad(height: int, width: int) -> int:
+    """Pixels of padding shown on every side of an image that carries attention windows: 15% of its larger side,
+    at least 2, so a window reaching a little past the image is drawn whole."""
+    return max(2, round(0.15 * max(height, width)))
+
+
+def _view(height: int, width: int, pad: float) -> tuple[float, float, float, float]:
+    """(x lo, x hi, y lo, y hi) in image coordinates of an image shown with `pad` pixels around it."""
+    return -0.5 - pad, width - 0.5 + pad, -0.5 - pad, height - 0.5 + pad
+
+
+def _clip_box(
+    box: tuple[float, float, float, float], view: tuple[float, float, float, float], inset: float
+) -> tuple[tuple[float, float, float, float], tuple[bool, bool, bool, bool]]:
+    """A rectangle (x0, y0, x1, y1) clamped to `inset` inside the view (x lo, x hi, y lo, y hi), and which of its
+    sides (left, top, right, bottom) had to move: a clipped window's border runs along the view's edge."""
+    x_lo, x_hi, y_lo, y_hi = view
+    x0, x1 = (min(max(v, x_lo + inset), x_hi - inset) for v in (box[0], box[2]))
+    y0, y1 = (min(max(v, y_lo + inset), y_hi - inset) for v in (box[1], box[3]))
+    clipped = (x0 != box[0], y0 != box[1], x1 != box[2], y1 != box[3])
+    return (x0, y0, x1, y1), clipped
+
+
+def _image_frame(height: int, width: int, xref: str = "x", yref: str = "y") -> dict:
+    """The dotted outline of a padded image's own pixels (a layout shape: it never moves)."""
+    return {
+        "type": "rect",
+        "x0": -0.5,
+        "y0": -0.5,
+        "x1": width - 0.5,
+        "y1": height - 0.5,
+        "xref": xref,
+        "yref": yref,
+        "name": "image-frame",
+        "line": {"color": FRAME_COLOUR, "width": 1, "dash": "dot"},
+        "fillcolor": "rgba(0,0,0,0)",
+        "layer": "above",
+    }
+
+
 def image_figure(
     image,
     *,
@@ -96,32 +191,102 @@ def image_figure(
     colorscale: list = GREY,
     size: int = IMAGE_PIXELS,
     hover: str = "value",
+    pad: int = 0,
+    colorbar: str | None = None,
 ) -> go.Figure:
-    """A grey heatmap of one image (H, W) or (C, H, W), y axis down, square pixels, `size` pixels wide."""
+    """A heatmap of one image (H, W) or (C, H, W), y axis down, square pixels, its view `size` pixels wide.
+
+    `pad` > 0 shows that many pixels of PAD_COLOUR around the image (for windows reaching past it, see
+    `window_pad`); `colorbar` titles a colour legend to the right of the image (None: no legend)."""
     pixels = _plane(image)
     H, W = pixels.shape
     margin_top = 30 if title else 4
+    legend = COLORBAR_PIXELS if colorbar else 0
+    x_lo, x_hi, y_lo, y_hi = _view(H, W, pad)
     axis = {"visible": False, "constrain": "domain"}
     layout = {
-        "width": size,
-        "height": round(size * H / W) + margin_top + 4,
-        "margin": {"l": 4, "r": 4, "t": margin_top, "b": 4},
+        "width": size + legend,
+        "height": round(size * (y_hi - y_lo) / (x_hi - x_lo)) + margin_top + 4,
+        "margin": {"l": 4, "r": 4 + legend, "t": margin_top, "b": 4},
         "showlegend": False,
-        "plot_bgcolor": "black",
-        "xaxis": {"range": [-0.5, W - 0.5], **axis},
-        "yaxis": {"range": [H - 0.5, -0.5], "scaleanchor": "x", **axis},
+        "plot_bgcolor": PAD_COLOUR if pad else "black",
+        "xaxis": {"range": [x_lo, x_hi], **axis},
+        "yaxis": {"range": [y_hi, y_lo], "scaleanchor": "x", **axis},
+        "shapes": [_image_frame(H, W)] if pad else [],
         **_title(title),
     }
-    return _figure([_heatmap(pixels, zmin, zmax, colorscale, hover)], layout)
+    heatmap = _heatmap(pixels, zmin, zmax, colorscale, hover)
+    if colorbar:
+        heatmap.update(_colorbar(colorbar, x=1.0 + 8 / (size - 8), y=0.5, length=1.0))
+    return _figure([heatmap], layout)
 
 
-def signed_image_figure(image, *, title: str | None = None, size: int = IMAGE_PIXELS) -> go.Figure:
-    """An image of signed values in [-1, 1] (error images, canvas changes): blue negative, red positive."""
-    return image_figure(image, title=title, zmin=-1.0, zmax=1.0, colorscale=SIGNED, size=size)
+def signed_image_figure(
+    image, *, title: str | None = None, size: int = IMAGE_PIXELS, pad: int = 0, colorbar: str = "value"
+) -> go.Figure:
+    """An image of signed values in [-1, 1] (error images, canvas changes): blue negative, white 0, red positive,
+    with its colour legend."""
+    return image_figure(
+        image, title=title, zmin=-1.0, zmax=1.0, colorscale=SIGNED, size=size, pad=pad, colorbar=colorbar
+    )
 
 
-def _screen_pixels_per_image_pixel(fig: go.Figure, image_width: float) -> float:
-    return (fig.layout.width or IMAGE_PIXELS) / image_width
+def _window_trace(
+    box: tuple[float, float, float, float],
+    sigma: float,
+    *,
+    kind: str,
+    view: tuple[float, float, float, float],
+    screen: float,
+    axes: tuple[str, str] = ("x", "y"),
+) -> dict:
+    """A window's rectangle `box` (x0, y0, x1, y1) as a closed line trace "<kind>-window", clipped to `view`.
+
+    The border is window_line_width(sigma) image pixels wide (`screen` screen pixels each); the rectangle is
+    clipped half a border inside the view, so a clipped edge is drawn whole along the view's edge, and a clipped
+    window is dotted: it goes on past what is shown."""
+    (x0, y0, x1, y1), clipped = _clip_box(box, view, window_line_width(sigma) / 2)
+    return {
+        "type": "scatter",
+        "x": [x0, x1, x1, x0, x0],
+        "y": [y0, y0, y1, y1, y0],
+        "xaxis": axes[0],
+        "yaxis": axes[1],
+        "mode": "lines",
+        "name": f"{kind}-window",
+        "line": {
+            "color": WINDOW_COLOURS[kind],
+            "width": window_line_width(sigma) * screen,
+            "dash": "dot" if any(clipped) else "solid",
+        },
+        "hoverinfo": "skip",
+        "showlegend": False,
+    }
+
+
+def _param_hover(params: AttentionParams | None, index=()) -> str:
+    """gX, gY, delta, sigma, gamma of params[index] as hover lines (empty without params)."""
+    if params is None:
+        return ""
+    series = param_series(params)
+    return "<br>".join(f"{PARAM_LABELS[k]} = {float(v[index]):.3f}" for k, v in series.items()) + "<br>"
+
+
+def _centres_trace(centres_x, centres_y, *, kind: str, described: str, axes: tuple[str, str] = ("x", "y")) -> dict:
+    """The N x N grid centres (centres_x, centres_y of shape (N,)) as markers that hover the window's parameters."""
+    xs, ys = np.meshgrid(_numpy(centres_x), _numpy(centres_y))  # (N, N) each
+    return {
+        "type": "scatter",
+        "x": xs.ravel(),
+        "y": ys.ravel(),
+        "xaxis": axes[0],
+        "yaxis": axes[1],
+        "mode": "markers",
+        "name": f"{kind}-centres",
+        "marker": {"color": WINDOW_COLOURS[kind], "size": 6, "line": {"color": "white", "width": 1}},
+        "hovertemplate": f"{kind} grid centre<br>column %{{x:.2f}}, row %{{y:.2f}}<br>{described}<extra></extra>",
+        "showlegend": False,
+    }
 
 
 def add_window(
@@ -131,59 +296,27 @@ def add_window(
     kind: str = "write",
     params: AttentionParams | None = None,
     show_centres: bool = False,
-    image_width: int | None = None,
 ) -> go.Figure:
     """Draw one attention window (fields of `window` are scalars) on an image figure, as in Fig. 1.
 
-    The rectangle runs through the first and last grid centres; its border width is
-    render.window_line_width(sigma) image pixels, so it grows with the precision 1/sigma. With
-    `show_centres`, the N x N grid centres are markers whose hover shows the window's parameters
-    (`params`, the AttentionParams the window came from, in the paper's 1-based pixel units).
+    The rectangle runs through the first and last grid centres, clipped to the figure's view (pad the image with
+    image_figure(pad=window_pad(H, W)) so windows reaching past it show); its border width is
+    render.window_line_width(sigma) image pixels, so it grows with the precision 1/sigma. With `show_centres`, the
+    N x N grid centres are markers whose hover shows `params` (the AttentionParams the window came from, in the
+    paper's 1-based pixel units).
     """
     if kind not in WINDOW_COLOURS:
         raise ValueError(f"kind must be one of {sorted(WINDOW_COLOURS)}, got {kind!r}")
     if window.x0.dim() != 0:
         raise ValueError(f"add_window draws one window: its fields must be scalars, got shape {tuple(window.x0.shape)}")
-    if image_width is None:
-        image_width = len(fig.data[0].z[0])
-    width = window_line_width(_float(window.sigma)) * _screen_pixels_per_image_pixel(fig, image_width)
-    x0, y0, x1, y1 = (_float(v) for v in (window.x0, window.y0, window.x1, window.y1))
-    rectangle = {
-        "type": "rect",
-        "x0": x0,
-        "y0": y0,
-        "x1": x1,
-        "y1": y1,
-        "name": f"{kind}-window",
-        "line": {"color": WINDOW_COLOURS[kind], "width": width},
-        "fillcolor": "rgba(0,0,0,0)",
-        "layer": "above",
-    }
-    fig.layout.shapes = (*fig.layout.shapes, rectangle)
+    x_lo, x_hi = fig.layout.xaxis.range
+    y_hi, y_lo = fig.layout.yaxis.range
+    margin = fig.layout.margin
+    screen = (fig.layout.width - margin.l - margin.r) / (x_hi - x_lo)
+    box = tuple(_float(v) for v in (window.x0, window.y0, window.x1, window.y1))
+    fig.add_trace(_window_trace(box, _float(window.sigma), kind=kind, view=(x_lo, x_hi, y_lo, y_hi), screen=screen))
     if show_centres:
-        xs, ys = np.meshgrid(_numpy(window.centres_x), _numpy(window.centres_y))  # (N, N) each
-        described = ""
-        if params is not None:
-            values = {
-                "gx": params.gx,
-                "gy": params.gy,
-                "delta": params.delta,
-                "sigma": params.sigma2.sqrt(),
-                "gamma": params.gamma,
-            }
-            described = "<br>".join(f"{PARAM_LABELS[k]} = {_float(v):.3f}" for k, v in values.items()) + "<br>"
-        fig.add_trace(
-            {
-                "type": "scatter",
-                "x": xs.ravel(),
-                "y": ys.ravel(),
-                "mode": "markers",
-                "name": f"{kind}-centres",
-                "marker": {"color": WINDOW_COLOURS[kind], "size": 6, "line": {"color": "white", "width": 1}},
-                "hovertemplate": f"{kind} grid centre<br>column %{{x:.2f}}, row %{{y:.2f}}<br>{described}"
-                "<extra></extra>",
-            }
-        )
+        fig.add_trace(_centres_trace(window.centres_x, window.centres_y, kind=kind, described=_param_hover(params)))
     return fig
 
 
@@ -196,16 +329,25 @@ def spec_array(value) -> np.ndarray:
     return np.asarray(value)
 
 
-def window_shape(spec: dict, kind: str = "write") -> dict | None:
-    """The "<kind>-window" rectangle of a figure spec (`fig.to_dict()` or a parsed Streamlit spec), or None."""
-    for shape in spec.get("layout", {}).get("shapes", []) or []:
-        if shape.get("name") == f"{kind}-window":
-            return shape
+def window_outline(data: list[dict], kind: str = "write", *, axes: str | None = None) -> dict | None:
+    """The "<kind>-window" trace among a figure's or a frame's traces (on x axis `axes`, any when None), or None."""
+    for trace in data:
+        if trace.get("name") == f"{kind}-window" and axes in (None, trace.get("xaxis", "x")):
+            return trace
     return None
 
 
+def window_box(data: list[dict], kind: str = "write", *, axes: str | None = None) -> tuple[float, ...] | None:
+    """(x0, y0, x1, y1) of the "<kind>-window" rectangle among `data` (see window_outline), or None."""
+    trace = window_outline(data, kind, axes=axes)
+    if trace is None:
+        return None
+    xs, ys = spec_array(trace["x"]), spec_array(trace["y"])
+    return float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
+
+
 def param_series(params: AttentionParams) -> dict[str, np.ndarray]:
-    """gX, gY, delta, sigma, gamma of params with (T,) fields, as arrays over t."""
+    """gX, gY, delta, sigma, gamma of params (any shape), as arrays of that shape."""
     return {
         "gx": _numpy(params.gx),
         "gy": _numpy(params.gy),
@@ -219,54 +361,12 @@ def _line(x, y, name: str, hover: str, **extra) -> dict:
     return {"type": "scatter", "x": x, "y": y, "mode": "lines", "name": name, "hovertemplate": hover, **extra}
 
 
-def attention_over_time(params: AttentionParams, *, step: int | None = None, title: str | None = None) -> go.Figure:
-    """The window's parameters over t = 1..T (params with (T,) fields): position and stride in pixels above,
-    sigma and intensity gamma below; a dashed line marks `step` (1-based)."""
-    series = param_series(params)
-    steps = np.arange(1, len(series["gx"]) + 1)
-    data = [
-        _line(
-            steps,
-            series[name],
-            PARAM_LABELS[name],
-            f"t=%{{x}}: {PARAM_LABELS[name]} = %{{y:.3f}}<extra></extra>",
-            yaxis="y" if name in ("gx", "gy", "delta") else "y2",
-        )
-        for name in ("gx", "gy", "delta", "sigma", "gamma")
-    ]
-    shapes = []
-    if step is not None:
-        shapes.append(
-            {
-                "type": "line",
-                "x0": step,
-                "x1": step,
-                "xref": "x",
-                "y0": 0,
-                "y1": 1,
-                "yref": "paper",
-                "line": {"color": "grey", "dash": "dash", "width": 1},
-            }
-        )
-    layout = _chart_layout(
-        title,
-        320,
-        margin={"l": 40, "r": 10, "t": 30 if title else 10, "b": 80},
-        legend={"orientation": "h", "x": 0, "y": -0.22, "yanchor": "top"},
-        xaxis={"anchor": "y2", "title": {"text": "step t"}},
-        yaxis={"domain": [0.54, 1.0], "title": {"text": "pixels"}},
-        yaxis2={"domain": [0.0, 0.46]},
-        shapes=shapes,
-    )
-    return _figure(data, layout)
-
-
 def kl_per_step_figure(kl, *, step: int | None = None, title: str | None = "KL per step (nats)") -> go.Figure:
     """Bars of the KL each step spends, kl (T,) in nats; the bar of `step` (1-based) is highlighted."""
     values = _numpy(kl)
-    colours = ["#1f77b4"] * len(values)
+    colours = [BAR_COLOUR] * len(values)
     if step is not None and 1 <= step <= len(values):
-        colours[step - 1] = WINDOW_COLOURS["write"]
+        colours[step - 1] = STEP_COLOUR
     bar = {
         "type": "bar",
         "x": np.arange(1, len(values) + 1),
@@ -473,77 +573,590 @@ def image_grid_figure(
     return image_figure(tile(images, nrow=nrow, padding=padding), title=title, size=size, zmin=zmin)
 
 
-def _window_outline(window: WindowGeometry, t: int, screen: float) -> dict:
-    """Step t's window as a closed line trace named "write-window" (a trace, so animation frames can move it)."""
-    x0, y0, x1, y1 = (_float(v[t]) for v in (window.x0, window.y0, window.x1, window.y1))
-    width = window_line_width(_float(window.sigma[t])) * screen
-    return {
-        "type": "scatter",
-        "x": [x0, x1, x1, x0, x0],
-        "y": [y0, y0, y1, y1, y0],
-        "mode": "lines",
-        "name": "write-window",
-        "line": {"color": WINDOW_COLOURS["write"], "width": width},
-        "hoverinfo": "skip",
-    }
+TITLE_PIXELS = 22  # height of a panel's title above it
+MARKER_PIXELS = 2  # width of the current step's line on a chart over t
 
 
-def generation_animation(
-    canvases, window: WindowGeometry | None, *, frame_ms: int = 80, size: int = IMAGE_PIXELS
-) -> go.Figure:
-    """Plotly animation of one sample's generation: canvases (T, C, H, W) in [0, 1], window (T,) fields or None.
+def _rgb(colour: str) -> tuple[int, int, int]:
+    """(r, g, b) of 'rgb(r,g,b)' or '#rrggbb'."""
+    if colour.startswith("#"):
+        return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return tuple(int(v) for v in colour[colour.index("(") + 1 : colour.index(")")].split(","))
 
-    Each frame shows sigma(c_t) with that step's write window (a trace named "write-window", so frames can
-    move it); Play/Pause buttons and a step slider under the picture play it in the browser.
-    """
-    canvases = _numpy(canvases)
-    T, W = canvases.shape[0], canvases.shape[-1]
-    base = image_figure(canvases[0], size=size)
-    layout = base.layout.to_plotly_json()
-    layout.update(height=layout["height"] + 110, margin={"l": 4, "r": 4, "t": 4, "b": 110})
-    screen = size / W
 
-    def frame_data(t: int) -> list[dict]:
-        heatmap = _heatmap(_plane(canvases[t]), 0.0, 1.0, GREY, "value")
-        return [heatmap] if window is None else [heatmap, _window_outline(window, t, screen)]
+LEVELS = 255  # colours a panel's picture can show; its palette's last entry is PAD_COLOUR
 
-    play = {"frame": {"duration": frame_ms, "redraw": True}, "fromcurrent": True, "transition": {"duration": 0}}
-    pause = {"frame": {"duration": 0, "redraw": False}, "mode": "immediate", "transition": {"duration": 0}}
-    layout["updatemenus"] = [
-        {
-            "type": "buttons",
-            "direction": "left",
-            "x": 0.0,
-            "y": 0,
+
+def _palette(colorscale: list) -> list[int]:
+    """A picture palette: LEVELS colours evenly along a written-out colour scale [[position, colour], ...], as
+    Plotly would interpolate them, then PAD_COLOUR; flat [r, g, b, ...]."""
+    positions = [position for position, _ in colorscale]
+    colours = np.array([_rgb(colour) for _, colour in colorscale], dtype=np.float64)  # (K, 3)
+    where = np.linspace(0.0, 1.0, LEVELS)
+    levels = np.stack([np.interp(where, positions, colours[:, k]) for k in range(3)], axis=1).round()  # (LEVELS, 3)
+    return [int(v) for v in levels.ravel()] + list(_rgb(PAD_COLOUR))
+
+
+def _data_url(picture: Image.Image) -> str:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _solid(colour: str) -> str:
+    """A one-pixel PNG of `colour`, stretched by a layout image into a line or a bar."""
+    return _data_url(Image.new("RGB", (1, 1), _rgb(colour)))
+
+
+@dataclass(frozen=True)
+class _Overlay:
+    """What is drawn onto one image panel at one step: a window (kind, its box (x0, y0, x1, y1) and sigma) and,
+    when given, its grid centres (xs, ys of shape (N,))."""
+
+    kind: str
+    box: tuple[float, float, float, float]
+    sigma: float
+    centres: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _picture(pixels: np.ndarray, zmin: float, zmax: float, palette: list[int], pad: int, scale: int) -> str:
+    """An image panel's pixels (H, W) coloured through `palette` (see _palette) over [zmin, zmax], on `pad` pixels
+    of PAD_COLOUR, each pixel a `scale` x `scale` square: a PNG data URL (a palette picture, so flat areas cost
+    little and the browser only ever shrinks it a little, which keeps pixels square-edged)."""
+    H, W = pixels.shape
+    level = np.clip((pixels - zmin) / max(zmax - zmin, 1e-12), 0.0, 1.0) * (LEVELS - 1)  # (H, W)
+    index = np.full((H + 2 * pad, W + 2 * pad), LEVELS, dtype=np.uint8)  # the pad's palette entry
+    index[pad : pad + H, pad : pad + W] = np.rint(level).astype(np.uint8)
+    picture = Image.fromarray(index.repeat(scale, axis=0).repeat(scale, axis=1), mode="P")
+    picture.putpalette(palette)
+    return _data_url(picture)
+
+
+def _windows_picture(view: tuple[float, float, float, float], scale: int, overlays: list[_Overlay]) -> str:
+    """A transparent PNG data URL over an image panel's view, `scale` pixels per image pixel, with its windows drawn
+    as Fig. 1 draws them (border window_line_width(sigma) pixels wide, clipped to the view and dashed along a
+    clipped side) and their grid centres as dots."""
+    size = (round((view[1] - view[0]) * scale), round((view[3] - view[2]) * scale))
+    picture = Image.new("P", size, 0)  # a palette picture, index 0 transparent: a quarter of RGBA's bytes to encode
+    kinds = sorted(WINDOW_COLOURS)
+    picture.putpalette([0, 0, 0, 255, 255, 255, *(v for kind in kinds for v in _rgb(WINDOW_COLOURS[kind]))])
+    picture.info["transparency"] = 0
+    ink = {kind: 2 + i for i, kind in enumerate(kinds)}  # palette index of each kind's colour; 1 is white
+    draw = ImageDraw.Draw(picture)
+
+    def screen(x: float, y: float) -> np.ndarray:  # image coordinates -> picture pixels
+        return np.array([(x - view[0]) * scale, (y - view[2]) * scale])
+
+    for overlay in overlays:
+        colour = ink[overlay.kind]
+        width = window_line_width(overlay.sigma)
+        (x0, y0, x1, y1), clipped = _clip_box(overlay.box, view, width / 2)
+        corners = [screen(x0, y0), screen(x1, y0), screen(x1, y1), screen(x0, y1)]
+        line = max(1, round(width * scale))
+        for side, (a, b) in enumerate(
+            zip([corners[3], *corners[:3]], corners, strict=True)
+        ):  # left, top, right, bottom
+            if not clipped[side]:
+                draw.line([tuple(a), tuple(b)], fill=colour, width=line)
+                continue
+            dash = 2 * max(line, 3)  # screen pixels of a dash and its gap
+            length = float(np.abs(b - a).max())
+            for start in np.arange(0.0, length, dash):
+                end = min(start + dash / 2, length)
+                draw.line(
+                    [tuple(a + (b - a) * start / length), tuple(a + (b - a) * end / length)], fill=colour, width=line
+                )
+        if overlay.centres is not None:
+            radius = max(1.5, 0.3 * scale)
+            for cy in overlay.centres[1]:
+                for cx in overlay.centres[0]:
+                    px, py = screen(float(cx), float(cy))
+                    draw.ellipse([px - radius, py - radius, px + radius, py + radius], fill=colour, outline=1)
+    return _data_url(picture)
+
+
+def _window_label(window: Window, t: int) -> str:
+    """Step t's window in words: 'g_X 14.2, g_Y 9.8, δ 2.10, σ 0.81 px, γ 0.050'."""
+    values = param_series(window.params)
+    return (
+        f"g_X {values['gx'][t]:.1f}, g_Y {values['gy'][t]:.1f}, δ {values['delta'][t]:.2f}, "
+        f"σ {values['sigma'][t]:.2f} px, γ {values['gamma'][t]:.3g}"
+    )
+
+
+class _Timeline:
+    """Builds one timeline figure (see the module docstring). Panels are placed in screen pixels within the plot
+    area. What moves with the step is only ever a layout image: an image panel's picture (a PNG per step, windows
+    drawn in), a chart's step line, the current step's bar; `layout.meta["timeline"]["steps"][t]` is the
+    Plotly.relayout update that shows step t + 1, a handful of layout-image attributes, which plotly.js redraws in
+    a few milliseconds (animation frames would re-run the whole figure, 200-300 ms a step)."""
+
+    def __init__(self, T: int, width: int, height: int, *, title: str | None):
+        self.T, self.width, self.height = T, width, height  # width, height: the plot area in screen pixels
+        self.traces: list[dict] = []
+        self.images: list[dict] = []  # layout images, shown at the initial step
+        self.moving: list[tuple[int, str, list]] = []  # (image index, attribute, its value at each step)
+        self.annotations: list[dict] = []
+        self.shapes: list[dict] = []
+        self.axes: dict[str, dict] = {}  # layout key ("xaxis2") -> axis
+        self.top = 40 if title else 10
+        self.title = title
+
+    def _paper_x(self, px: float) -> float:
+        return px / self.width
+
+    def _paper_y(self, px: float) -> float:
+        """Paper y of a point `px` screen pixels below the plot area's top."""
+        return 1 - px / self.height
+
+    def _new_axis(self, letter: str, **axis) -> str:
+        """Add the next x or y axis (`letter`) to the layout; returns its trace name ("x3")."""
+        n = sum(key.startswith(letter) for key in self.axes) + 1
+        suffix = "" if n == 1 else str(n)
+        self.axes[f"{letter}axis{suffix}"] = axis
+        return f"{letter}{suffix}"
+
+    def _image(self, image: dict, **moving: list) -> None:
+        """A layout image; `moving` gives, per attribute, its value at each step."""
+        self.images.append(image)
+        self.moving += [(len(self.images) - 1, attribute, values) for attribute, values in moving.items()]
+
+    def caption(self, text: str, left: float, top: float, width: float) -> None:
+        """A panel's title, centred over [left, left + width], its baseline `top` pixels below the area's top."""
+        self.annotations.append(
+            {
+                "text": text,
+                "x": self._paper_x(left + width / 2),
+                "y": self._paper_y(top - 4),
+                "xref": "paper",
+                "yref": "paper",
+                "xanchor": "center",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"size": 12},
+            }
+        )
+
+    def panel(
+        self,
+        pixels: np.ndarray,
+        *,
+        left: float,
+        top: float,
+        size: float,
+        title: str,
+        zmin: float = 0.0,
+        zmax: float = 1.0,
+        colorscale: list = GREY,
+        pad: int = 0,
+        colorbar: str | None = None,
+        windows: tuple[tuple[str, Window, bool], ...] = (),
+    ) -> None:
+        """An image panel `size` pixels wide: pixels (H, W) that stay or (T, H, W) that move with the step, with
+        `windows` ((kind, window with (T,) fields, whether to dot its grid centres), ...) drawn on every step."""
+        H, W = pixels.shape[-2:]
+        view = _view(H, W, pad)
+        height = size * (view[3] - view[2]) / (view[1] - view[0])
+        axis = {"visible": False, "constrain": "domain", "fixedrange": True}
+        x = self._new_axis(
+            "x", domain=[self._paper_x(left), self._paper_x(left + size)], range=[view[0], view[1]], **axis
+        )
+        y = self._new_axis(
+            "y",
+            domain=[self._paper_y(top + height), self._paper_y(top)],
+            range=[view[3], view[2]],
+            scaleanchor=x,
+            **axis,
+        )
+        self.axes["xaxis" + x[1:]]["anchor"], self.axes["yaxis" + y[1:]]["anchor"] = y, x
+        self.caption(title, left, top, size)
+        if pad:
+            self.shapes.append(_image_frame(H, W, x, y))
+        if colorbar:  # a colour legend needs a trace: a two-cell heatmap of the range, out of sight
+            self.traces.append(
+                {
+                    "type": "heatmap",
+                    "z": [[zmin, zmax]],
+                    "x": [view[0] - 10, view[0] - 9],
+                    "y": [view[2] - 10],
+                    "xaxis": x,
+                    "yaxis": y,
+                    "zmin": zmin,
+                    "zmax": zmax,
+                    "colorscale": colorscale,
+                    "hoverinfo": "skip",
+                    "name": "legend",
+                    **_colorbar(
+                        colorbar,
+                        x=self._paper_x(left + size + 6),
+                        y=self._paper_y(top + height / 2),
+                        length=height / self.height,
+                    ),
+                }
+            )
+        over_view = {  # the pixels go in the layer below the plot, their windows above: plotly.js tells layout
+            "xref": x,  # images of one layer apart by their place, and these two share it
+            "yref": y,
+            "x": view[0],
+            "y": view[2],
+            "sizex": view[1] - view[0],
+            "sizey": view[3] - view[2],
             "xanchor": "left",
             "yanchor": "top",
-            "pad": {"t": 4, "r": 4},
-            "buttons": [
-                {"label": "Play", "method": "animate", "args": [None, play]},
-                {"label": "Pause", "method": "animate", "args": [[None], pause]},
-            ],
+            "sizing": "stretch",
+            "layer": "below",
         }
-    ]
-    layout["sliders"] = [
-        {
-            "active": 0,
-            "x": 0.0,
-            "y": -0.02,
-            "len": 1.0,
-            "pad": {"t": 40},
-            "currentvalue": {"prefix": "step ", "font": {"size": 12}},
-            "steps": [
-                {
-                    "label": str(t + 1),
-                    "method": "animate",
-                    "args": [[str(t + 1)], {"mode": "immediate", "frame": {"duration": 0, "redraw": True}}],
-                }
-                for t in range(T)
-            ],
+        scale = max(1, math.ceil(size / (view[1] - view[0])))  # picture pixels per image pixel: at least the screen's
+        palette = _palette(colorscale)
+        if pixels.ndim == 3:
+            sources = [_picture(plane, zmin, zmax, palette, pad, scale) for plane in pixels]
+            self._image({**over_view, "source": sources[0], "name": title}, source=sources)
+        else:
+            self._image({**over_view, "source": _picture(pixels, zmin, zmax, palette, pad, scale), "name": title})
+        if not windows:
+            return
+        tracks = [
+            (kind, np.stack([_numpy(v) for v in (g.x0, g.y0, g.x1, g.y1)], axis=1), _numpy(g.sigma), g, centres)
+            for kind, g, centres in ((kind, window.geometry, centres) for kind, window, centres in windows)
+        ]  # (kind, boxes (T, 4), sigma (T,), geometry, whether to dot the centres)
+        overlays = [
+            _windows_picture(
+                view,
+                scale,
+                [
+                    _Overlay(
+                        kind,
+                        tuple(float(v) for v in boxes[t]),
+                        float(sigma[t]),
+                        (_numpy(g.centres_x[t]), _numpy(g.centres_y[t])) if centres else None,
+                    )
+                    for kind, boxes, sigma, g, centres in tracks
+                ],
+            )
+            for t in range(self.T)
+        ]
+        self._image({**over_view, "source": overlays[0], "layer": "above", "name": f"{title} windows"}, source=overlays)
+
+    def _chart_axis(self, left: float, width: float) -> str:
+        """A chart's x axis over the steps t = 1..T, spanning [left, left + width] pixels."""
+        return self._new_axis(
+            "x",
+            domain=[self._paper_x(left), self._paper_x(left + width)],
+            range=[0.5, self.T + 0.5],
+            title={"text": "step t", "font": {"size": 11}, "standoff": 4},
+            tickfont={"size": 10},
+            fixedrange=True,
+        )
+
+    def _y_axis(self, x: str, top: float, height: float, **extra) -> str:
+        """A y axis of chart x spanning [top, top + height] pixels."""
+        return self._new_axis(
+            "y",
+            domain=[self._paper_y(top + height), self._paper_y(top)],
+            anchor=x,
+            tickfont={"size": 10},
+            fixedrange=True,
+            **extra,
+        )
+
+    def step_line(self, x: str, top: float, height: float, width: float) -> None:
+        """The current step as a vertical line across a chart [top, top + height] pixels, `width` pixels wide."""
+        self._image(
+            {
+                "source": _solid(STEP_COLOUR),
+                "xref": x,
+                "yref": "paper",
+                "x": 1,
+                "y": self._paper_y(top),
+                "sizex": MARKER_PIXELS * self.T / width,
+                "sizey": height / self.height,
+                "xanchor": "center",
+                "yanchor": "top",
+                "sizing": "stretch",
+                "layer": "above",
+                "opacity": 0.8,
+                "name": "step-line",
+            },
+            x=list(range(1, self.T + 1)),
+        )
+
+    def params_chart(
+        self, params: AttentionParams, *, left: float, top: float, width: float, height: float, title: str
+    ):
+        """The window's parameters over t, three rows sharing the step axis: position g_X, g_Y and scale delta, sigma
+        in pixels, intensity gamma on its own axis; a line marks the current step."""
+        self.caption(title, left, top, width)
+        x = self._chart_axis(left, width)
+        series = param_series(params)
+        steps = np.arange(1, self.T + 1)
+        rows = (("gx", "gy"), ("delta", "sigma"), ("gamma",))
+        gap = 10
+        row_height = (height - 2 * gap) / 3
+        for r, names in enumerate(rows):
+            label = ", ".join(f"<span style='color:{PARAM_COLOURS[k]}'>{PARAM_LABELS[k]}</span>" for k in names)
+            y = self._y_axis(
+                x,
+                top + r * (row_height + gap),
+                row_height,
+                title={"text": label + (" (px)" if names != ("gamma",) else ""), "font": {"size": 11}, "standoff": 2},
+                rangemode="tozero" if names == ("gamma",) else "normal",
+                zeroline=False,
+            )
+            for name in names:
+                self.traces.append(
+                    _line(
+                        steps,
+                        series[name],
+                        PARAM_LABELS[name],
+                        f"t = %{{x}}: {PARAM_LABELS[name]} = %{{y:.3f}}<br>click to go to this step<extra></extra>",
+                        mode="lines+markers",
+                        marker={"size": 4, "color": PARAM_COLOURS[name]},
+                        line={"color": PARAM_COLOURS[name], "width": 1.5},
+                        customdata=steps,
+                        xaxis=x,
+                        yaxis=y,
+                    )
+                )
+        self.axes["xaxis" + x[1:]]["anchor"] = y  # the step axis along the bottom row
+        self.step_line(x, top, height, width)
+
+    def kl_chart(self, kl: np.ndarray, *, left: float, top: float, width: float, height: float, title: str) -> None:
+        """Bars of the nats each step spends (eq. 11), the current step's bar drawn over in the step colour."""
+        self.caption(title, left, top, width)
+        x = self._chart_axis(left, width)
+        y = self._y_axis(
+            x, top, height, title={"text": "nats", "font": {"size": 11}, "standoff": 2}, rangemode="tozero"
+        )
+        self.axes["xaxis" + x[1:]]["anchor"] = y
+        steps = np.arange(1, self.T + 1)
+        self.traces.append(
+            {
+                "type": "bar",
+                "x": steps,
+                "y": kl,
+                "xaxis": x,
+                "yaxis": y,
+                "customdata": steps,
+                "marker": {"color": BAR_COLOUR},
+                "name": "KL",
+                "hovertemplate": "step %{x}: %{y:.2f} nats<br>click to go to this step<extra></extra>",
+            }
+        )
+        self._image(
+            {
+                "source": _solid(STEP_COLOUR),
+                "xref": x,
+                "yref": y,
+                "x": 1,
+                "y": 0,
+                "sizex": 0.9,
+                "sizey": float(kl[0]),
+                "xanchor": "center",
+                "yanchor": "bottom",
+                "sizing": "stretch",
+                "layer": "above",
+                "name": "step-bar",
+            },
+            x=list(range(1, self.T + 1)),
+            sizey=[float(v) for v in kl],
+        )
+
+    def figure(self, initial: int, labels: list[str]) -> go.Figure:
+        """The figure at step `initial` (1-based); its layout.meta["timeline"] holds every step (see the class) and
+        `labels`, one line per step saying what it shows."""
+        if not 1 <= initial <= self.T:
+            raise ValueError(f"initial must be a step in 1..{self.T}, got {initial}")
+        if len(labels) != self.T:
+            raise ValueError(f"labels must give one line per step ({self.T}), got {len(labels)}")
+        steps = [
+            {f"images[{index}].{attribute}": values[t] for index, attribute, values in self.moving}
+            for t in range(self.T)
+        ]
+        images = [dict(image) for image in self.images]
+        for index, attribute, values in self.moving:
+            images[index][attribute] = values[initial - 1]
+        layout = {
+            "width": self.width + 20,
+            "height": self.top + self.height + 10,
+            "margin": {"l": 10, "r": 10, "t": self.top, "b": 10},
+            "showlegend": False,
+            "hovermode": "closest",
+            "plot_bgcolor": "rgba(0,0,0,0)",
+            "bargap": 0.1,
+            "annotations": self.annotations,
+            "shapes": self.shapes,
+            "images": images,
+            **self.axes,
+            **_title(self.title),
+            "meta": {"timeline": {"T": self.T, "initial": initial, "steps": steps, "labels": labels}},
         }
+        return _figure(self.traces, layout)
+
+
+def timeline_steps(spec: dict) -> list[dict]:
+    """Every step's update of a timeline figure's spec (`fig.to_dict()` or a parsed Streamlit spec): item t is the
+    Plotly.relayout update that shows step t + 1."""
+    return spec["layout"]["meta"]["timeline"]["steps"]
+
+
+def png_pixels(source: str) -> np.ndarray:
+    """(h, w, 4) uint8 RGBA pixels of a PNG data URL (a timeline panel's picture or its windows)."""
+    data = base64.b64decode(source.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
+
+
+def generation_timeline(
+    canvases,
+    added,
+    window: Window | None,
+    *,
+    show_centres: bool = False,
+    initial: int | None = None,
+    size: int = 250,
+    title: str | None = None,
+) -> go.Figure:
+    """One sample's generation over t = 1..T as a timeline (see the module docstring): the canvas sigma(c_t) and
+    what step t added, sigma(c_t) - sigma(c_{t-1}) (signed, with its colour legend), both with the write window,
+    and the write window's parameters over t with the current step marked.
+
+    canvases, added (T, C, H, W); window: the write window with (T,) fields, or None (no write attention);
+    `initial`: the step the figure opens on (default T, the finished sample); `size`: an image panel's width."""
+    canvases, added = _planes(canvases), _planes(added)
+    T, H, W = canvases.shape
+    pad = window_pad(H, W) if window is not None else 0
+    panel = size * (H + 2 * pad) / (W + 2 * pad)
+    windows = (("write", window, show_centres),) if window is not None else ()
+    chart_left = 2 * size + 24 + COLORBAR_PIXELS + 40
+    width = chart_left + 330 if window is not None else 2 * size + 24 + COLORBAR_PIXELS
+    timeline = _Timeline(T, width, TITLE_PIXELS + round(panel) + 40, title=title)
+    timeline.panel(
+        canvases, left=0, top=TITLE_PIXELS, size=size, title="canvas σ(c<sub>t</sub>)", pad=pad, windows=windows
+    )
+    timeline.panel(
+        added,
+        left=size + 24,
+        top=TITLE_PIXELS,
+        size=size,
+        title="added at t: σ(c<sub>t</sub>) − σ(c<sub>t−1</sub>)",
+        zmin=-1.0,
+        zmax=1.0,
+        colorscale=SIGNED,
+        pad=pad,
+        colorbar="change",
+        windows=tuple((kind, w, False) for kind, w, _ in windows),
+    )
+    if window is not None:
+        timeline.params_chart(
+            window.params, left=chart_left, top=TITLE_PIXELS, width=330, height=panel, title="write window over t"
+        )
+    labels = [
+        f"t = {t + 1} of {T}" + (f" · write window: {_window_label(window, t)}" if window is not None else "")
+        for t in range(T)
     ]
-    frames = [{"data": frame_data(t), "name": str(t + 1)} for t in range(T)]
-    return _figure(frame_data(0), layout, frames)
+    return timeline.figure(T if initial is None else initial, labels)
+
+
+def reconstruction_timeline(
+    image,
+    canvases,
+    errors,
+    glimpses,
+    kl,
+    *,
+    read: Window | None,
+    write: Window | None,
+    glimpse_title: str,
+    show_centres: bool = False,
+    initial: int | None = None,
+    size: int = 190,
+    title: str | None = None,
+) -> go.Figure:
+    """One image's reconstruction over t = 1..T as a timeline: the input x with the read window, the error
+    x̂_t = x - sigma(c_{t-1}) (signed, legend) with the read window, the canvas sigma(c_t) with the write window, the
+    finished sigma(c_T); below, the glimpse read from x and from x̂ (one colour range over all steps, with its
+    legend) and the nats each step spends (eq. 11) with the current step's bar marked.
+
+    image (C, H, W); canvases, errors (T, C, H, W); glimpses (T, 2C, h, w) channels [:C] from x, [C:] from x̂;
+    kl (T,); read, write: the windows with (T,) fields or None; `size`: an image panel's width."""
+    canvases, errors = _planes(canvases), _planes(errors)
+    glimpses = _numpy(glimpses)
+    C = glimpses.shape[1] // 2
+    from_x, from_error = glimpses[:, :C].mean(1), glimpses[:, C:].mean(1)  # (T, h, w) each
+    kl = _numpy(kl)
+    T, H, W = canvases.shape
+    pad = window_pad(H, W) if (read is not None or write is not None) else 0
+    panel = size * (H + 2 * pad) / (W + 2 * pad)
+    gap = 20
+    lefts = [0, size + gap, 2 * size + 2 * gap + COLORBAR_PIXELS, 3 * size + 3 * gap + COLORBAR_PIXELS]
+    width = lefts[-1] + size
+    second = TITLE_PIXELS + panel + 44 + TITLE_PIXELS  # top of the second row
+    glimpse_size = 150
+    glimpse_height = glimpse_size * from_x.shape[1] / from_x.shape[2]
+    chart_height = max(glimpse_height, 150)
+    timeline = _Timeline(T, width, round(second + chart_height + 40), title=title)
+    reads = (("read", read, show_centres),) if read is not None else ()
+    timeline.panel(_plane(image), left=lefts[0], top=TITLE_PIXELS, size=size, title="input x", pad=pad, windows=reads)
+    timeline.panel(
+        errors,
+        left=lefts[1],
+        top=TITLE_PIXELS,
+        size=size,
+        title="error x̂<sub>t</sub> = x − σ(c<sub>t−1</sub>)",
+        zmin=-1.0,
+        zmax=1.0,
+        colorscale=SIGNED,
+        pad=pad,
+        colorbar="error",
+        windows=tuple((kind, w, False) for kind, w, _ in reads),
+    )
+    writes = (("write", write, show_centres),) if write is not None else ()
+    timeline.panel(
+        canvases, left=lefts[2], top=TITLE_PIXELS, size=size, title="canvas σ(c<sub>t</sub>)", pad=pad, windows=writes
+    )
+    timeline.panel(
+        canvases[-1], left=lefts[3], top=TITLE_PIXELS, size=size, title=f"reconstruction σ(c<sub>{T}</sub>)", pad=pad
+    )
+    peak = max(float(np.abs(from_x).max()), 1e-6)  # one range over all steps, so steps compare
+    timeline.panel(
+        from_x,
+        left=0,
+        top=second,
+        size=glimpse_size,
+        title=f"read from x: {glimpse_title}",
+        zmax=peak,
+        colorbar="value",
+    )
+    peak_error = max(float(np.abs(from_error).max()), 1e-6)
+    error_left = glimpse_size + 12 + COLORBAR_PIXELS
+    timeline.panel(
+        from_error,
+        left=error_left,
+        top=second,
+        size=glimpse_size,
+        title="read from x̂ (error)",
+        zmin=-peak_error,
+        zmax=peak_error,
+        colorscale=SIGNED,
+        colorbar="value",
+    )
+    kl_left = error_left + glimpse_size + COLORBAR_PIXELS + 40
+    timeline.kl_chart(
+        kl,
+        left=kl_left,
+        top=second,
+        width=width - kl_left,
+        height=chart_height,
+        title=f"nats each glimpse spends (total {float(kl.sum()):.1f})",
+    )
+    labels = []
+    for t in range(T):
+        parts = [f"t = {t + 1} of {T}", f"z_t costs {kl[t]:.2f} nats"]
+        if read is not None:
+            parts.append(f"read: {_window_label(read, t)}")
+        if write is not None:
+            parts.append(f"write: {_window_label(write, t)}")
+        labels.append(" · ".join(parts))
+    return timeline.figure(T if initial is None else initial, labels)
 
 
 def filterbank_figure(F, *, axis: str, title: str | None = None, size: int = 360) -> go.Figure:
