@@ -1,10 +1,10 @@
 """Streamlit pieces the step-through pages share besides app_common: the browser side of a timeline figure, and a
-chart's explanation (draw_core.present.views.EXPLANATIONS) typeset.
+chart's explanation (draw_core.present.views.EXPLANATIONS and the like) typeset.
 
-A timeline (draw_core.present.viz.generation_timeline, reconstruction_timeline) holds every step t = 1..T, so the
-browser can move through them without asking the server. `follow` mounts, next to one, a
-small Streamlit component (components v2: inline JavaScript run in the page, nothing fetched from anywhere) that,
-in the browser:
+A timeline (draw_core.present.viz.timeline_figure: Generate, Reconstruct, the Train page's glimpses, Attention at
+work) holds every step t = 1..T, so the browser can move through them without asking the server. `follow` mounts,
+next to one, a small Streamlit component (components v2: inline JavaScript run in the page, nothing fetched from
+anywhere) that, in the browser:
 
 - shows the server's step: when the step slider, the Prev/Next buttons or a shared URL change it, it moves the
   figure there;
@@ -12,6 +12,7 @@ in the browser:
 - steps with the keyboard on that slider or on the figure once clicked: ←/→ one step, PageUp/PageDown ten,
   Home/End the first/last, Space plays/pauses;
 - jumps to the step of a clicked bar or point of a chart over t (their points carry the step as customdata);
+- when the figure is drawn anew in the same place (a live view's new data), stays on the step it showed;
 - when the user stops (the shown step unchanged for STOP_MS, nothing playing), reports that step once: the
   server then sets the page's step, its slider and the URL (a rerun that leaves the figure as it is).
 
@@ -112,12 +113,16 @@ export default function ({ data, parentElement, setTriggerValue }) {  // parentE
   }
 
   function attach(div) {
+    const staying = div === gd ? shown() : null;  // the same chart drawn anew (a live view's new data): keep its step
     if (attached) attached.abort();
     attached = new AbortController();
     gd = div;
     timeline = div.layout.meta.timeline;
     box = div.closest('.st-key-' + chart) || div;
-    if (gd.__drawShown === undefined) gd.__drawShown = timeline.initial;
+    if (gd.__drawTimeline !== timeline) {  // a figure this div had not shown: it opens on its initial step
+      gd.__drawTimeline = timeline;
+      gd.__drawShown = timeline.initial;
+    }
     gd.__drawServer = step;
     gd.on('plotly_click', onClick);
     attached.signal.addEventListener('abort', () => gd.removeListener('plotly_click', onClick));
@@ -126,7 +131,7 @@ export default function ({ data, parentElement, setTriggerValue }) {  // parentE
     box.addEventListener('pointerdown', () => box.focus({preventScroll: true}), {signal: attached.signal});
     slider.max = timeline.T;
     root.hidden = false;
-    show(step);
+    show(staying ?? step);
   }
 
   slider.addEventListener('input', () => { pause(); show(Number(slider.value)); }, {signal: stop.signal});
@@ -138,7 +143,8 @@ export default function ({ data, parentElement, setTriggerValue }) {  // parentE
 
   function watch() {
     const div = document.querySelector('.st-key-' + chart + ' .js-plotly-plot');
-    if (div && div !== gd && window.Plotly && div.layout && div.layout.meta && div.layout.meta.timeline) attach(div);
+    const drawn = div && window.Plotly && div.layout && div.layout.meta && div.layout.meta.timeline;
+    if (drawn && (div !== gd || div.layout.meta.timeline !== timeline)) attach(div);
   }
   watch();
   const poll = setInterval(watch, 200);  // the figure may be drawn after this runs, and anew for a new figure

@@ -3,9 +3,14 @@
 The page brings its own two classifiers, found by name in the catalog (shipped first, then runs), whatever the sidebar
 picks; draw_core.present.attention_at_work computes everything it shows. Images and results are cached per image with
 st.cache_resource, shared read-only like app_common's traces, so a step move only redraws.
+
+The glimpses of both models are one timeline figure (draw_core.present.attention_at_work.glimpse_timeline) that the
+browser moves through without a rerun (app_views.follow): both images with where each model looks, what each read and
+what each believes after glimpse t, all at the same glimpse. The step the user stops at comes back to the server (the
+Glimpse t slider, the URL, the gradients below).
 """
 
-import math
+import hashlib
 
 import numpy as np
 import streamlit as st
@@ -13,6 +18,7 @@ import torch
 from streamlit_drawable_canvas import st_canvas
 
 import app_common
+import app_views
 from draw_core.data import get_dataset
 from draw_core.data.images import ImageError, canvas_to_grey, prepare_digit, prepare_upload
 from draw_core.io import catalog
@@ -53,6 +59,21 @@ def ram_view(_model, model_key: str, image: np.ndarray) -> work.RamGlimpses:
 @st.cache_resource(max_entries=32, show_spinner=f"Rolling out RAM's policy {work.REINFORCE_SAMPLES} times…")
 def gradients(_draw, draw_key: str, _ram, ram_key: str, image: np.ndarray, label: int) -> work.GradientSpread:
     return work.gradient_spread(_draw, _ram, torch.from_numpy(image), label)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def timeline(draw_key: str, ram_key: str, image_digest: str, label: int | None, _image, _draw, _ram):
+    """Both models' glimpses of the image as one timeline, shared read-only by sessions; it opens on glimpse 1 and
+    the browser moves it to the session's step, so moving the step never changes (or resends) it."""
+    return work.glimpse_timeline(torch.from_numpy(_image), {"DRAW": _draw, "RAM": _ram}, label=label)
+
+
+def url_step(T: int) -> int:
+    """The step in the URL (a shared link), or T when it is missing or malformed."""
+    try:
+        return min(max(1, int(st.query_params.get("step", T))), T)
+    except ValueError:
+        return T
 
 
 def stop_with(message: str, *, error: bool = False) -> None:
@@ -158,68 +179,28 @@ with input_column:
         clutter_seed = st.number_input("Clutter seed", 0, app_common.MAX_SEED, step=1, key="work_clutter_seed")
         image = digit_in_clutter(digit.numpy(), int(clutter_seed))
         label = st.segmented_control("Which digit is it?", list(range(10)), key="work_label")
+T = max(draw.config.glimpses, ram.config.glimpses)
+app_common.remember("work_step", url_step(T))
 with step_column:
-    T = max(draw.config.glimpses, ram.config.glimpses)
     step = app_common.step_controls(T, key="work_step", label="Glimpse t")
+st.query_params.update(step=str(step))  # the step the browser stopped at, in the address bar
 
 draw_glimpses = draw_view(draw.model, draw.key, image)
 ram_glimpses = ram_view(ram.model, ram.key, image)
+known_label = label
 if label is None:
     label = int(draw_glimpses.probabilities[-1].argmax())
     input_column.caption(f"The gradients below use DRAW's answer, {label}, as the class until you say which it is.")
 t_draw, t_ram = min(step, draw.config.glimpses) - 1, min(step, ram.config.glimpses) - 1
-N, S, P = draw.config.read_n, ram.config.scales, ram.config.patch
 
-draw_column, ram_column = st.columns(2)
-with draw_column:
-    st.subheader(work.MODEL_LABELS["draw-classifier"])
-    figure = viz.image_figure(image, title=f"DRAW's read window at glimpse {t_draw + 1}", size=320)
-    views.draw_window(figure, views.window_at(draw_glimpses.windows, N, t_draw), kind="read")
-    st.plotly_chart(figure, key="work_draw_image", width="content")
-    st.caption("Notice: where the window goes from glimpse to glimpse, and how it narrows onto the digit once trained.")
-    glimpse = draw_glimpses.glimpses[t_draw]  # (C, N, N)
-    peak = max(float(glimpse.max()), 1e-6)
-    st.plotly_chart(
-        viz.image_figure(glimpse, title=f"what DRAW read: {N}×{N}, max {peak:.2g}", zmax=peak, size=240),
-        key="work_draw_glimpse",
-        width="content",
-    )
-    st.caption("Notice: one N×N read of Gaussian filters (eq. 27): blurry when the window is wide, sharp when close.")
-    st.plotly_chart(
-        viz.class_probabilities_figure(
-            draw_glimpses.probabilities[t_draw], label=label, title=f"DRAW's p(class) after glimpse {t_draw + 1}"
-        ),
-        key="work_draw_probabilities",
-    )
-    st.caption("Notice: how many glimpses it takes before the true class (green) leads.")
-with ram_column:
-    st.subheader(work.MODEL_LABELS["ram"])
-    figure = viz.image_figure(image, title=f"RAM's retina at glimpse {t_ram + 1}", size=320)
-    viz.add_retina(figure, ram_glimpses.patches[t_ram])
-    st.plotly_chart(figure, key="work_ram_image", width="content")
-    st.caption(f"Notice: {S} squares on one centre, each twice as wide as the last; only their centre is learned.")
-    retina = ram_glimpses.retina[t_ram]  # (S, C, P, P)
-    peak = max(float(retina.max()), 1e-6)
-    st.plotly_chart(
-        viz.image_figure(
-            viz.tile(retina, nrow=math.ceil(math.sqrt(S))),
-            title=f"what RAM saw: {S} scales of {P}×{P}",
-            zmax=peak,
-            size=240,
-        ),
-        key="work_ram_retina",
-        width="content",
-    )
-    st.caption(
-        f"Notice: the smallest patch (first) is sharp, the widest a coarse average of a wide area (scale 0…{peak:.2g})."
-    )
-    st.plotly_chart(
-        viz.class_probabilities_figure(
-            ram_glimpses.probabilities[t_ram], label=label, title=f"RAM's p(class) after glimpse {t_ram + 1}"
-        ),
-        key="work_ram_probabilities",
-    )
-    st.caption("Notice: the answer is read after the last glimpse; earlier bars show what it believed on the way.")
+st.subheader(f"{work.MODEL_LABELS['draw-classifier']} against {work.MODEL_LABELS['ram']}")
+digest = hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
+figure = timeline(draw.key, ram.key, digest, known_label, image, draw_glimpses, ram_glimpses)
+st.plotly_chart(figure, key="work_timeline", width="content")
+app_views.follow("work_timeline", T=T, step=step, initial=1, step_key="work_step")
+st.caption(views.WINDOW_RULE + " RAM's retina is amber. A model with fewer glimpses keeps its last one on later steps.")
+for column, name in zip(st.columns(3), ("draw_read", "ram_retina", "probabilities"), strict=True):
+    app_views.explain(work.EXPLANATIONS[name], column)
 
 st.subheader("Test error beside Table 1")
 st.table(

@@ -2,13 +2,13 @@
 location gradients, image sources (sample, seed, drawing, upload) and what happens when a model is missing."""
 
 import io
-import json
 
 import numpy as np
 import pytest
 import torch
 from app_support import assert_no_exception, figure, figures, open_page, use_folders
 from PIL import Image
+from timeline_support import drawn_window, follower, picture, timeline
 
 from draw_core.io.checkpoint import load_checkpoint, save_checkpoint
 from draw_core.nn.classifier import ClassifierConfig, DrawClassifier
@@ -50,74 +50,105 @@ def sample(index: int = 0) -> tuple[torch.Tensor, int]:
     return images[index], int(labels[index])
 
 
-def read_window(spec: dict) -> list[dict]:
-    """The figure's read-window elements (a trace or a layout shape named 'read-window', as viz draws it)."""
-    traces = [trace for trace in spec["data"] if trace.get("name") == "read-window"]
-    shapes = [shape for shape in spec["layout"].get("shapes", []) if shape.get("name") == "read-window"]
-    return traces + shapes
+DRAW_WINDOW = "DRAW: read window windows"  # the timeline's layout image of DRAW's read window
+RAM_RETINA = "RAM: retina windows"  # ... of RAM's retina squares
 
 
-def expected_read_window(image: torch.Tensor, model: DrawClassifier, t: int, title: str) -> list[dict]:
-    """The read window of step t of the model's own pass over `image`, drawn on a figure like the page's."""
-    windows = model.classify(image[None]).read_attn.map(lambda v: v[:, 0].detach())
-    fig = viz.image_figure(image, title=title, size=320)
-    views.draw_window(fig, views.window_at(windows, model.cfg.read_n, t), kind="read")
-    return read_window(json.loads(fig.to_json()))
+def model_window(image: torch.Tensor, model: DrawClassifier, t: int) -> tuple[float, ...]:
+    """(x0, y0, x1, y1) of the read window of glimpse t (0-based) of the model's own pass over `image`: the first
+    and last grid centres (eqs 19-20)."""
+    windows = model.classify(image[None]).read_attn.map(lambda v: v[t, 0].detach())
+    g = views.window_at(windows, model.cfg.read_n).geometry
+    return tuple(float(v) for v in (g.x0, g.y0, g.x1, g.y1))
 
 
-def bars(at, title: str) -> np.ndarray:
-    return viz.spec_array(figure(at, title)["data"][0]["y"])
+def bar_heights(spec: dict, title: str, step: int) -> np.ndarray:
+    """(K,) the heights of the class bars of the chart `title` at `step` (1-based)."""
+    images = spec["layout"]["images"]
+    update = viz.timeline_steps(spec)[step - 1]
+    indices = [i for i, image in enumerate(images) if image.get("name", "").startswith(f"{title} · class ")]
+    return np.array([update[f"images[{i}].sizey"] for i in indices])
 
 
-def test_the_step_slider_moves_both_models_glimpses_to_where_they_put_them(runs):
+def test_the_timeline_holds_every_glimpse_and_the_step_slider_still_drives_it(runs):
+    at = open_page(PAGE)
+    assert_no_exception(at)
+    spec = timeline(at)
+    assert len(viz.timeline_steps(spec)) == TINY_DRAW.glimpses and spec["layout"]["meta"]["timeline"]["initial"] == 1
+    assert follower(at) == {"chart": "work_timeline", "step": 3, "frames": 3, "initial": 1}
+    at.slider(key="work_step").set_value(2).run()
+    assert_no_exception(at)
+    assert follower(at)["step"] == 2 and at.query_params["step"] == "2"
+    assert figure(at, "DRAW: the exact gradient, glimpse 2")  # the gradients follow the server's step
+    assert timeline(at) == spec  # moving the step leaves the figure (and what is sent) as it is
+    for name in ("draw_read", "ram_retina", "probabilities"):  # every piece explained by its equation
+        assert any(work.EXPLANATIONS[name].notice in caption.value for caption in at.caption)
+
+
+def test_a_shared_link_opens_on_its_glimpse(runs):
+    at = open_page(PAGE, query={"step": "2"})
+    assert follower(at)["step"] == 2 and at.slider(key="work_step").value == 2
+
+
+def test_every_glimpse_draws_both_models_where_they_looked(runs):
     at = open_page(PAGE)
     draw, ram = models(runs)
     image, _ = sample(0)
     locations = ram.classify(image[None], sample=False).locations[:, 0]  # (T, 2)
-    seen = {}
-    for step in (1, 3):
-        at.slider(key="work_step").set_value(step).run()
-        assert_no_exception(at)
-        title = f"DRAW's read window at glimpse {step}"
-        window = read_window(figure(at, title))
-        assert window and window == expected_read_window(image, draw, step - 1, title)
-        shapes = {s["name"]: s for s in figure(at, f"RAM's retina at glimpse {step}")["layout"]["shapes"]}
-        edges = work.patch_edges(ram, locations[step - 1])  # (S, 4)
-        for s in range(TINY_RAM.scales):
-            square = shapes[f"retina-scale-{s + 1}"]
-            assert [square[k] for k in ("x0", "y0", "x1", "y1")] == pytest.approx(edges[s].tolist())
-        seen[step] = (window, shapes)
-    assert seen[1] != seen[3]
+    spec = timeline(at)
+    for step in (1, 2, 3):
+        assert drawn_window(spec, DRAW_WINDOW, step) == pytest.approx(model_window(image, draw, step - 1), abs=0.6)
+        widest = work.patch_edges(ram, locations[step - 1])[-1]  # (4,) RAM's widest square
+        assert drawn_window(spec, RAM_RETINA, step) == pytest.approx(widest.tolist(), abs=1.0)
+        amber = picture(spec, RAM_RETINA, step)[0]
+        assert tuple(amber[amber[..., 3] > 0][0, :3]) == viz._rgb(viz.RETINA_COLOUR)
 
 
 def test_class_probabilities_after_each_glimpse_are_the_models(runs):
     at = open_page(PAGE)
     at.number_input(key="work_index").set_value(5).run()
-    at.slider(key="work_step").set_value(2).run()
     assert_no_exception(at)
     draw, ram = models(runs)
     image, label = sample(5)
+    spec = timeline(at)
     with torch.no_grad():
-        draw_p = draw.classify(image[None]).step_logits[1, 0].softmax(-1)
-        ram_p = ram.classify(image[None], sample=False).step_logits[1, 0].softmax(-1)
-    assert bars(at, "DRAW's p(class) after glimpse 2") == pytest.approx(draw_p.numpy(), abs=1e-5)
-    assert bars(at, "RAM's p(class) after glimpse 2") == pytest.approx(ram_p.numpy(), abs=1e-5)
-    colours = figure(at, "DRAW's p(class)")["data"][0]["marker"]["color"]
-    assert colours[label] == viz.BAR_COLOURS["label"]
+        draw_p = draw.classify(image[None]).step_logits[:, 0].softmax(-1)  # (T, K)
+        ram_p = ram.classify(image[None], sample=False).step_logits[:, 0].softmax(-1)
+    for step in (1, 2, 3):
+        assert bar_heights(spec, "DRAW's p(class) after glimpse t", step) == pytest.approx(draw_p[step - 1], abs=1e-5)
+        assert bar_heights(spec, "RAM's p(class) after glimpse t", step) == pytest.approx(ram_p[step - 1], abs=1e-5)
+    label_bar = next(
+        image
+        for image in spec["layout"]["images"]
+        if image["name"] == f"DRAW's p(class) after glimpse t · class {label}"
+    )
+    assert tuple(viz.png_pixels(label_bar["source"])[0, 0, :3]) == viz._rgb(viz.BAR_COLOURS["label"])
+    answers = spec["layout"]["meta"]["timeline"]["labels"]
+    assert answers[1].startswith("glimpse 2 of 3") and f"DRAW: {int(draw_p[1].argmax())} " in answers[1]
 
 
 def test_glimpses_show_the_read_and_every_retina_scale(runs):
     at = open_page(PAGE)
     draw, ram = models(runs)
     image, _ = sample(0)
-    at.slider(key="work_step").set_value(2).run()
-    glimpse = viz.spec_array(figure(at, "what DRAW read")["data"][0]["z"])
-    assert glimpse == pytest.approx(draw.classify(image[None]).glimpses[1, 0, 0].detach().numpy(), abs=1e-5)
-    retina = viz.spec_array(figure(at, "what RAM saw: 2 scales")["data"][0]["z"])
-    patches = ram.classify(image[None], sample=False).glimpses[1, 0]  # (S C, P, P)
-    assert retina.shape == (8, 15)  # two 6 x 6 patches side by side in a one-pixel frame (viz.tile)
-    assert retina[1:7, 1:7] == pytest.approx(patches[0].numpy(), abs=1e-5)
-    assert retina[1:7, 8:14] == pytest.approx(patches[1].numpy(), abs=1e-5)
+    spec = timeline(at)
+    read = draw.classify(image[None]).glimpses[:, 0, 0].detach()  # (T, N, N)
+    pixels, _ = picture(spec, "what DRAW read: 4×4", 2)
+    cell = pixels.shape[0] // 4
+    centres = pixels[cell // 2 :: cell, cell // 2 :: cell, 0].astype(float)  # (4, 4) grey of each read value
+    expected = np.rint(read[1].numpy() / float(read.max()) * (viz.LEVELS - 1)) * 255 / (viz.LEVELS - 1)
+    assert centres == pytest.approx(expected, abs=1.0)  # one colour range over all glimpses
+    at.number_input(key="work_index").set_value(1).run()  # an image whose second glimpse sees ink
+    image, _ = sample(1)
+    seen = ram.classify(image[None], sample=False).glimpses[:, 0]  # (T, S C, P, P)
+    retina, _ = picture(timeline(at), "what RAM saw: 2 scales of 6×6", 2)
+    assert retina.shape[1] / retina.shape[0] == pytest.approx(15 / 8)  # two 6 x 6 patches in a one-pixel frame
+    scale = retina.shape[0] // 8
+    middles = np.arange(6) * scale + scale + scale // 2  # picture pixels at the middle of a patch pixel
+    for s in range(2):  # patch s sits at columns 1 + 7 s .. 6 + 7 s of the tile
+        shown = retina[middles][:, middles + 7 * s * scale, 0].astype(float)
+        expected = np.rint(seen[1, s].numpy() / float(seen.max()) * (viz.LEVELS - 1)) * 255 / (viz.LEVELS - 1)
+        assert shown == pytest.approx(expected, abs=1.0)
 
 
 def test_test_errors_stand_beside_table_1(runs):
@@ -168,7 +199,7 @@ def test_a_generator_picked_in_the_sidebar_does_not_matter(runs):
     at.switch_page(f"pages/{PAGE}").run()
     assert_no_exception(at)
     assert not at.info and not at.error
-    figure(at, "DRAW's read window")
+    timeline(at)
 
 
 def test_the_shipped_classifiers_come_before_runs(monkeypatch, tmp_path):
@@ -183,8 +214,8 @@ def test_the_shipped_classifiers_come_before_runs(monkeypatch, tmp_path):
     table = at.table[0].value
     assert set(table["checkpoint"]) - {"—"} == {"mnist-cluttered-draw (shipped)", "mnist-cluttered-ram (shipped)"}
     draw = load_checkpoint(shipped / "mnist-cluttered-draw.safetensors").model
-    title = f"DRAW's read window at glimpse {TINY_DRAW.glimpses}"
-    assert read_window(figure(at, title)) == expected_read_window(sample(0)[0], draw, TINY_DRAW.glimpses - 1, title)
+    last = model_window(sample(0)[0], draw, TINY_DRAW.glimpses - 1)
+    assert drawn_window(timeline(at), DRAW_WINDOW, TINY_DRAW.glimpses) == pytest.approx(last, abs=0.6)
 
 
 def test_a_fresh_image_from_a_seed(runs):
@@ -193,8 +224,16 @@ def test_a_fresh_image_from_a_seed(runs):
     at.number_input(key="work_seed").set_value(11).run()
     assert_no_exception(at)
     image, _ = work.fresh_image(11)
-    shown = viz.spec_array(figure(at, "DRAW's read window")["data"][0]["z"])
-    assert shown == pytest.approx(image[0].numpy())
+    shown = shown_image(at)
+    assert shown == pytest.approx(image[0].numpy(), abs=0.5 / (viz.LEVELS - 1) + 1e-6)
+
+
+def shown_image(at) -> np.ndarray:
+    """(H, W) the image under DRAW's read window, read back from its picture (grey levels 0..1, margin cut off)."""
+    pixels, _ = picture(timeline(at), "DRAW: read window", 1)
+    scale = pixels.shape[0] // (100 + 2 * viz.window_pad(100, 100))
+    pad = viz.window_pad(100, 100) * scale
+    return pixels[pad : pad + 100 * scale : scale, pad : pad + 100 * scale : scale, 0] / 255.0
 
 
 def png_bytes(array: np.ndarray) -> bytes:
@@ -215,7 +254,7 @@ def test_an_uploaded_digit_of_any_size_is_scaled_and_placed_in_clutter(runs):
     at = upload(open_page(PAGE), "one.png", png_bytes(paper))
     assert_no_exception(at)
     assert not at.error
-    shown = viz.spec_array(figure(at, "DRAW's read window")["data"][0]["z"])
+    shown = shown_image(at)
     assert shown.shape == (100, 100)
     # Scaled like MNIST (a 20-pixel-high box) and pasted whole: some 20-row run of a column reads full ink.
     columns = (shown > 0.99).astype(int)

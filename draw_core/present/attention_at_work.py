@@ -22,8 +22,10 @@ Steps are 0-based indices t (the page shows t + 1).
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
+import plotly.graph_objects as go
 import torch
 import torch.nn.functional as F
 
@@ -33,6 +35,8 @@ from draw_core.io.catalog import CheckpointEntry
 from draw_core.nn.attention import AttentionParams
 from draw_core.nn.classifier import DrawClassifier
 from draw_core.nn.ram import RAM
+from draw_core.present import viz
+from draw_core.present.views import Explanation, window_at
 
 DATASET = "mnist-cluttered"  # the images both models classify (draw_core.data.registry)
 CHECKPOINT_NAMES = {  # model kind -> the checkpoint the page looks for (shipped first, then runs)
@@ -48,6 +52,30 @@ TABLE_1 = {  # (model kind, glimpses) -> test error on 100 x 100 cluttered trans
 }
 REINFORCE_SAMPLES = 400  # rollouts of RAM's policy per image for the gradient spread
 REINFORCE_SEED = 0  # seeds those rollouts, so the page shows the same cloud every time
+IMAGE_PX = 260  # screen pixels across the image (and its margin) in a glimpse timeline
+SEEN_PX = 170  # screen pixels across what a model read at a glimpse
+BARS_PX = (330, 200)  # (width, height) in screen pixels of the class probabilities chart
+EXPLANATIONS = {  # what the glimpse timeline's pieces show, for a class (app_views.explain)
+    "draw_read": Explanation(
+        "eq. 27",
+        r"\mathrm{read}(x) = \gamma\, F_Y\, x\, F_X^\top",
+        "The green window moves from glimpse to glimpse and, once trained, narrows onto the digit: its N×N read is "
+        "all the classifier sees of the image.",
+    ),
+    "ram_retina": Explanation(
+        "sec. 4.1 (RAM, Mnih et al. 2014)",
+        r"l_t \sim N(\mu_t, s^2), \quad "
+        r"\rho(x, l_t) = \{\mathrm{crop}_{2^s P}(x, l_t) \text{ averaged to } P \times P\}_{s<S}",
+        "Squares on one centre, each twice as wide as the last: only the centre l_t is learned, by REINFORCE.",
+    ),
+    "probabilities": Explanation(
+        "sec. 4.1",
+        r"p(y \mid x) = \mathrm{softmax}(W h_t)",
+        "How many glimpses it takes before the true class (green) leads; the faint bars are the answer after the "
+        "last glimpse.",
+    ),
+}
+RETINA_BORDER = 1.5  # image pixels of the border of RAM's smallest retina square; each wider one 0.3 thinner
 
 
 def find_classifier(entries: list[CheckpointEntry], kind: str) -> CheckpointEntry | None:
@@ -147,6 +175,73 @@ def ram_glimpses(model: RAM, image: torch.Tensor) -> RamGlimpses:
         patches=patch_edges(model, locations).cpu(),
         retina=result.glimpses[:, 0].reshape(T, cfg.scales, cfg.channels, cfg.patch, cfg.patch).cpu(),
     )
+
+
+# --- the glimpses as one timeline ---------------------------------------------------------------------------------
+
+
+def held(values: torch.Tensor, T: int) -> torch.Tensor:
+    """values (T_m, ...) of a model with T_m <= T glimpses as T steps: after its last glimpse it keeps that one."""
+    if len(values) > T:
+        raise ValueError(f"a model with {len(values)} glimpses does not fit a timeline of {T} steps")
+    return torch.cat([values, values[-1:].expand(T - len(values), *values.shape[1:])])  # (T, ...)
+
+
+def glimpse_row(
+    image: torch.Tensor, trace: DrawGlimpses | RamGlimpses, *, T: int, name: str, label: int | None = None
+) -> list:
+    """The pieces of a glimpse timeline (viz.timeline_figure) for one model on image (C, H, W): where it looks at
+    glimpse t on the image (DRAW's read window, eqs 19-24; RAM's retina), what it read there (DRAW's N x N read,
+    eq. 27; RAM's S patches, tiled), on one colour range over all glimpses, and its class probabilities after glimpse
+    t (the true class `label` green when known). A model with fewer than T glimpses keeps its last one."""
+    if isinstance(trace, DrawGlimpses):
+        N = trace.glimpses.shape[-1]
+        window = window_at(trace.windows.map(lambda v: held(v, T)), N, slice(None))  # (T,) fields
+        looks = viz.ImagePanel(
+            image.mean(0).numpy(), f"{name}: read window", IMAGE_PX, padded=True, windows=(("read", window, False),)
+        )
+        seen = held(trace.glimpses, T).mean(1)  # (T, N, N)
+        seen_title = f"what {name} read: {N}×{N}"
+    else:
+        S, P = trace.retina.shape[1], trace.retina.shape[-1]
+        widths = tuple(max(0.3, RETINA_BORDER - 0.3 * s) for s in range(S))
+        retina = viz.Squares("retina", held(trace.patches, T).numpy(), widths)  # (T, S, 4)
+        looks = viz.ImagePanel(image.mean(0).numpy(), f"{name}: retina", IMAGE_PX, padded=True, squares=(retina,))
+        nrow = math.ceil(math.sqrt(S))
+        seen = torch.stack([viz.tile(patches, nrow=nrow).mean(0) for patches in held(trace.retina, T)])  # (T, h, w)
+        seen_title = f"what {name} saw: {S} scales of {P}×{P}"
+    peak = max(float(seen.max()), 1e-6)  # one range over all glimpses, so they compare
+    return [
+        looks,
+        viz.ImagePanel(seen.numpy(), seen_title, SEEN_PX, zmax=peak, colorbar="value"),
+        viz.ProbabilityChart(
+            held(trace.probabilities, T).numpy(), f"{name}'s p(class) after glimpse t", *BARS_PX, label=label
+        ),
+    ]
+
+
+def glimpse_labels(traces: dict[str, DrawGlimpses | RamGlimpses], T: int, label: int | None = None) -> list[str]:
+    """One line per glimpse t saying each model's answer after it: 'glimpse 2 of 8 · DRAW: 3 (p 0.82) · ...'."""
+    lines = []
+    for t in range(T):
+        parts = [f"glimpse {t + 1} of {T}"]
+        for name, trace in traces.items():
+            p = trace.probabilities[min(t, len(trace.probabilities) - 1)]  # (K,)
+            answer = int(p.argmax())
+            verdict = "" if label is None else (" ✓" if answer == label else " ✗")
+            parts.append(f"{name}: {answer} (p {float(p[answer]):.2f}){verdict}")
+        lines.append(" · ".join(parts))
+    return lines
+
+
+def glimpse_timeline(
+    image: torch.Tensor, traces: dict[str, DrawGlimpses | RamGlimpses], *, label: int | None = None
+) -> go.Figure:
+    """Every glimpse of one or more classifiers on image (C, H, W) as one timeline, a row per model (`traces` maps a
+    name to its glimpses, see glimpse_row), T the most glimpses any of them takes; it opens on glimpse 1."""
+    T = max(len(trace.probabilities) for trace in traces.values())
+    rows = [glimpse_row(image, trace, T=T, name=name, label=label) for name, trace in traces.items()]
+    return viz.timeline_figure(rows, T=T, labels=glimpse_labels(traces, T, label), initial=1)
 
 
 # --- the gradient that trains where to look ------------------------------------------------------------------------

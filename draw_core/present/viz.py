@@ -575,6 +575,12 @@ def image_grid_figure(
 
 TITLE_PIXELS = 22  # height of a panel's title above it
 MARKER_PIXELS = 2  # width of the current step's line on a chart over t
+ITEM_GAP = 24  # screen pixels between the panels and charts of a timeline's row
+ROW_GAP = 44  # screen pixels between a timeline's rows (a chart's step axis and its title sit there)
+AXIS_PIXELS = 40  # screen pixels a chart keeps at its left for its y axis' ticks and title
+RETINA_COLOUR = "#ffab00"  # amber: RAM's retina patches, apart from DRAW's green read window
+OVERLAY_COLOURS = {**WINDOW_COLOURS, "retina": RETINA_COLOUR}  # what a timeline's image panel can have drawn on it
+BAR_COLOURS = {"label": "#00c853", "answer": "#ff1744", "other": "#90a4ae"}  # true class, a wrong answer, the rest
 
 
 def _rgb(colour: str) -> tuple[int, int, int]:
@@ -610,12 +616,12 @@ def _solid(colour: str) -> str:
 
 @dataclass(frozen=True)
 class _Overlay:
-    """What is drawn onto one image panel at one step: a window (kind, its box (x0, y0, x1, y1) and sigma) and,
-    when given, its grid centres (xs, ys of shape (N,))."""
+    """What is drawn onto one image panel at one step: a rectangle of `kind` (an OVERLAY_COLOURS key), its box
+    (x0, y0, x1, y1), its border `width` in image pixels and, when given, its grid centres (xs, ys of shape (N,))."""
 
     kind: str
     box: tuple[float, float, float, float]
-    sigma: float
+    width: float
     centres: tuple[np.ndarray, np.ndarray] | None = None
 
 
@@ -633,13 +639,13 @@ def _picture(pixels: np.ndarray, zmin: float, zmax: float, palette: list[int], p
 
 
 def _windows_picture(view: tuple[float, float, float, float], scale: int, overlays: list[_Overlay]) -> str:
-    """A transparent PNG data URL over an image panel's view, `scale` pixels per image pixel, with its windows drawn
-    as Fig. 1 draws them (border window_line_width(sigma) pixels wide, clipped to the view and dashed along a
+    """A transparent PNG data URL over an image panel's view, `scale` pixels per image pixel, with its rectangles
+    drawn as Fig. 1 draws windows (border `width` image pixels wide, clipped to the view and dashed along a
     clipped side) and their grid centres as dots."""
     size = (round((view[1] - view[0]) * scale), round((view[3] - view[2]) * scale))
     picture = Image.new("P", size, 0)  # a palette picture, index 0 transparent: a quarter of RGBA's bytes to encode
-    kinds = sorted(WINDOW_COLOURS)
-    picture.putpalette([0, 0, 0, 255, 255, 255, *(v for kind in kinds for v in _rgb(WINDOW_COLOURS[kind]))])
+    kinds = sorted(OVERLAY_COLOURS)
+    picture.putpalette([0, 0, 0, 255, 255, 255, *(v for kind in kinds for v in _rgb(OVERLAY_COLOURS[kind]))])
     picture.info["transparency"] = 0
     ink = {kind: 2 + i for i, kind in enumerate(kinds)}  # palette index of each kind's colour; 1 is white
     draw = ImageDraw.Draw(picture)
@@ -649,10 +655,9 @@ def _windows_picture(view: tuple[float, float, float, float], scale: int, overla
 
     for overlay in overlays:
         colour = ink[overlay.kind]
-        width = window_line_width(overlay.sigma)
-        (x0, y0, x1, y1), clipped = _clip_box(overlay.box, view, width / 2)
+        (x0, y0, x1, y1), clipped = _clip_box(overlay.box, view, overlay.width / 2)
         corners = [screen(x0, y0), screen(x1, y0), screen(x1, y1), screen(x0, y1)]
-        line = max(1, round(width * scale))
+        line = max(1, round(overlay.width * scale))
         for side, (a, b) in enumerate(
             zip([corners[3], *corners[:3]], corners, strict=True)
         ):  # left, top, right, bottom
@@ -675,7 +680,7 @@ def _windows_picture(view: tuple[float, float, float, float], scale: int, overla
     return _data_url(picture)
 
 
-def _window_label(window: Window, t: int) -> str:
+def window_label(window: Window, t: int) -> str:
     """Step t's window in words: 'g_X 14.2, g_Y 9.8, δ 2.10, σ 0.81 px, γ 0.050'."""
     values = param_series(window.params)
     return (
@@ -684,10 +689,106 @@ def _window_label(window: Window, t: int) -> str:
     )
 
 
+def bar_colours(probabilities: np.ndarray, label: int | None) -> list[str]:
+    """The colour of each class's bar (K,): the true class `label` green, the highest class red when it is not the
+    label, the rest grey."""
+    colours = [BAR_COLOURS["other"]] * len(probabilities)
+    colours[int(probabilities.argmax())] = BAR_COLOURS["answer"]
+    if label is not None:
+        colours[label] = BAR_COLOURS["label"]
+    return colours
+
+
+# --- the pieces of a timeline (timeline_figure) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Squares:
+    """Squares drawn on an image panel at every step of a timeline, like RAM's retina: boxes (T, S, 4) rows
+    (x0, y0, x1, y1) in 0-based image coordinates, square s with a border widths[s] image pixels wide."""
+
+    kind: str  # an OVERLAY_COLOURS key: "retina"
+    boxes: np.ndarray  # (T, S, 4)
+    widths: tuple[float, ...]  # (S,) border widths, image pixels
+
+
+@dataclass(frozen=True)
+class ImagePanel:
+    """An image panel of a timeline: pixels that stay, or move with the step, and what is drawn on them."""
+
+    pixels: np.ndarray  # (H, W) the same at every step, or (T, H, W) one picture per step
+    title: str  # over the panel; also the name of its layout image ("<title> windows" for what is drawn on it)
+    size: int  # screen pixels across the image (and its margin)
+    zmin: float = 0.0  # the value drawn as the colour scale's first colour
+    zmax: float = 1.0  # the value drawn as its last
+    colorscale: list | None = None  # a written-out colour scale; None: GREY
+    colorbar: str | None = None  # the title of a colour legend right of the panel; None: no legend
+    padded: bool = False  # show window_pad pixels of margin so a window reaching past the image shows
+    windows: tuple = ()  # ((kind, Window with (T,) fields, whether to dot its grid centres), ...)
+    squares: tuple[Squares, ...] = ()  # squares to draw at every step
+
+    @property
+    def pad(self) -> int:
+        H, W = self.pixels.shape[-2:]
+        return window_pad(H, W) if self.padded else 0
+
+    @property
+    def extent(self) -> tuple[float, float]:
+        """(width, height) in screen pixels, its colour legend included, its title not."""
+        H, W = self.pixels.shape[-2:]
+        return self.size + (COLORBAR_PIXELS if self.colorbar else 0), self.size * (H + 2 * self.pad) / (
+            W + 2 * self.pad
+        )
+
+
+@dataclass(frozen=True)
+class ParamsChart:
+    """A window's parameters over t (g_X, g_Y; delta, sigma; gamma on its own axis) with the current step marked."""
+
+    params: AttentionParams  # (T,) fields
+    title: str
+    width: int  # screen pixels, AXIS_PIXELS of them for the y axes
+    height: int
+
+    @property
+    def extent(self) -> tuple[float, float]:
+        return self.width, self.height
+
+
+@dataclass(frozen=True)
+class KlChart:
+    """Bars of the nats each step spends (eq. 11), the current step's bar marked; a click on one goes to its step."""
+
+    kl: np.ndarray  # (T,)
+    title: str
+    width: int  # screen pixels, AXIS_PIXELS of them for the y axis
+    height: int
+
+    @property
+    def extent(self) -> tuple[float, float]:
+        return self.width, self.height
+
+
+@dataclass(frozen=True)
+class ProbabilityChart:
+    """A classifier's class probabilities after each glimpse: K bars that move with the step, coloured as
+    bar_colours says, over the faint bars of the last glimpse (the answer)."""
+
+    probabilities: np.ndarray  # (T, K)
+    title: str
+    width: int  # screen pixels, AXIS_PIXELS of them for the y axis
+    height: int
+    label: int | None = None  # the true class, when known
+
+    @property
+    def extent(self) -> tuple[float, float]:
+        return self.width, self.height
+
+
 class _Timeline:
     """Builds one timeline figure (see the module docstring). Panels are placed in screen pixels within the plot
     area. What moves with the step is only ever a layout image: an image panel's picture (a PNG per step, windows
-    drawn in), a chart's step line, the current step's bar; `layout.meta["timeline"]["steps"][t]` is the
+    drawn in), a chart's step line, the current step's bars; `layout.meta["timeline"]["steps"][t]` is the
     Plotly.relayout update that shows step t + 1, a handful of layout-image attributes, which plotly.js redraws in
     a few milliseconds (animation frames would re-run the whole figure, 200-300 ms a step)."""
 
@@ -737,26 +838,13 @@ class _Timeline:
             }
         )
 
-    def panel(
-        self,
-        pixels: np.ndarray,
-        *,
-        left: float,
-        top: float,
-        size: float,
-        title: str,
-        zmin: float = 0.0,
-        zmax: float = 1.0,
-        colorscale: list = GREY,
-        pad: int = 0,
-        colorbar: str | None = None,
-        windows: tuple[tuple[str, Window, bool], ...] = (),
-    ) -> None:
-        """An image panel `size` pixels wide: pixels (H, W) that stay or (T, H, W) that move with the step, with
-        `windows` ((kind, window with (T,) fields, whether to dot its grid centres), ...) drawn on every step."""
+    def panel(self, panel: ImagePanel, *, left: float, top: float) -> None:
+        """An image panel (see ImagePanel) with its top-left corner at (left, top) screen pixels."""
+        pixels, size, pad = panel.pixels, panel.size, panel.pad
+        colorscale = panel.colorscale or GREY
         H, W = pixels.shape[-2:]
         view = _view(H, W, pad)
-        height = size * (view[3] - view[2]) / (view[1] - view[0])
+        height = panel.extent[1]
         axis = {"visible": False, "constrain": "domain", "fixedrange": True}
         x = self._new_axis(
             "x", domain=[self._paper_x(left), self._paper_x(left + size)], range=[view[0], view[1]], **axis
@@ -769,25 +857,25 @@ class _Timeline:
             **axis,
         )
         self.axes["xaxis" + x[1:]]["anchor"], self.axes["yaxis" + y[1:]]["anchor"] = y, x
-        self.caption(title, left, top, size)
+        self.caption(panel.title, left, top, size)
         if pad:
             self.shapes.append(_image_frame(H, W, x, y))
-        if colorbar:  # a colour legend needs a trace: a two-cell heatmap of the range, out of sight
+        if panel.colorbar:  # a colour legend needs a trace: a two-cell heatmap of the range, out of sight
             self.traces.append(
                 {
                     "type": "heatmap",
-                    "z": [[zmin, zmax]],
+                    "z": [[panel.zmin, panel.zmax]],
                     "x": [view[0] - 10, view[0] - 9],
                     "y": [view[2] - 10],
                     "xaxis": x,
                     "yaxis": y,
-                    "zmin": zmin,
-                    "zmax": zmax,
+                    "zmin": panel.zmin,
+                    "zmax": panel.zmax,
                     "colorscale": colorscale,
                     "hoverinfo": "skip",
                     "name": "legend",
                     **_colorbar(
-                        colorbar,
+                        panel.colorbar,
                         x=self._paper_x(left + size + 6),
                         y=self._paper_y(top + height / 2),
                         length=height / self.height,
@@ -809,15 +897,16 @@ class _Timeline:
         scale = max(1, math.ceil(size / (view[1] - view[0])))  # picture pixels per image pixel: at least the screen's
         palette = _palette(colorscale)
         if pixels.ndim == 3:
-            sources = [_picture(plane, zmin, zmax, palette, pad, scale) for plane in pixels]
-            self._image({**over_view, "source": sources[0], "name": title}, source=sources)
+            sources = [_picture(plane, panel.zmin, panel.zmax, palette, pad, scale) for plane in pixels]
+            self._image({**over_view, "source": sources[0], "name": panel.title}, source=sources)
         else:
-            self._image({**over_view, "source": _picture(pixels, zmin, zmax, palette, pad, scale), "name": title})
-        if not windows:
+            source = _picture(pixels, panel.zmin, panel.zmax, palette, pad, scale)
+            self._image({**over_view, "source": source, "name": panel.title})
+        if not panel.windows and not panel.squares:
             return
         tracks = [
             (kind, np.stack([_numpy(v) for v in (g.x0, g.y0, g.x1, g.y1)], axis=1), _numpy(g.sigma), g, centres)
-            for kind, g, centres in ((kind, window.geometry, centres) for kind, window, centres in windows)
+            for kind, g, centres in ((kind, window.geometry, centres) for kind, window, centres in panel.windows)
         ]  # (kind, boxes (T, 4), sigma (T,), geometry, whether to dot the centres)
         overlays = [
             _windows_picture(
@@ -827,15 +916,22 @@ class _Timeline:
                     _Overlay(
                         kind,
                         tuple(float(v) for v in boxes[t]),
-                        float(sigma[t]),
+                        window_line_width(float(sigma[t])),
                         (_numpy(g.centres_x[t]), _numpy(g.centres_y[t])) if centres else None,
                     )
                     for kind, boxes, sigma, g, centres in tracks
+                ]
+                + [
+                    _Overlay(squares.kind, tuple(float(v) for v in box), width)
+                    for squares in panel.squares
+                    for box, width in zip(_numpy(squares.boxes)[t], squares.widths, strict=True)
                 ],
             )
             for t in range(self.T)
         ]
-        self._image({**over_view, "source": overlays[0], "layer": "above", "name": f"{title} windows"}, source=overlays)
+        self._image(
+            {**over_view, "source": overlays[0], "layer": "above", "name": f"{panel.title} windows"}, source=overlays
+        )
 
     def _chart_axis(self, left: float, width: float) -> str:
         """A chart's x axis over the steps t = 1..T, spanning [left, left + width] pixels."""
@@ -880,14 +976,14 @@ class _Timeline:
             x=list(range(1, self.T + 1)),
         )
 
-    def params_chart(
-        self, params: AttentionParams, *, left: float, top: float, width: float, height: float, title: str
-    ):
+    def params_chart(self, chart: ParamsChart, *, left: float, top: float) -> None:
         """The window's parameters over t, three rows sharing the step axis: position g_X, g_Y and scale delta, sigma
         in pixels, intensity gamma on its own axis; a line marks the current step."""
-        self.caption(title, left, top, width)
+        height = chart.height
+        self.caption(chart.title, left, top, chart.width)
+        left, width = left + AXIS_PIXELS, chart.width - AXIS_PIXELS
         x = self._chart_axis(left, width)
-        series = param_series(params)
+        series = param_series(chart.params)
         steps = np.arange(1, self.T + 1)
         rows = (("gx", "gy"), ("delta", "sigma"), ("gamma",))
         gap = 10
@@ -920,12 +1016,13 @@ class _Timeline:
         self.axes["xaxis" + x[1:]]["anchor"] = y  # the step axis along the bottom row
         self.step_line(x, top, height, width)
 
-    def kl_chart(self, kl: np.ndarray, *, left: float, top: float, width: float, height: float, title: str) -> None:
+    def kl_chart(self, chart: KlChart, *, left: float, top: float) -> None:
         """Bars of the nats each step spends (eq. 11), the current step's bar drawn over in the step colour."""
-        self.caption(title, left, top, width)
-        x = self._chart_axis(left, width)
+        kl = _numpy(chart.kl)
+        self.caption(chart.title, left, top, chart.width)
+        x = self._chart_axis(left + AXIS_PIXELS, chart.width - AXIS_PIXELS)
         y = self._y_axis(
-            x, top, height, title={"text": "nats", "font": {"size": 11}, "standoff": 2}, rangemode="tozero"
+            x, top, chart.height, title={"text": "nats", "font": {"size": 11}, "standoff": 2}, rangemode="tozero"
         )
         self.axes["xaxis" + x[1:]]["anchor"] = y
         steps = np.arange(1, self.T + 1)
@@ -961,6 +1058,69 @@ class _Timeline:
             sizey=[float(v) for v in kl],
         )
 
+    def probability_chart(self, chart: ProbabilityChart, *, left: float, top: float) -> None:
+        """Class probabilities after each glimpse: one layout image per class k (named "<title> · class <k>") whose
+        height and colour move with the step, over a faint bar trace of the last glimpse's probabilities."""
+        probabilities = _numpy(chart.probabilities)  # (T, K)
+        K = probabilities.shape[1]
+        self.caption(chart.title, left, top, chart.width)
+        x = self._new_axis(
+            "x",
+            domain=[self._paper_x(left + AXIS_PIXELS), self._paper_x(left + chart.width)],
+            range=[-0.5, K - 0.5],
+            dtick=1,
+            title={"text": "class", "font": {"size": 11}, "standoff": 4},
+            tickfont={"size": 10},
+            fixedrange=True,
+        )
+        y = self._y_axis(x, top, chart.height, range=[0, 1], title={"text": "p", "font": {"size": 11}, "standoff": 2})
+        self.axes["xaxis" + x[1:]]["anchor"] = y
+        self.traces.append(
+            {
+                "type": "bar",
+                "x": np.arange(K),
+                "y": probabilities[-1],
+                "xaxis": x,
+                "yaxis": y,
+                "marker": {"color": "rgba(144,164,174,0.25)"},
+                "name": "after the last glimpse",
+                "hovertemplate": "class %{x}: p = %{y:.3f} after the last glimpse<extra></extra>",
+            }
+        )
+        colours = [bar_colours(p, chart.label) for p in probabilities]  # (T, K)
+        for k in range(K):
+            sources = [_solid(colours[t][k]) for t in range(self.T)]
+            self._image(
+                {
+                    "source": sources[0],
+                    "xref": x,
+                    "yref": y,
+                    "x": k,
+                    "y": 0,
+                    "sizex": 0.8,
+                    "sizey": float(probabilities[0, k]),
+                    "xanchor": "center",
+                    "yanchor": "bottom",
+                    "sizing": "stretch",
+                    "layer": "above",
+                    "name": f"{chart.title} · class {k}",
+                },
+                sizey=[float(p) for p in probabilities[:, k]],
+                **({"source": sources} if len(set(sources)) > 1 else {}),  # a colour that changes with the step
+            )
+
+    def place(self, item, *, left: float, top: float) -> None:
+        if isinstance(item, ImagePanel):
+            self.panel(item, left=left, top=top)
+        elif isinstance(item, ParamsChart):
+            self.params_chart(item, left=left, top=top)
+        elif isinstance(item, KlChart):
+            self.kl_chart(item, left=left, top=top)
+        elif isinstance(item, ProbabilityChart):
+            self.probability_chart(item, left=left, top=top)
+        else:
+            raise TypeError(f"a timeline holds ImagePanel, ParamsChart, KlChart and ProbabilityChart, got {item!r}")
+
     def figure(self, initial: int, labels: list[str]) -> go.Figure:
         """The figure at step `initial` (1-based); its layout.meta["timeline"] holds every step (see the class) and
         `labels`, one line per step saying what it shows."""
@@ -993,6 +1153,28 @@ class _Timeline:
         return _figure(self.traces, layout)
 
 
+def timeline_figure(
+    rows: list[list], *, T: int, labels: list[str], initial: int | None = None, title: str | None = None
+) -> go.Figure:
+    """A timeline over t = 1..T (see the module docstring): `rows` of pieces (ImagePanel, ParamsChart, KlChart,
+    ProbabilityChart) laid out left to right, rows top to bottom, each under its title; every piece that moves with
+    the step moves together. `labels`: one line per step saying what it shows; `initial`: the step the figure opens
+    on (default T)."""
+    extents = [[item.extent for item in row] for row in rows]  # (width, height) of each piece
+    width = max(sum(w for w, _ in row) + ITEM_GAP * (len(row) - 1) for row in extents)
+    tops, top = [], 0.0
+    for row in extents:
+        tops.append(top + TITLE_PIXELS)
+        top += TITLE_PIXELS + max(h for _, h in row) + ROW_GAP
+    timeline = _Timeline(T, round(width), round(top - ROW_GAP + 40), title=title)
+    for row, sizes, row_top in zip(rows, extents, tops, strict=True):
+        left = 0.0
+        for item, (item_width, _) in zip(row, sizes, strict=True):
+            timeline.place(item, left=left, top=row_top)
+            left += item_width + ITEM_GAP
+    return timeline.figure(T if initial is None else initial, labels)
+
+
 def timeline_steps(spec: dict) -> list[dict]:
     """Every step's update of a timeline figure's spec (`fig.to_dict()` or a parsed Streamlit spec): item t is the
     Plotly.relayout update that shows step t + 1."""
@@ -1022,38 +1204,31 @@ def generation_timeline(
     canvases, added (T, C, H, W); window: the write window with (T,) fields, or None (no write attention);
     `initial`: the step the figure opens on (default T, the finished sample); `size`: an image panel's width."""
     canvases, added = _planes(canvases), _planes(added)
-    T, H, W = canvases.shape
-    pad = window_pad(H, W) if window is not None else 0
-    panel = size * (H + 2 * pad) / (W + 2 * pad)
+    T = len(canvases)
+    padded = window is not None
     windows = (("write", window, show_centres),) if window is not None else ()
-    chart_left = 2 * size + 24 + COLORBAR_PIXELS + 40
-    width = chart_left + 330 if window is not None else 2 * size + 24 + COLORBAR_PIXELS
-    timeline = _Timeline(T, width, TITLE_PIXELS + round(panel) + 40, title=title)
-    timeline.panel(
-        canvases, left=0, top=TITLE_PIXELS, size=size, title="canvas σ(c<sub>t</sub>)", pad=pad, windows=windows
-    )
-    timeline.panel(
-        added,
-        left=size + 24,
-        top=TITLE_PIXELS,
-        size=size,
-        title="added at t: σ(c<sub>t</sub>) − σ(c<sub>t−1</sub>)",
-        zmin=-1.0,
-        zmax=1.0,
-        colorscale=SIGNED,
-        pad=pad,
-        colorbar="change",
-        windows=tuple((kind, w, False) for kind, w, _ in windows),
-    )
+    canvas = ImagePanel(canvases, "canvas σ(c<sub>t</sub>)", size, padded=padded, windows=windows)
+    row = [
+        canvas,
+        ImagePanel(
+            _planes(added),
+            "added at t: σ(c<sub>t</sub>) − σ(c<sub>t−1</sub>)",
+            size,
+            zmin=-1.0,
+            zmax=1.0,
+            colorscale=SIGNED,
+            colorbar="change",
+            padded=padded,
+            windows=tuple((kind, w, False) for kind, w, _ in windows),
+        ),
+    ]
     if window is not None:
-        timeline.params_chart(
-            window.params, left=chart_left, top=TITLE_PIXELS, width=330, height=panel, title="write window over t"
-        )
+        row.append(ParamsChart(window.params, "write window over t", 330 + AXIS_PIXELS, round(canvas.extent[1])))
     labels = [
-        f"t = {t + 1} of {T}" + (f" · write window: {_window_label(window, t)}" if window is not None else "")
+        f"t = {t + 1} of {T}" + (f" · write window: {window_label(window, t)}" if window is not None else "")
         for t in range(T)
     ]
-    return timeline.figure(T if initial is None else initial, labels)
+    return timeline_figure([row], T=T, labels=labels, initial=initial, title=title)
 
 
 def reconstruction_timeline(
@@ -1083,80 +1258,56 @@ def reconstruction_timeline(
     C = glimpses.shape[1] // 2
     from_x, from_error = glimpses[:, :C].mean(1), glimpses[:, C:].mean(1)  # (T, h, w) each
     kl = _numpy(kl)
-    T, H, W = canvases.shape
-    pad = window_pad(H, W) if (read is not None or write is not None) else 0
-    panel = size * (H + 2 * pad) / (W + 2 * pad)
-    gap = 20
-    lefts = [0, size + gap, 2 * size + 2 * gap + COLORBAR_PIXELS, 3 * size + 3 * gap + COLORBAR_PIXELS]
-    width = lefts[-1] + size
-    second = TITLE_PIXELS + panel + 44 + TITLE_PIXELS  # top of the second row
-    glimpse_size = 150
-    glimpse_height = glimpse_size * from_x.shape[1] / from_x.shape[2]
-    chart_height = max(glimpse_height, 150)
-    timeline = _Timeline(T, width, round(second + chart_height + 40), title=title)
+    T = len(canvases)
+    padded = read is not None or write is not None
     reads = (("read", read, show_centres),) if read is not None else ()
-    timeline.panel(_plane(image), left=lefts[0], top=TITLE_PIXELS, size=size, title="input x", pad=pad, windows=reads)
-    timeline.panel(
-        errors,
-        left=lefts[1],
-        top=TITLE_PIXELS,
-        size=size,
-        title="error x̂<sub>t</sub> = x − σ(c<sub>t−1</sub>)",
-        zmin=-1.0,
-        zmax=1.0,
-        colorscale=SIGNED,
-        pad=pad,
-        colorbar="error",
-        windows=tuple((kind, w, False) for kind, w, _ in reads),
-    )
     writes = (("write", write, show_centres),) if write is not None else ()
-    timeline.panel(
-        canvases, left=lefts[2], top=TITLE_PIXELS, size=size, title="canvas σ(c<sub>t</sub>)", pad=pad, windows=writes
-    )
-    timeline.panel(
-        canvases[-1], left=lefts[3], top=TITLE_PIXELS, size=size, title=f"reconstruction σ(c<sub>{T}</sub>)", pad=pad
-    )
+    images = [
+        ImagePanel(_plane(image), "input x", size, padded=padded, windows=reads),
+        ImagePanel(
+            errors,
+            "error x̂<sub>t</sub> = x − σ(c<sub>t−1</sub>)",
+            size,
+            zmin=-1.0,
+            zmax=1.0,
+            colorscale=SIGNED,
+            colorbar="error",
+            padded=padded,
+            windows=tuple((kind, w, False) for kind, w, _ in reads),
+        ),
+        ImagePanel(canvases, "canvas σ(c<sub>t</sub>)", size, padded=padded, windows=writes),
+        ImagePanel(canvases[-1], f"reconstruction σ(c<sub>{T}</sub>)", size, padded=padded),
+    ]
     peak = max(float(np.abs(from_x).max()), 1e-6)  # one range over all steps, so steps compare
-    timeline.panel(
-        from_x,
-        left=0,
-        top=second,
-        size=glimpse_size,
-        title=f"read from x: {glimpse_title}",
-        zmax=peak,
-        colorbar="value",
-    )
     peak_error = max(float(np.abs(from_error).max()), 1e-6)
-    error_left = glimpse_size + 12 + COLORBAR_PIXELS
-    timeline.panel(
-        from_error,
-        left=error_left,
-        top=second,
-        size=glimpse_size,
-        title="read from x̂ (error)",
-        zmin=-peak_error,
-        zmax=peak_error,
-        colorscale=SIGNED,
-        colorbar="value",
-    )
-    kl_left = error_left + glimpse_size + COLORBAR_PIXELS + 40
-    timeline.kl_chart(
-        kl,
-        left=kl_left,
-        top=second,
-        width=width - kl_left,
-        height=chart_height,
-        title=f"nats each glimpse spends (total {float(kl.sum()):.1f})",
+    reads_row = [
+        ImagePanel(from_x, f"read from x: {glimpse_title}", 150, zmax=peak, colorbar="value"),
+        ImagePanel(
+            from_error,
+            "read from x̂ (error)",
+            150,
+            zmin=-peak_error,
+            zmax=peak_error,
+            colorscale=SIGNED,
+            colorbar="value",
+        ),
+    ]
+    first_width = sum(panel.extent[0] for panel in images) + ITEM_GAP * (len(images) - 1)
+    used = sum(panel.extent[0] for panel in reads_row) + ITEM_GAP * len(reads_row)
+    chart_height = round(max(reads_row[0].extent[1], 150))
+    total = float(kl.sum())
+    kl_chart = KlChart(
+        kl, f"nats each glimpse spends (total {total:.1f})", round(max(first_width - used, 300)), chart_height
     )
     labels = []
     for t in range(T):
         parts = [f"t = {t + 1} of {T}", f"z_t costs {kl[t]:.2f} nats"]
         if read is not None:
-            parts.append(f"read: {_window_label(read, t)}")
+            parts.append(f"read: {window_label(read, t)}")
         if write is not None:
-            parts.append(f"write: {_window_label(write, t)}")
+            parts.append(f"write: {window_label(write, t)}")
         labels.append(" · ".join(parts))
-    return timeline.figure(T if initial is None else initial, labels)
+    return timeline_figure([images, [*reads_row, kl_chart]], T=T, labels=labels, initial=initial, title=title)
 
 
 def filterbank_figure(F, *, axis: str, title: str | None = None, size: int = 360) -> go.Figure:
@@ -1186,10 +1337,6 @@ def filterbank_figure(F, *, axis: str, title: str | None = None, size: int = 360
         **_title(title),
     }
     return _figure([heatmap], layout)
-
-
-RETINA_COLOUR = "#ffab00"  # amber: RAM's retina patches, apart from DRAW's green read window
-BAR_COLOURS = {"label": "#00c853", "answer": "#ff1744", "other": "#90a4ae"}  # true class, a wrong answer, the rest
 
 
 def add_retina(fig: go.Figure, patches) -> go.Figure:
@@ -1222,11 +1369,7 @@ def class_probabilities_figure(probabilities, *, label: int | None = None, title
     values = _numpy(probabilities)
     if values.ndim != 1:
         raise ValueError(f"probabilities must have shape (K,), got {values.shape}")
-    answer = int(values.argmax())
-    colours = [BAR_COLOURS["other"]] * len(values)
-    colours[answer] = BAR_COLOURS["answer"]
-    if label is not None:
-        colours[label] = BAR_COLOURS["label"]
+    colours = bar_colours(values, label)
     bar = {
         "type": "bar",
         "x": np.arange(len(values)),
