@@ -6,6 +6,9 @@ The run is a job of `draw_core.training.jobs`: it belongs to the server process,
 the tab does not end it and every session that opens this page watches the same run. While it runs, the
 live view below refreshes about once a second (`st.fragment(run_every=1)`), and the New run form is folded away.
 
+The live glimpses are one timeline figure (app_views.follow): the browser moves through every step of the latest
+reconstruction or glimpses without a rerun, and stays on its step when new weights bring a new figure.
+
 The server's limits (draw_core.settings) shape the form: the batch size goes up to what fits in the memory a run may
 use (DRAW_MAX_TRAIN_MEMORY_MB, or less when less is free), steps and minutes up to DRAW_MAX_RUN_STEPS and
 DRAW_MAX_RUN_HOURS; with DRAW_ADMIN_TOKEN set, Start and Stop wait for the teacher's token.
@@ -14,14 +17,17 @@ DRAW_MAX_RUN_HOURS; with DRAW_ADMIN_TOKEN set, Start and Stop wait for the teach
 import datetime
 import math
 
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 
 import app_common
+import app_views
 from draw_core import settings as limits
 from draw_core.config import TrainConfig
 from draw_core.data import dataset_names, get_dataset
 from draw_core.nn.kinds import get_kind
+from draw_core.present import attention_at_work as work
 from draw_core.present import views, viz
 from draw_core.presets import get_preset, preset_names
 from draw_core.training.devices import (
@@ -31,7 +37,14 @@ from draw_core.training.devices import (
     select_device,
     training_memory_limit,
 )
-from draw_core.training.jobs import ClassifierGlimpses, JobError, JobSnapshot, get_manager, token_accepted
+from draw_core.training.jobs import (
+    ClassifierGlimpses,
+    GlimpseSnapshot,
+    JobError,
+    JobSnapshot,
+    get_manager,
+    token_accepted,
+)
 from draw_core.training.objectives import objective_for
 
 STATUS_ICONS = {
@@ -67,6 +80,9 @@ TEST_FIGURES = {  # the objective's test figure -> (metric label, format of its 
 }
 ERROR_WINDOW = 20  # reports averaged in a classifier's running training error
 FORM_KEY = "train_form"  # session key of the New run expander's open state
+GLIMPSES_KEY = "train_glimpses"  # chart key of the live glimpses' timeline
+GLIMPSE_PX = 200  # screen pixels across an image panel of a generator's live glimpses
+CLASSIFIER_NAMES = {"draw-classifier": "DRAW", "ram": "RAM"}  # a classifier's name in its glimpses' titles
 
 manager = get_manager()
 
@@ -353,28 +369,82 @@ def generator_charts(job: JobSnapshot) -> None:
         )
 
 
+@st.cache_resource(max_entries=4, show_spinner=False)
+def reconstruction_timeline(run: str, step: int, _glimpses: GlimpseSnapshot) -> go.Figure:
+    """A generator's live reconstruction (made by run `run` at training step `step`) as a timeline: the input with
+    the read window of step t, the canvas sigma(c_t) with the write window, the finished sigma(c_T); shared by
+    every session that watches the run, built once per report."""
+    g = _glimpses
+    T = len(g.canvases)
+    read = views.window_at(g.read_attn, g.read_n, slice(None))  # (T,) fields, or None
+    write = views.window_at(g.write_attn, g.write_n, slice(None))
+    padded = read is not None or write is not None
+    canvases = g.canvases.mean(1).numpy()  # (T, H, W)
+    row = [
+        viz.ImagePanel(
+            g.image.mean(0).numpy(),
+            "input x · read window",
+            GLIMPSE_PX,
+            padded=padded,
+            windows=(("read", read, False),) if read is not None else (),
+        ),
+        viz.ImagePanel(
+            canvases,
+            "σ(c<sub>t</sub>) · write window",
+            GLIMPSE_PX,
+            padded=padded,
+            windows=(("write", write, False),) if write is not None else (),
+        ),
+        viz.ImagePanel(canvases[-1], f"final σ(c<sub>{T}</sub>)", GLIMPSE_PX, padded=padded),
+    ]
+    labels = [
+        " · ".join(
+            [f"t = {t + 1} of {T}"]
+            + ([f"read: {viz.window_label(read, t)}"] if read is not None else [])
+            + ([f"write: {viz.window_label(write, t)}"] if write is not None else [])
+        )
+        for t in range(T)
+    ]
+    return viz.timeline_figure([row], T=T, labels=labels)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def classifier_timeline(run: str, step: int, kind: str, _glimpses: ClassifierGlimpses) -> go.Figure:
+    """A classifier's live glimpses (run `run`, training step `step`) as a timeline (work.glimpse_timeline)."""
+    return work.glimpse_timeline(_glimpses.image, {CLASSIFIER_NAMES[kind]: _glimpses.trace})
+
+
+def timeline_view(figure: go.Figure, T: int, explained: list) -> None:
+    """The live glimpses' timeline with its step slider, the browser's controls and each piece explained."""
+    step = app_common.step_controls(T, key="train_glimpse_step", label="Glimpse step t")
+    st.plotly_chart(figure, key=GLIMPSES_KEY, width="content")
+    app_views.follow(
+        GLIMPSES_KEY, T=T, step=step, initial=figure.layout.meta["timeline"]["initial"], step_key="train_glimpse_step"
+    )
+    for column, explanation in zip(st.columns(len(explained)), explained, strict=True):
+        app_views.explain(explanation, column)
+
+
 def reconstruction_glimpses(job: JobSnapshot) -> None:
     glimpses = job.glimpses
     if glimpses is None:
         st.caption("Live glimpses appear after the first report.")
         return
-    T = glimpses.canvases.shape[0]
-    step = app_common.step_controls(T, key="train_glimpse_step", label="Glimpse step t")
-    t = step - 1
     st.caption(
         f"The dataset's example image reconstructed with the weights of training step {glimpses.step}: "
         f"the read window of step t on the input, the write window on the canvas σ(c<sub>t</sub>).",
         unsafe_allow_html=True,
     )
-    read_figure = viz.image_figure(glimpses.image, title=f"input · read t={step}", size=220)
-    write_figure = viz.image_figure(glimpses.canvases[t], title=f"σ(c<sub>{step}</sub>) · write t={step}", size=220)
-    views.draw_window(read_figure, views.window_at(glimpses.read_attn, glimpses.read_n, t), kind="read")
-    views.draw_window(write_figure, views.window_at(glimpses.write_attn, glimpses.write_n, t), kind="write")
-    final_figure = viz.image_figure(glimpses.canvases[-1], title=f"final σ(c<sub>{T}</sub>)", size=220)
-    for column, figure, key in zip(
-        st.columns(3), (read_figure, write_figure, final_figure), ("read", "write", "final"), strict=True
-    ):
-        column.plotly_chart(figure, key=f"train_glimpse_{key}", width="content")
+    explained = [
+        views.EXPLANATIONS[name]
+        for name, shown in (("read", glimpses.read_attn), ("write", glimpses.write_attn))
+        if shown is not None
+    ]
+    timeline_view(
+        reconstruction_timeline(job.name, glimpses.step, glimpses),
+        len(glimpses.canvases),
+        explained or [views.EXPLANATIONS["canvas"]],
+    )
 
 
 def classifier_charts(job: JobSnapshot) -> None:
@@ -404,36 +474,17 @@ def classifier_charts(job: JobSnapshot) -> None:
 
 
 def classifier_glimpses(job: JobSnapshot, glimpses: ClassifierGlimpses) -> None:
-    """DRAW's read window (eqs 19-24) or RAM's retina on the example image at glimpse t, what it read there, and
-    the class probabilities after that glimpse."""
-    trace, cfg = glimpses.trace, job.model_config
-    T = len(trace.probabilities)
-    step = app_common.step_controls(T, key="train_glimpse_step", label="Glimpse t")
-    t = step - 1
+    """DRAW's read window (eqs 19-24) or RAM's retina on the example image at every glimpse, what it read there, and
+    the class probabilities after each glimpse: one timeline."""
     st.caption(
         f"The dataset's example image seen by the classifier with the weights of training step {glimpses.step}: where "
         f"it looks at glimpse t, what it reads there, and what it believes after that glimpse."
     )
-    image_column, read_column, belief_column = st.columns(3)
-    figure = viz.image_figure(glimpses.image, title=f"glimpse {step} of {T}", size=260)
-    if job.kind == "ram":
-        viz.add_retina(figure, trace.patches[t])
-        seen = viz.tile(trace.retina[t], nrow=math.ceil(math.sqrt(cfg.scales)))  # (C, ...) the S patches
-        seen_title = f"retina: {cfg.scales} scales of {cfg.patch}×{cfg.patch}"
-    else:
-        views.draw_window(figure, views.window_at(trace.windows, cfg.read_n, t), kind="read")
-        seen = trace.glimpses[t]  # (C, N, N)
-        seen_title = f"read: {cfg.read_n}×{cfg.read_n} (eq. 27)"
-    image_column.plotly_chart(figure, key="train_glimpse_image", width="content")
-    peak = max(float(seen.max()), 1e-6)
-    read_column.plotly_chart(
-        viz.image_figure(seen, title=f"{seen_title}, max {peak:.2g}", zmax=peak, size=200),
-        key="train_glimpse_read",
-        width="content",
-    )
-    belief_column.plotly_chart(
-        viz.class_probabilities_figure(trace.probabilities[t], title=f"p(class) after glimpse {step}"),
-        key="train_glimpse_probabilities",
+    looks = "ram_retina" if job.kind == "ram" else "draw_read"
+    timeline_view(
+        classifier_timeline(job.name, glimpses.step, job.kind, glimpses),
+        len(glimpses.trace.probabilities),
+        [work.EXPLANATIONS[looks], work.EXPLANATIONS["probabilities"]],
     )
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from app_support import assert_no_exception, figure, figures, open_page, use_folders
+from app_support import assert_no_exception, figures, open_page, use_folders
 from test_jobs import cluttered_from_sample  # noqa: F401 (a fixture)
+from timeline_support import follower, picture
 
 from draw_core.config import DrawConfig, TrainConfig
 from draw_core.data import get_dataset
@@ -110,8 +111,23 @@ def test_a_tiny_run_started_from_the_page_finishes_and_is_offered_in_the_picker(
     assert list(viz.spec_array(test_bound["y"])) == pytest.approx([snapshot.test.value])
     strip = chart(page, "train_strip")  # sample_every=2: the fixed z decoded at steps 2, 4 and 6
     assert strip["layout"]["yaxis"]["ticktext"] == ["step 2", "step 4", "step 6"]
-    for key in ("train_kl_chart", "train_samples", "train_glimpse_read", "train_glimpse_write", "train_glimpse_final"):
+    for key in ("train_kl_chart", "train_samples"):
         chart(page, key)
+    glimpses = chart(page, "train_glimpses")  # the live reconstruction: every step of it, for the browser
+    assert len(viz.timeline_steps(glimpses)) == 4 and glimpses["layout"]["meta"]["timeline"]["initial"] == 4
+    assert {"input x · read window windows", "σ(c<sub>t</sub>) · write window windows"} <= {
+        image["name"] for image in glimpses["layout"]["images"]
+    }
+    canvases = snapshot.glimpses.canvases[:, 0]  # (T, H, W)
+    for step in (1, 4):
+        shown, _ = picture(glimpses, "σ(c<sub>t</sub>) · write window", step)
+        scale = shown.shape[0] // (28 + 2 * viz.window_pad(28, 28))
+        pad = viz.window_pad(28, 28) * scale
+        grey = shown[pad : pad + 28 * scale : scale, pad : pad + 28 * scale : scale, 0] / 255.0
+        assert grey == pytest.approx(canvases[step - 1].numpy(), abs=1 / 254 + 1e-6)
+    assert follower(page)["chart"] == "train_glimpses"
+    page.slider(key="train_glimpse_step").set_value(2).run()
+    assert follower(page)["step"] == 2 and chart(page, "train_glimpses") == glimpses  # the slider moves the browser
 
 
 def test_stop_on_the_page_ends_the_run_with_a_checkpoint_and_its_test_bound(page):
@@ -264,16 +280,19 @@ def test_a_classifier_trains_from_the_page_showing_its_error_and_glimpses(page, 
     assert list(viz.spec_array(lines["batch error"]["y"])) == pytest.approx(snapshot.history["error"])
     assert list(viz.spec_array(lines["test error"]["x"])) == [3, 6]
     assert metric(page, "Test error") == f"{snapshot.test.value:.2%}"
-    image = chart(page, "train_glimpse_image")
+    glimpses = chart(page, "train_glimpses")
     trace = snapshot.glimpses.trace
-    if snapshot.kind == "ram":
-        retina = [shape["name"] for shape in image["layout"]["shapes"] if shape["name"].startswith("retina")]
-        assert retina == ["retina-scale-1", "retina-scale-2"]  # the 2 scales of the last glimpse, on the image
-    else:
-        assert drawn(image, "read-window")  # DRAW's read window on the image
+    name = "RAM" if snapshot.kind == "ram" else "DRAW"
+    assert len(viz.timeline_steps(glimpses)) == 3  # every glimpse, for the browser
+    looks, _ = picture(glimpses, f"{name}: {'retina' if name == 'RAM' else 'read window'} windows", 3)
+    colour = viz.RETINA_COLOUR if name == "RAM" else viz.WINDOW_COLOURS["read"]
+    assert tuple(looks[looks[..., 3] > 0][0, :3]) == viz._rgb(colour)  # where it looked, on the image
+    bars = [i for i, image in enumerate(glimpses["layout"]["images"]) if " · class " in image.get("name", "")]
+    for step in (1, 3):
+        heights = [viz.timeline_steps(glimpses)[step - 1][f"images[{i}].sizey"] for i in bars]
+        assert heights == pytest.approx(trace.probabilities[step - 1].tolist(), abs=1e-6)
     page.slider(key="train_glimpse_step").set_value(1).run()
-    probabilities = chart(page, "train_glimpse_probabilities")["data"][0]
-    assert list(viz.spec_array(probabilities["y"])) == pytest.approx(trace.probabilities[0].tolist(), abs=1e-6)
+    assert follower(page)["step"] == 1
     assert not any(key in element.proto.id for element in page.get("plotly_chart") for key in ("samples", "strip"))
 
 
@@ -281,4 +300,5 @@ def test_a_classifier_trains_from_the_page_showing_its_error_and_glimpses(page, 
 def test_a_classifier_trains_from_the_page_on_the_real_cluttered_mnist(page):
     snapshot = train_classifier_from_page(page, "mnist-cluttered-draw")
     assert snapshot.train_config.dataset == "mnist-cluttered" and snapshot.glimpses.image.shape == (1, 100, 100)
-    assert drawn(figure(page, "glimpse 3 of 3"), "read-window")  # the read window on the image
+    looks, _ = picture(chart(page, "train_glimpses"), "DRAW: read window windows", 3)
+    assert looks[..., 3].any()  # the read window on the image
