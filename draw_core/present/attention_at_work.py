@@ -64,9 +64,9 @@ EXPLANATIONS = {  # what the glimpse timeline's pieces show, for a class (app_vi
     ),
     "ram_retina": Explanation(
         "sec. 4.1 (RAM, Mnih et al. 2014)",
-        r"l_t \sim N(\mu_t, s^2), \quad "
-        r"\rho(x, l_t) = \{\mathrm{crop}_{2^s P}(x, l_t) \text{ averaged to } P \times P\}_{s<S}",
-        "Squares on one centre, each twice as wide as the last: only the centre l_t is learned, by REINFORCE.",
+        r"\rho_s = \mathrm{crop}_{2^s P}(x, l_t),\ l_t \sim N(\mu_t, s^2)",
+        "Squares on one centre, each twice as wide as the last and averaged down to P×P: only the centre l_t is "
+        "learned, by REINFORCE.",
     ),
     "probabilities": Explanation(
         "sec. 4.1",

@@ -1069,7 +1069,6 @@ class _Timeline:
             domain=[self._paper_x(left + AXIS_PIXELS), self._paper_x(left + chart.width)],
             range=[-0.5, K - 0.5],
             dtick=1,
-            title={"text": "class", "font": {"size": 11}, "standoff": 4},
             tickfont={"size": 10},
             fixedrange=True,
         )
