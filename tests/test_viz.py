@@ -2,6 +2,7 @@
 every step."""
 
 import numpy as np
+import plotly.graph_objects
 import pytest
 import torch
 
@@ -369,3 +370,36 @@ def test_every_builder_makes_a_spec_plotly_accepts():
             scale = trace.get("colorscale")
             # a name only Plotly's Python side knows ("gray", "RdBu_r") would reach plotly.js unexpanded
             assert scale is None or isinstance(scale, list) or scale in plotly_js_scales, scale
+
+
+def test_a_probability_chart_moves_each_class_bar_and_colours_the_answer_and_the_label():
+    p = np.array([[0.7, 0.2, 0.1], [0.2, 0.3, 0.5]], dtype=np.float32)  # (T, K): class 0 leads, then class 2
+    chart = viz.ProbabilityChart(p, "p", 300, 200, label=1)
+    spec = viz.timeline_figure([[chart]], T=2, labels=["a", "b"]).to_dict()
+    plotly.graph_objects.Figure(spec)  # plotly accepts it
+    names = images_named(spec)
+    steps = viz.timeline_steps(spec)
+    assert [[s[f"images[{names[f'p · class {k}']}].sizey"] for k in range(3)] for s in steps] == pytest.approx(p)
+    colour = {k: names[f"p · class {k}"] for k in range(3)}
+    red, grey = viz._rgb(viz.BAR_COLOURS["answer"]), viz._rgb(viz.BAR_COLOURS["other"])
+    assert tuple(viz.png_pixels(steps[0][f"images[{colour[0]}].source"])[0, 0, :3]) == red  # step 1: 0 answers
+    assert tuple(viz.png_pixels(steps[1][f"images[{colour[0]}].source"])[0, 0, :3]) == grey
+    assert f"images[{colour[1]}].source" not in steps[0]  # the label is green at every step
+    green = viz.png_pixels(spec["layout"]["images"][colour[1]]["source"])[0, 0, :3]
+    assert tuple(green) == viz._rgb(viz.BAR_COLOURS["label"])
+
+
+def test_retina_squares_are_drawn_amber_where_their_boxes_are():
+    boxes = np.array([[[10.5, 10.5, 16.5, 16.5]], [[2.5, 4.5, 8.5, 10.5]]], dtype=np.float32)  # (T, S=1, 4)
+    panel = viz.ImagePanel(np.zeros((H, W), np.float32), "x", 2 * W, squares=(viz.Squares("retina", boxes, (1.0,)),))
+    spec = viz.timeline_figure([[panel]], T=2, labels=["a", "b"]).to_dict()
+    for t in range(2):
+        alpha = picture_at(spec, "x windows", t)[..., 3]
+        rows, columns = np.flatnonzero(alpha.any(1)), np.flatnonzero(alpha.any(0))
+        x0, y0, x1, y1 = boxes[t, 0]
+        scale = 2  # picture pixels per image pixel; the view starts at -0.5
+        assert (columns[0] + columns[-1] + 1) / 2 / scale - 0.5 == pytest.approx((x0 + x1) / 2, abs=0.5)
+        assert (rows[0] + rows[-1] + 1) / 2 / scale - 0.5 == pytest.approx((y0 + y1) / 2, abs=0.5)
+        assert (columns[-1] - columns[0] + 1) / scale == pytest.approx(x1 - x0 + 1.0, abs=0.6)  # border 1 pixel
+    amber = picture_at(spec, "x windows", 0)
+    assert tuple(amber[amber[..., 3] > 0][0, :3]) == viz._rgb(viz.RETINA_COLOUR)
