@@ -15,6 +15,7 @@ header are hidden, margins shrink, pages draw their figures `figure_px` larger a
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from dataclasses import dataclass, field
 
@@ -29,6 +30,13 @@ from draw_core.nn.kinds import ModelKind, kind_of
 from draw_core.nn.model import GenerationTrace, ReconstructionTrace
 from draw_core.present import views
 from draw_core.present.latent import prior_z
+
+# Streamlit collects garbage after every rerun (runner.postScriptGC); with torch, Plotly and Streamlit imported that is
+# a walk over ~400,000 objects, 0.2-0.5 s of CPU a rerun, more than the rerun itself. The imports are here for good:
+# moving them out of the collector's reach once makes that collection nearly free, and closed sessions are still
+# collected right away.
+gc.collect()
+gc.freeze()
 
 SELECTED_KEY = "_selected"  # session key of the Selected checkpoint of the current run, set by app_frame
 PICKER_KEY = "checkpoint"  # session key of the sidebar's checkpoint choice (also the Generate page's URL key)
@@ -301,8 +309,11 @@ def generation(_model, model_key: str, seed: int, n: int = SAMPLES) -> Generatio
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def decode_final(_model, model_key: str, z: np.ndarray) -> torch.Tensor:
-    """Only the finished images sigma(c_T) (n, C, H, W) of latents z (T, n, Z): what strips and grids show."""
-    return _model.generate(z.shape[1], z=torch.from_numpy(z)).canvases[-1]
+    """Only the finished images sigma(c_T) (n, C, H, W) of latents z (T, n, Z): what strips and grids show. A copy,
+    made under inference_mode (so still read-only): a view would keep all T canvases alive in the cache."""
+    canvases = _model.generate(z.shape[1], z=torch.from_numpy(z)).canvases  # (T, n, C, H, W)
+    with torch.inference_mode():
+        return canvases[-1].clone()
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)

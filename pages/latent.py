@@ -55,7 +55,7 @@ seed = int(seed_column.number_input("Seed", 0, app_common.MAX_SEED, step=1, key=
 sample = sample_column.selectbox("Sample", range(app_common.SAMPLES), key="sample", format_func=lambda i: f"#{i + 1}")
 mode = mode_column.radio("Sliders set", list(MODES), format_func=MODES.get, key="latent_mode", horizontal=True)
 
-base = latent.prior_z(seed, T, Z, app_common.SAMPLES)[:, sample].numpy()  # (T, Z): the Generate page's sample
+base = latent.prior_z(seed, T, Z, app_common.SAMPLES)[:, sample].numpy().copy()  # (T, Z): the Generate page's sample
 origin = (selected.key, seed, sample)
 
 

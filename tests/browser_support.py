@@ -48,10 +48,11 @@ class Server:
 
 @contextmanager
 def streamlit_server(
-    *, runs: Path, shipped: Path, log: Path, options: dict[str, str] | None = None
+    *, runs: Path, shipped: Path, log: Path, options: dict[str, str] | None = None, env: dict[str, str] | None = None
 ) -> Iterator[Server]:
     """`streamlit run app.py` on a free port of the loopback address with the given runs and shipped-checkpoint
-    folders, and Streamlit `options` (e.g. {"server.disconnectedSessionTTL": "5"}); stopped on exit.
+    folders, Streamlit `options` (e.g. {"server.disconnectedSessionTTL": "5"}) and more environment `env`; stopped
+    on exit.
 
     The server's output goes to `log`, which a failed start quotes."""
     port = free_port()
@@ -60,6 +61,7 @@ def streamlit_server(
         "DRAW_RUNS_DIR": str(runs),
         "DRAW_CHECKPOINTS_DIR": str(shipped),
         "OMP_NUM_THREADS": "1",
+        **(env or {}),
     }
     settings = {
         "server.address": "127.0.0.1",
