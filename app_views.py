@@ -125,7 +125,8 @@ export default function ({ data, parentElement, setTriggerValue }) {  // parentE
     }
     gd.__drawServer = step;
     gd.on('plotly_click', onClick);
-    attached.signal.addEventListener('abort', () => gd.removeListener('plotly_click', onClick));
+    // Plotly.purge (the chart unmounted when the page changes) takes the listener methods off the div: check first
+    attached.signal.addEventListener('abort', () => div.removeListener?.('plotly_click', onClick));
     box.tabIndex = 0;
     box.addEventListener('keydown', onKey, {signal: attached.signal});
     box.addEventListener('pointerdown', () => box.focus({preventScroll: true}), {signal: attached.signal});
