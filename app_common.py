@@ -23,7 +23,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from draw_core.data import get_dataset, load_sample
+from draw_core.data import get_dataset
 from draw_core.io import catalog
 from draw_core.io.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from draw_core.nn.kinds import ModelKind, kind_of
@@ -328,7 +328,8 @@ def evaluation_size(dataset: str) -> int:
     return len(get_dataset(dataset).test_set())
 
 
-@st.cache_data(show_spinner=False)
-def sample_digits() -> tuple[torch.Tensor, torch.Tensor]:
-    """The shipped sample of real MNIST test digits: images (N, 1, 28, 28) in [0, 1], labels (N,)."""
-    return load_sample()
+@st.cache_resource(show_spinner=False)
+def dataset_sample(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The shipped sample of a registered dataset: images (N, C, H, W) in [0, 1], labels (N,); one read-only copy
+    shared by every session."""
+    return get_dataset(name).sample()

@@ -17,8 +17,17 @@ st.caption(
     "An N×N grid of Gaussian filters, placed by its centre (g_X, g_Y) and stride δ, blurred by σ², scaled by γ. "
     "The model predicts these five numbers at every step (eq. 21); here you set them yourself."
 )
-digits, labels = app_common.sample_digits()
-H, W = digits.shape[-2:]  # digits (N, 1, H, W)
+
+
+def forget_window() -> None:
+    """Another dataset means another image size: the window's sliders start again from its defaults."""
+    for key in [key for key in st.session_state if str(key).startswith("lab_") and key != "lab_dataset"]:
+        del st.session_state[key]
+
+
+dataset = st.selectbox("Image from", views.sample_datasets(), key="lab_dataset", on_change=forget_window)
+digits, labels = app_common.dataset_sample(dataset)
+H, W = digits.shape[-2:]  # digits (N, C, H, W)
 ranges = views.lab_ranges(H, W)
 
 # A window arriving in the URL (a link from a model's page, a shared view) is applied once: after that, the sliders

@@ -77,14 +77,17 @@ with app_common.controls():  # folded away in presentation mode
             except ImageError as error:
                 stop_with(f"{upload.name} can't be used: {error}", error=True)
         else:
-            digits, labels = app_common.sample_digits()
+            own = views.sample_datasets((cfg.channels, H, W), prefer=selected.checkpoint.meta.get("dataset"))
+            if not own:
+                stop_with("No shipped sample has this model's image size: draw or upload an image instead.")
+            digits, labels = app_common.dataset_sample(own[0])
             digit = st.number_input(
                 f"Test digit (0-{len(digits) - 1})",
                 0,
                 len(digits) - 1,
                 step=1,
                 key="reconstruct_index",
-                help="a real MNIST test digit from the shipped sample",
+                help=f"a test image from the shipped sample of {own[0]}",
             )
             image = digits[digit]
             st.caption(f"label {int(labels[digit])}")

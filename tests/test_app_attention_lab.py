@@ -110,3 +110,17 @@ def test_filterbanks_glimpse_and_write_back_are_the_paper_formulas(monkeypatch, 
     assert viz.spec_array(figure(at, "glimpse γ")["data"][0]["z"]) == pytest.approx(glimpse.numpy(), abs=1e-5)
     back = Fy[0].double().T @ glimpse @ Fx[0].double() / 2.0  # eq. 29: (1/gamma) F_Y^T w F_X
     assert viz.spec_array(figure(at, "written back")["data"][0]["z"]) == pytest.approx(back.numpy(), abs=1e-5)
+
+
+def test_any_registered_dataset_feeds_the_lab_and_its_sliders_follow_the_image_size(monkeypatch, tmp_path):
+    use_folders(monkeypatch, tmp_path, runs=[])
+    at = open_page("attention_lab.py")
+    assert at.selectbox(key="lab_dataset").options == views.sample_datasets()
+    small = at.slider(key="lab_gx").max
+    assert small == views.lab_ranges(28, 28)["gx"][1]
+    at = set_window(at, gx=20.0)
+    at.selectbox(key="lab_dataset").set_value("mnist-cluttered").run()
+    assert_no_exception(at)
+    assert at.slider(key="lab_gx").max == views.lab_ranges(100, 100)["gx"][1] > small, "sliders over its own width"
+    assert at.slider(key="lab_gx").value == pytest.approx(views.lab_defaults(100, 100)["gx"]), "the window restarts"
+    figure(at, "and the window")

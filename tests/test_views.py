@@ -214,3 +214,13 @@ def test_every_explanation_names_its_equation_and_one_thing_to_notice():
         assert explanation.number.startswith(("eq. ", "eqs ", "sec. ")), name
         assert explanation.latex and explanation.notice.endswith("."), name
     assert "1/σ" in views.WINDOW_RULE and "clipped" in views.WINDOW_RULE
+
+
+def test_sample_datasets_match_the_shape_and_put_the_preferred_first():
+    from draw_core.data import dataset_names, get_dataset
+
+    assert views.sample_datasets() == dataset_names()
+    grey28 = views.sample_datasets((1, 28, 28), prefer="mnist-sample")
+    assert grey28[0] == "mnist-sample" and set(grey28) == {"mnist", "mnist-sample"}
+    assert all(get_dataset(name).shape == (1, 28, 28) for name in grey28)
+    assert views.sample_datasets((3, 32, 32)) == []

@@ -175,6 +175,13 @@ def evaluation_datasets(cfg, prefer: str | None = None) -> list[str]:
     return sorted(names, key=lambda name: name != prefer)
 
 
+def sample_datasets(shape: tuple[int, int, int] | None = None, prefer: str | None = None) -> list[str]:
+    """Registered datasets whose shipped sample can feed a view: all of them, or those of image `shape` (C, H, W);
+    in the registry's order with `prefer` (e.g. a checkpoint's own dataset) first. Samples ship with the app."""
+    names = [name for name in dataset_names() if shape is None or tuple(get_dataset(name).shape) == tuple(shape)]
+    return sorted(names, key=lambda name: name != prefer)
+
+
 WINDOW_RULE = (
     "The rectangle runs through the first and last of the N×N filter centres (eqs 19-20); its border is wider the "
     "sharper the filters, width ∝ 1/σ (the paper's Fig. 1). Green reads, red writes. Where a window reaches past "
