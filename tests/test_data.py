@@ -141,9 +141,7 @@ def test_sample_dataset_needs_no_files(tmp_path, no_download):
 REAL_DATA_DIR = os.environ.get("DRAW_DATA_DIR")
 
 
-@pytest.mark.skipif(
-    not REAL_DATA_DIR or not MNIST_SPEC.available(REAL_DATA_DIR), reason="DRAW_DATA_DIR has no MNIST"
-)
+@pytest.mark.skipif(not REAL_DATA_DIR or not MNIST_SPEC.available(REAL_DATA_DIR), reason="DRAW_DATA_DIR has no MNIST")
 def test_real_mnist_from_draw_data_dir(no_download):
     train, train_labels = MNIST_SPEC.load("train")
     test, _ = MNIST_SPEC.load("test")
