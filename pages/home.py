@@ -20,8 +20,11 @@ move and the digit appear stroke by stroke, like the paper's Fig. 1.
 - **Reconstruct**: give it a digit (test set, drawing, upload) and watch what it reads and writes.
 - **Latent explorer**: move z with sliders, interpolate between seeds, walk a 2-D grid.
 - **Attention lab**: play with the filterbank itself (eqs 19–26), no model needed.
+- **Attention at work**: DRAW's differentiable glimpses against RAM's sampled ones, hunting a digit in clutter
+  (sec. 4.1, Table 1).
 - **Evaluate**: the test bound in nats, KL per step, attention vs no attention.
-- **Train**: train a model while you watch its glimpses learn; the run then appears in the sidebar's picker.
+- **Train**: train a generator or a classifier while you watch its glimpses learn; the run then appears in the
+  sidebar's picker.
 """,
     unsafe_allow_html=True,
 )
