@@ -24,6 +24,7 @@ import streamlit as st
 import torch
 
 from draw_core.data import get_dataset
+from draw_core.data.images import ImageError, canvas_to_grey, prepare_digit, prepare_upload
 from draw_core.io import catalog
 from draw_core.io.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from draw_core.nn.kinds import ModelKind, kind_of
@@ -326,6 +327,53 @@ def reconstruction(_model, model_key: str, image: np.ndarray, seed: int) -> Reco
 def evaluation_size(dataset: str) -> int:
     """How many images the fixed test set of a registered dataset holds (loaded once per server)."""
     return len(get_dataset(dataset).test_set())
+
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]  # what the image uploaders accept
+
+
+def stop_with(message: str, *, error: bool = False) -> None:
+    """Say what the page is waiting for (or what was wrong, `error`) and stop this run."""
+    (st.error if error else st.info)(message)
+    st.stop()
+
+
+def drawn_digit(*, key: str, side_px: int, stroke: int, height: int = 28, width: int = 28) -> torch.Tensor:
+    """(1, height, width) a digit drawn with the mouse, centred and scaled like MNIST; the page stops until there is
+    one."""
+    # Imported here: the component declares itself on import, which needs a running Streamlit app, and app_common is
+    # also imported by plain tests.
+    from streamlit_drawable_canvas import st_canvas
+
+    drawing = st_canvas(
+        stroke_width=stroke,
+        stroke_color="#FFFFFF",
+        background_color="#000000",
+        height=side_px,
+        width=side_px,
+        drawing_mode="freedraw",
+        return_image_data=True,
+        key=key,
+    )
+    waiting = "Draw a digit with the mouse: white ink on black, like MNIST."
+    if drawing.image_data is None:
+        stop_with(waiting)
+    try:
+        return prepare_digit(canvas_to_grey(drawing.image_data), height=height, width=width)
+    except ImageError:
+        stop_with(waiting)
+
+
+def uploaded_digit(*, key: str, label: str, height: int = 28, width: int = 28) -> torch.Tensor:
+    """(1, height, width) an uploaded picture of one digit, prepared like MNIST; the page stops until there is one,
+    and says why a file can't be used."""
+    upload = st.file_uploader(label, type=UPLOAD_TYPES, key=key)
+    if upload is None:
+        stop_with("Upload a picture of a digit: PNG, JPEG, GIF, BMP or WebP.")
+    try:
+        return prepare_upload(upload.getvalue(), height=height, width=width)
+    except ImageError as error:
+        stop_with(f"{upload.name} can't be used: {error}", error=True)
 
 
 @st.cache_resource(show_spinner=False)

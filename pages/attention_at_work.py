@@ -15,12 +15,10 @@ import hashlib
 import numpy as np
 import streamlit as st
 import torch
-from streamlit_drawable_canvas import st_canvas
 
 import app_common
 import app_views
 from draw_core.data import get_dataset
-from draw_core.data.images import ImageError, canvas_to_grey, prepare_digit, prepare_upload
 from draw_core.io import catalog
 from draw_core.io.checkpoint import CheckpointError
 from draw_core.present import attention_at_work as work
@@ -76,11 +74,6 @@ def url_step(T: int) -> int:
         return T
 
 
-def stop_with(message: str, *, error: bool = False) -> None:
-    (st.error if error else st.info)(message)
-    st.stop()
-
-
 def pair(values) -> str:
     return f"({values[0]:+.4f}, {values[1]:+.4f})"
 
@@ -98,7 +91,7 @@ entries = catalog.list_checkpoints()
 found = {kind: work.find_classifier(entries, kind) for kind in work.CHECKPOINT_NAMES}
 missing = [kind for kind, entry in found.items() if entry is None]
 if missing:
-    stop_with(
+    app_common.stop_with(
         "This page needs both cluttered-MNIST classifiers and can't find "
         + " or ".join(f"**{work.CHECKPOINT_NAMES[kind]}** ({work.MODEL_LABELS[kind]})" for kind in missing)
         + f" among the shipped checkpoints or the runs. Train {'it' if len(missing) == 1 else 'them'}: "
@@ -110,13 +103,13 @@ for kind, entry in found.items():
     try:
         loaded[kind] = app_common.load_entry(entry)
     except (CheckpointError, OSError) as error:
-        stop_with(f"{entry.label} can't be loaded: {error}", error=True)
+        app_common.stop_with(f"{entry.label} can't be loaded: {error}", error=True)
 draw, ram = loaded["draw-classifier"], loaded["ram"]
 shape = tuple(get_dataset(work.DATASET).shape)  # (C, H, W)
 for selected in (draw, ram):
     cfg = selected.config
     if (cfg.channels, cfg.height, cfg.width) != shape:
-        stop_with(
+        app_common.stop_with(
             f"{selected.name} takes {views.image_size(cfg)} images; this page shows "
             f"{'×'.join(map(str, shape))} cluttered MNIST.",
             error=True,
@@ -148,34 +141,12 @@ with input_column:
         image, label = fresh_image(int(seed))
     else:
         if source == "draw":
-            drawing = st_canvas(
-                stroke_width=16,
-                stroke_color="#FFFFFF",
-                background_color="#000000",
-                height=200,
-                width=200,
-                drawing_mode="freedraw",
-                return_image_data=True,
-                key="work_canvas",
-            )
-            if drawing.image_data is None:
-                stop_with("Draw a digit with the mouse: white ink on black, like MNIST.")
-            try:
-                digit = prepare_digit(canvas_to_grey(drawing.image_data))  # (1, 28, 28)
-            except ImageError:
-                stop_with("Draw a digit with the mouse: white ink on black, like MNIST.")
+            digit = app_common.drawn_digit(key="work_canvas", side_px=200, stroke=16)  # (1, 28, 28)
         else:
-            upload = st.file_uploader(
-                "An image of one digit (any size and background; it is scaled to 28×28 like MNIST)",
-                type=["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"],
+            digit = app_common.uploaded_digit(
                 key="work_upload",
+                label="An image of one digit (any size and background; it is scaled to 28×28 like MNIST)",
             )
-            if upload is None:
-                stop_with("Upload a picture of a digit: PNG, JPEG, GIF, BMP or WebP.")
-            try:
-                digit = prepare_upload(upload.getvalue())  # (1, 28, 28)
-            except ImageError as error:
-                stop_with(f"{upload.name} can't be used: {error}", error=True)
         clutter_seed = st.number_input("Clutter seed", 0, app_common.MAX_SEED, step=1, key="work_clutter_seed")
         image = digit_in_clutter(digit.numpy(), int(clutter_seed))
         label = st.segmented_control("Which digit is it?", list(range(10)), key="work_label")

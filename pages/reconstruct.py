@@ -8,11 +8,9 @@ each step spends, all at the same step; a click on a bar jumps there.
 import hashlib
 
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas
 
 import app_common
 import app_views
-from draw_core.data.images import ImageError, canvas_to_grey, prepare_digit, prepare_upload
 from draw_core.present import views, viz
 
 selected = app_common.require_checkpoint(need="generates")
@@ -25,11 +23,6 @@ st.caption(
     "picks zₜ, and the decoder writes a patch onto the canvas through its write window (eq. 29)."
 )
 SOURCES = {"sample": "Test digit", "draw": "Draw", "upload": "Upload an image"}
-
-
-def stop_with(message: str, *, error: bool = False) -> None:
-    (st.error if error else st.info)(message)
-    st.stop()
 
 
 with app_common.controls():  # folded away in presentation mode
@@ -48,38 +41,18 @@ with app_common.controls():  # folded away in presentation mode
     image, digit = None, None  # (C, H, W) in [0, 1]; the test digit's index, when it is one
     with input_column:
         if source == "draw":
-            drawing = st_canvas(
-                stroke_width=18,
-                stroke_color="#FFFFFF",
-                background_color="#000000",
-                height=280,
-                width=280,
-                drawing_mode="freedraw",
-                return_image_data=True,
-                key="reconstruct_canvas",
-            )
-            if drawing.image_data is None:
-                stop_with("Draw a digit with the mouse: white ink on black, like MNIST.")
-            try:
-                image = prepare_digit(canvas_to_grey(drawing.image_data), height=H, width=W)
-            except ImageError:
-                stop_with("Draw a digit with the mouse: white ink on black, like MNIST.")
+            image = app_common.drawn_digit(key="reconstruct_canvas", side_px=280, stroke=18, height=H, width=W)
         elif source == "upload":
-            upload = st.file_uploader(
-                "An image of one digit (any background; it is centred and resized like MNIST)",
-                type=["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"],
+            image = app_common.uploaded_digit(
                 key="reconstruct_upload",
+                label="An image of one digit (any background; it is centred and resized like MNIST)",
+                height=H,
+                width=W,
             )
-            if upload is None:
-                stop_with("Upload a picture of a digit: PNG, JPEG, GIF, BMP or WebP.")
-            try:
-                image = prepare_upload(upload.getvalue(), height=H, width=W)
-            except ImageError as error:
-                stop_with(f"{upload.name} can't be used: {error}", error=True)
         else:
             own = views.sample_datasets((cfg.channels, H, W), prefer=selected.checkpoint.meta.get("dataset"))
             if not own:
-                stop_with("No shipped sample has this model's image size: draw or upload an image instead.")
+                app_common.stop_with("No shipped sample has this model's image size: draw or upload an image instead.")
             digits, labels = app_common.dataset_sample(own[0])
             digit = st.number_input(
                 f"Test digit (0-{len(digits) - 1})",
@@ -92,7 +65,7 @@ with app_common.controls():  # folded away in presentation mode
             image = digits[digit]
             st.caption(f"label {int(labels[digit])}")
 if tuple(image.shape) != (C, H, W):
-    stop_with(f"This model takes {C}×{H}×{W} images; the input is {tuple(image.shape)}.", error=True)
+    app_common.stop_with(f"This model takes {C}×{H}×{W} images; the input is {tuple(image.shape)}.", error=True)
 
 with settings_column:
     step = app_common.step_controls(cfg.T)
