@@ -52,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="continue from --out if it exists (weights, optimizer, step)"
     )
     parser.add_argument("--force", action="store_true", help="replace an existing --out with a new run")
+    parser.add_argument(
+        "--init-from",
+        default=None,
+        metavar="CHECKPOINT",
+        help="start from this checkpoint's weights (same config) with a fresh optimizer and schedule: a fine-tune",
+    )
     parser.add_argument("--steps", type=int, default=TrainConfig.steps)
     parser.add_argument(
         "--time-budget", type=float, default=None, metavar="MINUTES", help="stop after this many minutes of training"
@@ -141,7 +147,15 @@ def main(argv: list[str] | None = None) -> int:
             bar.write(f"step {event.step}: {describe(event.test)}, epoch {event.epoch:.2f}")
 
     try:
-        done = train_here(model_cfg, train_cfg, args.out, data_dir=args.data_dir, resume=args.resume, on_event=on_event)
+        done = train_here(
+            model_cfg,
+            train_cfg,
+            args.out,
+            data_dir=args.data_dir,
+            resume=args.resume,
+            init_from=args.init_from,
+            on_event=on_event,
+        )
     except (TrainingDiverged, CheckpointError, DatasetMissingError, ValueError, DistributedError) as error:
         bar.close()
         print(f"error: {error}", file=sys.stderr)

@@ -217,6 +217,7 @@ class DataParallelTrainer(Trainer):
     def __init__(self, *, world: World, backend: str, **options):
         train_cfg: TrainConfig = options["train_cfg"]
         meta = {
+            **(options.pop("meta_extra", None) or {}),
             "world_size": world.world_size,
             "per_rank_batch": per_rank_batch(train_cfg.batch_size, world.world_size),
             "backend": backend,

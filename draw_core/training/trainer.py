@@ -181,9 +181,13 @@ class Trainer:
         *,
         data_dir: str | None = None,
         resume: bool = False,
+        init_from: str | Path | None = None,
         **options,
     ) -> Trainer:
-        """A run of a fresh model of `model_cfg`, or the checkpoint at `out` continued when `resume` and it exists."""
+        """A run of a fresh model of `model_cfg`, or the checkpoint at `out` continued when `resume` and it exists.
+
+        `init_from` starts a new run (step 0, a fresh optimizer and schedule) from another checkpoint's weights: a
+        fine-tune, e.g. with a lower learning rate; its config must equal `model_cfg`."""
         out = Path(out)
         device = select_device(train_cfg.device)
         torch.manual_seed(train_cfg.seed)
@@ -191,6 +195,20 @@ class Trainer:
         kind = kind_of_config(model_cfg)
         test_name = objective_for(kind.name, train_cfg.kl_weight).test_name
         model, state = kind.model_class(model_cfg), {}
+        if resume and out.exists() and init_from is not None:
+            raise ValueError(f"{out} exists: resume it or start from {init_from}, not both")
+        if init_from is not None:
+            source = load_checkpoint(init_from)
+            if source.config != model_cfg:
+                raise CheckpointError(
+                    f"cannot start from {init_from}: its config {source.config} differs from the requested {model_cfg}"
+                )
+            model = source.model
+            options.setdefault("meta_extra", {})["init_from"] = {
+                "checkpoint": str(init_from),
+                "step": int(source.meta.get("step", 0)),
+                "train_seconds": float(source.meta.get("train_seconds", 0.0)),
+            }
         if resume and out.exists():
             ckpt = load_checkpoint(out)
             if ckpt.config != model_cfg:
