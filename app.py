@@ -20,6 +20,8 @@ PAGES = [
     ("latent.py", "Latent explorer", "🎛️"),
     ("attention_lab.py", "Attention lab", "🔍"),
     ("attention_at_work.py", "Attention at work", "👁️"),
+    ("why_not_autoencoder.py", "Why not an autoencoder?", "🤔"),
+    ("reparameterization.py", "Reparameterization", "🎲"),
     ("evaluate.py", "Evaluate", "📏"),
     ("train.py", "Train", "🏋️"),
 ]
