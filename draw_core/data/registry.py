@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from draw_core.data import cluttered, mnist
+from draw_core.data import cluttered, mnist, two_digit
 
 SPLITS = ("train", "test")
 
@@ -142,6 +142,35 @@ class ClutteredMnist(DatasetSpec):
         return cluttered.fixed_cluttered_test_set(*self._digits("test", data_dir), limit=limit)
 
 
+@dataclass(frozen=True)
+class TwoDigitMnist(DatasetSpec):
+    """Two MNIST digits on a 60×60 canvas made on the fly (draw_core.data.two_digit documents the generator),
+    binarised like MNIST; the test set is fixed by TWO_DIGIT_TEST_SEED. Labels (of the sample) are the two classes
+    as a two-digit number: 10 × the first digit's class + the second's."""
+
+    sample_seed: int = 0  # seeds the pairings and positions of the shipped sample's images
+
+    def required_files(self, root: Path) -> list[Path]:
+        return mnist.mnist_files(root)
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The shipped MNIST sample, sample digit i first in image i with a seeded partner from the sample; grey
+        levels (500, 1, 60, 60) in [0, 1]."""
+        digits, labels = mnist.load_sample()
+        placements = two_digit.place_pairs(
+            digits, torch.arange(len(digits)), torch.Generator().manual_seed(self.sample_seed)
+        )
+        return two_digit.render_pairs(digits, placements), 10 * labels + labels[placements.source[:, 0]]
+
+    def train_stream(self, data_dir, batch_size: int, seed: int) -> two_digit.TwoDigitStream:
+        """Endless batches (B, 1, 60, 60) of fresh two-digit images from the training split, binarised afresh."""
+        return two_digit.TwoDigitStream(MNIST_SPEC.load("train", data_dir)[0], batch_size, seed)
+
+    def test_set(self, data_dir=None, limit: int | None = None) -> torch.Tensor:
+        """(N, 1, 60, 60) binary: the 10,000 test digits each paired once with TWO_DIGIT_TEST_SEED, first `limit`."""
+        return two_digit.fixed_two_digit_test_set(MNIST_SPEC.load("test", data_dir)[0], limit=limit)
+
+
 MNIST_SOURCE = "Y. LeCun, C. Cortes, C. Burges, The MNIST database of handwritten digits"
 
 MNIST_SPEC = BinarisedMnist(
@@ -177,6 +206,16 @@ DATASETS: dict[str, DatasetSpec] = {
             task="classify",
             description="Cluttered translated MNIST, 100×100, one digit and 8 clutter fragments (Mnih et al. 2014)",
             source=MNIST_SOURCE + "; clutter as in Mnih et al. 2014, Recurrent Models of Visual Attention",
+            licence="CC BY-SA 3.0",
+            example_index=0,
+        ),
+        TwoDigitMnist(
+            name="mnist-two",
+            shape=(1, two_digit.SIZE, two_digit.SIZE),
+            likelihood="bernoulli",
+            task="generate",
+            description="Two MNIST digits at random positions on a 60×60 canvas, binarised (DRAW sec. 4.2)",
+            source=MNIST_SOURCE + "; two-digit images as in DRAW (Gregor et al. 2015) sec. 4.2",
             licence="CC BY-SA 3.0",
             example_index=0,
         ),
