@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from draw_core.data import cluttered, mnist, two_digit
+from draw_core.data import cluttered, colour, mnist, two_digit
 
 SPLITS = ("train", "test")
 
@@ -64,6 +64,10 @@ class DatasetSpec:
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A small real sample shipped in the repository: images (N, C, H, W) in [0, 1], labels (N,)."""
         raise NotImplementedError
+
+    def has_sample(self) -> bool:
+        """Whether `sample` can give images here (every dataset that ships a sample; see SvhnImages)."""
+        return True
 
     def example(self) -> torch.Tensor:
         """(C, H, W) the image the Train page's live glimpses follow."""
@@ -171,6 +175,140 @@ class TwoDigitMnist(DatasetSpec):
         return two_digit.fixed_two_digit_test_set(MNIST_SPEC.load("test", data_dir)[0], limit=limit)
 
 
+@dataclass(frozen=True)
+class ColourImages(DatasetSpec):
+    """32×32 RGB images at 256 levels for the discretised logistic likelihood (draw_core.data.colour): `load`,
+    `train_stream` and `test_set` give floats k/255, k = 0..255, never binarised. Subclasses say where the uint8
+    images of a split come from (`_levels`)."""
+
+    def _levels(self, split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 images (N, 3, 32, 32) and labels (N,) of a split under `root` (cached by colour's readers)."""
+        raise NotImplementedError
+
+    def _read(self, split: str, data_dir) -> tuple[torch.Tensor, torch.Tensor]:
+        self._check_split(split)
+        root = resolve_data_dir(data_dir)
+        if not self.available(root):
+            raise DatasetMissingError(self.how_to_get(root))
+        return self._levels(split, root.resolve())
+
+    def load(self, split: str, data_dir: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Floats k/255 (N, 3, 32, 32) and labels (N,) of a split; DatasetMissingError if not here. The whole
+        split in float32 (the CIFAR-10 training split: 614 MB); train_stream and test_set convert per batch."""
+        images, labels = self._read(split, data_dir)
+        return colour.to_levels(images), labels
+
+    def train_stream(self, data_dir, batch_size: int, seed: int) -> colour.LevelStream:
+        """Endless shuffled batches (B, 3, 32, 32) of floats k/255 from the training split."""
+        return colour.LevelStream(self._read("train", data_dir)[0], batch_size, seed)
+
+    def test_set(self, data_dir=None, limit: int | None = None) -> torch.Tensor:
+        """(N, 3, 32, 32) floats k/255: the test split in file order, its first `limit` images."""
+        images = self._read("test", data_dir)[0]
+        return colour.to_levels(images[:limit] if limit else images)
+
+    def copy_description(self, data_dir: str | os.PathLike | None = None) -> str:
+        """Which copy of the data would be loaded from the data root, as a sentence for cards and pages."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Cifar10Images(ColourImages):
+    """CIFAR-10 from the original python batches (`<root>/cifar-10-batches-py`) if they are there, else from an
+    image-folder copy `<root>/cifar10-jpeg/{train,test}/<class>/*.jpg` (on our machines: all 60,000 images
+    re-encoded as JPEG quality 75, not bit-identical to CIFAR-10: `copy_description` says which was read)."""
+
+    def _batches(self, root: Path) -> Path:
+        return root / colour.CIFAR_BATCHES
+
+    def _jpeg(self, root: Path) -> Path:
+        return root / colour.CIFAR_JPEG
+
+    def required_files(self, root: Path) -> list[Path]:
+        """The python batches' files, or when only the image-folder copy is here, its two split folders."""
+        jpeg = [self._jpeg(root) / split for split in SPLITS]
+        if not self._batches(root).is_dir() and all(folder.is_dir() for folder in jpeg):
+            return jpeg
+        return [self._batches(root) / name for name in colour.CIFAR_BATCH_FILES]
+
+    def available(self, data_dir: str | os.PathLike | None = None) -> bool:
+        root = resolve_data_dir(data_dir)
+        return self._batches(root).is_dir() or all((self._jpeg(root) / split).is_dir() for split in SPLITS)
+
+    def how_to_get(self, data_dir: str | os.PathLike | None = None) -> str:
+        root = resolve_data_dir(data_dir)
+        return (
+            f"{self.name} is not on this server: it needs the original python batches in `{self._batches(root)}` "
+            "(torchvision.datasets.CIFAR10(root, download=True) fetches them from "
+            "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz), or an image-folder copy "
+            f"`{self._jpeg(root)}/{{train,test}}/<class>/*.jpg`. Put either there, or start with `DRAW_DATA_DIR` "
+            "pointing at the folder that holds it."
+        )
+
+    def copy_description(self, data_dir: str | os.PathLike | None = None) -> str:
+        root = resolve_data_dir(data_dir)
+        if self._batches(root).is_dir():
+            return f"the original CIFAR-10 python batches at {self._batches(root)}"
+        if self.available(root):
+            return (
+                f"the JPEG (quality 75) re-encoded copy at {self._jpeg(root)}, not bit-identical to the original "
+                "CIFAR-10"
+            )
+        return f"no copy: CIFAR-10 is not under {root}"
+
+    def _levels(self, split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._batches(root).is_dir():
+            try:
+                return colour.read_cifar_batches(self._batches(root).parent, split == "train")
+            except RuntimeError as error:  # torchvision: files missing or their MD5 sums wrong
+                raise DatasetMissingError(f"{self._batches(root)}: {error}. {self.how_to_get(root)}") from None
+        return colour.read_image_folder(self._jpeg(root) / split)[:2]
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """64 test images shipped with the app, 6 or 7 of every class, taken from the JPEG (quality 75) re-encoded
+        copy, not the original batches (tools/make_colour_sample.py): floats k/255 (64, 3, 32, 32), labels (64,)."""
+        return colour.load_sample(colour.CIFAR_SAMPLE_PATH)
+
+
+@dataclass(frozen=True)
+class SvhnImages(ColourImages):
+    """SVHN's cropped digits (`<root>/svhn/{train,test}_32x32.mat`). No sample ships (there is no SVHN on our
+    machines): `sample` reads the first SAMPLE_SIZE test images from the data root when the files are there and
+    otherwise raises DatasetMissingError saying how to get them, so that a page says SVHN needs its data."""
+
+    sample_size: int = 64
+
+    def required_files(self, root: Path) -> list[Path]:
+        return [root / colour.SVHN_FOLDER / colour.SVHN_FILES[split] for split in SPLITS]
+
+    def how_to_get(self, data_dir: str | os.PathLike | None = None) -> str:
+        root = resolve_data_dir(data_dir)
+        urls = " and ".join(colour.SVHN_URL + colour.SVHN_FILES[split] for split in SPLITS)
+        return (
+            f"{self.name} is not on this server: it needs `{root / colour.SVHN_FOLDER}/train_32x32.mat` and "
+            f"`test_32x32.mat`. Download {urls} into `{root / colour.SVHN_FOLDER}` (or run "
+            f"torchvision.datasets.SVHN('{root / colour.SVHN_FOLDER}', split, download=True) for each split), or "
+            "start with `DRAW_DATA_DIR` pointing at the folder that holds `svhn/`."
+        )
+
+    def copy_description(self, data_dir: str | os.PathLike | None = None) -> str:
+        root = resolve_data_dir(data_dir)
+        if self.available(root):
+            return f"the SVHN cropped-digit .mat files at {root / colour.SVHN_FOLDER}"
+        return f"no copy: SVHN is not under {root}"
+
+    def _levels(self, split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+        return colour.read_svhn_mat(root / colour.SVHN_FOLDER / colour.SVHN_FILES[split])
+
+    def has_sample(self) -> bool:
+        return self.available()
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first `sample_size` test images of the data root's SVHN; DatasetMissingError when it is not here."""
+        images, labels = self._read("test", None)
+        return colour.to_levels(images[: self.sample_size]), labels[: self.sample_size]
+
+
 MNIST_SOURCE = "Y. LeCun, C. Cortes, C. Burges, The MNIST database of handwritten digits"
 
 MNIST_SPEC = BinarisedMnist(
@@ -217,6 +355,26 @@ DATASETS: dict[str, DatasetSpec] = {
             description="Two MNIST digits at random positions on a 60×60 canvas, binarised (DRAW sec. 4.2)",
             source=MNIST_SOURCE + "; two-digit images as in DRAW (Gregor et al. 2015) sec. 4.2",
             licence="CC BY-SA 3.0",
+            example_index=0,
+        ),
+        Cifar10Images(
+            name="cifar10",
+            shape=(3, colour.SIDE, colour.SIDE),
+            likelihood="logistic",
+            task="generate",
+            description="CIFAR-10 colour images, 32×32, 256 levels (50,000 train / 10,000 test)",
+            source="A. Krizhevsky, Learning Multiple Layers of Features from Tiny Images, 2009",
+            licence="no licence stated by its authors (research use; cite the report)",
+            example_index=0,
+        ),
+        SvhnImages(
+            name="svhn",
+            shape=(3, colour.SIDE, colour.SIDE),
+            likelihood="logistic",
+            task="generate",
+            description="SVHN house-number digits, cropped 32×32 colour, 256 levels (73,257 train / 26,032 test)",
+            source="Y. Netzer et al., Reading Digits in Natural Images with Unsupervised Feature Learning, 2011",
+            licence="non-commercial use only (SVHN's terms)",
             example_index=0,
         ),
     )
