@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from draw_core.nn.likelihood import canvas_channels, check_likelihood
+
 
 def _check_range(name: str, value, low, high) -> None:
     if not (low <= value <= high):
@@ -39,6 +41,9 @@ class DrawConfig:
     z_size: int = 100  # latent dimensions per step (Table 3: 100)
     read_attn: bool = True  # selective read (sec. 3.2); False reads the whole [x, x_hat] (eq. 17)
     write_attn: bool = True  # selective write (sec. 3.3); False writes a full-canvas patch (eq. 18)
+    # D(X | c_T) of eq. 9: 'bernoulli' for binary pixels, 'logistic' for 8-bit levels (a discretised logistic per
+    # sub-pixel, whose canvas holds a mean and a log-scale channel per image channel; draw_core.nn.likelihood)
+    likelihood: str = "bernoulli"
 
     def __post_init__(self) -> None:
         for name in ("height", "width", "channels", "T", "read_n", "write_n", "enc_size", "dec_size", "z_size"):
@@ -46,6 +51,7 @@ class DrawConfig:
         for name in ("read_attn", "write_attn"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r} must be True or False")
+        check_likelihood(self.likelihood)
         _check_range("height", self.height, 4, 256)
         _check_range("width", self.width, 4, 256)
         _check_range("channels", self.channels, 1, 4)
@@ -83,17 +89,49 @@ class DrawConfig:
         return 2 * self.channels * self.height * self.width
 
     @property
+    def canvas_channels(self) -> int:
+        """Channels of the canvas c_t: the image's, twice over for the logistic likelihood (mean and log-scale)."""
+        return canvas_channels(self.likelihood, self.channels)
+
+    @property
     def write_size(self) -> int:
-        """Length of the write patch w_t emitted by the decoder (eq. 18 or eq. 28)."""
+        """Length of the write patch w_t emitted by the decoder (eq. 18 or eq. 28), all canvas channels."""
         if self.write_attn:
-            return self.channels * self.write_n * self.write_n
-        return self.channels * self.height * self.width
+            return self.canvas_channels * self.write_n * self.write_n
+        return self.canvas_channels * self.height * self.width
 
 
 PRESETS: dict[str, dict] = {
     "mnist": dict(),
     "mnist-noattn": dict(read_attn=False, write_attn=False),
     "mnist-small": dict(T=16, enc_size=128, dec_size=128, z_size=32),
+    # Two digits on 60x60: a 5x5 read (2x2 cannot find two digits on a canvas 4.6 times MNIST's), Table 3's write,
+    # LSTM and z; T=32 rather than 64 so a CPU can train it: the window has 16 writes for each digit.
+    "mnist-two": dict(height=60, width=60, T=32, read_n=5, write_n=5),
+    "svhn": dict(  # Table 3's SVHN row
+        height=32,
+        width=32,
+        channels=3,
+        T=32,
+        read_n=12,
+        write_n=12,
+        enc_size=800,
+        dec_size=800,
+        z_size=100,
+        likelihood="logistic",
+    ),
+    "cifar10": dict(  # Table 3's CIFAR-10 row
+        height=32,
+        width=32,
+        channels=3,
+        T=64,
+        read_n=5,
+        write_n=5,
+        enc_size=400,
+        dec_size=400,
+        z_size=200,
+        likelihood="logistic",
+    ),
 }
 
 

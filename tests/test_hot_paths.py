@@ -20,6 +20,7 @@ CONFIGS = {
     "attention": SMALL,
     "no-attention": dataclasses.replace(SMALL, read_attn=False, write_attn=False),
     "colour": dataclasses.replace(SMALL, channels=3, read_n=3, write_n=2),
+    "colour-logistic": dataclasses.replace(SMALL, channels=3, read_n=3, write_n=2, likelihood="logistic"),
 }
 # The autograd Functions of the fused path; the plain path must call none of them.
 FUSED = (

@@ -9,8 +9,8 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
+from draw_core.nn.likelihood import negative_log_likelihood
 from draw_core.nn.model import DRAW, DrawResult
 
 
@@ -41,12 +41,13 @@ def gaussian_kl_from_std(mu: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
 
 
 def reconstruction_nll(result: DrawResult, x: torch.Tensor) -> torch.Tensor:
-    """(B,) eq. 9: L^x = -log D(x | c_T), the Bernoulli NLL of a binary x under sigma(c_T), summed over pixels."""
-    return F.binary_cross_entropy_with_logits(result.final_logits, x, reduction="none").flatten(1).sum(1)
+    """(B,) eq. 9: L^x = -log D(x | c_T) summed over sub-pixels, under the model's likelihood (Bernoulli for binary
+    x, discretised logistic for 8-bit levels; draw_core.nn.likelihood)."""
+    return negative_log_likelihood(result.final_logits, x, result.likelihood)
 
 
 def loss_terms(result: DrawResult, x: torch.Tensor) -> LossTerms:
-    """Eqs 9-12 for a binary x (B, C, H, W): Bernoulli NLL of x under sigma(c_T) plus the latent KL."""
+    """Eqs 9-12 for x (B, C, H, W): the NLL of x under D(X | c_T) plus the latent KL."""
     recon = reconstruction_nll(result, x)  # eq. 9
     kl_per_step = gaussian_kl(result.mu, result.logvar)  # (T, B), eq. 11 per step
     return LossTerms(recon=recon, kl=kl_per_step.sum(0), kl_per_step=kl_per_step)

@@ -31,6 +31,7 @@ from torch import nn
 from draw_core.config import DrawConfig
 from draw_core.nn.attention import AttentionParams, read, window, write
 from draw_core.nn.hot_path import check_hot_path, choose_hot_path
+from draw_core.nn.likelihood import mean_image
 from draw_core.nn.time_shared import TimeSharedLinear
 
 READ_SPAN = 0.5  # initial read grid spans this fraction of the image (delta~ of eq. 24)
@@ -85,22 +86,23 @@ class _LSTMCell(torch.autograd.Function):
 class DrawResult:
     """Everything one pass over a batch x produced."""
 
-    canvas_steps: list[torch.Tensor]  # T x (B, C, H, W): c_t after every step; sigma(c_T) is the output
+    canvas_steps: list[torch.Tensor]  # T x (B, K, H, W): c_t after every step, K = cfg.canvas_channels
     mu: torch.Tensor  # (T, B, Z) posterior means, eq. 1
     logvar: torch.Tensor  # (T, B, Z) posterior log variances, 2 log sigma_t of eq. 2
     z: torch.Tensor  # (T, B, Z) the sampled latents
     read_attn: AttentionParams | None  # (T, B) fields; None without read attention
     write_attn: AttentionParams | None  # (T, B) fields; None without write attention
     glimpses: torch.Tensor  # (T, B, 2C, N, N) what the encoder read (gamma-scaled), or (T, B, 2C, H, W)
+    likelihood: str = "bernoulli"  # D(X | c_T) the canvas parametrises (DrawConfig.likelihood)
 
     @property
     def final_logits(self) -> torch.Tensor:
-        """(B, C, H, W) c_T, all the loss needs (eq. 9)."""
+        """(B, K, H, W) c_T, all the loss needs (eq. 9)."""
         return self.canvas_steps[-1]
 
     @functools.cached_property
     def canvas_logits(self) -> torch.Tensor:
-        """(T, B, C, H, W) every c_t, stacked only when a picture asks: training never pays for the copy."""
+        """(T, B, K, H, W) every c_t, stacked only when a picture asks: training never pays for the copy."""
         return torch.stack(self.canvas_steps)
 
 
@@ -201,9 +203,9 @@ class DRAW(nn.Module):
         cfg = self.cfg
         B = w.shape[0]
         if write_raw is None:
-            return w.view(B, cfg.channels, cfg.height, cfg.width), None  # eq. 18
+            return w.view(B, cfg.canvas_channels, cfg.height, cfg.width), None  # eq. 18
         params, Fx, Fy = window(write_raw, cfg.write_n, cfg.height, cfg.width, path=path)  # eqs 21-26, (B, N, W|H)
-        patch = w.view(B, cfg.channels, cfg.write_n, cfg.write_n)  # eq. 28
+        patch = w.view(B, cfg.canvas_channels, cfg.write_n, cfg.write_n)  # eq. 28, (B, K, N, N)
         return write(patch, Fx, Fy, params.gamma, path=path), params  # eq. 29
 
     def step(self, layers: SequenceLayers, x, canvas, h_enc, c_enc, h_dec, c_dec, read_raw, noise, *, path: str):
@@ -211,7 +213,7 @@ class DRAW(nn.Module):
         and what was read and written."""
         cfg = self.cfg
         B = x.shape[0]
-        x_hat = x - torch.sigmoid(canvas)  # eq. 3
+        x_hat = x - mean_image(canvas, cfg.channels)  # eq. 3
         if read_raw is None:
             glimpse = torch.cat([x, x_hat], dim=1)  # eq. 17, (B, 2C, H, W)
             r, read_params = glimpse.flatten(1), None
@@ -238,7 +240,7 @@ class DRAW(nn.Module):
         B = x.shape[0]
         h_enc = c_enc = x.new_zeros(B, cfg.enc_size)  # (B, E)
         h_dec = c_dec = x.new_zeros(B, cfg.dec_size)  # (B, D)
-        canvas = x.new_zeros(B, *expected)  # (B, C, H, W)
+        canvas = x.new_zeros(B, cfg.canvas_channels, cfg.height, cfg.width)  # (B, K, H, W)
         path = choose_hot_path(x, self.hot_path)
         layers = SequenceLayers(self.encoder, self.posterior, self.decoder, self.head)
         if path == "fused":
@@ -266,6 +268,7 @@ class DRAW(nn.Module):
             read_attn=AttentionParams.stack(reads) if reads else None,
             write_attn=AttentionParams.stack(writes) if writes else None,
             glimpses=torch.stack(glimpses),
+            likelihood=cfg.likelihood,
         )
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, *, sample: bool = True) -> DrawResult:
@@ -298,10 +301,10 @@ class DRAW(nn.Module):
             h_dec, c_dec = lstm_step(torch.addmm(z_gates[t], h_dec, weight_h.t()), c_dec, path=path)  # eq. 13
             hidden.append(h_dec)
         w, write_raw, _ = self._split_head(self.head(torch.stack(hidden).view(T * n, D)))
-        updates, params = self._write(w, write_raw, path)  # (T n, C, H, W)
-        logits = updates.view(T, n, cfg.channels, cfg.height, cfg.width).cumsum(0)  # eq. 14: c_t = c_{t-1} + write
+        updates, params = self._write(w, write_raw, path)  # (T n, K, H, W)
+        logits = updates.view(T, n, cfg.canvas_channels, cfg.height, cfg.width).cumsum(0)  # eq. 14: c_t += write
         return GenerationTrace(
-            canvases=torch.sigmoid(logits),  # eq. 15 takes the mean of D(X | c_T)
+            canvases=mean_image(logits, cfg.channels),  # eq. 15 takes the mean of D(X | c_T)
             write_attn=params.map(lambda v: v.view(T, n)) if params is not None else None,
             z=z,
         )
@@ -310,7 +313,7 @@ class DRAW(nn.Module):
     def reconstruct(self, x: torch.Tensor, generator: torch.Generator | None = None) -> ReconstructionTrace:
         """One pass over x with sampled z, returned as pictures: canvases, error images, windows, glimpses."""
         result = self.forward(x.to(self.device), generator=generator)
-        canvases = torch.sigmoid(result.canvas_logits)  # (T, B, C, H, W)
+        canvases = mean_image(result.canvas_logits, self.cfg.channels)  # (T, B, C, H, W)
         previous = torch.cat([torch.full_like(canvases[:1], 0.5), canvases[:-1]])  # sigma(c_0) = sigma(0)
         return ReconstructionTrace(
             canvases=canvases,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from draw_core.nn.elbo import iwae_bound, loss_terms
+from draw_core.nn.likelihood import nats_to_bits_per_dim
 from draw_core.nn.model import DRAW
 
 
@@ -20,7 +20,7 @@ class EvalResult:
     kl_nats: float  # mean L^z
     iwae_nats: float | None  # mean k-sample bound (None when k = 1)
     k: int  # importance samples
-    bits_per_dim: float  # elbo_nats / (pixels * ln 2)
+    bits_per_dim: float  # elbo_nats / (C H W ln 2), the sub-pixels of one image
     kl_per_step: list[float]  # mean KL of each step, nats
 
 
@@ -66,7 +66,6 @@ def evaluate(
         if on_progress is not None:
             on_progress(done, n)
     n = done
-    pixels = images[0].numel()
     elbo = totals["elbo"] / n
     return EvalResult(
         n=n,
@@ -75,7 +74,7 @@ def evaluate(
         kl_nats=totals["kl"] / n,
         iwae_nats=totals["iwae"] / n if k > 1 else None,
         k=k,
-        bits_per_dim=elbo / (pixels * math.log(2)),
+        bits_per_dim=nats_to_bits_per_dim(elbo, images[0].numel()),
         kl_per_step=(kl_per_step / n).tolist(),
     )
 
