@@ -94,11 +94,12 @@ def read_svhn_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """An SVHN cropped-digit .mat file: uint8 (N, 3, 32, 32) and digit labels (N,) in 0..9 (SVHN's label 10 is the
     digit 0). A file in another layout is a ValueError naming it and saying what was expected."""
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
 
     expected = f"'X' uint8 ({SIDE}, {SIDE}, 3, N) and 'y' (N, 1) with labels 1..10"
     try:
         mat = loadmat(path)
-    except (OSError, ValueError, TypeError) as error:
+    except (MatReadError, OSError, ValueError, TypeError) as error:
         raise ValueError(
             f"{path} can't be read as a MATLAB file ({error}): expected SVHN's layout, {expected}"
         ) from None

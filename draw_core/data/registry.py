@@ -196,7 +196,7 @@ class ColourImages(DatasetSpec):
         """Floats k/255 (N, 3, 32, 32) and labels (N,) of a split; DatasetMissingError if not here. The whole
         split in float32 (the CIFAR-10 training split: 614 MB); train_stream and test_set convert per batch."""
         images, labels = self._read(split, data_dir)
-        return colour.to_levels(images), labels
+        return colour.to_levels(images), labels.clone()  # the cached labels stay untouched
 
     def train_stream(self, data_dir, batch_size: int, seed: int) -> colour.LevelStream:
         """Endless shuffled batches (B, 3, 32, 32) of floats k/255 from the training split."""
