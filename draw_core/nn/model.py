@@ -19,6 +19,7 @@ give the same loss and gradients, and tests/test_reference.py judges both agains
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -29,7 +30,7 @@ import torch
 from torch import nn
 
 from draw_core.config import DrawConfig
-from draw_core.nn.attention import AttentionParams, read, window, write
+from draw_core.nn.attention import AttentionParams, attention_params, filterbank, read, window, write
 from draw_core.nn.hot_path import check_hot_path, choose_hot_path
 from draw_core.nn.likelihood import mean_image
 from draw_core.nn.time_shared import TimeSharedLinear
@@ -198,13 +199,22 @@ class DRAW(nn.Module):
         w, write_raw, read_raw = head.split([cfg.write_size, 5 * cfg.write_attn, 5 * cfg.read_attn], dim=1)
         return w, write_raw if cfg.write_attn else None, read_raw if cfg.read_attn else None
 
-    def _write(self, w: torch.Tensor, write_raw: torch.Tensor | None, path: str):
-        """eq. 18 or eqs 28-29: the canvas update and its attention params."""
+    def _write(self, w: torch.Tensor, write_raw: torch.Tensor | None, path: str, scale: float = 1.0):
+        """eq. 18 or eqs 28-29: the canvas update and its attention params, on a canvas `scale` times the model's
+        own (see `generate`)."""
         cfg = self.cfg
         B = w.shape[0]
         if write_raw is None:
             return w.view(B, cfg.canvas_channels, cfg.height, cfg.width), None  # eq. 18
-        params, Fx, Fy = window(write_raw, cfg.write_n, cfg.height, cfg.width, path=path)  # eqs 21-26, (B, N, W|H)
+        height, width = round(cfg.height * scale), round(cfg.width * scale)
+        if scale == 1.0:
+            params, Fx, Fy = window(write_raw, cfg.write_n, height, width, path=path)  # eqs 21-26, (B, N, W|H)
+        else:
+            params = attention_params(write_raw, cfg.write_n, height, width)  # eqs 22-24 place the grid on it
+            # eq. 21's sigma^2 and gamma know no image size: a filter as wide in the picture is `scale` times as
+            # many pixels wide, and it spreads the same ink over scale^2 times the pixels, so 1/gamma grows by it.
+            params = dataclasses.replace(params, sigma2=params.sigma2 * scale**2, gamma=params.gamma / scale**2)
+            Fx, Fy = filterbank(params, cfg.write_n, height, width, path=path)  # eqs 25-26
         patch = w.view(B, cfg.canvas_channels, cfg.write_n, cfg.write_n)  # eq. 28, (B, K, N, N)
         return write(patch, Fx, Fy, params.gamma, path=path), params  # eq. 29
 
@@ -279,11 +289,22 @@ class DRAW(nn.Module):
 
     @torch.inference_mode()
     def generate(
-        self, n: int, z: torch.Tensor | None = None, generator: torch.Generator | None = None
+        self,
+        n: int,
+        z: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        *,
+        canvas: tuple[int, int] | None = None,
     ) -> GenerationTrace:
         """Sec. 2.3: draw z_t from the prior (or use the given z of shape (T, n, Z) as is) and decode, on the hot
-        path `choose_hot_path` picks for self.hot_path."""
+        path `choose_hot_path` picks for self.hot_path.
+
+        `canvas` (H', W') draws the same z on a canvas of another size, s = H'/H = W'/W times the model's own: the
+        write grid is placed by eqs 22-24 for that size, and sigma and the ink per pixel are rescaled by s and s^2
+        (`_write`). Only a model with write attention can: without it (eq. 18) the canvas is the decoder's output.
+        """
         cfg = self.cfg
+        scale = self._canvas_scale(canvas)
         if z is None:
             z = standard_normal((cfg.T, n, cfg.z_size), generator, self.device)
         elif tuple(z.shape) != (cfg.T, n, cfg.z_size):
@@ -301,13 +322,33 @@ class DRAW(nn.Module):
             h_dec, c_dec = lstm_step(torch.addmm(z_gates[t], h_dec, weight_h.t()), c_dec, path=path)  # eq. 13
             hidden.append(h_dec)
         w, write_raw, _ = self._split_head(self.head(torch.stack(hidden).view(T * n, D)))
-        updates, params = self._write(w, write_raw, path)  # (T n, K, H, W)
-        logits = updates.view(T, n, cfg.canvas_channels, cfg.height, cfg.width).cumsum(0)  # eq. 14: c_t += write
+        updates, params = self._write(w, write_raw, path, scale)  # (T n, K, H', W')
+        logits = updates.view(T, n, *updates.shape[1:]).cumsum(0)  # eq. 14: c_t = c_{t-1} + write
         return GenerationTrace(
             canvases=mean_image(logits, cfg.channels),  # eq. 15 takes the mean of D(X | c_T)
             write_attn=params.map(lambda v: v.view(T, n)) if params is not None else None,
             z=z,
         )
+
+    def _canvas_scale(self, canvas: tuple[int, int] | None) -> float:
+        """s = H'/H = W'/W of a requested canvas (1 for None); refused where the picture would be stretched or the
+        model has no write attention to rescale."""
+        cfg = self.cfg
+        if canvas is None or tuple(canvas) == (cfg.height, cfg.width):
+            return 1.0
+        height, width = canvas
+        if not cfg.write_attn:
+            raise ValueError(
+                f"a canvas of {height}x{width} needs write attention: this model writes its whole "
+                f"{cfg.height}x{cfg.width} canvas at once (eq. 18)"
+            )
+        scale = height / cfg.height
+        if not (4 <= height <= 1024 and 4 <= width <= 1024) or abs(width - cfg.width * scale) > 1e-9:
+            raise ValueError(
+                f"canvas must keep the model's aspect ratio {cfg.height}:{cfg.width} and be 4 to 1024 pixels a side, "
+                f"got {height}x{width}"
+            )
+        return scale
 
     @torch.inference_mode()
     def reconstruct(self, x: torch.Tensor, generator: torch.Generator | None = None) -> ReconstructionTrace:
