@@ -104,3 +104,13 @@ def test_logistic_model_has_two_canvas_channels_per_colour_and_pictures_in_range
 def test_unknown_likelihood_is_refused_naming_the_known_ones():
     with pytest.raises(ValueError, match="bernoulli"):
         DrawConfig(likelihood="gaussian")
+
+
+def test_a_new_logistic_model_starts_at_the_initial_scale_everywhere():
+    # The log-scale rows of the head start at zero, so every step's write leaves log s = LOG_SCALE_INIT.
+    cfg = DrawConfig(
+        height=8, width=8, channels=3, T=5, read_n=2, write_n=3, enc_size=8, dec_size=8, z_size=4, likelihood="logistic"
+    )
+    result = DRAW(cfg)(torch.rand(2, 3, 8, 8), torch.Generator().manual_seed(0))
+    assert result.final_logits[:, 3:].abs().max() == 0
+    assert result.final_logits[:, :3].abs().max() > 0

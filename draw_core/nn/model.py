@@ -162,6 +162,20 @@ class DRAW(nn.Module):
         # attention of the next step (eq. 21 applied to h_dec_t, used at t + 1), all in one matmul.
         self.head = nn.Linear(D, cfg.write_size + 5 * cfg.write_attn + 5 * cfg.read_attn)
         self._init_windows()
+        self._init_log_scales()
+
+    @torch.no_grad()
+    def _init_log_scales(self) -> None:
+        """For the logistic likelihood, the head's rows that write the log-scale channels start at zero: every
+        write then leaves log s at LOG_SCALE_INIT until learning moves it. Random rows would add T random writes,
+        and a log-scale that drifts far below a bin's width starts the bound at tens of bits per sub-pixel."""
+        cfg = self.cfg
+        if cfg.canvas_channels == cfg.channels:
+            return
+        per_channel = cfg.write_size // cfg.canvas_channels
+        log_scale_rows = slice(cfg.channels * per_channel, cfg.write_size)  # channels [C:] of the patch
+        self.head.weight[log_scale_rows] = 0
+        self.head.bias[log_scale_rows] = 0
 
     @torch.no_grad()
     def _init_windows(self) -> None:
