@@ -15,15 +15,23 @@ from draw_core.nn.model import DRAW
 APP = Path(__file__).resolve().parent.parent / "app.py"
 SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints"
 TINY = DrawConfig(T=4, enc_size=32, dec_size=32, z_size=8)
+# Stand-ins for the colour and 60x60 models of issue 14 (dataset named in the checkpoint's meta)
+TINY_COLOUR = DrawConfig(
+    height=32, width=32, channels=3, T=4, read_n=3, write_n=4, enc_size=32, dec_size=32, z_size=8, likelihood="logistic"
+)
+TINY_TWO = DrawConfig(height=60, width=60, T=4, read_n=3, write_n=4, enc_size=32, dec_size=32, z_size=8)
+TINY_DATASETS = {TINY: "mnist-sample", TINY_COLOUR: "cifar10", TINY_TWO: "mnist-two"}
 TIMEOUT = 60  # seconds per script run; a tiny model reruns in well under one
 
 
 def tiny_checkpoint(folder: Path, name: str = "tiny", cfg: DrawConfig = TINY, seed: int = 0) -> Path:
-    """A freshly initialised model saved like a training run's checkpoint."""
+    """A freshly initialised model saved like a training run's checkpoint (TINY, TINY_COLOUR or TINY_TWO name
+    their dataset; any other config is taken as an MNIST model)."""
     import torch
 
     torch.manual_seed(seed)
-    meta = {"step": 3, "dataset": "mnist-sample", "train_seconds": 1.5, "test_elbo_nats": 543.21}
+    dataset = TINY_DATASETS.get(cfg, "mnist-sample")
+    meta = {"step": 3, "dataset": dataset, "train_seconds": 1.5, "test_elbo_nats": 543.21}
     return save_checkpoint(DRAW(cfg), folder / f"{name}.safetensors", meta=meta)
 
 
