@@ -142,6 +142,42 @@ def test_image_grid_tiles_with_torchvision_layout():
     assert z[0, 0] == pytest.approx(viz.GRID_PAD)
 
 
+def test_a_colour_image_is_drawn_in_its_colours_and_a_grid_of_them_too():
+    image = torch.zeros(3, 4, 5)
+    image[0, 1, 2] = 1.0  # a red pixel at row 1, column 2
+    image[:, 3, 4] = 0.5  # a mid grey one at row 3, column 4
+    spec = viz.image_figure(image, colorbar="ignored").to_dict()
+    picture = spec["data"][0]
+    assert picture["type"] == "image" and picture["colormodel"] == "rgb"
+    z = np.asarray(picture["z"])
+    assert z.shape == (4, 5, 3)
+    assert z[1, 2].tolist() == [255, 0, 0] and z[3, 4].tolist() == [128, 128, 128] and z[0, 0].tolist() == [0, 0, 0]
+    assert spec["layout"]["yaxis"]["range"] == [3.5, -0.5] and spec["layout"]["margin"]["r"] == 4  # no legend
+    grid = np.asarray(viz.image_grid_figure(torch.ones(2, 3, 4, 4), nrow=2, padding=1).to_dict()["data"][0]["z"])
+    assert grid.shape == (6, 11, 3) and grid[1, 1].tolist() == [255, 255, 255]
+    assert grid[0, 0].tolist() == [round(255 * viz.GRID_PAD)] * 3
+    signed = viz.signed_image_figure(image - 0.5).to_dict()["data"][0]  # a signed scale still averages the channels
+    assert signed["type"] == "heatmap" and viz.spec_array(signed["z"]).shape == (4, 5)
+
+
+def test_a_colour_panel_of_a_timeline_moves_its_rgb_pictures_with_the_step():
+    T, scale = 2, 10
+    frames = torch.zeros(T, 3, 4, 4)
+    frames[0, 2] = 1.0  # step 1 all blue
+    frames[1, 1, 2, 3] = 1.0  # step 2 black but one green pixel
+    panel = viz.ImagePanel(frames.numpy(), "colour", 4 * scale, colour=True)
+    spec = viz.timeline_figure([[panel]], T=T, labels=["a", "b"]).to_dict()
+    blue, green = (picture_at(spec, "colour", t) for t in range(T))
+    assert blue.shape == (4 * scale, 4 * scale, 4)
+    assert tuple(blue[5, 5, :3]) == (0, 0, 255)
+    assert tuple(green[2 * scale + 5, 3 * scale + 5, :3]) == (0, 255, 0) and tuple(green[5, 5, :3]) == (0, 0, 0)
+    still = viz.ImagePanel(frames[0].numpy(), "still", 4 * scale, colour=True, padded=True)
+    spec = viz.timeline_figure([[still]], T=T, labels=["a", "b"]).to_dict()
+    assert not any(key.startswith("images[0]") for key in viz.timeline_steps(spec)[0])  # it does not move
+    pixels = viz.png_pixels(spec["layout"]["images"][0]["source"])
+    assert tuple(pixels[0, 0, :3]) == viz._rgb(viz.PAD_COLOUR)
+
+
 def test_kl_bars_highlight_the_chosen_step():
     spec = viz.kl_per_step_figure(torch.tensor([3.0, 2.0, 1.0]), step=2).to_dict()
     bar = spec["data"][0]
@@ -347,6 +383,7 @@ def test_every_builder_makes_a_spec_plotly_accepts():
         viz.kl_curves_figure({"a": [1.0, 2.0], "b": [0.5, 0.1]}),
         viz.loss_history_figure([1, 2], [3.0, 2.0], [1.0, 1.5]),
         viz.image_grid_figure(torch.rand(4, 1, H, W), nrow=2, title="grid"),
+        viz.image_grid_figure(torch.rand(4, 3, H, W), nrow=2, title="colour grid"),
         viz.generation_timeline(
             torch.rand(T, 1, H, W), torch.zeros(T, 1, H, W), track([8.0, 14.0, 20.0]), show_centres=True
         ),

@@ -90,6 +90,16 @@ def _planes(images) -> np.ndarray:
     return pixels
 
 
+def _colour(image, zmin: float, zmax: float) -> np.ndarray | None:
+    """(H, W, 3) uint8 of an RGB image (3, H, W) whose [zmin, zmax] becomes 0..255 (a colour picture is drawn as it
+    is, not averaged); None for an image of any other shape."""
+    pixels = _numpy(image)
+    if pixels.ndim != 3 or pixels.shape[0] != 3:
+        return None
+    level = np.clip((pixels - zmin) / max(zmax - zmin, 1e-12), 0.0, 1.0) * 255
+    return np.rint(level).astype(np.uint8).transpose(1, 2, 0)
+
+
 def _float(value) -> float:
     return float(value.item() if torch.is_tensor(value) else value)
 
@@ -194,12 +204,16 @@ def image_figure(
     pad: int = 0,
     colorbar: str | None = None,
 ) -> go.Figure:
-    """A heatmap of one image (H, W) or (C, H, W), y axis down, square pixels, its view `size` pixels wide.
+    """A heatmap of one image (H, W) or (C, H, W), y axis down, square pixels, its view `size` pixels wide. A colour
+    image (3, H, W) in the GREY scale is drawn in its colours instead: an "image" trace of RGB pixels (0..255 over
+    [zmin, zmax]), with no colour legend; other scales average the channels.
 
     `pad` > 0 shows that many pixels of PAD_COLOUR around the image (for windows reaching past it, see
     `window_pad`); `colorbar` titles a colour legend to the right of the image (None: no legend)."""
-    pixels = _plane(image)
-    H, W = pixels.shape
+    rgb = _colour(image, zmin, zmax) if colorscale == GREY else None
+    pixels = _plane(image) if rgb is None else None
+    H, W = (pixels if rgb is None else rgb).shape[:2]
+    colorbar = colorbar if rgb is None else None
     margin_top = 30 if title else 4
     legend = COLORBAR_PIXELS if colorbar else 0
     x_lo, x_hi, y_lo, y_hi = _view(H, W, pad)
@@ -215,6 +229,15 @@ def image_figure(
         "shapes": [_image_frame(H, W)] if pad else [],
         **_title(title),
     }
+    if rgb is not None:
+        picture = {
+            "type": "image",
+            "z": rgb.tolist(),  # (H, W, 3) as nested lists, the form plotly.js reads for an image trace
+            "colormodel": "rgb",
+            "hovertemplate": "column %{x}, row %{y}<br>RGB %{z}<extra></extra>",
+            "name": "image",
+        }
+        return _figure([picture], layout)
     heatmap = _heatmap(pixels, zmin, zmax, colorscale, hover)
     if colorbar:
         heatmap.update(_colorbar(colorbar, x=1.0 + 8 / (size - 8), y=0.5, length=1.0))
@@ -638,6 +661,17 @@ def _picture(pixels: np.ndarray, zmin: float, zmax: float, palette: list[int], p
     return _data_url(picture)
 
 
+def _colour_picture(pixels: np.ndarray, zmin: float, zmax: float, pad: int, scale: int) -> str:
+    """A colour image panel's pixels (3, H, W), [zmin, zmax] drawn as 0..255 of each of red, green and blue, on
+    `pad` pixels of PAD_COLOUR, each pixel a `scale` x `scale` square: an RGB PNG data URL (see _picture)."""
+    rgb = _colour(pixels, zmin, zmax)  # (H, W, 3)
+    H, W = rgb.shape[:2]
+    canvas = np.empty((H + 2 * pad, W + 2 * pad, 3), dtype=np.uint8)
+    canvas[...] = _rgb(PAD_COLOUR)
+    canvas[pad : pad + H, pad : pad + W] = rgb
+    return _data_url(Image.fromarray(canvas.repeat(scale, axis=0).repeat(scale, axis=1), mode="RGB"))
+
+
 def _windows_picture(view: tuple[float, float, float, float], scale: int, overlays: list[_Overlay]) -> str:
     """A transparent PNG data URL over an image panel's view, `scale` pixels per image pixel, with its rectangles
     drawn as Fig. 1 draws windows (border `width` image pixels wide, clipped to the view and dashed along a
@@ -716,7 +750,7 @@ class Squares:
 class ImagePanel:
     """An image panel of a timeline: pixels that stay, or move with the step, and what is drawn on them."""
 
-    pixels: np.ndarray  # (H, W) the same at every step, or (T, H, W) one picture per step
+    pixels: np.ndarray  # (H, W) the same at every step, or (T, H, W) one per step; in colour (3, H, W), (T, 3, H, W)
     title: str  # over the panel; also the name of its layout image ("<title> windows" for what is drawn on it)
     size: int  # screen pixels across the image (and its margin)
     zmin: float = 0.0  # the value drawn as the colour scale's first colour
@@ -726,6 +760,7 @@ class ImagePanel:
     padded: bool = False  # show window_pad pixels of margin so a window reaching past the image shows
     windows: tuple = ()  # ((kind, Window with (T,) fields, whether to dot its grid centres), ...)
     squares: tuple[Squares, ...] = ()  # squares to draw at every step
+    colour: bool = False  # pixels hold red, green and blue planes (3, H, W), drawn in their colours (colorscale unused)
 
     @property
     def pad(self) -> int:
@@ -895,13 +930,14 @@ class _Timeline:
             "layer": "below",
         }
         scale = max(1, math.ceil(size / (view[1] - view[0])))  # picture pixels per image pixel: at least the screen's
-        palette = _palette(colorscale)
-        if pixels.ndim == 3:
-            sources = [_picture(plane, panel.zmin, panel.zmax, palette, pad, scale) for plane in pixels]
-            self._image({**over_view, "source": sources[0], "name": panel.title}, source=sources)
+        moves = pixels.ndim == (4 if panel.colour else 3)  # one picture per step
+        planes = pixels if moves else pixels[None]
+        if panel.colour:
+            sources = [_colour_picture(plane, panel.zmin, panel.zmax, pad, scale) for plane in planes]
         else:
-            source = _picture(pixels, panel.zmin, panel.zmax, palette, pad, scale)
-            self._image({**over_view, "source": source, "name": panel.title})
+            palette = _palette(colorscale)
+            sources = [_picture(plane, panel.zmin, panel.zmax, palette, pad, scale) for plane in planes]
+        self._image({**over_view, "source": sources[0], "name": panel.title}, **({"source": sources} if moves else {}))
         if not panel.windows and not panel.squares:
             return
         tracks = [
