@@ -176,9 +176,14 @@ def evaluation_datasets(cfg, prefer: str | None = None) -> list[str]:
 
 
 def sample_datasets(shape: tuple[int, int, int] | None = None, prefer: str | None = None) -> list[str]:
-    """Registered datasets whose shipped sample can feed a view: all of them, or those of image `shape` (C, H, W);
-    in the registry's order with `prefer` (e.g. a checkpoint's own dataset) first. Samples ship with the app."""
-    names = [name for name in dataset_names() if shape is None or tuple(get_dataset(name).shape) == tuple(shape)]
+    """Registered datasets whose sample can feed a view here (`has_sample`: SVHN ships none and needs its data): all
+    of them, or those of image `shape` (C, H, W); in the registry's order with `prefer` (e.g. a checkpoint's own
+    dataset) first."""
+    names = [
+        name
+        for name in dataset_names()
+        if (shape is None or tuple(get_dataset(name).shape) == tuple(shape)) and get_dataset(name).has_sample()
+    ]
     return sorted(names, key=lambda name: name != prefer)
 
 
