@@ -238,7 +238,11 @@ def checkpoint_sidebar() -> Selected | None:
         "Checkpoint",
         options,
         key=PICKER_KEY,
-        format_func=lambda o: "Upload a checkpoint…" if o == UPLOAD_CHOICE else entries[o].label,
+        format_func=lambda o: (
+            "Upload a checkpoint…"
+            if o == UPLOAD_CHOICE
+            else f"{entries[o].label} · {views.checkpoint_summary(entries[o].card)}"  # e.g. cifar10 · 32×32×3
+        ),
     )
     if choice == UPLOAD_CHOICE:
         selected = _uploaded_checkpoint()

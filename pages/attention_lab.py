@@ -27,8 +27,8 @@ def forget_window() -> None:
 
 dataset = st.selectbox("Image from", views.sample_datasets(), key="lab_dataset", on_change=forget_window)
 digits, labels = app_common.dataset_sample(dataset)
-H, W = digits.shape[-2:]  # digits (N, C, H, W)
-ranges = views.lab_ranges(H, W)
+C, H, W = digits.shape[-3:]  # digits (N, C, H, W)
+ranges = views.lab_ranges(H, W)  # grown with the image: a 60×60 or 100×100 image gets a larger window and margin
 
 # A window arriving in the URL (a link from a model's page, a shared view) is applied once: after that, the sliders
 # write the URL, so a rerun finds in it what it wrote (kept under "_lab_url") and leaves the sliders alone.
@@ -55,7 +55,7 @@ LABELS = {
 }
 controls, picture = st.columns([1, 1])
 with controls:
-    index = st.number_input(f"Digit (0-{len(digits) - 1})", 0, len(digits) - 1, step=1, key="lab_digit")
+    index = st.number_input(f"Image (0-{len(digits) - 1})", 0, len(digits) - 1, step=1, key="lab_digit")
     image = digits[index]
     values = {
         key: st.slider(label, min_value=low, max_value=high, step=step, key=f"lab_{key}")
@@ -72,7 +72,7 @@ st.session_state["_lab_url"] = url
 with picture:
     figure = viz.image_figure(
         image,
-        title=f"digit {index} (label {int(labels[index])}) and the window",
+        title=f"{dataset} image {index} (label {int(labels[index])}, {views.image_shape(C, H, W)}) and the window",
         pad=viz.window_pad(H, W),
         size=app_common.figure_px(viz.IMAGE_PIXELS),
     )
@@ -102,10 +102,21 @@ with equations:
     st.latex(views.EXPLANATIONS["lab_glimpse"].latex)
     st.latex(views.EXPLANATIONS["lab_written"].latex)
 
+if C > 1:
+    st.caption(
+        f"A colour image: the same filters F_X, F_Y read each of its {C} channels (eq. 27 per channel), so the glimpse "
+        f"is {C}×{N}×{N} numbers, drawn in colour below; writing back (eq. 29) is per channel too. The model does "
+        "the same (DrawConfig.channels)."
+    )
 glimpse_column, written_column = st.columns(2)
 peak = max(float(lab.glimpse.max()), 1e-6)
 glimpse_column.plotly_chart(
-    viz.image_figure(lab.glimpse, title=f"glimpse γ F_Y x F_Xᵀ ({N}×{N})", zmax=peak, colorbar="value"),
+    viz.image_figure(
+        lab.glimpse,
+        title=f"glimpse γ F_Y x F_Xᵀ ({N}×{N}" + (f", {C} channels)" if C > 1 else ")"),
+        zmax=peak,
+        colorbar="value",
+    ),
     key="lab_glimpse",
     width="content",
 )

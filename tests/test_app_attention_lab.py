@@ -1,12 +1,13 @@
 """AppTest of the Attention lab: needs no model; window, filterbanks, glimpse and write-back follow the sliders; a
 window arrives in the URL (a model page's link) and the sliders write it back."""
 
+import numpy as np
 import pytest
 import torch
 from app_support import APP, TIMEOUT, assert_no_exception, figure, open_page, use_folders
 from streamlit.testing.v1 import AppTest
 
-from draw_core.data import load_sample
+from draw_core.data import get_dataset, load_sample
 from draw_core.nn.attention import AttentionParams, filterbank
 from draw_core.present import views, viz
 from draw_core.present.render import window_line_width
@@ -124,3 +125,35 @@ def test_any_registered_dataset_feeds_the_lab_and_its_sliders_follow_the_image_s
     assert at.slider(key="lab_gx").max == views.lab_ranges(100, 100)["gx"][1] > small, "sliders over its own width"
     assert at.slider(key="lab_gx").value == pytest.approx(views.lab_defaults(100, 100)["gx"]), "the window restarts"
     figure(at, "and the window")
+
+
+def test_a_colour_image_is_read_per_channel_in_colour(monkeypatch, tmp_path):
+    use_folders(monkeypatch, tmp_path, runs=[])
+    at = open_page("attention_lab.py")
+    at.selectbox(key="lab_dataset").set_value("cifar10").run()
+    at = set_window(at, n=4, delta=3.0, gx=13.0, gy=15.0, sigma2=2.0, gamma=2.0)
+    image = figure(at, "and the window")["data"][0]
+    assert image["type"] == "image" and len(image["z"][0][0]) == 3, "the CIFAR image is drawn in colour"
+    params = AttentionParams(*(torch.tensor([v]) for v in (13.0, 15.0, 3.0, 2.0, 2.0)))
+    Fx, Fy = filterbank(params, 4, 32, 32)
+    x = get_dataset("cifar10").sample()[0][0].double()  # (3, 32, 32)
+    glimpse = 2.0 * Fy[0].double() @ x @ Fx[0].double().T  # eq. 27 on each channel: (3, 4, 4)
+    drawn = np.asarray(figure(at, "glimpse γ")["data"][0]["z"])  # (4, 4, 3), 0..255 over [0, its peak]
+    expected = np.rint(glimpse.permute(1, 2, 0).numpy() / glimpse.max().item() * 255)
+    assert drawn.shape == (4, 4, 3) and drawn == pytest.approx(expected, abs=1)
+    assert "3 channels" in figure(at, "glimpse γ")["layout"]["title"]["text"]
+    assert any("each of its 3 channels" in caption.value for caption in at.caption)
+
+
+def test_a_60_by_60_image_opens_with_a_window_grown_for_it(monkeypatch, tmp_path):
+    use_folders(monkeypatch, tmp_path, runs=[])
+    at = open_page("attention_lab.py")
+    at.selectbox(key="lab_dataset").set_value("mnist-two").run()
+    assert_no_exception(at)
+    defaults = views.lab_defaults(60, 60)
+    assert at.slider(key="lab_delta").value == pytest.approx(defaults["delta"]) == pytest.approx(6.4)
+    assert at.slider(key="lab_gx").max == views.lab_ranges(60, 60)["gx"][1]
+    # eqs 19-20: mu^1 = g - 2 delta for N = 5, 0-based
+    assert viz.window_box(figure(at, "and the window")["data"], "read")[0] == pytest.approx(30.5 - 2 * 6.4 - 1)
+    assert "60×60" in figure(at, "and the window")["layout"]["title"]["text"]
+    assert not any("channels" in caption.value for caption in at.caption)  # one channel: no colour note

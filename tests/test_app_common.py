@@ -7,7 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from app_support import assert_no_exception, figure, open_page, use_folders
+from app_support import (
+    TINY,
+    TINY_COLOUR,
+    TINY_TWO,
+    assert_no_exception,
+    figure,
+    open_page,
+    tiny_checkpoint,
+    use_folders,
+)
 
 import app_common
 from draw_core.config import DrawConfig
@@ -84,3 +93,19 @@ def test_finished_images_are_cached_without_the_steps_before_them():
     assert images.untyped_storage().nbytes() == 5 * 28 * 28 * 4  # not the T x 5 canvases it was cut from
     assert torch.equal(images, model.generate(5, z=torch.from_numpy(z)).canvases[-1])
     assert images.is_inference()  # shared read-only like every cached trace
+
+
+def test_the_picker_names_each_models_dataset_and_image_size(monkeypatch, tmp_path):
+    runs = use_folders(monkeypatch, tmp_path, runs=[])
+    for name, cfg in (("grey", TINY), ("colour", TINY_COLOUR), ("two", TINY_TWO)):
+        tiny_checkpoint(runs, name, cfg)
+    at = open_page()
+    options = at.sidebar.selectbox(key=app_common.PICKER_KEY).options
+    assert {
+        "colour (run) · cifar10 · 32×32×3",
+        "two (run) · mnist-two · 60×60",
+        "grey (run) · mnist-sample · 28×28",
+    } <= set(options)
+    at.sidebar.selectbox(key=app_common.PICKER_KEY).set_value("run/colour").run()
+    assert_no_exception(at)
+    assert "cifar10 · 3×32×32" in at.sidebar.caption[0].value  # the chosen model's caption says it too

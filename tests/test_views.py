@@ -131,6 +131,17 @@ def test_captions_of_a_config():
     assert dict(zip(table["field"], table["value"], strict=True))["read_attn"] == "False"
 
 
+def test_a_checkpoints_dataset_and_image_size_for_the_picker():
+    assert views.image_shape(1, 60, 60) == "60×60" and views.image_shape(3, 32, 32) == "32×32×3"
+    colour = {"dataset": "cifar10", "config": {"height": 32, "width": 32, "channels": 3, "T": 4}}
+    assert views.checkpoint_summary(colour) == "cifar10 · 32×32×3"
+    assert (
+        views.checkpoint_summary({"dataset": "mnist-two", "config": {"height": 60, "width": 60}}) == "mnist-two · 60×60"
+    )
+    assert views.checkpoint_summary({"config": {"height": 28, "width": 28, "channels": 1}}) == "unknown dataset · 28×28"
+    assert views.checkpoint_summary({"dataset": "mnist", "config": "broken"}) == "mnist"  # no size to say
+
+
 def test_config_caption_of_another_kind_lists_its_fields_but_the_image_size():
     @dataclass(frozen=True)
     class Other:
@@ -185,6 +196,22 @@ def test_lab_settings_keep_values_in_range_and_say_which_were_moved():
     assert defaults["gx"] == defaults["gy"] == 14.5  # the middle of pixels 1..28
     for key, (low, high, _) in views.lab_ranges(H, W).items():
         assert low <= defaults[key] <= high
+
+
+def test_the_labs_window_and_ranges_grow_with_the_image():
+    assert views.lab_defaults(28, 28) == {"n": 5, "gx": 14.5, "gy": 14.5, "delta": 3.0, "sigma2": 1.0, "gamma": 1.0}
+    assert views.lab_defaults(32, 32)["delta"] == 3.4  # 3 x 32 / 28 = 3.43
+    two = views.lab_defaults(60, 60)
+    assert (two["gx"], two["delta"], two["sigma2"]) == (30.5, 6.4, 4.55)  # sigma = delta / 3 as on MNIST
+    mnist, big = views.lab_ranges(28, 28), views.lab_ranges(60, 60)
+    assert mnist["n"][1] == big["n"][1] == 12 and views.lab_ranges(100, 100)["n"][1] == 20
+    assert mnist["gx"][:2] == (-10.0, 38.0) and big["gx"][:2] == (-21.0, 81.0)
+    assert mnist["sigma2"][1] == 30.0 and big["sigma2"][1] == round(30 * (60 / 28) ** 2, 2)
+    assert views.lab_ranges(4, 4)["gx"][:2] == (-10.0, 14.0)  # a smaller image keeps MNIST's margin
+    for height, width in ((32, 32), (60, 60), (100, 100), (20, 36)):
+        defaults = views.lab_defaults(height, width)
+        for key, (low, high, _) in views.lab_ranges(height, width).items():
+            assert low <= defaults[key] <= high, (height, width, key)
 
 
 def test_the_model_card_reads_as_a_table_of_labelled_values():

@@ -152,6 +152,21 @@ def image_size(cfg) -> str:
     return f"{cfg.channels}×{cfg.height}×{cfg.width}"
 
 
+def image_shape(channels: int, height: int, width: int) -> str:
+    """An image size as pickers and titles show it: '60×60' for one channel, '32×32×3' for colour (H×W, ×C)."""
+    return f"{height}×{width}" + (f"×{channels}" if channels > 1 else "")
+
+
+def checkpoint_summary(card: dict) -> str:
+    """'cifar10 · 32×32×3': the dataset and image size a checkpoint's card (or stored meta) records, for the picker
+    (its config's channels default to 1, as DrawConfig's do); what the card does not record is left out or said."""
+    config = card.get("config") if isinstance(card.get("config"), dict) else {}
+    parts = [str(card.get("dataset") or "unknown dataset")]
+    if isinstance(config.get("height"), int) and isinstance(config.get("width"), int):
+        parts.append(image_shape(int(config.get("channels", 1)), config["height"], config["width"]))
+    return " · ".join(parts)
+
+
 def model_caption(kind: ModelKind, cfg, dataset: str | None) -> str:
     """What a checkpoint is in one line: its kind, the dataset it was trained on and its image size."""
     return f"{kind.name} · {dataset or 'unknown dataset'} · {image_size(cfg)}"
@@ -276,21 +291,35 @@ EXPLANATIONS = {
 }
 
 
+LAB_SIDE = 28  # MNIST's side: the lab's ranges and opening window were chosen there and grow with a larger image
+
+
+def _lab_scale(height: int, width: int) -> float:
+    """How much larger than MNIST's 28 pixels the image's longer side is (at least 1)."""
+    return max(1.0, max(height, width) / LAB_SIDE)
+
+
 def lab_ranges(height: int, width: int) -> dict[str, tuple[float, float, float]]:
-    """(low, high, step) of each Attention lab setting for an image of height x width, in the paper's pixel units."""
+    """(low, high, step) of each Attention lab setting for an image of height x width, in the paper's pixel units:
+    MNIST's ranges, the margin past the edges, N and σ² (a variance: by the square) grown with the image's side."""
+    scale = _lab_scale(height, width)
+    margin = round(10.0 * scale)
     return {
-        "n": (1, 12, 1),
-        "gx": (-10.0, width + 10.0, 0.1),
-        "gy": (-10.0, height + 10.0, 0.1),
+        "n": (1, max(12, max(height, width) // 5), 1),
+        "gx": (-float(margin), width + float(margin), 0.1),
+        "gy": (-float(margin), height + float(margin), 0.1),
         "delta": (0.0, float(max(height, width)), 0.1),
-        "sigma2": (0.01, 30.0, 0.01),
+        "sigma2": (0.01, round(30.0 * scale**2, 2), 0.01),
         "gamma": (0.05, 10.0, 0.05),
     }
 
 
 def lab_defaults(height: int, width: int) -> dict[str, float]:
-    """The Attention lab's opening window: a 5×5 grid 3 pixels apart in the middle of the image, σ² = 1, γ = 1."""
-    return {"n": 5, "gx": (width + 1) / 2, "gy": (height + 1) / 2, "delta": 3.0, "sigma2": 1.0, "gamma": 1.0}
+    """The Attention lab's opening window: a 5×5 grid in the middle of the image, γ = 1; on MNIST's 28×28 its filters
+    are 3 pixels apart with σ² = 1, and on a larger image δ grows with its side and σ² with δ² (the same σ / δ)."""
+    delta = round(3.0 * _lab_scale(height, width), 1)
+    sigma2 = round((delta / 3.0) ** 2, 2)
+    return {"n": 5, "gx": (width + 1) / 2, "gy": (height + 1) / 2, "delta": delta, "sigma2": sigma2, "gamma": 1.0}
 
 
 def lab_link(window: Window, N: int, *, digit: int | None = None) -> dict[str, str]:
