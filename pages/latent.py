@@ -43,11 +43,19 @@ kl = kl_table(model, selected.key, measured_on)
 busiest = latent.busiest_step(kl) if kl is not None else T - 1  # 0-based: the page opens there
 
 st.title("Latent explorer")
-st.caption(
-    "The decoder turns z₁…z_T into a drawing (sec. 2.3). Sliders are ordered by how many nats the encoder "
-    f"spends on each dimension (eq. 11) on {KL_DIGITS} test digits: the top ones matter most. The page opens on "
-    "the step that spends the most; click a bar of KL per step to pick another."
-)
+if measured_on is None:
+    ordering = (
+        f"No test set of {views.image_shape(cfg.channels, cfg.height, cfg.width)} images is on this server "
+        "(DRAW_DATA_DIR), so the sliders are in index order and the page opens on the last step."
+    )
+else:
+    copy = views.data_copy(measured_on)
+    ordering = (
+        "Sliders are ordered by how many nats the encoder spends on each dimension (eq. 11) on the first "
+        f"{KL_DIGITS} test images of {measured_on}{f' ({copy})' if copy else ''}: the top ones matter most. The page "
+        "opens on the step that spends the most; click a bar of KL per step to pick another."
+    )
+st.caption("The decoder turns z₁…z_T into a drawing (sec. 2.3). " + ordering)
 app_common.remember("seed", 0)
 app_common.remember("sample", 0)
 seed_column, sample_column, mode_column = st.columns([2, 2, 3], vertical_alignment="bottom")

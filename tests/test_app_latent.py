@@ -8,6 +8,8 @@ import pytest
 import torch
 from app_support import (
     STAND_IN_KIND,
+    TINY_COLOUR,
+    TINY_TWO,
     as_a_classifier,
     assert_no_exception,
     figure,
@@ -222,3 +224,54 @@ def test_a_checkpoint_that_is_not_a_generator_gets_a_message_naming_its_kind(mon
     at = open_page("latent.py")
     assert any("generators" in info.value and STAND_IN_KIND in info.value for info in at.info)
     assert not latent_sliders(at) and not at.get("plotly_chart")
+
+
+def colour_canvas(path, z: torch.Tensor) -> np.ndarray:
+    """(H, W, 3) the colour picture sigma(c_T) the model draws from z (T, Z), as the page's RGB pixels 0..255."""
+    canvas = load_checkpoint(path).model.generate(1, z=z.unsqueeze(1)).canvases[-1, 0]  # (3, H, W)
+    return np.rint(canvas.permute(1, 2, 0).numpy() * 255)
+
+
+def test_a_colour_model_draws_in_colour_with_no_test_set_here(monkeypatch, tmp_path):
+    monkeypatch.setenv("DRAW_DATA_DIR", str(tmp_path / "no-data"))
+    runs = use_folders(monkeypatch, tmp_path, runs=[])
+    path = tiny_checkpoint(runs, "colour", TINY_COLOUR)
+    at = open_page("latent.py")
+    picture = figure(at, "drawn from this z")["data"][0]
+    assert picture["type"] == "image"
+    assert np.asarray(picture["z"]) == pytest.approx(colour_canvas(path, seed_z(path)), abs=1)
+    assert np.asarray(figure(at, "canvas at t")["data"][0]["z"]).shape == (32 + 2, 4 * 32 + 5, 3)  # T = 4 steps
+    assert np.asarray(figure(at, "slerp")["data"][0]["z"]).shape[2] == 3
+    assert np.asarray(figure(at, "down,")["data"][0]["z"]).shape == (5 * 32 + 6, 5 * 32 + 6, 3)
+    assert any("No test set of 32×32×3 images" in caption.value for caption in at.caption)
+    first = latent_sliders(at)[0]
+    first.set_value(3.0).run()
+    assert_no_exception(at)
+    assert figure(at, "drawn from this z")["data"][0]["z"] != picture["z"], "the slider redraws the colour picture"
+
+
+def test_a_60_by_60_model_draws_its_canvas_whole(monkeypatch, tmp_path):
+    monkeypatch.setenv("DRAW_DATA_DIR", str(tmp_path / "no-data"))
+    runs = use_folders(monkeypatch, tmp_path, runs=[])
+    path = tiny_checkpoint(runs, "two", TINY_TWO)
+    at = open_page("latent.py")
+    assert image(at).shape == (60, 60)
+    assert image(at) == pytest.approx(drawn(path, seed_z(path)), abs=1e-5)
+    assert viz.spec_array(figure(at, "down,")["data"][0]["z"]).shape == (5 * 60 + 6, 5 * 60 + 6)
+    assert any("No test set of 60×60 images" in caption.value for caption in at.caption)
+
+
+def test_a_colour_models_kl_is_measured_on_cifar_and_says_which_copy(monkeypatch, tmp_path):
+    if not get_dataset("cifar10").available():
+        pytest.skip("CIFAR-10 is not under DRAW_DATA_DIR")
+    runs = use_folders(monkeypatch, tmp_path, runs=[])
+    path = tiny_checkpoint(runs, "colour", TINY_COLOUR)
+    at = open_page("latent.py")
+    caption = next(c.value for c in at.caption if "test images of cifar10" in c.value)
+    assert get_dataset("cifar10").copy_description() in caption
+    kl = latent.kl_per_dimension(
+        load_checkpoint(path).model, get_dataset("cifar10").test_set(limit=100), torch.Generator().manual_seed(0)
+    )
+    step = latent.busiest_step(kl)
+    best = latent.dims_by_kl(kl, step)[0]
+    assert latent_sliders(at)[0].label == f"z[{best}] · {float(kl[step, best]):.2f} nats"

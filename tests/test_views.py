@@ -243,6 +243,18 @@ def test_every_explanation_names_its_equation_and_one_thing_to_notice():
     assert "1/σ" in views.WINDOW_RULE and "clipped" in views.WINDOW_RULE
 
 
+def test_a_cifar_figure_says_which_copy_it_was_measured_on(monkeypatch, tmp_path):
+    monkeypatch.setenv("DRAW_DATA_DIR", str(tmp_path))
+    for split in ("train", "test"):
+        (tmp_path / "cifar10-jpeg" / split).mkdir(parents=True)
+    here = views.data_copy("cifar10")
+    assert "JPEG (quality 75) re-encoded copy" in here and str(tmp_path / "cifar10-jpeg") in here
+    recorded = {views.DATA_COPY_KEY: "the original CIFAR-10 python batches at /data/cifar-10-batches-py"}
+    assert views.data_copy("cifar10", recorded) == recorded[views.DATA_COPY_KEY]  # the card's record comes first
+    assert views.data_copy("cifar10", {"dataset": "cifar10"}) == here
+    assert views.data_copy("mnist") is None and views.data_copy(None) is None and views.data_copy("nonsense") is None
+
+
 def test_sample_datasets_match_the_shape_and_put_the_preferred_first(monkeypatch, tmp_path):
     from draw_core.data import dataset_names, get_dataset
 

@@ -24,6 +24,7 @@ import torch
 
 from draw_core.config import DrawConfig
 from draw_core.data import dataset_names, get_dataset
+from draw_core.data.registry import ColourImages
 from draw_core.nn.attention import AttentionParams, WindowGeometry, extract, filterbank, window_geometry, write
 from draw_core.nn.elbo import gaussian_kl_from_std
 from draw_core.nn.kinds import ModelKind
@@ -188,6 +189,21 @@ def evaluation_datasets(cfg, prefer: str | None = None) -> list[str]:
         if (spec := get_dataset(name)).likelihood is not None and tuple(spec.shape) == shape and spec.available()
     ]
     return sorted(names, key=lambda name: name != prefer)
+
+
+DATA_COPY_KEY = "data_copy"  # a card's (or stored meta's) record of which copy of its dataset its figures are on
+
+
+def data_copy(dataset: str | None, card: dict | None = None) -> str | None:
+    """Which copy of a colour dataset a figure was measured on, as a sentence's object (CIFAR-10: its original python
+    batches, or the JPEG quality 75 re-encoded copy, which is not bit-identical): what `card` records under
+    DATA_COPY_KEY, else the copy the data root holds now (spec.copy_description). None for datasets with one copy."""
+    if card and card.get(DATA_COPY_KEY):
+        return str(card[DATA_COPY_KEY])
+    if dataset not in dataset_names():
+        return None
+    spec = get_dataset(dataset)
+    return spec.copy_description() if isinstance(spec, ColourImages) else None
 
 
 def sample_datasets(shape: tuple[int, int, int] | None = None, prefer: str | None = None) -> list[str]:
