@@ -69,6 +69,12 @@ class DatasetSpec:
         """Whether `sample` can give images here (every dataset that ships a sample; see SvhnImages)."""
         return True
 
+    def sample_test_set(self) -> torch.Tensor:
+        """The shipped sample's images (N, C, H, W) as an evaluation sees them: binarised once with
+        TEST_BINARIZATION_SEED for the Bernoulli likelihood, the 8-bit levels as they are otherwise."""
+        images = self.sample()[0]
+        return mnist.fixed_binarization(images) if self.likelihood == "bernoulli" else images
+
     def example(self) -> torch.Tensor:
         """(C, H, W) the image the Train page's live glimpses follow."""
         return self.sample()[0][self.example_index]
