@@ -1,4 +1,5 @@
-"""Evaluate: the test bound in nats of one or more checkpoints, KL per step, attention vs no attention samples."""
+"""Evaluate: the test bound in nats (and bits per dimension) of one or more checkpoints of one image size, KL per
+step, attention vs no attention samples; a CIFAR-10 bound says which copy of the data it was measured on."""
 
 import streamlit as st
 
@@ -7,6 +8,7 @@ import app_views
 from draw_core.data import get_dataset
 from draw_core.io import catalog
 from draw_core.io.checkpoint import CheckpointError
+from draw_core.nn.likelihood import nats_to_bits_per_dim
 from draw_core.present import views, viz
 from draw_core.training.evaluation import EvalResult, evaluate
 
@@ -14,8 +16,10 @@ selected = app_common.require_checkpoint()
 
 st.title("Evaluate")
 st.caption(
-    "The negative ELBO L = Lˣ + Lᶻ (eq. 12) in nats per test digit, an upper bound on −log p(x); with k > 1 "
-    "importance samples, the tighter IWAE bound. Test digits are binarised once with a fixed seed."
+    "The negative ELBO L = Lˣ + Lᶻ (eq. 12) in nats per test image, an upper bound on −log p(x); with k > 1 "
+    "importance samples, the tighter IWAE bound. Bits per dimension divide it by the image's C·H·W sub-pixels and "
+    "ln 2, the figure colour models are compared on. Binary test sets are binarised once with a fixed seed; colour "
+    "ones are 8-bit levels under the discretised logistic."
 )
 
 
@@ -35,7 +39,10 @@ if current == app_common.UPLOAD_CHOICE:
     names[current] = f"{selected.name} (upload)"
     configs[current] = selected.config.to_dict()
 attention = {key: views.attention_label(configs.get(key)) for key in names}
-contrast = [key for key in names if attention[key] not in (attention[current], "unknown")]
+shapes = {key: views.config_shape(configs.get(key)) for key in names}
+contrast = [
+    key for key in names if attention[key] not in (attention[current], "unknown") and shapes[key] == shapes[current]
+]  # the other kind of attention, on images of the same size
 chosen = st.multiselect(
     "Checkpoints", list(names), default=[current, *contrast[:1]], format_func=names.get, key="evaluate_checkpoints"
 )
@@ -60,10 +67,20 @@ for key in chosen:
 if chosen and not models:
     st.stop()
 
-first = next(iter(models.values()), selected)  # the test images are those of the first generator's image size
+first_key = next(iter(models), None)  # the test images are those of the first generator's image size
+first = models[first_key] if first_key is not None else selected
+shape = (first.config.channels, first.config.height, first.config.width)
+for key, model in list(models.items()):
+    cfg = model.config
+    if (cfg.channels, cfg.height, cfg.width) != shape:
+        del models[key]
+        st.info(
+            f"{names[key]} takes {views.image_shape(cfg.channels, cfg.height, cfg.width)} images, not the "
+            f"{views.image_shape(*shape)} of {names[first_key]}: evaluate it on its own."
+        )
 datasets = views.evaluation_datasets(first.config, prefer=first.card.get("dataset"))
 if not datasets:
-    st.info(f"No test set of {views.image_size(first.config)} images is available here.")
+    st.info(f"No test set of {views.image_shape(*shape)} images is available here.")
     st.stop()
 dataset_column, digits_column, k_column, button_column = st.columns(4, vertical_alignment="bottom")
 dataset = dataset_column.selectbox(
@@ -75,6 +92,7 @@ dataset = dataset_column.selectbox(
 )
 limit = app_common.evaluation_size(dataset)
 digits = int(digits_column.number_input("How many", 10, limit, min(100, limit), step=10, key="evaluate_digits"))
+dims = shape[0] * shape[1] * shape[2]  # sub-pixels of one image: bits/dim = nats / (C H W ln 2)
 k = int(k_column.number_input("Importance samples k", 1, 100, 1, key="evaluate_k", help="k = 1: the ELBO"))
 
 
@@ -107,18 +125,22 @@ for key, model in models.items():
         continue
     row = {
         "checkpoint": names[key],
-        "digits": result.n,
+        "images": result.n,
         "bound (nats)": round(result.elbo_nats, 2),
+        "bits/dim": round(result.bits_per_dim, 4),
         "reconstruction Lˣ": round(result.recon_nats, 2),
         "KL Lᶻ": round(result.kl_nats, 2),
-        "bits/dim": round(result.bits_per_dim, 4),
     }
     if result.iwae_nats is not None:
         row[f"IWAE k={k} (nats)"] = round(result.iwae_nats, 2)
+        row[f"IWAE k={k} (bits/dim)"] = round(nats_to_bits_per_dim(result.iwae_nats, dims), 4)
     rows.append(row)
     curves[names[key]] = result.kl_per_step
 if rows:
     st.dataframe(rows, hide_index=True, key="evaluate_table")
+    st.caption(f"Per test image of {dataset}: bits/dim = nats / ({dims:,} sub-pixels × ln 2).")
+    if copy := views.data_copy(dataset):
+        st.caption(f"Measured on {copy}.")
     st.plotly_chart(
         viz.kl_curves_figure(curves, title="KL per step (nats): where each model spends its code"), key="evaluate_kl"
     )

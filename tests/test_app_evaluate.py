@@ -1,8 +1,15 @@
-"""AppTest of the Evaluate page: bounds on demand, KL per step, attention vs no attention side by side."""
+"""AppTest of the Evaluate page: bounds on demand, KL per step, attention vs no attention side by side; a colour
+model's bound in bits/dim with the CIFAR copy it was measured on; models of another image size left out."""
 
+import math
+from pathlib import Path
+
+import numpy as np
 import pytest
 from app_support import (
     STAND_IN_KIND,
+    TINY_COLOUR,
+    TINY_TWO,
     as_a_classifier,
     assert_no_exception,
     figure,
@@ -11,6 +18,7 @@ from app_support import (
     use_folders,
     use_shipped,
 )
+from PIL import Image
 
 from draw_core.config import DrawConfig
 from draw_core.data import get_dataset
@@ -38,7 +46,7 @@ def test_bound_on_demand_matches_draw_core_evaluate(monkeypatch, tmp_path):
         load_checkpoint(runs / "tiny.safetensors").model, get_dataset("mnist-sample").test_set(limit=20), batch_size=20
     )
     row = table.iloc[0]
-    assert row["checkpoint"] == "tiny (run)" and row["digits"] == 20
+    assert row["checkpoint"] == "tiny (run)" and row["images"] == 20
     assert row["bound (nats)"] == pytest.approx(expected.elbo_nats, abs=0.01)
     assert row["KL Lᶻ"] == pytest.approx(expected.kl_nats, abs=0.01)
     curve = figure(at, "KL per step")["data"]
@@ -91,3 +99,58 @@ def test_a_checkpoint_that_is_not_a_generator_is_named_and_skipped(monkeypatch, 
     at = open_page("evaluate.py")
     assert any("tiny (run)" in info.value and STAND_IN_KIND in info.value for info in at.info)
     assert not at.get("plotly_chart") and not at.button
+
+
+def fake_cifar(root: Path, n: int = 10) -> Path:
+    """A CIFAR-10 image-folder copy under `root` holding n random 32×32 JPEGs per split, in two classes: what the
+    registry reads when the original python batches are not there."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for i in range(n):
+            folder = root / "cifar10-jpeg" / split / f"class{i % 2}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.jpg", quality=75)
+    return root
+
+
+def test_a_colour_models_bound_in_bits_per_dim_says_which_cifar_copy(monkeypatch, tmp_path):
+    monkeypatch.setenv("DRAW_DATA_DIR", str(fake_cifar(tmp_path / "data")))
+    runs = use_folders(monkeypatch, tmp_path, runs=[])
+    tiny_checkpoint(runs, "colour", TINY_COLOUR)
+    at = open_page("evaluate.py")
+    assert at.selectbox(key="evaluate_dataset").options == ["cifar10 (10 images)"]
+    samples = figure(at, "colour (run): attention")["data"][0]
+    assert samples["type"] == "image", "the samples are drawn in colour"
+    row = evaluate_on_page(at, 10, k=2).iloc[0]
+    expected = evaluate(
+        load_checkpoint(runs / "colour.safetensors").model, get_dataset("cifar10").test_set(), batch_size=10
+    )
+    assert row["bound (nats)"] == pytest.approx(expected.elbo_nats, abs=0.01)
+    assert row["bits/dim"] == pytest.approx(expected.elbo_nats / (3 * 32 * 32 * math.log(2)), abs=1e-4)
+    assert row["IWAE k=2 (bits/dim)"] == pytest.approx(row["IWAE k=2 (nats)"] / (3072 * math.log(2)), abs=1e-3)
+    captions = " ".join(caption.value for caption in at.caption)
+    assert "3,072 sub-pixels" in captions
+    assert f"Measured on {get_dataset('cifar10').copy_description()}." in captions
+    assert "JPEG (quality 75) re-encoded copy" in captions
+
+
+def test_models_of_another_image_size_are_left_out_and_said(monkeypatch, tmp_path):
+    monkeypatch.setenv("DRAW_DATA_DIR", str(fake_cifar(tmp_path / "data")))
+    runs = use_folders(monkeypatch, tmp_path)  # tiny: 28×28 grey
+    tiny_checkpoint(runs, "colour", TINY_COLOUR)
+    at = open_page()
+    at.selectbox(key="checkpoint").set_value("run/colour").run()
+    at.switch_page("pages/evaluate.py").run()
+    assert at.multiselect(key="evaluate_checkpoints").value == ["run/colour"]  # no contrast of another size offered
+    at.multiselect(key="evaluate_checkpoints").set_value(["run/colour", "run/tiny"]).run()
+    assert_no_exception(at)
+    assert any("tiny (run) takes 28×28 images, not the 32×32×3 of colour (run)" in info.value for info in at.info)
+    assert list(evaluate_on_page(at, 10)["checkpoint"]) == ["colour (run)"]
+
+
+def test_a_60_by_60_model_renders_and_says_when_its_test_set_is_not_here(monkeypatch, tmp_path):
+    monkeypatch.setenv("DRAW_DATA_DIR", str(tmp_path / "no-data"))
+    runs = use_folders(monkeypatch, tmp_path, runs=[])
+    tiny_checkpoint(runs, "two", TINY_TWO)
+    at = open_page("evaluate.py")
+    assert any("No test set of 60×60 images is available here" in info.value for info in at.info)

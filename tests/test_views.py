@@ -140,6 +140,7 @@ def test_a_checkpoints_dataset_and_image_size_for_the_picker():
     )
     assert views.checkpoint_summary({"config": {"height": 28, "width": 28, "channels": 1}}) == "unknown dataset · 28×28"
     assert views.checkpoint_summary({"dataset": "mnist", "config": "broken"}) == "mnist"  # no size to say
+    assert views.config_shape({"height": 60, "width": 60}) == (1, 60, 60) and views.config_shape(None) is None
 
 
 def test_config_caption_of_another_kind_lists_its_fields_but_the_image_size():

@@ -158,14 +158,19 @@ def image_shape(channels: int, height: int, width: int) -> str:
     return f"{height}×{width}" + (f"×{channels}" if channels > 1 else "")
 
 
+def config_shape(config) -> tuple[int, int, int] | None:
+    """(C, H, W) of the images a stored config dict describes (channels default to 1, as every kind's config does);
+    None when it does not say."""
+    if not isinstance(config, dict) or not all(isinstance(config.get(key), int) for key in ("height", "width")):
+        return None
+    return int(config.get("channels", 1)), config["height"], config["width"]
+
+
 def checkpoint_summary(card: dict) -> str:
-    """'cifar10 · 32×32×3': the dataset and image size a checkpoint's card (or stored meta) records, for the picker
-    (its config's channels default to 1, as DrawConfig's do); what the card does not record is left out or said."""
-    config = card.get("config") if isinstance(card.get("config"), dict) else {}
-    parts = [str(card.get("dataset") or "unknown dataset")]
-    if isinstance(config.get("height"), int) and isinstance(config.get("width"), int):
-        parts.append(image_shape(int(config.get("channels", 1)), config["height"], config["width"]))
-    return " · ".join(parts)
+    """'cifar10 · 32×32×3': the dataset and image size a checkpoint's card (or stored meta) records, for the picker;
+    what the card does not record is said ('unknown dataset') or left out (the size)."""
+    shape = config_shape(card.get("config"))
+    return str(card.get("dataset") or "unknown dataset") + (f" · {image_shape(*shape)}" if shape else "")
 
 
 def model_caption(kind: ModelKind, cfg, dataset: str | None) -> str:
