@@ -90,6 +90,15 @@ def _planes(images) -> np.ndarray:
     return pixels
 
 
+def _panel_pixels(images, *, steps: bool) -> tuple[np.ndarray, bool]:
+    """An image panel's pixels and whether they are in colour: one image (C, H, W), or with `steps` one per step
+    (T, C, H, W); RGB (C = 3) kept as it is, other channels averaged (`_plane`, `_planes`)."""
+    pixels = _numpy(images)
+    if pixels.ndim == 3 + steps and pixels.shape[-3] == 3:
+        return pixels, True
+    return (_planes(pixels) if steps else _plane(pixels)), False
+
+
 def _colour(image, zmin: float, zmax: float) -> np.ndarray | None:
     """(H, W, 3) uint8 of an RGB image (3, H, W) whose [zmin, zmax] becomes 0..255 (a colour picture is drawn as it
     is, not averaged); None for an image of any other shape."""
@@ -1238,11 +1247,11 @@ def generation_timeline(
 
     canvases, added (T, C, H, W); window: the write window with (T,) fields, or None (no write attention);
     `initial`: the step the figure opens on (default T, the finished sample); `size`: an image panel's width."""
-    canvases, added = _planes(canvases), _planes(added)
+    (canvases, colour), added = _panel_pixels(canvases, steps=True), _planes(added)
     T = len(canvases)
     padded = window is not None
     windows = (("write", window, show_centres),) if window is not None else ()
-    canvas = ImagePanel(canvases, "canvas σ(c<sub>t</sub>)", size, padded=padded, windows=windows)
+    canvas = ImagePanel(canvases, "canvas σ(c<sub>t</sub>)", size, padded=padded, windows=windows, colour=colour)
     row = [
         canvas,
         ImagePanel(
@@ -1288,7 +1297,8 @@ def reconstruction_timeline(
 
     image (C, H, W); canvases, errors (T, C, H, W); glimpses (T, 2C, h, w) channels [:C] from x, [C:] from x̂;
     kl (T,); read, write: the windows with (T,) fields or None; `size`: an image panel's width."""
-    canvases, errors = _planes(canvases), _planes(errors)
+    (canvases, colour), errors = _panel_pixels(canvases, steps=True), _planes(errors)
+    image = _panel_pixels(image, steps=False)[0]
     glimpses = _numpy(glimpses)
     C = glimpses.shape[1] // 2
     from_x, from_error = glimpses[:, :C].mean(1), glimpses[:, C:].mean(1)  # (T, h, w) each
@@ -1298,7 +1308,7 @@ def reconstruction_timeline(
     reads = (("read", read, show_centres),) if read is not None else ()
     writes = (("write", write, show_centres),) if write is not None else ()
     images = [
-        ImagePanel(_plane(image), "input x", size, padded=padded, windows=reads),
+        ImagePanel(image, "input x", size, padded=padded, windows=reads, colour=colour),
         ImagePanel(
             errors,
             "error x̂<sub>t</sub> = x − σ(c<sub>t−1</sub>)",
@@ -1310,8 +1320,8 @@ def reconstruction_timeline(
             padded=padded,
             windows=tuple((kind, w, False) for kind, w, _ in reads),
         ),
-        ImagePanel(canvases, "canvas σ(c<sub>t</sub>)", size, padded=padded, windows=writes),
-        ImagePanel(canvases[-1], f"reconstruction σ(c<sub>{T}</sub>)", size, padded=padded),
+        ImagePanel(canvases, "canvas σ(c<sub>t</sub>)", size, padded=padded, windows=writes, colour=colour),
+        ImagePanel(canvases[-1], f"reconstruction σ(c<sub>{T}</sub>)", size, padded=padded, colour=colour),
     ]
     peak = max(float(np.abs(from_x).max()), 1e-6)  # one range over all steps, so steps compare
     peak_error = max(float(np.abs(from_error).max()), 1e-6)
