@@ -24,7 +24,7 @@ import streamlit as st
 import torch
 
 from draw_core.data import get_dataset
-from draw_core.data.images import ImageError, canvas_to_grey, prepare_digit, prepare_upload
+from draw_core.data.images import ImageError, ModelInput, canvas_to_grey, fit_drawing, prepare_digit, prepare_file
 from draw_core.io import catalog
 from draw_core.io.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from draw_core.nn.kinds import ModelKind, kind_of
@@ -333,7 +333,7 @@ def evaluation_size(dataset: str) -> int:
     return len(get_dataset(dataset).test_set())
 
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]  # what the image uploaders accept
+UPLOAD_FORMATS = "PNG, JPEG, GIF, BMP, WebP or TIFF"  # what the image uploaders read (draw_core.data.images)
 
 
 def stop_with(message: str, *, error: bool = False) -> None:
@@ -342,9 +342,21 @@ def stop_with(message: str, *, error: bool = False) -> None:
     st.stop()
 
 
-def drawn_digit(*, key: str, side_px: int, stroke: int, height: int = 28, width: int = 28) -> torch.Tensor:
-    """(1, height, width) a digit drawn with the mouse, centred and scaled like MNIST; the page stops until there is
-    one."""
+def say_conversions(prepared: ModelInput) -> torch.Tensor:
+    """Show what was converted to make the model's input (one visible note), and return the input (C, H, W)."""
+    if prepared.notes:
+        st.info("Converted for this model: " + "; ".join(prepared.notes) + ".", icon=":material/transform:")
+    return prepared.image
+
+
+def drawn_digit(
+    *, key: str, side_px: int, stroke: int, channels: int = 1, height: int = 28, width: int = 28, as_drawn: bool = False
+) -> torch.Tensor:
+    """(channels, height, width) a digit drawn with the mouse on a canvas `side_px` screen pixels high (of the model's
+    aspect ratio) that stands for the model's field; the page stops until there is one. The drawing is centred and
+    scaled like MNIST, or with `as_drawn` (a field that holds digits where they were put, like mnist-two's 60 x 60)
+    scaled to the model's size as it is. A colour model gets the grey drawing in red, green and blue, and a note
+    saying so."""
     # Imported here: the component declares itself on import, which needs a running Streamlit app, and app_common is
     # also imported by plain tests.
     from streamlit_drawable_canvas import st_canvas
@@ -354,7 +366,7 @@ def drawn_digit(*, key: str, side_px: int, stroke: int, height: int = 28, width:
         stroke_color="#FFFFFF",
         background_color="#000000",
         height=side_px,
-        width=side_px,
+        width=round(side_px * width / height),
         drawing_mode="freedraw",
         return_image_data=True,
         key=key,
@@ -362,22 +374,40 @@ def drawn_digit(*, key: str, side_px: int, stroke: int, height: int = 28, width:
     waiting = "Draw a digit with the mouse: white ink on black, like MNIST."
     if drawing.image_data is None:
         stop_with(waiting)
+    grey = canvas_to_grey(drawing.image_data)
     try:
-        return prepare_digit(canvas_to_grey(drawing.image_data), height=height, width=width)
+        image = (
+            fit_drawing(grey, height=height, width=width)
+            if as_drawn
+            else prepare_digit(grey, height=height, width=width)
+        )
     except ImageError:
         stop_with(waiting)
+    if channels == 1:
+        return image
+    return say_conversions(
+        ModelInput(
+            image.expand(channels, -1, -1).clone(),
+            ("the grey drawing copied into red, green and blue for this colour model",),
+        )
+    )
 
 
-def uploaded_digit(*, key: str, label: str, height: int = 28, width: int = 28) -> torch.Tensor:
-    """(1, height, width) an uploaded picture of one digit, prepared like MNIST; the page stops until there is one,
-    and says why a file can't be used."""
-    upload = st.file_uploader(label, type=UPLOAD_TYPES, key=key)
+def uploaded_digit(
+    *, key: str, label: str, channels: int = 1, height: int = 28, width: int = 28, waiting: str | None = None
+) -> torch.Tensor:
+    """(channels, height, width) an uploaded picture, prepared for the model (draw_core.data.images.prepare_file:
+    like MNIST for a grey model, cropped and resized for a colour one); the page stops until there is one, says what
+    was converted, and says why a file can't be used. Any file is taken and judged by decoding it, so a file that is
+    not an image gets a message rather than the uploader's own refusal."""
+    upload = st.file_uploader(label, key=key, help=f"{UPLOAD_FORMATS}; any colour mode.")
     if upload is None:
-        stop_with("Upload a picture of a digit: PNG, JPEG, GIF, BMP or WebP.")
+        stop_with(waiting or f"Upload a picture of a digit: {UPLOAD_FORMATS}.")
     try:
-        return prepare_upload(upload.getvalue(), height=height, width=width)
+        prepared = prepare_file(upload.getvalue(), channels=channels, height=height, width=width)
     except ImageError as error:
         stop_with(f"{upload.name} can't be used: {error}", error=True)
+    return say_conversions(prepared)
 
 
 @st.cache_resource(show_spinner=False)

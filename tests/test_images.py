@@ -1,4 +1,5 @@
-"""draw_core.images: uploads and drawings prepared like MNIST digits, bad files refused with a reason."""
+"""draw_core.data.images: uploads of any mode and drawings prepared for grey (like MNIST) and colour models, each
+conversion named, bad files refused with a reason."""
 
 import io
 
@@ -11,7 +12,10 @@ from draw_core.data.images import (
     MAX_UPLOAD_BYTES,
     ImageError,
     canvas_to_grey,
+    decode_image,
+    fit_drawing,
     prepare_digit,
+    prepare_file,
     prepare_upload,
     read_image,
 )
@@ -129,3 +133,106 @@ def test_canvas_white_strokes_on_black_and_transparent_pixels():
         prepare_digit(canvas_to_grey(np.zeros((100, 100, 4), dtype=np.uint8)))
     with pytest.raises(ImageError, match=r"\(H, W, 4\)"):
         canvas_to_grey(np.zeros((10, 10, 3), dtype=np.uint8))
+
+
+# --- any mode, colour models, notes (issue 14) -------------------------------------------------------------------
+
+
+def encoded(picture: Image.Image, format: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, format=format)
+    return buffer.getvalue()
+
+
+def test_a_16_bit_grey_png_is_scaled_to_8_bits_not_clipped():
+    levels = np.array([[0, 257 * 10, 257 * 128, 65535]], dtype=np.uint16).repeat(4, 0)  # (4, 4)
+    data = encoded(Image.fromarray(levels))
+    assert Image.open(io.BytesIO(data)).mode == "I;16"
+    picture = decode_image(data)
+    assert picture.image.mode == "L"
+    assert np.asarray(picture.image)[0].tolist() == [0, 10, 128, 255]  # Pillow's convert("L") gives 0, 255, 255, 255
+    assert any("16-bit" in note for note in picture.notes)
+    assert read_image(data)[0] == pytest.approx([0, 10 / 255, 128 / 255, 1])
+
+
+def test_a_palette_png_is_expanded_to_its_colours_with_a_note():
+    rgb = np.zeros((8, 8, 3), dtype=np.uint8)
+    rgb[:, 4:] = (0, 0, 200)
+    data = encoded(Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE))
+    assert Image.open(io.BytesIO(data)).mode == "P"
+    picture = decode_image(data)
+    assert picture.image.mode == "RGB" and picture.image.getpixel((6, 1)) == (0, 0, 200)
+    assert picture.notes == ("a palette image (mode P) expanded to its RGB colours",)
+
+
+def test_rgba_is_composited_onto_white_for_a_colour_model_too():
+    rgba = np.zeros((32, 32, 4), dtype=np.uint8)  # transparent
+    rgba[:, :16] = (10, 200, 30, 255)  # opaque green on the left half
+    prepared = prepare_file(png(rgba, "RGBA"), channels=3, height=32, width=32)
+    assert prepared.image.shape == (3, 32, 32)
+    assert prepared.image[:, 5, 5].tolist() == pytest.approx([10 / 255, 200 / 255, 30 / 255])
+    assert prepared.image[:, 5, 25].tolist() == [1.0, 1.0, 1.0]  # transparent: white paper
+    assert prepared.notes == ("transparent pixels (mode RGBA) composited onto white paper",)
+
+
+def test_grey_into_a_colour_model_is_copied_into_three_channels_and_resized():
+    grey = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (64, 1))  # (64, 64), a left-to-right ramp
+    prepared = prepare_file(png(grey), channels=3, height=32, width=32)
+    image = prepared.image
+    assert image.shape == (3, 32, 32)
+    assert torch.equal(image[0], image[1]) and torch.equal(image[1], image[2])
+    assert float(image[0, 16, 0]) < 0.05 and float(image[0, 16, -1]) > 0.95  # the ramp kept its direction
+    assert prepared.notes == (
+        "grey copied into red, green and blue for this colour model",
+        "cropped about its centre to the model's aspect ratio and resized from 64×64 to 32×32 pixels",
+    )
+
+
+def test_a_wide_colour_picture_is_cropped_about_its_centre():
+    rgb = np.zeros((40, 120, 3), dtype=np.uint8)
+    rgb[:, :40] = (255, 0, 0)  # red left third, blue right third, green middle
+    rgb[:, 40:80] = (0, 255, 0)
+    rgb[:, 80:] = (0, 0, 255)
+    image = prepare_file(png(rgb), channels=3, height=32, width=32).image
+    assert image[1].mean() > 0.95 and image[0].max() < 0.05 and image[2].max() < 0.05  # only the green middle
+
+
+def test_a_picture_of_the_models_size_is_taken_as_it_is():
+    rgb = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    prepared = prepare_file(png(rgb), channels=3, height=32, width=32)
+    assert prepared.notes == ()
+    assert torch.equal(prepared.image, torch.from_numpy(rgb).permute(2, 0, 1).float() / 255)
+
+
+def test_colour_into_a_grey_model_is_converted_with_a_note():
+    rgb = np.full((64, 64, 3), 255, dtype=np.uint8)
+    rgb[10:54, 28:36] = (200, 0, 0)
+    prepared = prepare_file(png(rgb), channels=1)
+    assert prepared.image.shape == (1, 28, 28) and ink_box(prepared.image)[0] == 20
+    assert prepared.notes == ("colour converted to grey (ITU-R 601 luma) for this grey model",)
+    assert prepare_file(png(rgb[..., 0]), channels=1).notes == ()  # a grey file: nothing converted
+
+
+def test_other_modes_say_what_was_converted():
+    cmyk = encoded(Image.new("CMYK", (8, 8), (0, 255, 255, 0)), "JPEG")  # red in CMYK
+    picture = decode_image(cmyk)
+    assert picture.image.mode == "RGB" and picture.notes == ("colours in mode CMYK converted to RGB",)
+    bilevel = decode_image(encoded(Image.new("1", (8, 8), 1)))
+    assert bilevel.image.mode == "L" and np.asarray(bilevel.image).min() == 255 and "mode 1" in bilevel.notes[0]
+    grey_alpha = decode_image(png(np.zeros((8, 8, 2), dtype=np.uint8)))  # LA, fully transparent
+    assert grey_alpha.image.mode == "L" and np.asarray(grey_alpha.image).min() == 255
+
+
+def test_channels_must_be_grey_or_rgb():
+    with pytest.raises(ValueError, match="channels must be 1"):
+        prepare_file(png(np.zeros((8, 8), dtype=np.uint8)), channels=2)
+
+
+def test_a_drawing_on_a_large_field_is_scaled_as_drawn():
+    drawing = np.zeros((300, 300), dtype=np.float32)
+    drawing[0:50, 0:50] = 1.0  # top-left corner: stays there
+    field = fit_drawing(drawing, height=60, width=60)
+    assert field.shape == (1, 60, 60)
+    assert field[0, :10, :10].min() == 1.0 and field[0, 10:, :].max() == 0 and field[0, :, 10:].max() == 0
+    with pytest.raises(ImageError, match="blank"):
+        fit_drawing(np.zeros((30, 30)), height=60, width=60)

@@ -214,3 +214,24 @@ def test_grid_png_single_image_and_colour():
         grid_png(torch.zeros(2, 2, 28, 28))
     with pytest.raises(ValueError, match="scale"):
         grid_png(torch.zeros(2, 1, 28, 28), scale=0)
+
+
+def test_a_colour_gif_keeps_its_colours_and_draws_the_window_exactly_red_with_a_black_edge():
+    T = len(WINDOWS)
+    canvases = torch.zeros(T, 3, 28, 28)
+    canvases[:, 0] = 230 / 255  # a red picture (230, 0, 0): a red window alone would hardly show on it
+    canvases[:, 1, :, :14] = 0.5  # the left half orange (230, 128, 0)
+    canvases[1, 2] = 1.0  # step 2 adds blue: (230, 0, 255) and (230, 128, 255)
+    geometry = window_geometry(stacked_params([w for w, _ in WINDOWS]), 5)
+    frames = frames_of(generation_gif(canvases, geometry, scale=SCALE))
+    assert len(frames) == T
+    for t, (_, box) in enumerate(WINDOWS):
+        red = red_mask(frames[t])
+        assert torch.equal(red[:SIDE], outline(*box)), f"step {t}: window not at {box}"
+        pixels = pil_to_tensor(frames[t]).int()  # (3, H, W)
+        x0, y0 = max(box[0], 0), box[1]
+        assert pixels[:, y0 + 1, x0 + 1].tolist() == [0, 0, 0] or box[0] < 0  # the black edge inside the window
+        assert pixels[:, y0 - 1, x0 + 5].tolist() == [0, 0, 0]  # ... and outside it
+    far = pil_to_tensor(frames[1]).int()  # away from the window: the colours exactly (few colours, no dithering)
+    assert far[:, 100, 2].tolist() == [230, 128, 255] and far[:, 100, 100].tolist() == [230, 0, 255]
+    assert pil_to_tensor(frames[0]).int()[:, 100, 100].tolist() == [230, 0, 0]

@@ -3,10 +3,15 @@
 Letters used in shape comments:
     T steps, n images, C channels (1: grey, 3: RGB), H height, W width, s the integer upscale factor.
 
-Digits are drawn as the paper draws them (ink white on black). An attention window is drawn as in the
-paper's Fig. 1: a red rectangle spanning the N x N grid, its border wider the sharper the filters
-(precision 1/sigma). Windows come only from `draw_core.attention.window_geometry`; a 0-based image
-coordinate v becomes the pixel v * s + s / 2 of the upscaled picture, so lines pass through pixel centres.
+Digits are drawn as the paper draws them (ink white on black); colour images (C = 3) in their colours. An
+attention window is drawn as in the paper's Fig. 1: a red rectangle spanning the N x N grid, its border wider the
+sharper the filters (precision 1/sigma); on a colour picture, which may be red itself, it gets a one-pixel black
+edge on both sides. Windows come only from `draw_core.attention.window_geometry`; a 0-based image coordinate v
+becomes the pixel v * s + s / 2 of the upscaled picture, so lines pass through pixel centres.
+
+GIF frames hold at most 256 colours. Grey frames are mapped exactly onto 255 grey levels and the window's red; a
+colour frame gets its own palette of 255 colours (Pillow's median cut, no dithering) and the window's red as its
+256th, so the window is always exactly WINDOW_COLOUR.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from torchvision.utils import make_grid
 from draw_core.nn.attention import WindowGeometry
 
 WINDOW_COLOUR = (255, 0, 0)
+HALO_COLOUR = (0, 0, 0)  # the edge round a window drawn on a colour picture
 PAD_GREY = 128  # colour of the gaps between tiles
 GIF_SCALE = 8  # default upscale of a one-sample GIF: 224 x 224 pixels for MNIST, large enough for a slide
 MIN_LABEL_HEIGHT = 14  # pixels of the strip under a GIF frame that shows the step, at least
@@ -36,6 +42,7 @@ _GREY_LEVELS = 255
 _RED_INDEX = _GREY_LEVELS
 _GREY_RED_PALETTE = [v for i in range(_GREY_LEVELS) for v in (round(i * 255 / (_GREY_LEVELS - 1)),) * 3]
 _GREY_RED_PALETTE += list(WINDOW_COLOUR)
+_COLOUR_LEVELS = 255  # a colour frame's own palette entries; entry 255 is the window's red
 
 
 def window_line_width(sigma: float) -> float:
@@ -62,8 +69,11 @@ def _tile(tiles: torch.Tensor, nrow: int, padding: int) -> Image.Image:
     return to_pil_image(make_grid(tiles, nrow=nrow, padding=padding, pad_value=PAD_GREY))
 
 
-def draw_window(picture: Image.Image, window: WindowGeometry, index: tuple[int, ...], scale: int) -> None:
-    """Draw window[index] on `picture` (upscaled `scale` times) in place: a red rectangle centred on the grid edges."""
+def draw_window(
+    picture: Image.Image, window: WindowGeometry, index: tuple[int, ...], scale: int, *, halo: bool = False
+) -> None:
+    """Draw window[index] on `picture` (upscaled `scale` times) in place: a red rectangle centred on the grid edges;
+    `halo` edges it with one black pixel on both sides, so it stands out on a colour picture."""
     x0, y0, x1, y1 = (float(v[index]) * scale + scale / 2 for v in (window.x0, window.y0, window.x1, window.y1))
     width = max(1, round(window_line_width(float(window.sigma[index])) * scale))
     before, after = (width - 1) // 2, width - 1 - (width - 1) // 2  # the line covers [v - before, v + after]
@@ -73,7 +83,10 @@ def draw_window(picture: Image.Image, window: WindowGeometry, index: tuple[int, 
         return min(limit, max(-limit, math.floor(v + 0.5) + shift))
 
     box = [pixel(x0, -before), pixel(y0, -before), pixel(x1, after), pixel(y1, after)]
-    ImageDraw.Draw(picture).rectangle(box, outline=WINDOW_COLOUR, width=width)
+    draw = ImageDraw.Draw(picture)
+    if halo:
+        draw.rectangle([box[0] - 1, box[1] - 1, box[2] + 1, box[3] + 1], outline=HALO_COLOUR, width=width + 2)
+    draw.rectangle(box, outline=WINDOW_COLOUR, width=width)
 
 
 def label_height(tile_height: int) -> int:
@@ -106,6 +119,7 @@ def generation_frames(
         raise ValueError(f"windows must have (T, n) = {(T, n)} fields, got {tuple(windows.x0.shape)}")
     label = label_height(canvases.shape[3] * scale)
     font = ImageFont.load_default(size=label - 3)
+    halo = canvases.shape[2] == 3  # a colour picture may be red where the window is
     frames = []
     for t in range(T):
         tiles = _to_uint8_rgb(canvases[t], scale)  # (n, 3, H s, W s)
@@ -113,7 +127,7 @@ def generation_frames(
             drawn = []
             for i, tile in enumerate(tiles):
                 picture = to_pil_image(tile)  # drawn per tile so a window never spills onto a neighbour
-                draw_window(picture, windows, (t, i), scale)
+                draw_window(picture, windows, (t, i), scale, halo=halo)
                 drawn.append(pil_to_tensor(picture))
             tiles = torch.stack(drawn)
         grid = _tile(tiles, nrow, padding)
@@ -135,12 +149,26 @@ def _grey_red_palette_image(frame: Image.Image) -> Image.Image:
     return picture
 
 
+def _colour_red_palette_image(frame: Image.Image) -> Image.Image:
+    """An RGB picture -> "P" mode on its own palette: 255 colours by median cut (no dithering) and the window's red
+    as entry 255, which exactly the window's pixels get."""
+    rgb = frame.convert("RGB")
+    quantized = rgb.quantize(colors=_COLOUR_LEVELS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    palette = quantized.getpalette()[: 3 * _COLOUR_LEVELS]
+    palette += [0] * (3 * _COLOUR_LEVELS - len(palette)) + list(WINDOW_COLOUR)
+    index = np.array(quantized, dtype=np.uint8)  # (h, w)
+    index[np.all(np.asarray(rgb) == WINDOW_COLOUR, axis=-1)] = _COLOUR_LEVELS
+    picture = Image.frombytes("P", frame.size, index.tobytes())
+    picture.putpalette(palette)
+    return picture
+
+
 def gif_bytes(frames: list[Image.Image], *, frame_ms: int = 100, final_ms: int = 1500, grey: bool = True) -> bytes:
-    """An endlessly looping GIF of RGB `frames`, the last held for `final_ms`. `grey`: grey pictures plus red only."""
+    """An endlessly looping GIF of RGB `frames`, the last held for `final_ms`. `grey`: grey pictures plus red only;
+    otherwise each frame gets its own palette (see the module docstring)."""
     if not frames:
         raise ValueError("a GIF needs at least one frame")
-    if grey:
-        frames = [_grey_red_palette_image(f) for f in frames]
+    frames = [(_grey_red_palette_image if grey else _colour_red_palette_image)(f) for f in frames]
     durations = [frame_ms] * (len(frames) - 1) + [final_ms]
     buffer = io.BytesIO()
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
