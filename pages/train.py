@@ -9,6 +9,11 @@ live view below refreshes about once a second (`st.fragment(run_every=1)`), and 
 The live glimpses are one timeline figure (app_views.follow): the browser moves through every step of the latest
 reconstruction or glimpses without a rerun, and stays on its step when new weights bring a new figure.
 
+The dataset picker offers only the datasets of the preset's task that are on this server, its own first, and says
+what each of the others needs (how_to_get); a generator's likelihood is its dataset's (Bernoulli for binary digits,
+the discretised logistic for 8-bit colour). Colour runs show their glimpses and samples in colour, their test bound in
+bits/dim too, and which copy of CIFAR-10 their figures are measured on.
+
 The server's limits (draw_core.settings) shape the form: the batch size goes up to what fits in the memory a run may
 use (DRAW_MAX_TRAIN_MEMORY_MB, or less when less is free), steps and minutes up to DRAW_MAX_RUN_STEPS and
 DRAW_MAX_RUN_HOURS; with DRAW_ADMIN_TOKEN set, Start and Stop wait for the teacher's token.
@@ -27,6 +32,7 @@ from draw_core import settings as limits
 from draw_core.config import TrainConfig
 from draw_core.data import dataset_names, get_dataset
 from draw_core.nn.kinds import get_kind
+from draw_core.nn.likelihood import nats_to_bits_per_dim
 from draw_core.present import attention_at_work as work
 from draw_core.present import views, viz
 from draw_core.presets import get_preset, preset_names
@@ -114,37 +120,60 @@ def batch_size_limit(kind: str, model: dict, device: str) -> tuple[int | None, s
     return fits, f"At most {fits:,} images per batch fit in the {limit / 2**30:.1f} GB {source}."
 
 
-def dataset_choice(column, kind: str, preferred: str) -> tuple[str, bool]:
-    """The dataset picker for a model of `kind`: the registry's datasets of its task (generators learn images,
-    classifiers labelled images), those not on this server marked so and explained. Returns (name, available)."""
-    task = "classify" if get_kind(kind).classifies else "generate"
+def dataset_key(kind: str) -> str:
+    """The session key of the dataset picker for a model of `kind`: one choice per task (generators learn images,
+    classifiers labelled images), so a preset of the other task keeps its own."""
+    return f"train_dataset_{'classify' if get_kind(kind).classifies else 'generate'}"
+
+
+def follow_preset() -> None:
+    """Another preset: the dataset picker goes to that preset's own dataset (or the nearest one here)."""
+    st.session_state.pop(dataset_key(get_preset(st.session_state["train_preset"]).kind), None)
+
+
+def dataset_choice(column, preset) -> str | None:
+    """The dataset picker for the preset's model: the registry's datasets of its task that are on this server
+    (spec.available), the preset's own first chosen; every other one of its task is named with what it needs
+    (how_to_get). None when none is here."""
+    task = "classify" if get_kind(preset.kind).classifies else "generate"
     names = [name for name in dataset_names() if get_dataset(name).task == task]
-    available = {name: get_dataset(name).available() for name in names}
-    here = [name for name in names if available[name]]
-    key = f"train_dataset_{task}"  # one choice per task: a preset of the other task keeps its own
-    app_common.remember(key, preferred if available.get(preferred) or not here else here[0])
-    dataset = column.selectbox(
-        "Dataset",
-        names,
-        key=key,
-        format_func=lambda name: name if available[name] else f"{name} (not on this server)",
-        help="the datasets this preset's model can learn from: "
-        + ("labelled images to classify" if task == "classify" else "images to generate"),
-    )
-    if not available[dataset]:
-        column.warning(get_dataset(dataset).how_to_get())
-    return dataset, available[dataset]
+    here = [name for name in names if get_dataset(name).available()]
+    missing = [name for name in names if name not in here]
+    key = dataset_key(preset.kind)
+    if st.session_state.get(key) not in here:  # first visit, another preset, or its dataset went away
+        st.session_state[key] = views.training_dataset(preset.dataset, here)
+    dataset = None
+    if here:
+        dataset = column.selectbox(
+            "Dataset",
+            here,
+            key=key,
+            format_func=lambda name: f"{name} · {views.image_shape(*get_dataset(name).shape)}",
+            help="the datasets on this server this preset's model can learn from: "
+            + ("labelled images to classify" if task == "classify" else "images to generate"),
+        )
+        if preset.dataset in missing:
+            column.caption(f"The {preset.name} preset's own dataset is not here: it trains on {dataset} instead.")
+    if missing:
+        column.info(
+            "Not on this server, so not listed:\n\n" + "\n".join(f"- {get_dataset(n).how_to_get()}" for n in missing)
+        )
+    return dataset
 
 
 def model_settings(preset_name: str, dataset: str) -> tuple[str, dict] | None:
     """The preset's network for the dataset's image size, with the settings of MODEL_FIELDS editable; returns (kind,
     config fields), or None (and says why) when the preset does not fit the dataset's images."""
     preset = get_preset(preset_name)
-    channels, height, width = get_dataset(dataset).shape
+    spec = get_dataset(dataset)
+    channels, height, width = spec.shape
+    data = dict(channels=channels, height=height, width=width)
+    if get_kind(preset.kind).generates:  # D(X | c_T) of eq. 9 is the data's: Bernoulli for binary pixels, else logistic
+        data["likelihood"] = spec.likelihood
     try:
-        defaults = preset.build(channels=channels, height=height, width=width)
+        defaults = preset.build(**data)
     except ValueError as error:
-        st.error(f"The {preset_name} preset does not fit {dataset}'s {channels}×{height}×{width} images: {error}")
+        st.error(f"The {preset_name} preset does not fit {dataset}'s {views.image_shape(*spec.shape)} images: {error}")
         return None
     fields = MODEL_FIELDS[preset.kind]
     model = defaults.to_dict()
@@ -174,17 +203,22 @@ def settings(allowed: bool) -> tuple[str, str, dict, dict, int] | None:
         "Preset",
         preset_names(),
         key="train_preset",
+        on_change=follow_preset,
         help="mnist-small trains a generator in minutes on a CPU; mnist is the paper's configuration (Table 3); "
-        "mnist-cluttered-draw and mnist-cluttered-ram are the classifiers of Table 1",
+        "mnist-two, svhn and cifar10 are its two-digit and colour rows; mnist-cluttered-draw and mnist-cluttered-ram "
+        "are the classifiers of Table 1",
     )
     preset = get_preset(preset_name)
     preset_column.caption(f"{get_kind(preset.kind).description}: {preset.note}")
-    dataset, available = dataset_choice(data_column, preset.kind, preset.dataset)
+    dataset = dataset_choice(data_column, preset)
     devices = available_devices()
     device = device_column.selectbox(
         "Device", ["auto", *devices], key="train_device", help="auto: CUDA, then MPS, then CPU"
     )
     device_column.caption("This machine: " + "; ".join(f"`{d}` {hardware_name(torch.device(d))}" for d in devices))
+    if dataset is None:
+        st.warning(f"No dataset a {preset.kind} model learns from is on this server: see above for what each needs.")
+        return None
     network = model_settings(preset_name, dataset)
     if network is None:
         return None
@@ -246,9 +280,6 @@ def settings(allowed: bool) -> tuple[str, str, dict, dict, int] | None:
         "Start training", key="train_start", type="primary", icon=":material/play_arrow:", disabled=not allowed
     ):
         return None
-    if not available:
-        st.error(f"Not started: {get_dataset(dataset).how_to_get()}")
-        return None
     train = dict(
         dataset=dataset,
         batch_size=batch_size,
@@ -289,7 +320,12 @@ def test_metric(job: JobSnapshot) -> tuple[str, str, str | None]:
         label, _ = TEST_FIGURES[objective_for(job.kind, job.train_config.kl_weight).test_name]
         return label, "testing…" if job.evaluating else "not yet", None
     label, form = TEST_FIGURES[job.test.name]
-    return label, form.format(job.test.value), f"on {job.test.n:,} test images at step {job.test_step:,}"
+    value, measured = form.format(job.test.value), f"on {job.test.n:,} test images at step {job.test_step:,}"
+    cfg = job.model_config
+    if job.test.name == "test_elbo_nats" and getattr(cfg, "likelihood", None) == "logistic":  # colour: bits/dim too
+        bits = nats_to_bits_per_dim(job.test.value, cfg.channels * cfg.height * cfg.width)
+        value, measured = f"{value} · {bits:.3f} bits/dim", f"{measured}; bits/dim = nats / (C·H·W · ln 2)"
+    return label, value, measured
 
 
 def progress_section(job: JobSnapshot) -> None:
@@ -379,14 +415,17 @@ def reconstruction_timeline(run: str, step: int, _glimpses: GlimpseSnapshot) -> 
     read = views.window_at(g.read_attn, g.read_n, slice(None))  # (T,) fields, or None
     write = views.window_at(g.write_attn, g.write_n, slice(None))
     padded = read is not None or write is not None
-    canvases = g.canvases.mean(1).numpy()  # (T, H, W)
+    colour = g.image.shape[0] == 3  # a colour image and its canvases are drawn in colour, anything else in grey
+    image = (g.image if colour else g.image.mean(0)).numpy()  # (3, H, W) or (H, W)
+    canvases = (g.canvases if colour else g.canvases.mean(1)).numpy()  # (T, 3, H, W) or (T, H, W)
     row = [
         viz.ImagePanel(
-            g.image.mean(0).numpy(),
+            image,
             "input x · read window",
             GLIMPSE_PX,
             padded=padded,
             windows=(("read", read, False),) if read is not None else (),
+            colour=colour,
         ),
         viz.ImagePanel(
             canvases,
@@ -394,8 +433,9 @@ def reconstruction_timeline(run: str, step: int, _glimpses: GlimpseSnapshot) -> 
             GLIMPSE_PX,
             padded=padded,
             windows=(("write", write, False),) if write is not None else (),
+            colour=colour,
         ),
-        viz.ImagePanel(canvases[-1], f"final σ(c<sub>{T}</sub>)", GLIMPSE_PX, padded=padded),
+        viz.ImagePanel(canvases[-1], f"final σ(c<sub>{T}</sub>)", GLIMPSE_PX, padded=padded, colour=colour),
     ]
     labels = [
         " · ".join(
@@ -504,10 +544,12 @@ def live_view(watching_a_run: bool, token: str | None) -> None:
         state = "testing the final weights…" if snapshot.evaluating else "stopping…"
     cfg, settings_used = snapshot.model_config, snapshot.train_config
     title_column.subheader(f"{STATUS_ICONS[snapshot.status]} {snapshot.name}: {state}")
+    copy = views.data_copy(settings_used.dataset)
     title_column.caption(
-        f"{settings_used.dataset} · {snapshot.kind} · {views.config_caption(cfg)} · "
-        f"batch {settings_used.batch_size} · lr {settings_used.lr:g} · device `{snapshot.device}` → "
-        f"`{snapshot.checkpoint_path}`"
+        f"{settings_used.dataset} · {views.image_shape(cfg.channels, cfg.height, cfg.width)} · {snapshot.kind} · "
+        f"{views.config_caption(cfg)} · batch {settings_used.batch_size} · lr {settings_used.lr:g} · device "
+        f"`{snapshot.device}` → `{snapshot.checkpoint_path}`"
+        + (f"  \nIts figures are measured on {copy}." if copy else "")
     )
     if snapshot.status == "running" and stop_column.button(
         "Stop",

@@ -3,15 +3,19 @@ form folds away while a run goes; the classifiers of sec. 4.1 train from the pag
 
 from __future__ import annotations
 
+import math
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 from app_support import assert_no_exception, figures, open_page, use_folders
+from test_app_evaluate import fake_cifar
 from test_jobs import cluttered_from_sample  # noqa: F401 (a fixture)
 from timeline_support import follower, picture
 
 from draw_core.config import DrawConfig, TrainConfig
-from draw_core.data import get_dataset
+from draw_core.data import get_dataset, mnist
 from draw_core.io.checkpoint import load_checkpoint
 from draw_core.present import viz
 from draw_core.presets import preset_names
@@ -99,7 +103,7 @@ def test_a_tiny_run_started_from_the_page_finishes_and_is_offered_in_the_picker(
     # offered the new checkpoint in its picker and shows its card.
     other_session = open_page()
     picker = other_session.sidebar.selectbox(key="checkpoint")
-    assert "from-page (run)" in picker.options
+    assert "from-page (run) · mnist-sample · 28×28" in picker.options  # its dataset and image size beside its name
     picker.set_value("run/from-page").run()
     assert_no_exception(other_session)
     assert any(header.value == "Model card: from-page" for header in other_session.header)
@@ -226,14 +230,27 @@ def test_a_second_start_while_busy_names_the_running_job(page, tmp_path):
     assert other.wait(HANG_GUARD_S)
 
 
+def data_here(root: Path) -> Path:
+    """A data root where MNIST (its four IDX files, empty: the pickers look only at which files are there) and
+    CIFAR-10's JPEG copy (its two split folders, empty) count as here, and SVHN does not: for listing, not loading."""
+    for path in mnist.mnist_files(root):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    for split in ("train", "test"):
+        (root / "cifar10-jpeg" / split).mkdir(parents=True)
+    return root
+
+
 def test_the_preset_picker_lists_every_preset_and_the_datasets_follow_its_task(page, monkeypatch, tmp_path):
+    monkeypatch.setenv("DRAW_DATA_DIR", str(data_here(tmp_path / "data")))
+    page.run()
     assert page.selectbox(key="train_preset").options == preset_names()
-    assert "mnist-sample" in page.selectbox(key="train_dataset_generate").options
+    assert "mnist-sample · 28×28" in page.selectbox(key="train_dataset_generate").options
     assert not any("cluttered" in name for name in page.selectbox(key="train_dataset_generate").options)
     assert page.text_input(key="train_name").value.startswith("mnist-small-")
     page.selectbox(key="train_preset").set_value("mnist-cluttered-ram").run()
     assert_no_exception(page)
-    assert [name.split()[0] for name in page.selectbox(key="train_dataset_classify").options] == ["mnist-cluttered"]
+    assert page.selectbox(key="train_dataset_classify").options == ["mnist-cluttered · 100×100"]
     assert {"Glimpses", "Patch P", "Scales", "LSTM units"} <= {element.label for element in page.number_input}
     assert page.number_input(key="train_sample_every").proto.disabled  # a classifier draws no samples
     assert page.text_input(key="train_name").value.startswith("mnist-cluttered-ram-")  # the offered name follows
@@ -242,11 +259,86 @@ def test_the_preset_picker_lists_every_preset_and_the_datasets_follow_its_task(p
     assert page.text_input(key="train_name").value == "my-own-name"  # a name typed in is kept
     monkeypatch.setenv("DRAW_DATA_DIR", str(tmp_path / "no-data"))
     page.run()
-    assert page.selectbox(key="train_dataset_classify").options == ["mnist-cluttered (not on this server)"]
-    how = get_dataset("mnist-cluttered").how_to_get()
-    assert any(element.value == how for element in page.warning)
-    assert start_from_page(page, "no-data", steps=5) is None
-    assert any(element.value == f"Not started: {how}" for element in page.error)
+    assert_no_exception(page)
+    assert not [box for box in page.selectbox if box.key == "train_dataset_classify"]  # nothing here to choose
+    assert any(get_dataset("mnist-cluttered").how_to_get() in element.value for element in page.info)
+    assert any("No dataset a draw-classifier model learns from" in element.value for element in page.warning)
+    assert not [button for button in page.button if button.key == "train_start"]  # nothing to start
+
+
+def test_the_dataset_picker_lists_only_what_is_here_and_says_how_to_get_the_rest(page, monkeypatch, tmp_path):
+    monkeypatch.setenv("DRAW_DATA_DIR", str(data_here(tmp_path / "data")))
+    page.run()
+    options = page.selectbox(key="train_dataset_generate").options
+    assert options == ["mnist · 28×28", "mnist-sample · 28×28", "mnist-two · 60×60", "cifar10 · 32×32×3"]
+    svhn = get_dataset("svhn").how_to_get()
+    assert "train_32x32.mat" in svhn and any(svhn in element.value for element in page.info)  # said, not hidden
+    for preset, dataset in (
+        ("cifar10", "cifar10"),
+        ("mnist-two", "mnist-two"),
+        ("svhn", "cifar10"),  # SVHN is not here: the colour 32×32 images that are
+    ):
+        page.selectbox(key="train_preset").set_value(preset).run()
+        assert_no_exception(page)
+        assert page.selectbox(key="train_dataset_generate").value == dataset, preset
+        assert page.number_input(key="train_batch_size").max > 1, "the memory estimate copes with the preset"
+    assert any("svhn preset's own dataset is not here: it trains on cifar10" in c.value for c in page.caption)
+    page.selectbox(key="train_dataset_generate").set_value("mnist").run()  # a colour preset on binary digits
+    assert_no_exception(page)
+    assert page.number_input(key="train_read_n_svhn").value == 12
+
+
+def train_generator_from_page(page, preset: str, name: str) -> jobs.JobSnapshot:
+    """A tiny run of a generator preset from the page, to its end."""
+    page.selectbox(key="train_preset").set_value(preset).run()
+    for field, value in {"T": 3, "read_n": 3, "write_n": 3, "z": 4, "lstm": 16}.items():
+        page.number_input(key=f"train_{field}_{preset}").set_value(value)
+    for key, value in {"train_batch_size": 4, "train_eval": 4, "train_eval_limit": 10, "train_sample_every": 2}.items():
+        page.number_input(key=key).set_value(value)
+    job = start_from_page(page, name, steps=4)
+    assert job is not None, [e.value for e in page.error]
+    rerun_until(page, lambda: not job.running, "the run to finish")
+    page.run()
+    assert_no_exception(page)
+    snapshot = job.snapshot()
+    assert snapshot.status == "finished", snapshot.error
+    return snapshot
+
+
+def test_a_colour_run_trains_from_the_page_and_shows_its_glimpses_in_colour(page, monkeypatch, tmp_path):
+    monkeypatch.setenv("DRAW_DATA_DIR", str(fake_cifar(tmp_path / "data")))
+    page.run()
+    snapshot = train_generator_from_page(page, "cifar10", "colour-run")
+    cfg = snapshot.model_config
+    assert (cfg.channels, cfg.height, cfg.width, cfg.likelihood) == (3, 32, 32, "logistic")
+    glimpses = chart(page, "train_glimpses")
+    canvas = snapshot.glimpses.canvases[1]  # (3, H, W) at step 2
+    shown, _ = picture(glimpses, "σ(c<sub>t</sub>) · write window", 2)
+    scale = shown.shape[0] // (32 + 2 * viz.window_pad(32, 32))
+    pad = viz.window_pad(32, 32) * scale
+    rgb = shown[pad : pad + 32 * scale : scale, pad : pad + 32 * scale : scale, :3] / 255.0  # (H, W, 3)
+    assert rgb == pytest.approx(canvas.permute(1, 2, 0).numpy(), abs=1 / 255 + 1e-6)
+    example, _ = picture(glimpses, "input x · read window", 1)
+    inside = example[pad : pad + 32 * scale : scale, pad : pad + 32 * scale : scale, :3]
+    assert (inside[..., 0] != inside[..., 1]).any(), "the example CIFAR image is drawn in colour"
+    assert np.asarray(chart(page, "train_samples")["data"][0]["z"]).shape[2] == 3
+    bits = snapshot.test.value / (3 * 32 * 32 * math.log(2))
+    assert metric(page, "Test bound (nats)") == f"{snapshot.test.value:.2f} · {bits:.3f} bits/dim"
+    copy = get_dataset("cifar10").copy_description()
+    assert "JPEG (quality 75)" in copy and any(f"measured on {copy}" in c.value for c in page.caption)
+
+
+@pytest.mark.skipif(not get_dataset("mnist-two").available(), reason="MNIST is not under DRAW_DATA_DIR")
+def test_a_two_digit_run_trains_from_the_page_and_shows_its_60_by_60_glimpses(page):
+    snapshot = train_generator_from_page(page, "mnist-two", "two-run")
+    assert (snapshot.model_config.height, snapshot.glimpses.image.shape) == (60, (1, 60, 60))
+    assert snapshot.model_config.likelihood == "bernoulli"
+    shown, _ = picture(chart(page, "train_glimpses"), "input x · read window", 1)
+    scale = shown.shape[0] // (60 + 2 * viz.window_pad(60, 60))
+    pad = viz.window_pad(60, 60) * scale
+    grey = shown[pad : pad + 60 * scale : scale, pad : pad + 60 * scale : scale, 0] / 255.0
+    assert grey == pytest.approx(snapshot.glimpses.image[0].numpy(), abs=1 / 254 + 1e-6)  # the whole 60×60 pair
+    assert metric(page, "Test bound (nats)") == f"{snapshot.test.value:.2f}"  # binary digits: nats alone
 
 
 TINY_CLASSIFIERS = {  # number inputs of the page -> classifiers that train in well under a second here

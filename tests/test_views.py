@@ -244,6 +244,14 @@ def test_every_explanation_names_its_equation_and_one_thing_to_notice():
     assert "1/σ" in views.WINDOW_RULE and "clipped" in views.WINDOW_RULE
 
 
+def test_a_preset_trains_on_its_own_dataset_else_one_of_the_same_shape():
+    here = ["mnist", "mnist-sample", "mnist-two", "cifar10"]
+    assert views.training_dataset("mnist-two", here) == "mnist-two"
+    assert views.training_dataset("svhn", here) == "cifar10"  # no SVHN: the colour 32×32 images that are here
+    assert views.training_dataset("svhn", ["mnist-sample"]) == "mnist-sample"
+    assert views.training_dataset("mnist", []) is None
+
+
 def test_a_cifar_figure_says_which_copy_it_was_measured_on(monkeypatch, tmp_path):
     monkeypatch.setenv("DRAW_DATA_DIR", str(tmp_path))
     for split in ("train", "test"):

@@ -196,6 +196,15 @@ def evaluation_datasets(cfg, prefer: str | None = None) -> list[str]:
     return sorted(names, key=lambda name: name != prefer)
 
 
+def training_dataset(own: str, here: list[str]) -> str | None:
+    """The dataset a preset whose own dataset is `own` trains on among the datasets `here`: its own, else the first
+    of the same image shape (SVHN's preset on CIFAR-10), else the first; None when nothing is here."""
+    if own in here:
+        return own
+    shape = tuple(get_dataset(own).shape)
+    return next((name for name in here if tuple(get_dataset(name).shape) == shape), next(iter(here), None))
+
+
 DATA_COPY_KEY = "data_copy"  # a card's (or stored meta's) record of which copy of its dataset its figures are on
 
 
