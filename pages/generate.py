@@ -3,7 +3,8 @@
 The step-through view is one timeline figure: the browser holds every step and moves the canvas, what each step
 added, the window and the window's parameters together (app_views.follow), without a rerun; the step the user stops
 at comes back to the server. The seed, the step, the sample and the checkpoint are in the URL, so a teacher can share
-the exact view.
+the exact view. Below it, the canvas size: the same z drawn on a canvas 2 or 4 times the model's (write attention
+only), and what the parameter count owes to the image size (draw_core.present.canvas_size).
 """
 
 import random
@@ -12,7 +13,8 @@ import streamlit as st
 
 import app_common
 import app_views
-from draw_core.present import render, views, viz
+from draw_core.config import DrawConfig
+from draw_core.present import canvas_size, render, views, viz
 
 selected = app_common.require_checkpoint(need="generates")
 model, cfg = selected.model, selected.config
@@ -115,3 +117,67 @@ with side_column:
         key="generate_png",
         on_click="ignore",
     )
+
+
+@st.cache_resource(max_entries=16, show_spinner="Drawing on the larger canvas…")
+def larger_canvas(model_key: str, seed: int, sample: int, scale: int, _z) -> canvas_size.LargerCanvas:
+    """This sample's z on the model's canvas and on one `scale` times larger, shared read-only by sessions."""
+    return canvas_size.draw_larger(model, _z, scale)
+
+
+@st.cache_data(show_spinner=False)
+def parameter_counts(config: dict) -> dict[str, list[int]]:
+    return canvas_size.parameter_counts(DrawConfig.from_dict(config))
+
+
+st.subheader("Canvas size")
+sizes, reason = canvas_size.canvas_sizes(cfg), canvas_size.why_not_larger(cfg)
+scale = (
+    st.segmented_control(
+        "Draw this sample's z on a canvas of",
+        list(sizes),
+        format_func=sizes.get,
+        key="generate_canvas",
+        default=1,
+        disabled=reason is not None,
+        help=reason,
+    )
+    or 1
+)  # clicking the chosen option again deselects it
+if reason is not None:
+    st.caption(reason)
+else:
+    st.markdown(canvas_size.canvas_text(cfg))
+    if scale == 1:
+        st.caption("Pick 2× or 4× to draw the same z on a larger canvas beside the model's own picture.")
+    else:
+        drawn = larger_canvas(selected.key, int(seed), sample, scale, trace.z[:, sample])
+        own_column, large_column = st.columns(2)
+        own_column.plotly_chart(
+            viz.image_figure(drawn.own, title=f"model's canvas {canvas_size.canvas_shape(cfg)}", size=size),
+            key="generate_canvas_own",
+            width="content",
+        )
+        large_column.plotly_chart(
+            viz.image_figure(drawn.large, title=f"same z on {canvas_size.canvas_shape(cfg, scale)}", size=size),
+            key="generate_canvas_large",
+            width="content",
+        )
+        st.caption(
+            f"Averaged over {scale}×{scale} blocks, the larger picture differs from the model's own by "
+            f"{drawn.pooled_gap:.3f} per pixel on average (grey levels 0–1)."
+        )
+        app_views.explain(canvas_size.EXPLANATIONS["larger_canvas"])
+
+sides = canvas_size.SIDES
+st.plotly_chart(
+    canvas_size.parameters_figure(
+        sides,
+        parameter_counts(cfg.to_dict()),
+        model_side=cfg.width if cfg.height == cfg.width else None,
+        title="parameters against image side (this model's T, LSTMs, z and channels)",
+    ),
+    key="generate_parameters",
+    width="stretch",
+)
+app_views.explain(canvas_size.EXPLANATIONS["parameters"])

@@ -1,16 +1,22 @@
 """AppTest of the Generate page: the timeline (every step, the write window where the model put it), the server's
-step handed to the browser, URL state, page switches, the link into the Attention lab."""
+step handed to the browser, URL state, page switches, the link into the Attention lab; colour and 60×60 models, the
+same z on a larger canvas and the parameter count against the image size."""
 
 import json
 
+import numpy as np
 import pytest
 from app_support import (
     APP,
     STAND_IN_KIND,
     TIMEOUT,
+    TINY,
+    TINY_COLOUR,
+    TINY_TWO,
     as_a_classifier,
     assert_no_exception,
     figure,
+    figures,
     open_page,
     tiny_checkpoint,
     use_folders,
@@ -23,7 +29,7 @@ import app_views
 from draw_core.config import DrawConfig
 from draw_core.io.checkpoint import load_checkpoint
 from draw_core.nn.attention import window_geometry
-from draw_core.present import views, viz
+from draw_core.present import canvas_size, views, viz
 from draw_core.present.latent import prior_z
 from draw_core.present.render import window_line_width
 
@@ -227,3 +233,83 @@ def test_a_checkpoint_that_is_not_a_generator_gets_a_message_naming_its_kind(mon
     assert any("generators" in info.value and STAND_IN_KIND in info.value for info in at.info)
     assert not at.get("plotly_chart") and not at.slider
     assert STAND_IN_KIND in at.sidebar.caption[0].value  # the sidebar says which kind is selected
+
+
+# --- colour and 60x60 models, the canvas size (issues 14 and 15) -------------------------------------------------
+
+MODELS = {"grey 28×28": TINY, "colour 32×32": TINY_COLOUR, "two digits 60×60": TINY_TWO}
+
+
+def open_model(monkeypatch, tmp_path, cfg: DrawConfig):
+    runs = use_folders(monkeypatch, tmp_path, runs=[])
+    tiny_checkpoint(runs, "model", cfg)
+    return open_page("generate.py"), runs / "model.safetensors"
+
+
+def spec_pixels(spec: dict) -> np.ndarray:
+    """The pixels of a one-image figure: (H, W) of a heatmap, (H, W, 3) of an RGB image trace."""
+    return np.asarray(viz.spec_array(spec["data"][0]["z"]), dtype=np.float64)
+
+
+@pytest.mark.parametrize("cfg", MODELS.values(), ids=MODELS.keys())
+def test_renders_colour_and_large_models_with_their_window_grid_and_downloads(monkeypatch, tmp_path, cfg):
+    at, path = open_model(monkeypatch, tmp_path, cfg)
+    spec = timeline(at)
+    canvas, image = picture(spec, "canvas σ(c<sub>t</sub>)", 4)
+    pad = viz.window_pad(cfg.height, cfg.width)
+    assert image["sizex"] == cfg.width + 2 * pad  # the model's own size, with its margin
+    scale = round(canvas.shape[1] / image["sizex"])
+    inside = canvas[pad * scale : (pad + cfg.height) * scale, pad * scale : (pad + cfg.width) * scale, :3]
+    colourful = int((np.ptp(inside.astype(int), axis=-1) > 0).sum())  # the image's pixels whose R, G, B differ
+    assert (colourful > 0) == (cfg.channels == 3)
+    assert rectangle(at, 4) == pytest.approx(expected_window(path, 0, 0, 4), abs=TOLERANCE)  # the window on it
+    grid = figure(at, "all samples at t=4")
+    assert grid["data"][0]["type"] == ("image" if cfg.channels == 3 else "heatmap")
+    assert {b.proto.label for b in at.get("download_button")} == {
+        "Sample's generation (GIF)",
+        "All samples at this step (PNG)",
+    }
+    at.slider(key="step").set_value(2).run()
+    assert_no_exception(at)
+
+
+@pytest.mark.parametrize("cfg", MODELS.values(), ids=MODELS.keys())
+def test_the_canvas_size_choice_draws_the_same_z_on_the_larger_canvas(monkeypatch, tmp_path, cfg):
+    at, path = open_model(monkeypatch, tmp_path, cfg)
+    assert at.segmented_control(key="generate_canvas").value == 1
+    assert not [spec for spec in figures(at) if "same z on" in str(spec["layout"].get("title"))]
+    text = " ".join(markdown.value for markdown in at.markdown)
+    assert "eqs 22–24" in text and "not more detail" in text
+    at.segmented_control(key="generate_canvas").set_value(4).run()
+    assert_no_exception(at)
+    large = spec_pixels(figure(at, f"same z on {4 * cfg.height}×{4 * cfg.width}"))
+    own = spec_pixels(figure(at, f"model's canvas {cfg.height}×{cfg.width}"))
+    assert large.shape[:2] == (4 * cfg.height, 4 * cfg.width) and own.shape[:2] == (cfg.height, cfg.width)
+    model = load_checkpoint(path).model
+    z = prior_z(0, cfg.T, cfg.z_size, SAMPLES)[:, :1]  # sample #1 of seed 0
+    drawn = model.generate(1, z=z, canvas=(4 * cfg.height, 4 * cfg.width)).canvases[-1, 0]
+    expected = drawn.numpy().transpose(1, 2, 0) * 255 if cfg.channels == 3 else drawn[0].numpy()
+    assert large == pytest.approx(expected, abs=0.51 if cfg.channels == 3 else 1e-5)  # RGB rounded to 0..255
+    captions = " ".join(caption.value for caption in at.caption)
+    assert "Averaged over 4×4 blocks" in captions and "eqs 22–24" in captions
+
+
+def test_a_model_without_write_attention_cannot_choose_a_larger_canvas_and_says_why(monkeypatch, tmp_path):
+    plain = DrawConfig(T=3, enc_size=16, dec_size=16, z_size=4, read_attn=False, write_attn=False)
+    at, _ = open_model(monkeypatch, tmp_path, plain)
+    control = at.segmented_control(key="generate_canvas")
+    assert control.proto.disabled
+    assert any("no write attention" in caption.value and "eq. 18" in caption.value for caption in at.caption)
+
+
+def test_the_parameter_chart_counts_the_models_with_and_without_attention(monkeypatch, tmp_path):
+    at, _ = open_model(monkeypatch, tmp_path, TINY_TWO)
+    spec = figure(at, "parameters against image side")
+    lines = {trace["name"]: viz.spec_array(trace["y"]) for trace in spec["data"]}
+    counts = canvas_size.parameter_counts(TINY_TWO)
+    assert (
+        lines["attention"].tolist() == counts["attention"] and lines["no attention"].tolist() == counts["no attention"]
+    )
+    assert spec["layout"]["shapes"][0]["x0"] == 60  # this model's side marked
+    captions = " ".join(caption.value for caption in at.caption)
+    assert canvas_size.EXPLANATIONS["parameters"].notice in captions
