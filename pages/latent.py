@@ -14,6 +14,7 @@ import streamlit as st
 import torch
 
 import app_common
+import app_views
 from draw_core.data import get_dataset
 from draw_core.present import latent, views, viz
 
@@ -217,6 +218,9 @@ def editor(mode: str) -> None:
 
 
 editor(mode)
+explained = ["latent_picture", "canvas", *(["kl"] if mode == "step" and kl is not None else [])]
+for column, name in zip(st.columns(len(explained)), explained, strict=True):  # outside the editor: a drag skips them
+    app_views.explain(views.EXPLANATIONS[name], column)
 
 st.subheader("Interpolation between two seeds")
 a_column, b_column, n_column = st.columns(3)
@@ -235,6 +239,7 @@ st.plotly_chart(
     key="latent_interpolation",
     width="content",
 )
+app_views.explain(views.EXPLANATIONS["interpolation"])
 
 st.subheader("2-D walk over two dimensions")
 first_column, second_column, span_column, size_column = st.columns(4)
@@ -265,6 +270,7 @@ st.plotly_chart(
     key="latent_walk",
     width="content",
 )
+app_views.explain(views.EXPLANATIONS["walk"])
 st.caption(
     "The walk starts from z as it was when you pressed the button (or opened this page), so moving a slider stays fast."
 )

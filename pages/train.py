@@ -371,11 +371,13 @@ def generator_charts(job: JobSnapshot) -> None:
         ),
         key="train_loss_chart",
     )
+    app_views.explain(views.EXPLANATIONS["loss"], loss_column)
     if job.per_step:
         kl_column.plotly_chart(
             viz.kl_per_step_figure(list(job.per_step), title=f"KL per step t at training step {job.step}"),
             key="train_kl_chart",
         )
+        app_views.explain(views.EXPLANATIONS["kl_training"], kl_column)
     samples_column, glimpse_column = st.columns([1, 2])
     if job.samples is None:
         every = job.train_config.sample_every
@@ -386,6 +388,7 @@ def generator_charts(job: JobSnapshot) -> None:
             key="train_samples",
             width="content",
         )
+        app_views.explain(views.EXPLANATIONS["train_samples"], samples_column)
     with glimpse_column:
         reconstruction_glimpses(job)
     if job.sample_strip:
@@ -399,10 +402,7 @@ def generator_charts(job: JobSnapshot) -> None:
             key="train_strip",
             width="content",
         )
-        st.caption(
-            "Each row decodes the same fixed z (seeded) with the weights of one training step, oldest at the top: "
-            "what changes from row to row is what the model learned in between."
-        )
+        app_views.explain(views.EXPLANATIONS["strip"])
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -501,12 +501,14 @@ def classifier_charts(job: JobSnapshot) -> None:
         ),
         key="train_error_chart",
     )
+    app_views.explain(views.EXPLANATIONS["classifier_error"], error_column)
     terms = {name: values for name, values in job.history.items() if name not in ("loss", "error")}
     curves = {"loss (what Adam minimises)": job.history.get("loss", ()), **terms}
     loss_column.plotly_chart(
         viz.training_curves_figure(job.history_steps, curves, title="Training loss per batch"),
         key="train_curves_chart",
     )
+    app_views.explain(views.EXPLANATIONS["classifier_loss"], loss_column)
     if isinstance(job.glimpses, ClassifierGlimpses):
         classifier_glimpses(job, job.glimpses)
     else:

@@ -23,7 +23,7 @@ from app_support import (
 from draw_core.config import DrawConfig
 from draw_core.data import get_dataset
 from draw_core.io.checkpoint import load_checkpoint
-from draw_core.present import latent, viz
+from draw_core.present import latent, views, viz
 
 SAMPLES = 16
 
@@ -88,6 +88,10 @@ def test_renders_on_a_tiny_checkpoint(runs):
     for title in ("drawn from this z", "canvas at t", "seed 0 → seed 1", "down,"):
         figure(at, title)
     assert image(at) == pytest.approx(drawn(runs / "tiny.safetensors", seed_z(runs / "tiny.safetensors")), abs=1e-5)
+    latex = " ".join(element.value for element in at.latex)
+    captions = " ".join(caption.value for caption in at.caption)
+    for name in ("latent_picture", "canvas", "kl", "interpolation", "walk"):  # every chart: its equation, what to see
+        assert views.EXPLANATIONS[name].latex in latex and views.EXPLANATIONS[name].notice in captions, name
 
 
 def test_renders_on_the_shipped_checkpoint(monkeypatch, tmp_path):

@@ -17,7 +17,7 @@ from timeline_support import follower, picture
 from draw_core.config import DrawConfig, TrainConfig
 from draw_core.data import get_dataset, mnist
 from draw_core.io.checkpoint import load_checkpoint
-from draw_core.present import viz
+from draw_core.present import views, viz
 from draw_core.presets import preset_names
 from draw_core.training import devices, jobs
 
@@ -88,6 +88,14 @@ def chart(at, key: str) -> dict:
     return found[0]
 
 
+def explained(at, *names: str) -> None:
+    """Each named chart is shown with its equation and what to notice (views.EXPLANATIONS)."""
+    latex = " ".join(element.value for element in at.latex)
+    captions = " ".join(caption.value for caption in at.caption)
+    for name in names:
+        assert views.EXPLANATIONS[name].latex in latex and views.EXPLANATIONS[name].notice in captions, name
+
+
 def test_a_tiny_run_started_from_the_page_finishes_and_is_offered_in_the_picker(page, tmp_path):
     job = start_from_page(page, "from-page", steps=6)
     assert job is not None, [e.value for e in page.error]
@@ -130,6 +138,7 @@ def test_a_tiny_run_started_from_the_page_finishes_and_is_offered_in_the_picker(
         grey = shown[pad : pad + 28 * scale : scale, pad : pad + 28 * scale : scale, 0] / 255.0
         assert grey == pytest.approx(canvases[step - 1].numpy(), abs=1 / 254 + 1e-6)
     assert follower(page)["chart"] == "train_glimpses"
+    explained(page, "loss", "kl_training", "train_samples", "strip", "read", "write")
     page.slider(key="train_glimpse_step").set_value(2).run()
     assert follower(page)["step"] == 2 and chart(page, "train_glimpses") == glimpses  # the slider moves the browser
 
@@ -383,6 +392,7 @@ def test_a_classifier_trains_from_the_page_showing_its_error_and_glimpses(page, 
     for step in (1, 3):
         heights = [viz.timeline_steps(glimpses)[step - 1][f"images[{i}].sizey"] for i in bars]
         assert heights == pytest.approx(trace.probabilities[step - 1].tolist(), abs=1e-6)
+    explained(page, "classifier_error", "classifier_loss")
     page.slider(key="train_glimpse_step").set_value(1).run()
     assert follower(page)["step"] == 1
     assert not any(key in element.proto.id for element in page.get("plotly_chart") for key in ("samples", "strip"))

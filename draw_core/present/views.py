@@ -318,6 +318,56 @@ EXPLANATIONS = {
         r"\mathrm{write}(w) = \tfrac{1}{\gamma}\, F_Y^\top\, w\, F_X",
         "Writing the glimpse back gives a blurred copy of the window's content: what an N×N patch can draw.",
     ),
+    "latent_picture": Explanation(
+        "eqs 14-16",
+        r"\tilde h^{dec}_t = \mathrm{RNN}^{dec}(\tilde h^{dec}_{t-1}, \tilde z_t), \quad "
+        r"\tilde c_t = \tilde c_{t-1} + \mathrm{write}(\tilde h^{dec}_t), \quad \tilde x \sim D(X \mid \tilde c_T)",
+        "A slider that costs many nats moves the drawing; one that costs almost none barely does: it is ignored.",
+    ),
+    "interpolation": Explanation(
+        "eqs 13-16",
+        r"\tilde z(\alpha) = \tfrac{\sin((1-\alpha)\theta)}{\sin\theta}\, \tilde z^A "
+        r"+ \tfrac{\sin(\alpha\theta)}{\sin\theta}\, \tilde z^B",
+        "A smooth morph means nearby z decode to similar drawings; a jump marks where the decoder switches shape.",
+    ),
+    "walk": Explanation(
+        "eqs 13-16",
+        r"\tilde z_{t, d_1} = u_r, \quad \tilde z_{t, d_2} = v_c, \quad \text{every other } \tilde z \text{ fixed}",
+        "Down a column only the first dimension changes, along a row only the second: what each one draws.",
+    ),
+    "loss": Explanation(
+        "eq. 12",
+        r"\mathcal{L} = \mathcal{L}^x + \mathcal{L}^z",
+        "Lˣ falls as the model learns to reconstruct while Lᶻ (right axis) grows as it learns to use z; the test bound "
+        "is the figure to compare.",
+    ),
+    "kl_training": Explanation(
+        "eq. 11",
+        r"L^z_t = \tfrac12 \sum_j (\mu_j^2 + \sigma_j^2 - \log\sigma_j^2 - 1)",
+        "Which glimpses carry information about the batch; early in training the nats move between steps.",
+    ),
+    "train_samples": Explanation(
+        "sec. 2.3",
+        r"\tilde x \sim D(X \mid \tilde c_T), \quad \tilde z_t \sim N(0, I)",
+        "Fresh draws from the prior: blurred blobs at first, shapes of the data once the bound has fallen.",
+    ),
+    "strip": Explanation(
+        "eqs 13-16",
+        r"\tilde x = \sigma(\tilde c_T(\tilde z; \theta_{\text{step}}))",
+        "Each row decodes the same fixed z with the weights of one training step, oldest at the top: what changes "
+        "from row to row is what the model learned in between.",
+    ),
+    "classifier_error": Explanation(
+        "sec. 4.1",
+        r"\text{error} = \tfrac1n \sum_i \big[\arg\max_k p(k \mid x_i) \ne y_i\big]",
+        "The running error falls as the glimpses learn where the digit is; the test error is the figure of Table 1.",
+    ),
+    "classifier_loss": Explanation(
+        "sec. 4.1",
+        r"\mathcal{L} = -\log p(y \mid x)",
+        "Adam minimises the cross-entropy of the class scores after the last glimpse; RAM adds REINFORCE's terms "
+        "for where it looks.",
+    ),
 }
 
 
