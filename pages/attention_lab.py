@@ -11,7 +11,7 @@ import app_common
 import app_views
 from draw_core.present import views, viz
 
-app_common.page_setup()  # the shared sidebar; this page needs no model
+selected = app_common.page_setup()  # the shared sidebar; this page needs no model, but opens on its dataset
 st.title("Attention lab")
 st.caption(
     "An N×N grid of Gaussian filters, placed by its centre (g_X, g_Y) and stride δ, blurred by σ², scaled by γ. "
@@ -25,7 +25,8 @@ def forget_window() -> None:
         del st.session_state[key]
 
 
-dataset = st.selectbox("Image from", views.sample_datasets(), key="lab_dataset", on_change=forget_window)
+own = selected.card.get("dataset") if selected is not None else None  # a colour model's lab opens on CIFAR-10
+dataset = st.selectbox("Image from", views.sample_datasets(prefer=own), key="lab_dataset", on_change=forget_window)
 digits, labels = app_common.dataset_sample(dataset)
 C, H, W = digits.shape[-3:]  # digits (N, C, H, W)
 ranges = views.lab_ranges(H, W)  # grown with the image: a 60×60 or 100×100 image gets a larger window and margin

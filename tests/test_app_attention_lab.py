@@ -4,7 +4,18 @@ window arrives in the URL (a model page's link) and the sliders write it back.""
 import numpy as np
 import pytest
 import torch
-from app_support import APP, TIMEOUT, assert_no_exception, figure, open_page, use_folders
+from app_support import (
+    APP,
+    TIMEOUT,
+    TINY,
+    TINY_COLOUR,
+    TINY_TWO,
+    assert_no_exception,
+    figure,
+    open_page,
+    tiny_checkpoint,
+    use_folders,
+)
 from streamlit.testing.v1 import AppTest
 
 from draw_core.data import get_dataset, load_sample
@@ -157,3 +168,16 @@ def test_a_60_by_60_image_opens_with_a_window_grown_for_it(monkeypatch, tmp_path
     assert viz.window_box(figure(at, "and the window")["data"], "read")[0] == pytest.approx(30.5 - 2 * 6.4 - 1)
     assert "60×60" in figure(at, "and the window")["layout"]["title"]["text"]
     assert not any("channels" in caption.value for caption in at.caption)  # one channel: no colour note
+
+
+@pytest.mark.parametrize(
+    "cfg, dataset, shape",
+    [(TINY, "mnist-sample", "28×28"), (TINY_COLOUR, "cifar10", "32×32×3"), (TINY_TWO, "mnist-two", "60×60")],
+)
+def test_it_opens_on_the_selected_models_dataset(monkeypatch, tmp_path, cfg, dataset, shape):
+    runs = use_folders(monkeypatch, tmp_path, runs=[])
+    tiny_checkpoint(runs, "model", cfg)
+    at = open_page("attention_lab.py")
+    assert at.selectbox(key="lab_dataset").value == dataset
+    assert f"{dataset} image 0" in figure(at, "and the window")["layout"]["title"]["text"]
+    assert shape in figure(at, "and the window")["layout"]["title"]["text"]

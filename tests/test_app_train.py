@@ -9,7 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app_support import assert_no_exception, figures, open_page, use_folders
+from app_support import (
+    TINY,
+    TINY_COLOUR,
+    TINY_TWO,
+    assert_no_exception,
+    figures,
+    open_page,
+    tiny_checkpoint,
+    use_folders,
+)
 from test_app_evaluate import fake_cifar
 from test_jobs import cluttered_from_sample  # noqa: F401 (a fixture)
 from timeline_support import follower, picture
@@ -404,3 +413,12 @@ def test_a_classifier_trains_from_the_page_on_the_real_cluttered_mnist(page):
     assert snapshot.train_config.dataset == "mnist-cluttered" and snapshot.glimpses.image.shape == (1, 100, 100)
     looks, _ = picture(chart(page, "train_glimpses"), "DRAW: read window windows", 3)
     assert looks[..., 3].any()  # the read window on the image
+
+
+@pytest.mark.parametrize("cfg", [TINY, TINY_COLOUR, TINY_TWO], ids=["grey", "colour", "two-digit"])
+def test_the_page_renders_whichever_model_the_sidebar_holds(monkeypatch, tmp_path, cfg):
+    monkeypatch.setenv("DRAW_DATA_DIR", str(data_here(tmp_path / "data")))
+    runs = use_folders(monkeypatch, tmp_path, runs=[])
+    tiny_checkpoint(runs, "model", cfg)
+    at = open_page("train.py")
+    assert "cifar10 · 32×32×3" in at.selectbox(key="train_dataset_generate").options
