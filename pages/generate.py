@@ -165,7 +165,7 @@ else:
         )
         st.caption(
             f"Averaged over {scale}×{scale} blocks, the larger picture differs from the model's own by "
-            f"{drawn.pooled_gap:.3f} per pixel on average (grey levels 0–1)."
+            f"{drawn.pooled_gap:.3f} per pixel on average (levels 0–1)."
         )
         app_views.explain(canvas_size.EXPLANATIONS["larger_canvas"])
 

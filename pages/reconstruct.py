@@ -1,8 +1,12 @@
-"""Reconstruct: give the model a digit and step through what it reads, how wrong its canvas is, and what it writes.
+"""Reconstruct: give the model an image and step through what it reads, how wrong its canvas is, and what it writes.
 
-The step-through view is one timeline figure that the browser moves through without a rerun (app_views.follow):
-the input with the read window, the error x̂ₜ with it, the canvas with the write window, the glimpses and the nats
-each step spends, all at the same step; a click on a bar jumps there.
+The input is a test image of the model's own dataset (its shipped sample), a drawing, or an uploaded file of any
+mode (draw_core.data.images converts it for the model and the page says what was converted). The step-through view is
+one timeline figure that the browser moves through without a rerun (app_views.follow): the input with the read
+window, the error x̂ₜ with it, the canvas with the write window, the glimpses and the nats each step spends, all at
+the same step; a click on a bar jumps there. Below it, the noise in z: several draws z ~ Q(z|x) for the same image,
+their spread, the posterior σ against the prior's 1 and the reconstruction with z = μ
+(draw_core.present.posterior_noise).
 """
 
 import hashlib
@@ -11,7 +15,8 @@ import streamlit as st
 
 import app_common
 import app_views
-from draw_core.present import views, viz
+from draw_core.data import dataset_names, get_dataset
+from draw_core.present import posterior_noise, views, viz
 
 selected = app_common.require_checkpoint(need="generates")
 model, cfg = selected.model, selected.config
@@ -22,7 +27,10 @@ st.caption(
     "The encoder reads the input x and the error x̂ₜ = x − σ(c₍ₜ₋₁₎) through its read window (eqs 3-4, 27), "
     "picks zₜ, and the decoder writes a patch onto the canvas through its write window (eq. 29)."
 )
-SOURCES = {"sample": "Test digit", "draw": "Draw", "upload": "Upload an image"}
+SOURCES = {"sample": "Test image", "draw": "Draw", "upload": "Upload an image"}
+MNIST_SIDE = 28  # a grey field larger than one MNIST digit (mnist-two's 60×60) keeps a drawing as drawn
+DRAW_PX = 280  # screen pixels of the drawing canvas's side
+PEN = 2.0  # the drawing pen's width in the model's pixels, about MNIST's stroke
 
 
 with app_common.controls():  # folded away in presentation mode
@@ -38,32 +46,54 @@ with app_common.controls():  # folded away in presentation mode
         app_common.remember("reconstruct_centres", False)
         show_centres = st.toggle("Grid centres", key="reconstruct_centres", help="dot the N×N filter centres")
 
-    image, digit = None, None  # (C, H, W) in [0, 1]; the test digit's index, when it is one
+    image, digit = None, None  # (C, H, W) in [0, 1]; the test image's index, when it is one
     with input_column:
         if source == "draw":
-            image = app_common.drawn_digit(key="reconstruct_canvas", side_px=280, stroke=18, height=H, width=W)
+            as_drawn = C == 1 and max(H, W) > MNIST_SIDE
+            if as_drawn:
+                st.caption(f"The canvas is the model's {H}×{W} field: digits stay where you draw them.")
+            image = app_common.drawn_digit(
+                key="reconstruct_canvas",
+                side_px=DRAW_PX,
+                stroke=round(DRAW_PX / max(H, W) * PEN) if as_drawn else 18,
+                channels=C,
+                height=H,
+                width=W,
+                as_drawn=as_drawn,
+            )
         elif source == "upload":
             image = app_common.uploaded_digit(
                 key="reconstruct_upload",
-                label="An image of one digit (any background; it is centred and resized like MNIST)",
+                label=(
+                    "An image (any mode; cropped about its centre and resized to the model's size)"
+                    if C == 3
+                    else "An image of a digit (any background; it is centred and resized like MNIST)"
+                ),
+                channels=C,
                 height=H,
                 width=W,
+                waiting=None if C == 1 else f"Upload an image: {app_common.UPLOAD_FORMATS}, any colour mode.",
             )
         else:
-            own = views.sample_datasets((cfg.channels, H, W), prefer=selected.checkpoint.meta.get("dataset"))
-            if not own:
+            own = selected.checkpoint.meta.get("dataset")
+            samples = views.sample_datasets((C, H, W), prefer=own)
+            if own in dataset_names() and own not in samples and tuple(get_dataset(own).shape) == (C, H, W):
+                st.info(  # its dataset ships no sample and its files are not here (svhn)
+                    get_dataset(own).how_to_get() + (f" Meanwhile, test images of **{samples[0]}**." if samples else "")
+                )
+            if not samples:
                 app_common.stop_with("No shipped sample has this model's image size: draw or upload an image instead.")
-            digits, labels = app_common.dataset_sample(own[0])
+            digits, labels = app_common.dataset_sample(samples[0])
             digit = st.number_input(
-                f"Test digit (0-{len(digits) - 1})",
+                f"Test image (0-{len(digits) - 1})",
                 0,
                 len(digits) - 1,
                 step=1,
                 key="reconstruct_index",
-                help=f"a test image from the shipped sample of {own[0]}",
+                help=f"a test image from the shipped sample of {samples[0]}",
             )
             image = digits[digit]
-            st.caption(f"label {int(labels[digit])}")
+            st.caption(f"{samples[0]} · label {int(labels[digit])}")
 if tuple(image.shape) != (C, H, W):
     app_common.stop_with(f"This model takes {C}×{H}×{W} images; the input is {tuple(image.shape)}.", error=True)
 
@@ -116,3 +146,60 @@ st.caption(
     "Glimpses are γ-scaled (eq. 27) and drawn on one colour range over all steps, so steps compare. "
     + ("" if cfg.read_attn else "This model reads the whole image and error (eq. 17).")
 )
+
+
+@st.cache_resource(max_entries=16, show_spinner="Drawing z ~ Q(z|x) several times…")
+def noise_in_z(model_key: str, image_digest: str, seed: int, _image) -> posterior_noise.PosteriorNoise:
+    """The image's passes with z ~ Q (from `seed`) and with z = μ, shared read-only by sessions."""
+    return posterior_noise.posterior_noise(model, _image, seed=seed)
+
+
+st.subheader("Noise in z")
+st.caption(
+    f"{posterior_noise.SAMPLES} passes over the same image, each drawing its own z₁…z_T ~ Q(Z_t | h_enc_t) "
+    "(eq. 6; seed above), beside the pass that takes z_t = μ_t (no noise)."
+)
+noise = noise_in_z(selected.key, digest, int(seed), image)
+small = app_common.figure_px(200)
+grid_column, spread_column, mean_column = st.columns([1.4, 1, 1])
+grid_column.plotly_chart(
+    viz.image_grid_figure(
+        noise.samples, nrow=4, title=f"{posterior_noise.SAMPLES} draws of z ~ Q(z|x)", size=app_common.figure_px(300)
+    ),
+    key="reconstruct_noise_samples",
+    width="content",
+)
+peak = max(float(noise.spread.max()), 1e-6)
+spread_column.plotly_chart(
+    viz.image_figure(
+        noise.spread,
+        title="std over the draws" + (" (mean of R, G, B)" if C == 3 else ""),
+        zmax=peak,
+        colorscale=viz.WEIGHTS,
+        colorbar="std",
+        size=small,
+    ),
+    key="reconstruct_noise_spread",
+    width="content",
+)
+mean_column.plotly_chart(
+    viz.image_figure(noise.at_mean, title="z = μ (no noise)", size=small),
+    key="reconstruct_noise_mean",
+    width="content",
+)
+app_views.explain(posterior_noise.EXPLANATIONS["spread"])
+app_common.remember("reconstruct_sigma_all", False)
+every_step = st.toggle(
+    "σ averaged over all steps", key="reconstruct_sigma_all", help=f"off: σ of step t = {step}, the step chosen above"
+)
+which = "averaged over all steps" if every_step else f"at t = {step}"
+st.plotly_chart(
+    posterior_noise.sigma_figure(
+        noise.sigma_per_dimension(None if every_step else t),
+        title=f"posterior σ per dimension {which} (mean over the {posterior_noise.SAMPLES} draws)",
+    ),
+    key="reconstruct_noise_sigma",
+    width="stretch",
+)
+app_views.explain(posterior_noise.EXPLANATIONS["sigma"])
+st.markdown(posterior_noise.WHAT_NOISE_BUYS)

@@ -1,5 +1,6 @@
 """AppTest of the Reconstruct page: test digits, uploads (good and bad), the drawing canvas, the timeline with the
-read and write windows where the model put them, the KL bars a click jumps from, the link into the Attention lab."""
+read and write windows where the model put them, the KL bars a click jumps from, the link into the Attention lab;
+colour and 60×60 models, uploads of any mode with their conversion notes, the noise in z."""
 
 import io
 
@@ -8,8 +9,13 @@ import pytest
 import torch
 from app_support import (
     STAND_IN_KIND,
+    TINY,
+    TINY_COLOUR,
+    TINY_DATASETS,
+    TINY_TWO,
     as_a_classifier,
     assert_no_exception,
+    figure,
     open_page,
     tiny_checkpoint,
     use_folders,
@@ -19,10 +25,11 @@ from PIL import Image
 from timeline_support import drawn_window, follower, link_query, picture, timeline
 
 from draw_core.config import DrawConfig
-from draw_core.data import load_sample
-from draw_core.io.checkpoint import load_checkpoint
+from draw_core.data import get_dataset, load_sample
+from draw_core.io.checkpoint import load_checkpoint, save_checkpoint
 from draw_core.nn.attention import window_geometry
-from draw_core.present import views, viz
+from draw_core.nn.model import DRAW
+from draw_core.present import posterior_noise, views, viz
 from draw_core.present.render import window_line_width
 
 INPUT = "input x"
@@ -190,3 +197,145 @@ def test_a_checkpoint_that_is_not_a_generator_gets_a_message_naming_its_kind(mon
     at = open_page("reconstruct.py")
     assert any("generators" in info.value and STAND_IN_KIND in info.value for info in at.info)
     assert not at.get("plotly_chart")
+
+
+# --- colour and 60x60 models, uploads of any mode, noise in z (issues 14 and 15) ---------------------------------
+
+MODELS = {"grey 28×28": TINY, "colour 32×32": TINY_COLOUR, "two digits 60×60": TINY_TWO}
+NOISE_FIGURES = ("8 draws of z ~ Q(z|x)", "std over the draws", "z = μ (no noise)", "posterior σ per dimension")
+
+
+def open_model(monkeypatch, tmp_path, cfg: DrawConfig, dataset: str | None = None):
+    runs = use_folders(monkeypatch, tmp_path, runs=[])
+    if dataset is None:
+        tiny_checkpoint(runs, "model", cfg)
+    else:
+        save_checkpoint(DRAW(cfg), runs / "model.safetensors", meta={"dataset": dataset})
+    return open_page("reconstruct.py"), runs / "model.safetensors"
+
+
+def input_image(at, cfg: DrawConfig) -> np.ndarray:
+    """The input panel's pixels (H, W, 3) as 0..255, read back at pixel centres."""
+    pixels, image = picture(timeline(at), INPUT, 1)
+    scale = pixels.shape[1] / image["sizex"]
+    pad = round(-0.5 - image["x"])
+    rows = ((pad + np.arange(cfg.height)) * scale + scale / 2).astype(int)
+    cols = ((pad + np.arange(cfg.width)) * scale + scale / 2).astype(int)
+    return pixels[rows][:, cols, :3].astype(int)
+
+
+@pytest.mark.parametrize("cfg", MODELS.values(), ids=MODELS.keys())
+def test_renders_a_test_image_of_the_models_own_dataset(monkeypatch, tmp_path, cfg):
+    at, _ = open_model(monkeypatch, tmp_path, cfg)
+    dataset = TINY_DATASETS[cfg]
+    images, _ = get_dataset(dataset).sample()
+    at.number_input(key="reconstruct_index").set_value(2).run()
+    assert_no_exception(at)
+    shown = input_image(at, cfg)  # (H, W, 3)
+    expected = images[2].numpy().transpose(1, 2, 0) * 255  # (H, W, C)
+    assert shown == pytest.approx(np.broadcast_to(expected, shown.shape), abs=1)
+    assert any(dataset in caption.value for caption in at.caption)
+    for title in NOISE_FIGURES:
+        figure(at, title)
+    at.slider(key="step").set_value(1).run()
+    assert_no_exception(at)
+
+
+def test_the_noise_section_shows_the_z_equal_to_mu_picture_and_sigma_of_the_chosen_step(monkeypatch, tmp_path):
+    at, path = open_model(monkeypatch, tmp_path, TINY_TWO)
+    model = load_checkpoint(path).model
+    x = get_dataset("mnist-two").sample()[0][0]
+    mean = viz.spec_array(figure(at, "z = μ (no noise)")["data"][0]["z"])
+    assert mean == pytest.approx(posterior_noise.mean_reconstruction(model, x)[0].numpy(), abs=1e-5)
+    noise = posterior_noise.posterior_noise(model, x, seed=0)
+    bars = figure(at, "posterior σ per dimension at t = 4")["data"][0]
+    assert viz.spec_array(bars["y"]) == pytest.approx(noise.sigma_per_dimension(3).numpy(), abs=1e-5)
+    at.slider(key="step").set_value(1).run()
+    bars = figure(at, "posterior σ per dimension at t = 1")["data"][0]
+    assert viz.spec_array(bars["y"]) == pytest.approx(noise.sigma_per_dimension(0).numpy(), abs=1e-5)
+    at.toggle(key="reconstruct_sigma_all").set_value(True).run()
+    bars = figure(at, "posterior σ per dimension averaged over all steps")["data"][0]
+    assert viz.spec_array(bars["y"]) == pytest.approx(noise.sigma_per_dimension().numpy(), abs=1e-5)
+    prior = figure(at, "averaged over all steps")["data"][1]
+    assert list(prior["y"]) == [1.0, 1.0]
+    assert any(posterior_noise.WHAT_NOISE_BUYS in markdown.value for markdown in at.markdown)
+    captions = " ".join(caption.value for caption in at.caption)
+    for name in ("spread", "sigma"):
+        assert posterior_noise.EXPLANATIONS[name].notice in captions
+
+
+def encoded(picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def a_scene(mode: str) -> bytes:
+    """A 48x64 picture in `mode`: a colour or grey left half, white right half."""
+    rgb = np.full((48, 64, 3), 255, dtype=np.uint8)
+    rgb[:, :32] = (30, 140, 60)
+    if mode == "RGBA":
+        rgba = np.zeros((48, 64, 4), dtype=np.uint8)
+        rgba[:, :32] = (30, 140, 60, 255)  # transparent right half
+        return encoded(Image.fromarray(rgba, "RGBA"))
+    if mode == "P":
+        return encoded(Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE))
+    if mode == "I;16":
+        return encoded(Image.fromarray(rgb[..., 1].astype(np.uint16) * 257))
+    return encoded(Image.fromarray(rgb[..., 1]))  # "L"
+
+
+@pytest.mark.parametrize(
+    "mode,note",
+    [
+        ("RGBA", "composited onto white paper"),
+        ("P", "palette image (mode P)"),
+        ("I;16", "16-bit grey levels"),
+        ("L", "grey copied into red, green and blue"),
+    ],
+)
+def test_uploads_of_any_mode_into_a_colour_model_say_what_was_converted(monkeypatch, tmp_path, mode, note):
+    at, _ = open_model(monkeypatch, tmp_path, TINY_COLOUR)
+    at = upload(at, f"scene-{mode}.png", a_scene(mode))
+    assert_no_exception(at)
+    assert not at.error
+    notes = [info.value for info in at.info if info.value.startswith("Converted for this model")]
+    assert len(notes) == 1 and note in notes[0] and "resized from 64×48 to 32×32" in notes[0]
+    shown = input_image(at, TINY_COLOUR)
+    green = (30, 140, 60) if mode in ("RGBA", "P") else (140, 140, 140)  # a grey file holds the green channel
+    # the middle 48x48 is kept: its left half the scene's colour, its right half white
+    assert shown[16, 4] == pytest.approx(green, abs=3) and shown[16, -4] == pytest.approx((255, 255, 255), abs=3)
+
+
+def test_a_colour_upload_into_a_grey_model_is_converted_to_grey_with_a_note(runs):
+    at = upload(open_page("reconstruct.py"), "scene.png", a_scene("P"))
+    assert_no_exception(at)
+    notes = [info.value for info in at.info if info.value.startswith("Converted for this model")]
+    assert len(notes) == 1 and "expanded to its RGB colours" in notes[0] and "converted to grey" in notes[0]
+    assert input_pixels(at).shape == (28, 28)
+
+
+@pytest.mark.parametrize("cfg", [TINY, TINY_COLOUR], ids=["grey", "colour"])
+def test_a_text_file_upload_gives_an_error_message_not_an_exception(monkeypatch, tmp_path, cfg):
+    at, _ = open_model(monkeypatch, tmp_path, cfg)
+    at = upload(at, "notes.txt", b"these are my lecture notes\n", mime="text/plain")
+    assert_no_exception(at)
+    assert any("notes.txt" in e.value and "not an image" in e.value for e in at.error), [e.value for e in at.error]
+    assert not at.get("plotly_chart")
+
+
+def test_a_model_whose_dataset_has_no_data_here_says_how_to_get_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("DRAW_DATA_DIR", str(tmp_path / "no-data"))
+    at, _ = open_model(monkeypatch, tmp_path, TINY_COLOUR, dataset="svhn")
+    infos = " ".join(info.value for info in at.info)
+    assert "svhn is not on this server" in infos and "train_32x32.mat" in infos and "cifar10" in infos
+    assert any("cifar10" in caption.value for caption in at.caption)  # meanwhile a CIFAR-10 test image
+    figure(at, "z = μ (no noise)")
+
+
+def test_drawing_for_a_60x60_model_uses_the_whole_field(monkeypatch, tmp_path):
+    at, _ = open_model(monkeypatch, tmp_path, TINY_TWO)
+    at.segmented_control(key="reconstruct_source").set_value("draw").run()
+    assert_no_exception(at)
+    assert any("Draw a digit" in info.value for info in at.info)
+    assert any("60×60 field" in caption.value for caption in at.caption)
