@@ -45,6 +45,71 @@ UPLOAD_KEY = "checkpoint_upload"
 UPLOAD_CHOICE = "upload"
 SAMPLES = 16  # samples per seed on the Generate and Latent pages
 MAX_SEED = 2**31 - 1
+# The app's pages in teaching order: (file in pages/, title, icon, what a student sees there). app.py builds the
+# navigation from it, Home the lesson plan. The icons are emoji, not `:material/...:` names: Streamlit makes a page's
+# icon the tab's favicon, and fetches a Material one from Google's font server, which an offline classroom can't
+# reach and a private one shouldn't.
+LESSON = [
+    ("home.py", "Home", "🏠", "What DRAW is, this lesson's plan, and the selected model's card."),
+    (
+        "generate.py",
+        "Generate",
+        "🖌️",
+        "A digit appears stroke by stroke from random z while the write window moves over the canvas (Fig. 1); "
+        "the same z drawn on a canvas four times larger.",
+    ),
+    (
+        "reconstruct.py",
+        "Reconstruct",
+        "🔁",
+        "What the encoder reads of a digit (yours, drawn or uploaded), the error it sees at each step (eq. 3), "
+        "and how much the noise in z moves the result.",
+    ),
+    (
+        "why_not_autoencoder.py",
+        "Why not an autoencoder?",
+        "🤔",
+        "The same network trained without the KL term reconstructs as well, but its samples from N(0, I) are "
+        "nothing like digits: its codes never learned to look like the prior.",
+    ),
+    (
+        "reparameterization.py",
+        "Reparameterization",
+        "🎲",
+        "Why z = μ + σ ε (eq. 6) gives gradients a hundred times less noisy than the score function (REINFORCE), "
+        "and which distributions allow it.",
+    ),
+    (
+        "latent.py",
+        "Latent explorer",
+        "🎛️",
+        "Drag z with sliders, interpolate between two samples, walk a 2-D grid of codes.",
+    ),
+    (
+        "attention_lab.py",
+        "Attention lab",
+        "🔍",
+        "The Gaussian filterbank itself (eqs 19–26): move the grid, change its stride, blur and size on a real image.",
+    ),
+    (
+        "attention_at_work.py",
+        "Attention at work",
+        "👁️",
+        "DRAW's differentiable glimpses against RAM's sampled ones, finding a digit in clutter (sec. 4.1, Table 1).",
+    ),
+    (
+        "evaluate.py",
+        "Evaluate",
+        "📏",
+        "The test bound in nats (and bits/dim for colour), KL per step, attention against no attention.",
+    ),
+    (
+        "train.py",
+        "Train",
+        "🏋️",
+        "Train a model on the server and watch its samples, KL and glimpses improve as it learns.",
+    ),
+]
 HOW_TO_GET_A_CHECKPOINT = (
     "No checkpoint is selected. Pick one in the sidebar, upload a `.safetensors` checkpoint there, train one on "
     "the **Train** page, or from a terminal: `python -m draw_core.train --preset mnist-small --dataset mnist-sample "

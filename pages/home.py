@@ -1,4 +1,4 @@
-"""Home: what DRAW is, and the selected model's card."""
+"""Home: what DRAW is, the lesson's pages in teaching order (app_common.LESSON), and the selected model's card."""
 
 import streamlit as st
 
@@ -15,19 +15,18 @@ encoder LSTM **reads** a small patch of the image through a grid of Gaussian fil
 picks a latent code z<sub>t</sub>, and a decoder LSTM **writes** a patch onto a canvas through another grid.
 Generating means running only the decoder from random z<sub>1</sub>…z<sub>T</sub>: you can watch the window
 move and the digit appear stroke by stroke, like the paper's Fig. 1.
-
-- **Generate**: step through samples with the write window drawn on the canvas.
-- **Reconstruct**: give it a digit (test set, drawing, upload) and watch what it reads and writes.
-- **Latent explorer**: move z with sliders, interpolate between seeds, walk a 2-D grid.
-- **Attention lab**: play with the filterbank itself (eqs 19–26), no model needed.
-- **Attention at work**: DRAW's differentiable glimpses against RAM's sampled ones, hunting a digit in clutter
-  (sec. 4.1, Table 1).
-- **Evaluate**: the test bound in nats, KL per step, attention vs no attention.
-- **Train**: train a generator or a classifier while you watch its glimpses learn; the run then appears in the
-  sidebar's picker.
 """,
     unsafe_allow_html=True,
 )
+st.subheader("The lesson, page by page")
+st.caption(
+    "In teaching order: what DRAW does, then why each part is there. Every chart names the equation it shows and says "
+    "what to notice."
+)
+for number, (file, title, icon, sees) in enumerate(app_common.LESSON[1:], start=1):
+    link, sentence = st.columns([1, 3])
+    link.page_link(f"pages/{file}", label=f"{number}. {title}", icon=icon)
+    sentence.markdown(sees)
 
 if selected is None:
     st.info(app_common.HOW_TO_GET_A_CHECKPOINT)

@@ -120,10 +120,10 @@ def test_broken_run_file_shows_an_error_not_an_exception(monkeypatch, tmp_path):
 def test_a_run_written_while_the_app_is_open_appears_in_the_picker(monkeypatch, tmp_path):
     runs = use_folders(monkeypatch, tmp_path)
     at = open_page()
-    assert "later (run)" not in at.selectbox(key="checkpoint").options
+    assert not any(o.startswith("later (run)") for o in at.selectbox(key="checkpoint").options)
     tiny_checkpoint(runs, "later", TINY)
     at.run()
-    assert "later (run)" in at.selectbox(key="checkpoint").options
+    assert any(o.startswith("later (run)") for o in at.selectbox(key="checkpoint").options)
 
 
 def test_the_sidebar_and_the_card_say_what_kind_of_model_on_what_data(monkeypatch, tmp_path):
@@ -135,3 +135,17 @@ def test_the_sidebar_and_the_card_say_what_kind_of_model_on_what_data(monkeypatc
     at.run()  # Home shows the card of any kind
     assert_no_exception(at)
     assert at.metric and STAND_IN_KIND in at.sidebar.caption[0].value
+
+
+def test_every_page_file_is_in_the_lesson_and_home_links_them_in_teaching_order(monkeypatch, tmp_path):
+    import app_common
+    from app_support import APP
+
+    files = [file for file, *_ in app_common.LESSON]
+    assert sorted(files) == sorted(p.name for p in (APP.parent / "pages").glob("*.py"))
+    use_folders(monkeypatch, tmp_path)
+    at = open_page()
+    links = [link.proto.label for link in at.get("page_link")]
+    assert links == [f"{n}. {title}" for n, (_, title, *_) in enumerate(app_common.LESSON[1:], start=1)]
+    sentences = [m.value for m in at.markdown]
+    assert all(sees in sentences for *_, sees in app_common.LESSON[1:])

@@ -56,12 +56,11 @@ def generator_figures(shipped, args) -> dict:
             ),
         )
     else:
-        data = (
-            "data",
-            f"8-bit levels k/255 as they are, discretised logistic likelihood; {spec.copy_description(args.data_dir)}",
-        )
+        data = ("data", "8-bit levels k/255 as they are, discretised logistic likelihood")
+    copy = {"data_copy": spec.copy_description(args.data_dir)} if hasattr(spec, "copy_description") else {}
     return {
         data[0]: data[1],
+        **copy,
         "autoencoder": autoencoder,
         "test_n": full.n,
         "test_elbo_nats": None if autoencoder else round(full.elbo_nats, 3),

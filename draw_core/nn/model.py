@@ -326,20 +326,20 @@ class DRAW(nn.Module):
         z = z.to(self.device, torch.float32)
         path = choose_hot_path(z, self.hot_path)
         T, D = cfg.T, cfg.dec_size
-        # The decoder never looks at the canvas, so only its recurrence is sequential: the z part of eq. 13's
+        # The decoder never looks at the canvas, so only its recurrence is sequential: the z part of eq. 14's
         # input projection, the heads, the filterbanks and the writes of all T steps are batched.
         weight_z, weight_h = self.decoder.weight.split([cfg.z_size, D], dim=1)
         z_gates = torch.nn.functional.linear(z, weight_z, self.decoder.bias)  # (T, n, 4D)
         h_dec = c_dec = z.new_zeros(n, D)
         hidden = []
         for t in range(T):
-            h_dec, c_dec = lstm_step(torch.addmm(z_gates[t], h_dec, weight_h.t()), c_dec, path=path)  # eq. 13
+            h_dec, c_dec = lstm_step(torch.addmm(z_gates[t], h_dec, weight_h.t()), c_dec, path=path)  # eq. 14
             hidden.append(h_dec)
         w, write_raw, _ = self._split_head(self.head(torch.stack(hidden).view(T * n, D)))
         updates, params = self._write(w, write_raw, path, scale)  # (T n, K, H', W')
-        logits = updates.view(T, n, *updates.shape[1:]).cumsum(0)  # eq. 14: c_t = c_{t-1} + write
+        logits = updates.view(T, n, *updates.shape[1:]).cumsum(0)  # eq. 15: c_t = c_{t-1} + write
         return GenerationTrace(
-            canvases=mean_image(logits, cfg.channels),  # eq. 15 takes the mean of D(X | c_T)
+            canvases=mean_image(logits, cfg.channels),  # eq. 16 takes the mean of D(X | c_T)
             write_attn=params.map(lambda v: v.view(T, n)) if params is not None else None,
             z=z,
         )
