@@ -138,8 +138,9 @@ def test_the_sidebar_and_the_card_say_what_kind_of_model_on_what_data(monkeypatc
 
 
 def test_every_page_file_is_in_the_lesson_and_home_links_them_in_teaching_order(monkeypatch, tmp_path):
-    import app_common
     from app_support import APP
+
+    import app_common
 
     files = [file for file, *_ in app_common.LESSON]
     assert sorted(files) == sorted(p.name for p in (APP.parent / "pages").glob("*.py"))

@@ -51,8 +51,8 @@ def generator_figures(shipped, args) -> dict:
         data = (
             "binarisation",
             (
-                "training: a fresh Bernoulli sample of the grey levels for every batch; test: one fixed Bernoulli sample "
-                f"of the test images drawn with torch seed {TEST_BINARIZATION_SEED} (draw_core.data.registry)"
+                "training: a fresh Bernoulli sample of the grey levels for every batch; test: one fixed Bernoulli "
+                f"sample of the test images drawn with torch seed {TEST_BINARIZATION_SEED} (draw_core.data.registry)"
             ),
         )
     else:
