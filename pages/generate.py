@@ -78,8 +78,10 @@ for column, name in zip(st.columns([1, 1, 1.5]), explained, strict=False):
     app_views.explain(views.EXPLANATIONS[name], column)
 
 grid_column, side_column = st.columns([1.2, 1])
-grid_column.plotly_chart(
-    viz.image_grid_figure(trace.canvases[t], nrow=4, title=f"all samples at t={step}", size=app_common.figure_px(360)),
+grid_column.plotly_chart(  # a PNG picture: an RGB image trace would send every sub-pixel as JSON at each step
+    canvas_size.picture_figure(
+        viz.tile(trace.canvases[t], nrow=4), title=f"all samples at t={step}", size=app_common.figure_px(360)
+    ),
     key="generate_grid",
     width="content",
 )
@@ -154,12 +156,14 @@ else:
         drawn = larger_canvas(selected.key, int(seed), sample, scale, trace.z[:, sample])
         own_column, large_column = st.columns(2)
         own_column.plotly_chart(
-            viz.image_figure(drawn.own, title=f"model's canvas {canvas_size.canvas_shape(cfg)}", size=size),
+            canvas_size.picture_figure(drawn.own, title=f"model's canvas {canvas_size.canvas_shape(cfg)}", size=size),
             key="generate_canvas_own",
             width="content",
         )
         large_column.plotly_chart(
-            viz.image_figure(drawn.large, title=f"same z on {canvas_size.canvas_shape(cfg, scale)}", size=size),
+            canvas_size.picture_figure(
+                drawn.large, title=f"same z on {canvas_size.canvas_shape(cfg, scale)}", size=size
+            ),
             key="generate_canvas_large",
             width="content",
         )

@@ -16,7 +16,7 @@ import streamlit as st
 import app_common
 import app_views
 from draw_core.data import dataset_names, get_dataset
-from draw_core.present import posterior_noise, views, viz
+from draw_core.present import canvas_size, posterior_noise, views, viz
 
 selected = app_common.require_checkpoint(need="generates")
 model, cfg = selected.model, selected.config
@@ -162,9 +162,11 @@ st.caption(
 noise = noise_in_z(selected.key, digest, int(seed), image)
 small = app_common.figure_px(200)
 grid_column, spread_column, mean_column = st.columns([1.4, 1, 1])
-grid_column.plotly_chart(
-    viz.image_grid_figure(
-        noise.samples, nrow=4, title=f"{posterior_noise.SAMPLES} draws of z ~ Q(z|x)", size=app_common.figure_px(300)
+grid_column.plotly_chart(  # PNG pictures (canvas_size.picture_figure): no per-pixel JSON at every step
+    canvas_size.picture_figure(
+        viz.tile(noise.samples, nrow=4),
+        title=f"{posterior_noise.SAMPLES} draws of z ~ Q(z|x)",
+        size=app_common.figure_px(300),
     ),
     key="reconstruct_noise_samples",
     width="content",
@@ -183,7 +185,7 @@ spread_column.plotly_chart(
     width="content",
 )
 mean_column.plotly_chart(
-    viz.image_figure(noise.at_mean, title="z = μ (no noise)", size=small),
+    canvas_size.picture_figure(noise.at_mean, title="z = μ (no noise)", size=small),
     key="reconstruct_noise_mean",
     width="content",
 )

@@ -247,8 +247,11 @@ def open_model(monkeypatch, tmp_path, cfg: DrawConfig):
 
 
 def spec_pixels(spec: dict) -> np.ndarray:
-    """The pixels of a one-image figure: (H, W) of a heatmap, (H, W, 3) of an RGB image trace."""
-    return np.asarray(viz.spec_array(spec["data"][0]["z"]), dtype=np.float64)
+    """The pixels (H, W, 3), 0..255, of a canvas_size.picture_figure, read at the image pixels' centres."""
+    image = spec["layout"]["images"][0]
+    pixels = viz.png_pixels(image["source"])
+    scale = pixels.shape[1] // image["sizex"]
+    return pixels[scale // 2 :: scale, scale // 2 :: scale, :3].astype(np.float64)
 
 
 @pytest.mark.parametrize("cfg", MODELS.values(), ids=MODELS.keys())
@@ -263,8 +266,12 @@ def test_renders_colour_and_large_models_with_their_window_grid_and_downloads(mo
     colourful = int((np.ptp(inside.astype(int), axis=-1) > 0).sum())  # the image's pixels whose R, G, B differ
     assert (colourful > 0) == (cfg.channels == 3)
     assert rectangle(at, 4) == pytest.approx(expected_window(path, 0, 0, 4), abs=TOLERANCE)  # the window on it
-    grid = figure(at, "all samples at t=4")
-    assert grid["data"][0]["type"] == ("image" if cfg.channels == 3 else "heatmap")
+    grid = spec_pixels(figure(at, "all samples at t=4"))  # 4 x 4 samples, 1 pixel apart
+    assert grid.shape[:2] == (4 * cfg.height + 5, 4 * cfg.width + 5)
+    model = load_checkpoint(path).model
+    last = model.generate(SAMPLES, z=prior_z(0, cfg.T, cfg.z_size, SAMPLES)).canvases[-1, 5]  # sample #6
+    tile = grid[2 + cfg.height : 2 + 2 * cfg.height, 2 + cfg.width : 2 + 2 * cfg.width]  # second row and column
+    assert tile == pytest.approx(np.broadcast_to(last.numpy().transpose(1, 2, 0) * 255, tile.shape), abs=1.01)
     assert {b.proto.label for b in at.get("download_button")} == {
         "Sample's generation (GIF)",
         "All samples at this step (PNG)",
@@ -288,8 +295,8 @@ def test_the_canvas_size_choice_draws_the_same_z_on_the_larger_canvas(monkeypatc
     model = load_checkpoint(path).model
     z = prior_z(0, cfg.T, cfg.z_size, SAMPLES)[:, :1]  # sample #1 of seed 0
     drawn = model.generate(1, z=z, canvas=(4 * cfg.height, 4 * cfg.width)).canvases[-1, 0]
-    expected = drawn.numpy().transpose(1, 2, 0) * 255 if cfg.channels == 3 else drawn[0].numpy()
-    assert large == pytest.approx(expected, abs=0.51 if cfg.channels == 3 else 1e-5)  # RGB rounded to 0..255
+    expected = np.broadcast_to(drawn.numpy().transpose(1, 2, 0) * 255, large.shape)  # grey: the same in R, G, B
+    assert large == pytest.approx(expected, abs=0.51 if cfg.channels == 3 else 1.01)  # grey: 255 palette levels
     captions = " ".join(caption.value for caption in at.caption)
     assert "Averaged over 4×4 blocks" in captions and "eqs 22–24" in captions
 

@@ -245,8 +245,13 @@ def test_the_noise_section_shows_the_z_equal_to_mu_picture_and_sigma_of_the_chos
     at, path = open_model(monkeypatch, tmp_path, TINY_TWO)
     model = load_checkpoint(path).model
     x = get_dataset("mnist-two").sample()[0][0]
-    mean = viz.spec_array(figure(at, "z = μ (no noise)")["data"][0]["z"])
-    assert mean == pytest.approx(posterior_noise.mean_reconstruction(model, x)[0].numpy(), abs=1e-5)
+    picture = figure(at, "z = μ (no noise)")["layout"]["images"][0]  # a PNG of 255 grey levels
+    pixels = viz.png_pixels(picture["source"])
+    scale = pixels.shape[1] // picture["sizex"]
+    mean = pixels[scale // 2 :: scale, scale // 2 :: scale, 0] / 255
+    assert mean == pytest.approx(posterior_noise.mean_reconstruction(model, x)[0].numpy(), abs=1.01 / 255)
+    draws = figure(at, "8 draws of z ~ Q(z|x)")["layout"]["images"][0]
+    assert (draws["sizey"], draws["sizex"]) == (2 * 61 + 1, 4 * 61 + 1)  # 2 rows of 4 draws, 1 pixel apart
     noise = posterior_noise.posterior_noise(model, x, seed=0)
     bars = figure(at, "posterior σ per dimension at t = 4")["data"][0]
     assert viz.spec_array(bars["y"]) == pytest.approx(noise.sigma_per_dimension(3).numpy(), abs=1e-5)

@@ -109,3 +109,20 @@ def test_the_parameters_figure_draws_each_variant_on_a_log_axis_with_the_models_
     assert spec["layout"]["yaxis"]["type"] == "log"
     assert spec["layout"]["shapes"][0]["x0"] == 28
     go.Figure(spec)  # a valid Plotly figure (validated, which the builder skips)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_picture_figure_holds_the_image_as_a_png_of_square_pixels(channels):
+    image = torch.rand(channels, 5, 7, generator=torch.Generator().manual_seed(0))
+    spec = canvas_size.picture_figure(image, title="own", size=70).to_dict()
+    assert spec["data"] == [] and spec["layout"]["title"]["text"] == "own"
+    picture = spec["layout"]["images"][0]
+    assert (picture["x"], picture["y"], picture["sizex"], picture["sizey"]) == (-0.5, -0.5, 7, 5)
+    pixels = viz.png_pixels(picture["source"])
+    assert pixels.shape[:2] == (50, 70)  # 10 picture pixels per image pixel
+    block = pixels[10:20, 30:40, :3].reshape(-1, 3)
+    assert (block == block[0]).all()  # image pixel (1, 3), one colour all over its square
+    expected = image[:, 1, 3].expand(3) * 255
+    tolerance = 0.51 if channels == 3 else 1.01  # grey goes through the 255 levels of the palette, then 0..255
+    assert block[0] == pytest.approx(expected.numpy(), abs=tolerance)
+    go.Figure(spec)

@@ -13,12 +13,17 @@ Without write attention (eq. 18) the decoder's output layer is the canvas, one w
 other size to draw on, and the parameter count grows with the pixels (`parameter_counts` counts the real modules,
 built on torch's meta device, which allocates nothing).
 
+The pictures of the two canvases (and the Generate page's grid of samples) are PNG layout images (`picture_figure`),
+not heatmaps or image traces: a 240 x 240 canvas (60 x 60 at 4x) or a grid of colour samples sent as a PNG costs a
+few kilobytes and no per-pixel JSON on every rerun of the page, and its pixels stay square-edged.
+
 Letters: T steps, n samples, C channels, K canvas channels, H height, W width, N write grid size, s the scale.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -182,3 +187,45 @@ def parameters_figure(
         shapes=shapes,
     )
     return viz._figure(data, layout)
+
+
+def picture_figure(image, *, title: str | None = None, size: int = viz.IMAGE_PIXELS) -> go.Figure:
+    """One image (C, H, W) in [0, 1], grey or RGB, as a PNG layout image `size` pixels wide, y axis down, each image
+    pixel a square (nearest-neighbour upscaling, so the model's own canvas shows its pixels and a larger canvas its
+    smoother render)."""
+    pixels, colour = viz._panel_pixels(image, steps=False)
+    H, W = pixels.shape[-2:]
+    scale = max(1, math.ceil(size / W))  # picture pixels per image pixel: at least the screen's
+    if colour:
+        source = viz._colour_picture(pixels, 0.0, 1.0, 0, scale)
+    else:
+        source = viz._picture(pixels, 0.0, 1.0, viz._palette(viz.GREY), 0, scale)
+    margin_top = 30 if title else 4
+    axis = {"visible": False, "fixedrange": True}
+    layout = {
+        "width": size + 8,
+        "height": round(size * H / W) + margin_top + 4,
+        "margin": {"l": 4, "r": 4, "t": margin_top, "b": 4},
+        "showlegend": False,
+        "plot_bgcolor": "black",
+        "xaxis": {"range": [-0.5, W - 0.5], **axis},
+        "yaxis": {"range": [H - 0.5, -0.5], "scaleanchor": "x", **axis},
+        "images": [
+            {
+                "source": source,
+                "xref": "x",
+                "yref": "y",
+                "x": -0.5,
+                "y": -0.5,
+                "sizex": W,
+                "sizey": H,
+                "xanchor": "left",
+                "yanchor": "top",
+                "sizing": "stretch",
+                "layer": "below",
+                "name": title or "picture",
+            }
+        ],
+        **viz._title(title),
+    }
+    return viz._figure([], layout)
