@@ -1,6 +1,10 @@
 """Server-side rerun time of the app's sliders, measured with Streamlit's AppTest (median of repeats).
 
-    .venv/bin/python tools/bench_app.py [--repeats 7] [--json]
+    .venv/bin/python tools/bench_app.py [--repeats 7] [--json] [--preset mnist-two | --checkpoint FILE]
+
+The model: --checkpoint FILE, else the shipped checkpoint named like --preset, else an untrained model of that
+preset's config (its dataset in the meta; the rerun's cost does not depend on the weights' values). The Generate page
+is measured with its larger canvas at 4x, the costliest view it has.
 
 Lives outside draw_core because it drives the Streamlit app; draw_core never imports Streamlit.
 """
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -18,35 +23,46 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from draw_core.bench import print_rows
-from draw_core.config import DrawConfig
-from draw_core.io.catalog import DEFAULT_CHECKPOINT, shipped_dir
+from draw_core.io.catalog import shipped_dir
 from draw_core.io.checkpoint import save_checkpoint
 from draw_core.nn.model import DRAW
+from draw_core.presets import get_preset
 
 APP_SLIDERS = (  # (page file, how to find the slider a learner drags there)
     ("pages/generate.py", lambda key: key == "step"),
+    ("pages/reconstruct.py", lambda key: key == "step"),
     ("pages/latent.py", lambda key: key.startswith("latent_dim_")),
 )
+LARGEST_CANVAS = 4  # the Generate page's canvas-size choice while its step slider is timed
 
 
-def bench_app(repeats: int) -> list[dict]:
-    """Server-side time of a rerun after moving the Generate step slider and a Latent slider (AppTest).
+def use_model(preset: str, checkpoint: str | None) -> str:
+    """Make the model to measure the only shipped checkpoint (a temporary folder); returns what its weights are."""
+    source = Path(checkpoint) if checkpoint else shipped_dir() / f"{preset}.safetensors"
+    folder = Path(tempfile.mkdtemp(prefix="draw-bench-"))
+    os.environ["DRAW_CHECKPOINTS_DIR"] = str(folder)
+    os.environ["DRAW_RUNS_DIR"] = str(folder / "no-runs")
+    if checkpoint or source.exists():
+        shutil.copy(source, folder / source.name)
+        return str(source)
+    spec = get_preset(preset)
+    save_checkpoint(DRAW(spec.build()), folder / f"{preset}.safetensors", meta={"dataset": spec.dataset})
+    return f"untrained {preset} config"
 
-    Uses the shipped `mnist` checkpoint; where there is none, an untrained model of the paper's config (the
-    rerun's cost does not depend on the weights' values).
-    """
+
+def bench_app(repeats: int, *, preset: str = "mnist", checkpoint: str | None = None) -> list[dict]:
+    """Server-side time of a rerun after moving the Generate and Reconstruct step sliders and a Latent slider
+    (AppTest), on the model `use_model` picks."""
     root = Path(__file__).resolve().parents[1]
-    weights = "shipped"
-    if not (shipped_dir() / f"{DEFAULT_CHECKPOINT}.safetensors").exists():
-        folder = tempfile.mkdtemp(prefix="draw-bench-")
-        save_checkpoint(DRAW(DrawConfig.preset("mnist")), Path(folder) / f"{DEFAULT_CHECKPOINT}.safetensors")
-        os.environ["DRAW_CHECKPOINTS_DIR"] = folder
-        weights = "untrained paper config"
+    weights = use_model(preset, checkpoint)
     results = []
     for page, wanted in APP_SLIDERS:
         app = AppTest.from_file(str(root / "app.py"), default_timeout=120)
         app.run()
         app.switch_page(page).run()
+        canvas = [c for c in app.get("segmented_control") if c.key == "generate_canvas" and not c.proto.disabled]
+        if canvas:
+            canvas[0].set_value(LARGEST_CANVAS).run()
         if app.exception:
             raise RuntimeError(f"{page} raised: {app.exception[0].message}")
         key = next(s.key for s in app.slider if s.key and wanted(s.key))
@@ -76,8 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tools/bench_app.py", description=__doc__)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument(
+        "--preset", default="mnist", help="the shipped checkpoint of this name, else its untrained config"
+    )
+    parser.add_argument("--checkpoint", help="a checkpoint file to measure instead")
     args = parser.parse_args(argv)
-    print_rows(bench_app(args.repeats), args.json)
+    print_rows(bench_app(args.repeats, preset=args.preset, checkpoint=args.checkpoint), args.json)
     return 0
 
 
