@@ -129,6 +129,7 @@ def larger_canvas(model_key: str, seed: int, sample: int, scale: int, _z) -> can
 
 @st.cache_data(show_spinner=False)
 def parameter_counts(config: dict) -> dict[str, list[int]]:
+    """canvas_size.parameter_counts of a config (given as its dict), once per server."""
     return canvas_size.parameter_counts(DrawConfig.from_dict(config))
 
 
@@ -173,10 +174,9 @@ else:
         )
         app_views.explain(canvas_size.EXPLANATIONS["larger_canvas"])
 
-sides = canvas_size.SIDES
 st.plotly_chart(
     canvas_size.parameters_figure(
-        sides,
+        canvas_size.SIDES,
         parameter_counts(cfg.to_dict()),
         model_side=cfg.width if cfg.height == cfg.width else None,
         title="parameters against image side (this model's T, LSTMs, z and channels)",

@@ -191,9 +191,7 @@ mean_column.plotly_chart(
 )
 app_views.explain(posterior_noise.EXPLANATIONS["spread"])
 app_common.remember("reconstruct_sigma_all", False)
-every_step = st.toggle(
-    "σ averaged over all steps", key="reconstruct_sigma_all", help=f"off: σ of step t = {step}, the step chosen above"
-)
+every_step = st.toggle("σ averaged over all steps", key="reconstruct_sigma_all", help="off: σ of the step chosen above")
 which = "averaged over all steps" if every_step else f"at t = {step}"
 st.plotly_chart(
     posterior_noise.sigma_figure(

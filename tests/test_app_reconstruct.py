@@ -261,6 +261,8 @@ def test_the_noise_section_shows_the_z_equal_to_mu_picture_and_sigma_of_the_chos
     at.toggle(key="reconstruct_sigma_all").set_value(True).run()
     bars = figure(at, "posterior σ per dimension averaged over all steps")["data"][0]
     assert viz.spec_array(bars["y"]) == pytest.approx(noise.sigma_per_dimension().numpy(), abs=1e-5)
+    at.slider(key="step").set_value(3).run()  # the choice stays while the step moves
+    assert at.toggle(key="reconstruct_sigma_all").value is True
     prior = figure(at, "averaged over all steps")["data"][1]
     assert list(prior["y"]) == [1.0, 1.0]
     assert any(posterior_noise.WHAT_NOISE_BUYS in markdown.value for markdown in at.markdown)
