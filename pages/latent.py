@@ -5,18 +5,24 @@ there, and whatever sets z another way (Reset, Randomise, a pasted z) clears the
 created again from z and the browser moves their thumbs. The sliders and the picture are one fragment: a drag
 reruns only them, and decodes only the one edited sample (latent.RecentDecodes, per session), not the strip
 and the grid below.
+
+Pictures are PNG layout images (canvas_size.picture_figure), not image traces: an RGB image trace sends every
+sub-pixel as JSON on each rerun. Only a grey σ(c_T) stays a heatmap, whose hover reads each pixel's value for H·W
+numbers a drag. The interpolation strip and the walk are drawn once per choice (cached figures), so a full rerun only
+looks them up: a cifar10-size model's slider rerun went from 376 to 63 ms median (tools/bench_app.py, loaded machine).
 """
 
 import random
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 
 import app_common
 import app_views
 from draw_core.data import get_dataset
-from draw_core.present import latent, views, viz
+from draw_core.present import canvas_size, latent, views, viz
 
 KL_DIGITS = 100  # test digits the KL ordering of the dimensions is measured on
 SHOWN = 10  # sliders shown at once: the top of the KL ranking, then a chosen group of ranks in the expander
@@ -130,6 +136,11 @@ if st.session_state.get("latent_step_model") != selected.key:  # another model: 
     st.session_state.latent_step_model = selected.key
 
 
+def grid_figure(images: torch.Tensor, *, nrow: int, title: str, size: int) -> go.Figure:
+    """images (n, C, H, W) tiled `nrow` per row as one PNG picture `size` pixels wide."""
+    return canvas_size.picture_figure(viz.tile(images, nrow=nrow), title=title, size=size)
+
+
 @st.fragment
 def editor(mode: str) -> None:
     """The sliders and what they draw in `mode`; a slider, a step or a button here reruns only this (with the
@@ -187,8 +198,9 @@ def editor(mode: str) -> None:
     decodes = st.session_state.setdefault("_latent_decodes", latent.RecentDecodes())
     canvases = decodes.decode(model, selected.key, current).canvases[:, 0]  # (T, C, H, W) of the one sample
     with image_column:
+        drawn = viz.image_figure if cfg.channels == 1 else canvas_size.picture_figure
         st.plotly_chart(
-            viz.image_figure(
+            drawn(
                 canvases[-1], title=f"σ(c<sub>{T}</sub>) drawn from this z", size=app_common.figure_px(viz.IMAGE_PIXELS)
             ),
             key="latent_image",
@@ -196,7 +208,7 @@ def editor(mode: str) -> None:
         )
         shown_steps = np.unique(np.linspace(0, T - 1, min(T, 8)).round().astype(int))
         st.plotly_chart(
-            viz.image_grid_figure(
+            grid_figure(
                 canvases[shown_steps],
                 nrow=len(shown_steps),
                 title="canvas at t = " + ", ".join(str(s + 1) for s in shown_steps),
@@ -229,13 +241,21 @@ app_common.remember("latent_seed_b", seed + 1)
 seed_a = int(a_column.number_input("From seed", 0, app_common.MAX_SEED, step=1, key="latent_seed_a"))
 seed_b = int(b_column.number_input("To seed", 0, app_common.MAX_SEED, step=1, key="latent_seed_b"))
 n = n_column.slider("Images", 3, 12, 8, key="latent_interpolation_n")
-ends = [latent.prior_z(s, T, Z, app_common.SAMPLES)[:, sample] for s in (seed_a, seed_b)]
-path = latent.interpolate(*ends, n)  # (n, T, Z)
-strip = app_common.decode_final(model, selected.key, path.transpose(0, 1).contiguous().numpy())
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)  # shared, not copied: a pickled Figure is validated again
+def interpolation_figure(_model, model_key: str, seed_a: int, seed_b: int, sample: int, n: int) -> go.Figure:
+    """The strip of n pictures from sample #sample of seed_a to the same sample of seed_b (slerp), as a figure:
+    drawn once per choice, so a rerun for anything else on the page only looks it up."""
+    ends = [latent.prior_z(s, T, Z, app_common.SAMPLES)[:, sample] for s in (seed_a, seed_b)]
+    path = latent.interpolate(*ends, n)  # (n, T, Z)
+    strip = app_common.decode_final(_model, model_key, path.transpose(0, 1).contiguous().numpy())
+    title = f"sample #{sample + 1}: seed {seed_a} → seed {seed_b} (slerp)"
+    return grid_figure(strip, nrow=n, title=title, size=90 * n)
+
+
 st.plotly_chart(
-    viz.image_grid_figure(
-        strip, nrow=n, title=f"sample #{sample + 1}: seed {seed_a} → seed {seed_b} (slerp)", size=90 * n
-    ),
+    interpolation_figure(model, selected.key, seed_a, seed_b, sample, n),
     key="latent_interpolation",
     width="content",
 )
@@ -262,11 +282,23 @@ if st.session_state.get("latent_walk", {}).get("origin") != origin:
     snapshot(mode)
 walk = st.session_state.latent_walk
 st.button("Walk around the current z", key="latent_walk_update", on_click=snapshot, args=(mode,))
-grid = latent.walk_grid(torch.from_numpy(walk["z"]), (first, second), torch.linspace(-span, span, k), walk["step"])
-walked = app_common.decode_final(model, selected.key, grid.transpose(0, 1).contiguous().numpy())
-at = f"at step t={walk['step'] + 1}" if walk["step"] is not None else "at every step"
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)  # as interpolation_figure
+def walk_figure(
+    _model, model_key: str, z: np.ndarray, step: int | None, dims: tuple[int, int], span: float, k: int
+) -> go.Figure:
+    """The k x k walk around z (T, Z) over dimensions `dims` from -span to span, at `step` (0-based) or every step
+    when None, as a figure: drawn once per choice, so a rerun for anything else only looks it up."""
+    grid = latent.walk_grid(torch.from_numpy(z), dims, torch.linspace(-span, span, k), step)
+    walked = app_common.decode_final(_model, model_key, grid.transpose(0, 1).contiguous().numpy())
+    at = f"at step t={step + 1}" if step is not None else "at every step"
+    title = f"z[{dims[0]}] down, z[{dims[1]}] across, {at}"
+    return grid_figure(walked, nrow=k, title=title, size=60 * k + 60)
+
+
 st.plotly_chart(
-    viz.image_grid_figure(walked, nrow=k, title=f"z[{first}] down, z[{second}] across, {at}", size=60 * k + 60),
+    walk_figure(model, selected.key, walk["z"], walk["step"], (first, second), span, k),
     key="latent_walk",
     width="content",
 )

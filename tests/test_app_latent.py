@@ -1,5 +1,6 @@
 """AppTest of the Latent explorer: it opens on the step with the most KL, sliders ordered by KL, the image and the
-sliders always show the same z (drag, reset, randomise, paste), interpolation, walk."""
+sliders always show the same z (drag, reset, randomise, paste), interpolation, walk; a colour model's pictures are
+PNGs."""
 
 import json
 
@@ -35,6 +36,27 @@ def runs(monkeypatch, tmp_path):
 
 def image(at) -> np.ndarray:
     return viz.spec_array(figure(at, "drawn from this z")["data"][0]["z"])
+
+
+def picture(at, title: str) -> np.ndarray:
+    """(H, W, 3) pixels 0..255 of the PNG picture titled '...title...' (canvas_size.picture_figure: no traces, one
+    layout image), read at the image pixels' centres."""
+    spec = figure(at, title)
+    assert spec["data"] == [], f"'{title}' should be a PNG layout image, not a trace"
+    source = spec["layout"]["images"][0]
+    pixels = viz.png_pixels(source["source"])
+    scale = pixels.shape[1] // source["sizex"]
+    return pixels[scale // 2 :: scale, scale // 2 :: scale, :3].astype(np.float64)
+
+
+def tile(pixels: np.ndarray, row: int, column: int, H: int, W: int) -> np.ndarray:
+    """The image at (row, column) of a grid of H x W images 1 pixel apart (viz.tile)."""
+    return pixels[1 + row * (H + 1) : 1 + row * (H + 1) + H, 1 + column * (W + 1) : 1 + column * (W + 1) + W]
+
+
+def grey(image: np.ndarray) -> np.ndarray:
+    """A grey image (H, W) in [0, 1] as the picture's pixels (H, W, 3) 0..255."""
+    return np.repeat(image[..., None] * 255, 3, axis=-1)
 
 
 def latent_sliders(at) -> list:
@@ -209,10 +231,34 @@ def test_interpolation_strip_and_walk_grid_have_the_chosen_sizes(runs):
     at.slider(key="latent_interpolation_n").set_value(5).run()
     at.select_slider(key="latent_walk_k").set_value(3).run()
     assert_no_exception(at)
-    strip = viz.spec_array(figure(at, "slerp")["data"][0]["z"])
-    assert strip.shape == (28 + 2, 5 * 28 + 6)
-    walk = viz.spec_array(figure(at, "down,")["data"][0]["z"])
-    assert walk.shape == (3 * 28 + 4, 3 * 28 + 4)
+    assert picture(at, "slerp").shape == (28 + 2, 5 * 28 + 6, 3)
+    assert picture(at, "down,").shape == (3 * 28 + 4, 3 * 28 + 4, 3)
+
+
+def test_the_strip_and_the_walk_follow_their_choices(runs):
+    """Both are cached figures: each choice must still draw its own (the ends of the strip are the two seeds' z, the
+    walk's corner is z with both dimensions at -s, from z as it was when the button was pressed)."""
+    path = runs / "tiny.safetensors"
+    at = open_page("latent.py")
+    H = W = 28
+    assert tile(picture(at, "slerp"), 0, 7, H, W) == pytest.approx(grey(drawn(path, seed_z(path, 1))), abs=1.01)
+    at.number_input(key="latent_seed_b").set_value(5).run()
+    assert_no_exception(at)
+    assert "seed 0 → seed 5" in figure(at, "slerp")["layout"]["title"]["text"]
+    assert tile(picture(at, "slerp"), 0, 7, H, W) == pytest.approx(grey(drawn(path, seed_z(path, 5))), abs=1.01)
+    assert tile(picture(at, "slerp"), 0, 0, H, W) == pytest.approx(grey(drawn(path, seed_z(path, 0))), abs=1.01)
+
+    latent_sliders(at)[0].set_value(3.0).run()
+    at.button(key="latent_walk_update").click().run()
+    at.slider(key="latent_walk_span").set_value(1.5).run()
+    assert_no_exception(at)
+    z = assert_sliders_show_the_drawn_z(at, path)
+    t = at.slider(key="latent_step").value - 1
+    first, second = at.selectbox(key="latent_walk_first").value, at.selectbox(key="latent_walk_second").value
+    corner = torch.from_numpy(z).clone()
+    corner[t, first] = corner[t, second] = -1.5
+    assert f"at step t={t + 1}" in figure(at, "down,")["layout"]["title"]["text"]
+    assert tile(picture(at, "down,"), 0, 0, H, W) == pytest.approx(grey(drawn(path, corner)), abs=1.01)
 
 
 def test_no_checkpoint_says_how_to_get_one_and_stops(monkeypatch, tmp_path):
@@ -241,17 +287,22 @@ def test_a_colour_model_draws_in_colour_with_no_test_set_here(monkeypatch, tmp_p
     runs = use_folders(monkeypatch, tmp_path, runs=[])
     path = tiny_checkpoint(runs, "colour", TINY_COLOUR)
     at = open_page("latent.py")
-    picture = figure(at, "drawn from this z")["data"][0]
-    assert picture["type"] == "image"
-    assert np.asarray(picture["z"]) == pytest.approx(colour_canvas(path, seed_z(path)), abs=1)
-    assert np.asarray(figure(at, "canvas at t")["data"][0]["z"]).shape == (32 + 2, 4 * 32 + 5, 3)  # T = 4 steps
-    assert np.asarray(figure(at, "slerp")["data"][0]["z"]).shape[2] == 3
-    assert np.asarray(figure(at, "down,")["data"][0]["z"]).shape == (5 * 32 + 6, 5 * 32 + 6, 3)
+    before = picture(at, "drawn from this z")  # a PNG: an RGB image trace would send every sub-pixel as JSON
+    assert before == pytest.approx(colour_canvas(path, seed_z(path)), abs=0.51)
+    assert picture(at, "canvas at t").shape == (32 + 2, 4 * 32 + 5, 3)  # T = 4 steps
+    strip = picture(at, "slerp")
+    assert (np.ptp(strip, axis=-1) > 0).any(), "the strip is drawn in colour"
+    assert tile(strip, 0, 7, 32, 32) == pytest.approx(colour_canvas(path, seed_z(path, 1)), abs=0.51)
+    assert picture(at, "down,").shape == (5 * 32 + 6, 5 * 32 + 6, 3)
     assert any("No test set of 32×32×3 images" in caption.value for caption in at.caption)
     first = latent_sliders(at)[0]
     first.set_value(3.0).run()
     assert_no_exception(at)
-    assert figure(at, "drawn from this z")["data"][0]["z"] != picture["z"], "the slider redraws the colour picture"
+    t, d = slider_step_and_dim(first)
+    z = seed_z(path)
+    z[t, d] = 3.0
+    assert picture(at, "drawn from this z") == pytest.approx(colour_canvas(path, z), abs=0.51)
+    assert not np.array_equal(picture(at, "drawn from this z"), before), "the slider redraws the colour picture"
 
 
 def test_a_60_by_60_model_draws_its_canvas_whole(monkeypatch, tmp_path):
@@ -261,7 +312,8 @@ def test_a_60_by_60_model_draws_its_canvas_whole(monkeypatch, tmp_path):
     at = open_page("latent.py")
     assert image(at).shape == (60, 60)
     assert image(at) == pytest.approx(drawn(path, seed_z(path)), abs=1e-5)
-    assert viz.spec_array(figure(at, "down,")["data"][0]["z"]).shape == (5 * 60 + 6, 5 * 60 + 6)
+    assert picture(at, "down,").shape == (5 * 60 + 6, 5 * 60 + 6, 3)
+    assert picture(at, "canvas at t").shape == (60 + 2, 4 * 60 + 5, 3)  # T = 4 steps
     assert any("No test set of 60×60 images" in caption.value for caption in at.caption)
 
 
