@@ -508,9 +508,9 @@ def estimates_figure(
 EXPLANATIONS = {
     "pathwise": Explanation(
         "DRAW eq. 6 (z_t drawn as μ_t + σ_t ε)",
-        r"z = g_\theta(\varepsilon),\ \text{e.g. } z_t = \mu_t + \sigma_t\,\varepsilon:\quad"
+        r"\begin{gathered}z = g_\theta(\varepsilon),\ \text{e.g. } z_t = \mu_t + \sigma_t\,\varepsilon \\"
         r" \nabla_\theta\, \mathbb{E}_{q_\theta}[f(z)]"
-        r" = \mathbb{E}_{\varepsilon}\!\left[f'(z)\, \nabla_\theta z\right]",
+        r" = \mathbb{E}_{\varepsilon}\!\left[f'(z)\, \nabla_\theta z\right]\end{gathered}",
         "Reparameterization moves θ through the sample and uses the slope f′: each sample says which way to go.",
     ),
     "score": Explanation(
@@ -528,8 +528,9 @@ EXPLANATIONS = {
     ),
     "estimates": Explanation(
         "eq. 6 against the score-function identity",
-        r"\hat g_n = \tfrac{1}{n}\sum_{i=1}^{n} \nabla_\theta f(g_\theta(\varepsilon_i))"
-        r"\quad\text{vs}\quad \tfrac{1}{n}\sum_{i=1}^{n} (f(z_i) - b_i)\,\nabla_\theta \log q_\theta(z_i)",
+        r"\begin{gathered}\hat g_n = \tfrac{1}{n}\sum_{i=1}^{n} \nabla_\theta f(g_\theta(\varepsilon_i))"
+        r"\quad\text{vs} \\ \hat g_n = \tfrac{1}{n}\sum_{i=1}^{n} (f(z_i) - b_i)\,\nabla_\theta \log q_\theta(z_i)"
+        r"\end{gathered}",
         "Unbiased estimators centre on the black exact line; their width is the noise one gradient step carries.",
     ),
 }

@@ -284,7 +284,7 @@ EXPLANATIONS = {
     ),
     "kl": Explanation(
         "eq. 11",
-        r"L^z_t = \tfrac12 \sum_j (\mu_j^2 + \sigma_j^2 - \log\sigma_j^2 - 1)",
+        r"\small L^z_t = \tfrac12 \textstyle\sum_j (\mu_j^2 + \sigma_j^2 - \log\sigma_j^2 - 1)",
         "Tall bars are the steps that carry information about this digit; click a bar to go to that step.",
     ),
     "kl_curves": Explanation(
