@@ -1,14 +1,17 @@
 """Attention lab: DRAW's Gaussian filterbank on its own (sec. 3.2, eqs 19-29), no model needed.
 
 The sliders set the window in the paper's pixel units; views.attention_lab computes everything shown with the
-draw_core.nn.attention functions the model calls. The window is in the URL (n, gx, gy, delta, sigma2, gamma and the
-digit), both ways: the Generate and Reconstruct pages link here with a model's window, and a lab view can be shared.
+draw_core.nn.attention functions the model calls. The window is in the URL (n, gx, gy, delta, sigma2, gamma, the
+digit and its dataset), both ways: the Generate and Reconstruct pages link here with a model's window (Reconstruct
+with its test image's index and dataset, so a colour model's link opens on its CIFAR-10 image), and a lab view can be
+shared. A dataset the URL names that is not registered, or has no sample here, is said, and the lab stays on its own.
 """
 
 import streamlit as st
 
 import app_common
 import app_views
+from draw_core.data import dataset_names
 from draw_core.present import views, viz
 
 selected = app_common.page_setup()  # the shared sidebar; this page needs no model, but opens on its dataset
@@ -25,24 +28,36 @@ def forget_window() -> None:
         del st.session_state[key]
 
 
+# A window arriving in the URL (a link from a model's page, a shared view) is applied once: after that, the widgets
+# write the URL, so a rerun finds in it what it wrote (kept under "_lab_url") and leaves the widgets alone.
+URL_KEYS = ("n", "gx", "gy", "delta", "sigma2", "gamma", "digit", "dataset")
+in_url = {key: st.query_params[key] for key in URL_KEYS if key in st.query_params}
+arrived = bool(in_url) and in_url != st.session_state.get("_lab_url")
+notes = []
+
 own = selected.card.get("dataset") if selected is not None else None  # a colour model's lab opens on CIFAR-10
-dataset = st.selectbox("Image from", views.sample_datasets(prefer=own), key="lab_dataset", on_change=forget_window)
+offered = views.sample_datasets(prefer=own)
+asked = in_url.get("dataset") if arrived else None
+if asked in offered and asked != st.session_state.get("lab_dataset", offered[0]):
+    forget_window()  # as a change of the selectbox would
+    st.session_state.lab_dataset = asked
+elif asked is not None and asked not in offered:
+    why = "has no sample on this server" if asked in dataset_names() else f"is not one of {', '.join(dataset_names())}"
+    notes.append(f"The link's dataset '{asked}' {why}: showing {st.session_state.get('lab_dataset', offered[0])}.")
+dataset = st.selectbox("Image from", offered, key="lab_dataset", on_change=forget_window)
 digits, labels = app_common.dataset_sample(dataset)
 C, H, W = digits.shape[-3:]  # digits (N, C, H, W)
 ranges = views.lab_ranges(H, W)  # grown with the image: a 60×60 or 100×100 image gets a larger window and margin
 
-# A window arriving in the URL (a link from a model's page, a shared view) is applied once: after that, the sliders
-# write the URL, so a rerun finds in it what it wrote (kept under "_lab_url") and leaves the sliders alone.
-URL_KEYS = (*ranges, "digit")
-in_url = {key: st.query_params[key] for key in URL_KEYS if key in st.query_params}
-if in_url and in_url != st.session_state.get("_lab_url"):
-    carried, notes = views.lab_settings(in_url, H, W)
+if arrived:
+    carried, out_of_range = views.lab_settings(in_url, H, W)
+    notes += out_of_range
     if in_url.get("digit", "").isdigit():
         carried["digit"] = min(int(in_url["digit"]), len(digits) - 1)
     for key, value in carried.items():
         st.session_state[f"lab_{key}"] = value
-    for note in notes:
-        st.warning(note)
+for note in notes:
+    st.warning(note)
 for key, value in {**views.lab_defaults(H, W), "digit": 0}.items():
     app_common.remember(f"lab_{key}", value)
 
@@ -66,7 +81,7 @@ with controls:
     show_centres = st.toggle("Grid centres", value=True, key="lab_centres")
 N = int(values["n"])
 lab = views.attention_lab(image, N, **{key: value for key, value in values.items() if key != "n"})
-url = {**{key: f"{value:g}" for key, value in values.items()}, "digit": str(index)}
+url = {**{key: f"{value:g}" for key, value in values.items()}, "digit": str(index), "dataset": dataset}
 st.query_params.update(url)
 st.session_state["_lab_url"] = url
 

@@ -136,11 +136,14 @@ for column, name in zip(st.columns(len(explained) + 1), [*explained, "kl"], stri
 
 read_window = views.window_at(trace.read_attn, cfg.read_n, t, 0)
 if read_window is not None:
+    lab_query = views.lab_link(read_window, cfg.read_n, digit=None if digit is None else int(digit))
+    if digit is not None:  # a test image: the lab opens on the same image of the same dataset
+        lab_query["dataset"] = samples[0]
     st.page_link(
         "pages/attention_lab.py",
         label=f"Open this step's read window (t={step}) in the Attention lab",
         icon=":material/center_focus_strong:",
-        query_params=views.lab_link(read_window, cfg.read_n, digit=None if digit is None else int(digit)),
+        query_params=lab_query,
     )
 st.caption(
     "Glimpses are γ-scaled (eq. 27) and drawn on one colour range over all steps, so steps compare. "

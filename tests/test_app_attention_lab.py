@@ -1,5 +1,6 @@
 """AppTest of the Attention lab: needs no model; window, filterbanks, glimpse and write-back follow the sliders; a
-window arrives in the URL (a model page's link) and the sliders write it back."""
+window arrives in the URL (a model page's link, with Reconstruct's test image and its dataset) and the widgets write
+it back; a dataset the lab cannot show is said."""
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from app_support import (
     use_folders,
 )
 from streamlit.testing.v1 import AppTest
+from timeline_support import link_query
 
 from draw_core.data import get_dataset, load_sample
 from draw_core.nn.attention import AttentionParams, filterbank
@@ -181,3 +183,51 @@ def test_it_opens_on_the_selected_models_dataset(monkeypatch, tmp_path, cfg, dat
     assert at.selectbox(key="lab_dataset").value == dataset
     assert f"{dataset} image 0" in figure(at, "and the window")["layout"]["title"]["text"]
     assert shape in figure(at, "and the window")["layout"]["title"]["text"]
+
+
+def follow_link(at: AppTest, query: dict) -> AppTest:
+    """Open the lab from a page's link carrying `query`, in the same session (the address holds only the link's)."""
+    at.query_params.clear()
+    at.query_params.update(query)
+    at.switch_page("pages/attention_lab.py").run()
+    assert_no_exception(at)
+    return at
+
+
+def test_the_link_from_a_colour_models_reconstruct_opens_the_lab_on_its_cifar_image(monkeypatch, tmp_path):
+    runs = use_folders(monkeypatch, tmp_path, runs=[])
+    tiny_checkpoint(runs, "colour", TINY_COLOUR)
+    at = open_page("attention_lab.py")
+    at.selectbox(key="lab_dataset").set_value("mnist").run()  # this session last looked at an MNIST digit here
+    at.switch_page("pages/reconstruct.py").run()
+    at.number_input(key="reconstruct_index").set_value(3).run()
+    assert_no_exception(at)
+    query = link_query(at)
+    assert query["dataset"] == "cifar10" and query["digit"] == "3"
+    at = follow_link(at, query)
+    assert at.selectbox(key="lab_dataset").value == "cifar10" and at.number_input(key="lab_digit").value == 3
+    spec = figure(at, "and the window")
+    assert "cifar10 image 3" in spec["layout"]["title"]["text"]
+    expected = np.rint(get_dataset("cifar10").sample()[0][3].permute(1, 2, 0).numpy() * 255)  # (32, 32, 3)
+    assert np.asarray(spec["data"][0]["z"]) == pytest.approx(expected, abs=0.51), "the image Reconstruct showed"
+    assert at.slider(key="lab_gx").value == views.lab_settings(query, 32, 32)[0]["gx"], "and its read window"
+    assert at.query_params["dataset"] == "cifar10" and not at.warning
+    at.selectbox(key="lab_dataset").set_value("mnist").run()  # the link is applied once: a later choice stays
+    assert_no_exception(at)
+    assert at.selectbox(key="lab_dataset").value == "mnist" and at.query_params["dataset"] == "mnist"
+
+
+@pytest.mark.parametrize(
+    "name, why", [("nope", "is not one of mnist, mnist-sample"), ("svhn", "has no sample on this server")]
+)
+def test_a_dataset_in_the_url_the_lab_cannot_show_is_said_and_the_default_shown(monkeypatch, tmp_path, name, why):
+    if name in views.sample_datasets():
+        pytest.skip(f"{name}'s files are under DRAW_DATA_DIR here, so the lab can show it")
+    use_folders(monkeypatch, tmp_path, runs=[])
+    at = lab_at({"dataset": name, "digit": "2"})
+    default = views.sample_datasets()[0]
+    assert at.selectbox(key="lab_dataset").value == default
+    assert len(at.warning) == 1
+    assert f"dataset '{name}' {why}" in at.warning[0].value and f"showing {default}" in at.warning[0].value
+    assert at.number_input(key="lab_digit").value == 2, "the rest of the link still applies"
+    assert at.query_params["dataset"] == default  # the address now names what is shown
