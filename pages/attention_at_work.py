@@ -207,6 +207,7 @@ reinforce_column.plotly_chart(
     key="work_reinforce",
 )
 reinforce_column.caption(
+    "Score function (REINFORCE): ∇ log π(l | h) · reward, one rollout each. "
     f"Notice the spread: mean {pair(summary.mean)}, standard deviation {pair(summary.std)} nats/pixel; about "
     f"{summary.samples_for_sign[0]:,.0f} rollouts before the sign of ∂/∂x is two standard errors sure."
 )
@@ -215,10 +216,14 @@ exact_column.plotly_chart(
     key="work_exact",
 )
 exact_column.caption(
+    "Backpropagation through the window (eqs 21–27). "
     f"Notice: one backward pass gives {pair(exact[0].tolist())} nats/pixel for class {label}, with no spread at all."
 )
 st.markdown(
     "The same idea trains DRAW's latents: write the random choice as a differentiable function of the parameters and "
     "backpropagate through it instead of scoring samples, the "
     f"[reparameterization trick]({REPARAMETERIZATION}) (Kingma & Welling 2014) that DRAW's encoder uses (sec. 2.1)."
+)
+st.page_link(
+    "pages/reparameterization.py", label="The same contrast on a small objective: Reparameterization", icon="🎲"
 )

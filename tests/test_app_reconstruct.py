@@ -119,7 +119,7 @@ def test_the_step_slider_moves_the_browser_and_the_lab_link_carries_the_read_win
     model = load_checkpoint(runs / "tiny.safetensors").model
     trace = model.reconstruct(load_sample()[0][0:1], generator=torch.Generator().manual_seed(0))
     window = views.window_at(trace.read_attn, model.cfg.read_n, 1, 0)
-    assert link_query(at) == views.lab_link(window, model.cfg.read_n, digit=0)
+    assert link_query(at) == {**views.lab_link(window, model.cfg.read_n, digit=0), "dataset": "mnist-sample"}
 
 
 def test_grid_centres_keep_their_toggle_across_a_change_of_input(runs):
