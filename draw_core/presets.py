@@ -43,7 +43,7 @@ DRAW_PRESET_NOTES: dict[str, tuple[str, str]] = {
     "svhn": ("svhn", "Table 3's SVHN row: T=32, read 12×12, write 12×12, LSTM 800, z 100; discretised logistic"),
     "cifar10-cpu": (
         "cifar10",
-        "a CPU variant of the CIFAR-10 row: T=16, no attention, LSTM 256, z 100; discretised logistic",
+        "a CPU variant of the CIFAR-10 row: T=16, read 12×12, full-canvas write, LSTM 256, z 100; discretised logistic",
     ),
     "cifar10": ("cifar10", "Table 3's CIFAR-10 row: T=64, read 5×5, write 5×5, LSTM 400, z 200; discretised logistic"),
 }
