@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         "per_rank_batch": shipped.meta.get("per_rank_batch", train_config.get("batch_size")),
         "backend": shipped.meta.get("backend"),  # gloo or nccl; None for one process
         "continued_from": shipped.meta.get("continued_from"),  # the earlier training a run continued, if any
+        "init_from": shipped.meta.get("init_from"),  # the checkpoint a fine-tune (train --init-from) started from
         **measured,
         "weights_dtype": dtype,
         "command": args.command,
