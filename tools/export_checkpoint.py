@@ -65,7 +65,7 @@ def generator_figures(shipped, args) -> dict:
         "test_n": full.n,
         "test_elbo_nats": None if autoencoder else round(full.elbo_nats, 3),
         "test_recon_nats": round(full.recon_nats, 3),
-        "test_kl_nats": round(full.kl_nats, 3),
+        "test_kl_nats": None if autoencoder else round(full.kl_nats, 3),  # an autoencoder's sigma head is untrained
         "test_iwae_nats": round(full.iwae_nats, 3) if full.iwae_nats is not None else None,
         "test_iwae_k": k,
         "test_bits_per_dim": None if autoencoder else round(full.bits_per_dim, 5),
