@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from draw_core.config import DrawConfig, TrainConfig
-from draw_core.io.checkpoint import load_checkpoint
+from draw_core.io.checkpoint import CheckpointError, load_checkpoint
 from draw_core.training.objectives import objective_for
 from draw_core.training.trainer import Trainer
 
@@ -82,3 +82,28 @@ def test_resume_refuses_another_config(tmp_path):
 def test_unknown_kind_has_no_objective():
     with pytest.raises(ValueError, match="no training objective for model kind 'gan'"):
         objective_for("gan")
+
+
+def test_init_from_starts_a_new_run_from_another_checkpoints_weights(tmp_path):
+    source = tmp_path / "source.safetensors"
+    Trainer.create(TINY, tiny_train(steps=4, eval_every=0, checkpoint_every=0), source).run()
+    trained = load_checkpoint(source)
+    fine_tune = Trainer.create(TINY, tiny_train(steps=2), tmp_path / "tune.safetensors", init_from=source)
+    assert fine_tune.step == 0 and fine_tune.elapsed_before == 0.0  # a fresh schedule, not the source's step 4
+    assert not fine_tune.optimizer.state, "a fresh Adam"
+    for name, value in trained.model.state_dict().items():
+        torch.testing.assert_close(fine_tune.model.state_dict()[name], value)
+    fine_tune.run()
+    meta = load_checkpoint(tmp_path / "tune.safetensors").meta
+    assert meta["step"] == 2 and meta["init_from"]["step"] == 4 and meta["init_from"]["checkpoint"] == str(source)
+
+
+def test_init_from_refuses_another_config_and_an_existing_run_to_resume(tmp_path):
+    source = tmp_path / "source.safetensors"
+    Trainer.create(TINY, tiny_train(steps=1, eval_every=0, checkpoint_every=0), source).run()
+    with pytest.raises(CheckpointError, match="differs from the requested"):
+        Trainer.create(
+            DrawConfig(T=3, enc_size=8, dec_size=8, z_size=4), tiny_train(), tmp_path / "x", init_from=source
+        )
+    with pytest.raises(ValueError, match="not both"):
+        Trainer.create(TINY, tiny_train(), source, resume=True, init_from=source)
