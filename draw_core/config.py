@@ -175,6 +175,7 @@ class TrainConfig:
     amp: str = "off"  # precision of the loss's forward pass: 'off' (float32) or 'bf16' (torch.autocast to bfloat16)
     compile: bool = False  # run the loss's forward through torch.compile (the plain hot path; meant for CUDA)
     kl_weight: float = 1.0  # beta, the weight of L^z in eq. 12 (1 = the ELBO); 0 trains a plain autoencoder: z_t = mu_t
+    code_weight: float = 0.0  # kl_weight 0 only: weight of 1/2 sum_t |mu_t|^2, a regularised autoencoder's code penalty
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # types from the annotations above (strings under __future__ annotations)
@@ -190,6 +191,12 @@ class TrainConfig:
         _check_range("warmup_steps", self.warmup_steps, 0, 10_000_000)
         _check_range("grad_clip", self.grad_clip, 1e-6, 1e6)
         _check_range("kl_weight", self.kl_weight, 0.0, 100.0)
+        _check_range("code_weight", self.code_weight, 0.0, 100.0)
+        if self.code_weight > 0 and self.kl_weight > 0:
+            raise ValueError(
+                f"code_weight={self.code_weight} penalises a plain autoencoder's codes: it needs kl_weight=0, "
+                f"got kl_weight={self.kl_weight} (the KL term already holds the codes near the prior)"
+            )
         _check_range("eval_limit", self.eval_limit, 1, 1_000_000)
         for name in ("eval_every", "checkpoint_every", "sample_every"):
             _check_range(name, getattr(self, name), 0, 10_000_000)

@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=TrainConfig.kl_weight,
         help="beta, the weight of the KL term (1: the ELBO; 0: a plain autoencoder, z = mu)",
     )
+    parser.add_argument(
+        "--code-weight",
+        type=float,
+        default=TrainConfig.code_weight,
+        help="with --kl-weight 0: weight of the code penalty 1/2 sum_t |mu_t|^2 (a regularised autoencoder)",
+    )
     parser.add_argument("--grad-clip", type=float, default=TrainConfig.grad_clip)
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
@@ -120,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             steps=args.steps,
             lr=args.lr,
             kl_weight=args.kl_weight,
+            code_weight=args.code_weight,
             grad_clip=args.grad_clip,
             seed=args.seed,
             device=args.device,

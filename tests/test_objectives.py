@@ -69,3 +69,24 @@ def test_kl_weight_zero_is_a_deterministic_autoencoder():
     assert beta.loss.item() == pytest.approx(beta.report["recon"] + 2 * beta.report["kl"], rel=1e-4)
     with pytest.raises(ValueError, match="DRAW generators only"):
         objective_for("ram", kl_weight=0.0)
+
+
+def test_code_weight_adds_half_the_squared_code_norm_to_a_plain_autoencoder():
+    from draw_core.config import DrawConfig, TrainConfig
+    from draw_core.nn.model import DRAW
+
+    torch.manual_seed(0)
+    model = DRAW(DrawConfig(T=3, enc_size=16, dec_size=16, z_size=4))
+    x = get_dataset("mnist-sample").test_set(limit=8)
+    plain = objective_for("draw", kl_weight=0.0).batch_loss(model, x)
+    penalised = objective_for("draw", kl_weight=0.0, code_weight=0.5).batch_loss(model, x)
+    mu = model(x, sample=False).mu.detach()  # (T, B, Z)
+    per_image = [sum(float(v) ** 2 for v in mu[:, b].flatten()) / 2 for b in range(x.shape[0])]
+    assert penalised.report["code"] == pytest.approx(sum(per_image) / len(per_image), rel=1e-5)
+    assert penalised.loss.item() == pytest.approx(plain.loss.item() + 0.5 * penalised.report["code"], rel=1e-5)
+    with pytest.raises(ValueError, match="needs kl_weight=0"):
+        TrainConfig(kl_weight=1.0, code_weight=0.1)
+    with pytest.raises(ValueError, match="plain autoencoder"):
+        objective_for("draw", kl_weight=1.0, code_weight=0.1)
+    with pytest.raises(ValueError, match="DRAW generators only"):
+        objective_for("draw-classifier", code_weight=0.1)

@@ -38,21 +38,34 @@ class ElboObjective:
     `kl_weight` (beta) scales L^z; beta = 1 is the paper's loss, judged by the test ELBO. beta = 0 is a plain
     autoencoder with DRAW's architecture: z_t = mu_t with no noise and no KL, judged by its reconstruction cost L^x
     (the question "why not a plain autoencoder?": nothing pulls its codes toward the prior it would be sampled from).
+    `code_weight` adds lambda * 1/2 sum_t |mu_t|^2 to such an autoencoder: the code penalty of a regularised autoencoder
+    (Ghosh et al. 2020, "From Variational to Deterministic Autoencoders", sec. 3). Without it DRAW's deterministic
+    encoder-decoder loop grew its codes without bound and diverged; the penalty bounds their size, not their shape,
+    so they still need not look like N(0, I).
     """
 
     lower_is_better = True
 
-    def __init__(self, kl_weight: float = 1.0):
+    def __init__(self, kl_weight: float = 1.0, code_weight: float = 0.0):
+        if code_weight > 0 and kl_weight > 0:
+            raise ValueError(f"{code_weight=} applies to a plain autoencoder (kl_weight=0), not {kl_weight=}")
         self.kl_weight = kl_weight
+        self.code_weight = code_weight
         self.sample = kl_weight > 0
         self.test_name = "test_elbo_nats" if self.sample else "test_recon_nats"
 
     def batch_loss(self, network: torch.nn.Module, batch: torch.Tensor) -> BatchLoss:
-        terms = loss_terms(network(batch, sample=self.sample), batch)
+        result = network(batch, sample=self.sample)
+        terms = loss_terms(result, batch)
         loss = terms.recon + self.kl_weight * terms.kl if self.kl_weight != 1 else terms.total  # eq. 12 (beta = 1)
+        report = {"recon": terms.recon.detach().mean().item(), "kl": terms.kl.detach().mean().item()}
+        if self.code_weight > 0:
+            code_size = 0.5 * result.mu.square().sum((0, 2))  # (B,) 1/2 sum_t |mu_t|^2
+            loss = loss + self.code_weight * code_size
+            report["code"] = code_size.detach().mean().item()
         return BatchLoss(
             loss=loss.mean(),
-            report={"recon": terms.recon.detach().mean().item(), "kl": terms.kl.detach().mean().item()},
+            report=report,
             per_step=terms.kl_per_step.detach().mean(1).tolist(),
         )
 
@@ -122,12 +135,13 @@ class RamObjective(ClassificationObjective):
 OBJECTIVES: dict[str, type] = {"draw": ElboObjective, "draw-classifier": ClassificationObjective, "ram": RamObjective}
 
 
-def objective_for(kind_name: str, kl_weight: float = 1.0):
-    """A new objective for models of kind `kind_name` (`kl_weight`: beta of a DRAW generator's loss)."""
+def objective_for(kind_name: str, kl_weight: float = 1.0, code_weight: float = 0.0):
+    """A new objective for models of kind `kind_name` (`kl_weight`: beta of a DRAW generator's loss; `code_weight`:
+    a plain autoencoder's code penalty)."""
     if kind_name not in OBJECTIVES:
         raise ValueError(f"no training objective for model kind {kind_name!r}: expected one of {sorted(OBJECTIVES)}")
     if kind_name == "draw":
-        return ElboObjective(kl_weight)
-    if kl_weight != 1.0:
-        raise ValueError(f"kl_weight={kl_weight} applies to DRAW generators only, not to kind {kind_name!r}")
+        return ElboObjective(kl_weight, code_weight)
+    if kl_weight != 1.0 or code_weight != 0.0:
+        raise ValueError(f"{kl_weight=} and {code_weight=} apply to DRAW generators only, not to kind {kind_name!r}")
     return OBJECTIVES[kind_name]()

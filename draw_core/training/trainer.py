@@ -153,7 +153,7 @@ class Trainer:
         self.cfg = train_cfg
         self.use_network(network if network is not None else self.model)
         self.kind = kind_of_config(model.cfg)
-        self.objective = objective_for(self.kind.name, train_cfg.kl_weight)
+        self.objective = objective_for(self.kind.name, train_cfg.kl_weight, train_cfg.code_weight)
         self.out = Path(out)
         self.stream = stream
         self.test_set = test_set
@@ -193,7 +193,7 @@ class Trainer:
         torch.manual_seed(train_cfg.seed)
         spec = get_dataset(train_cfg.dataset)
         kind = kind_of_config(model_cfg)
-        test_name = objective_for(kind.name, train_cfg.kl_weight).test_name
+        test_name = objective_for(kind.name, train_cfg.kl_weight, train_cfg.code_weight).test_name
         model, state = kind.model_class(model_cfg), {}
         if resume and out.exists() and init_from is not None:
             raise ValueError(f"{out} exists: resume it or start from {init_from}, not both")
