@@ -35,6 +35,13 @@ def samples(keys: tuple[tuple[str, str], ...], seed: int, _models: dict) -> dict
     return ae.prior_samples(_models, seed)
 
 
+@st.cache_resource(max_entries=4, show_spinner="DRAW judges the prior samples…")
+def judged(keys: tuple[tuple[str, str], ...], _judge, _models: dict) -> dict[str, float]:
+    """name -> the median nats DRAW gives to each model's prior samples; `keys` (name, model key) identify the weights
+    of the models, the first of them the judge's."""
+    return ae.judged_nats(_judge, _models)
+
+
 def strip(images: torch.Tensor, title: str, key: str) -> None:
     st.plotly_chart(
         viz.image_grid_figure(images, nrow=ae.STRIP, title=title, size=app_common.figure_px(STRIP_PX)),
@@ -165,6 +172,16 @@ prior = samples(
 strip(prior[draw.name], f"{draw.name} (DRAW): z ~ N(0, I), seed {seed}", "ae_draw_samples")
 strip(prior[auto.name], f"{auto.name} (autoencoder): the same z", "ae_auto_samples")
 app_views.explain(ae.EXPLANATIONS["samples"])
+models = {draw.name: draw.model, auto.name: auto.model}
+scores = judged(((draw.name, draw.key), (auto.name, auto.key)), draw.model, models)
+test_bound = draw.card.get("test_elbo_nats")
+st.caption(
+    f"How digit-like, by DRAW's own density: {draw.name}'s −ELBO (eq. 12) of {ae.JUDGED} prior samples of each model, "
+    f"made binary at ½, median: **{draw.name} {scores[draw.name]:.1f} nats**, **{auto.name} {scores[auto.name]:.1f} "
+    "nats**"
+    + (f" (real test digits: {test_bound:.1f} on average)" if isinstance(test_bound, (int, float)) else "")
+    + "; more nats, less like a digit (each ln 2 ≈ 0.69 more halves the probability DRAW's bound gives the image)."
+)
 
 st.subheader("3. Where the codes lie")
 series = {

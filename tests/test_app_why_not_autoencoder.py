@@ -98,6 +98,10 @@ def test_the_nats_and_the_kl_are_the_models_own(runs):
     recon = ae.encode(auto, digits, sample=False).recon_nats
     assert at.table[0].value["Lˣ (eq. 9)"].iloc[2] == f"{recon:.2f}"
     assert "The autoencoder's own KL is infinite" in captions(at)
+    draw = load_checkpoint(runs / "mnist.safetensors").model
+    judged = ae.judged_nats(draw, {"mnist": draw, "mnist-ae": auto})
+    for name, nats in judged.items():
+        assert f"{name} {nats:.1f} nats" in captions(at), name
 
 
 def test_the_histograms_count_every_digit_and_follow_the_step_and_dimension(runs):

@@ -283,3 +283,13 @@ def test_the_spread_figure_has_a_dot_per_dimension_and_the_prior_cross():
     assert len(trace(figure, "z").x) == 12 and list(trace(figure, "prior").y) == [1.0]
     assert list(trace(figure, "μ").y) == pytest.approx([ae.SPREAD_FLOOR] * 12)
     assert trace(figure, "z").customdata[5].tolist() == [2, 1]  # index 5 = (t 1, d 1): shown as t = 2, z[1]
+
+
+def test_judged_nats_score_the_judges_own_samples_as_likelier_than_an_untrained_decoders():
+    judge = load_checkpoint(SHIPPED / "mnist.safetensors").model
+    untrained = DRAW(judge.cfg).eval()
+    first = ae.judged_nats(judge, {"judge": judge, "untrained": untrained}, n=12)
+    again = ae.judged_nats(judge, {"judge": judge}, n=12)
+    assert first["judge"] == again["judge"], "the same seed, the same samples and noise"
+    assert first["judge"] < first["untrained"] - 50, first
+    assert 40 < first["judge"] < 150, f"DRAW's own samples should score like digits, got {first['judge']:.1f} nats"

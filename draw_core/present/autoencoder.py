@@ -12,7 +12,7 @@ so the page works without the MNIST files:
 - `encode`: one pass of a model over the digits, z_t drawn from Q (eq. 6) or z_t = mu_t, keeping what the views need:
   L^x of each digit (eq. 9), the reconstructions, mu_t and the z_t the decoder got, the KL of each step (eq. 11) and
   its mean term 1/2 |mu_t|^2;
-- `prior_samples`: the same z ~ N(0, I) decoded by several models;
+- `prior_samples`: the same z ~ N(0, I) decoded by several models; `judged_nats`: how unlikely DRAW finds them;
 - `code_spread` / `spread_figure`: where the codes of every dimension (t, d) sit over the digits, against the prior;
 - `histogram` / `histogram_figure`: the aggregate posterior of one dimension against the N(0, 1) density;
 - `kl_curves`: the KL each model spends per step (drawn by viz.kl_curves_figure);
@@ -47,7 +47,7 @@ from draw_core.config import DrawConfig, TrainConfig
 from draw_core.data import get_dataset
 from draw_core.io import catalog
 from draw_core.io.catalog import CheckpointEntry
-from draw_core.nn.elbo import gaussian_kl, reconstruction_nll
+from draw_core.nn.elbo import gaussian_kl, loss_terms, reconstruction_nll
 from draw_core.nn.likelihood import mean_image
 from draw_core.nn.model import DRAW
 from draw_core.present import viz
@@ -59,6 +59,7 @@ AUTOENCODER_NAME = "mnist-ae"  # the same network trained with beta = 0
 DATASET = "mnist-sample"  # the shipped test digits; its test_set() binarises them like the fixed test set
 STRIP = 8  # digits and samples per strip
 SEED = 0  # seeds the posterior noise of `encode` and the page's first prior draw
+JUDGED = 100  # prior samples per model that DRAW itself judges (`judged_nats`)
 BATCH = 100  # digits per forward pass in `encode`
 BINS = 41  # histogram bins across a panel
 PRIOR_REACH = 4.0  # every histogram panel shows at least [-4, 4], where N(0, 1) has its mass
@@ -221,6 +222,19 @@ def prior_samples(models: dict[str, DRAW], seed: int, n: int = STRIP) -> dict[st
     (T, Z) = shapes.pop()
     z = prior_z(seed, T, Z, n)  # (T, n, Z)
     return {name: model.generate(n, z=z).canvases[-1].cpu() for name, model in models.items()}
+
+
+@torch.inference_mode()
+def judged_nats(judge: DRAW, models: dict[str, DRAW], n: int = JUDGED, seed: int = SEED) -> dict[str, float]:
+    """name -> the median negative ELBO (eq. 12, nats) that `judge`, DRAW trained on the digits, gives to n prior
+    samples of each model (`prior_samples`, each made binary at sigma(c_T) > 1/2 like the binarised test digits): how
+    digit-like a model's samples are by the data's own density model; the test digits score about its test bound."""
+    judged = {}
+    for name, images in prior_samples(models, seed, n).items():
+        binary = (images > 0.5).to(images)  # (n, C, H, W)
+        result = judge(binary, generator=torch.Generator(device=binary.device).manual_seed(seed))
+        judged[name] = loss_terms(result, binary).total.median().item()
+    return judged
 
 
 # --- where the codes lie --------------------------------------------------------------------------------------------
