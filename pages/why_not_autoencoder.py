@@ -166,14 +166,13 @@ st.caption(
 )
 
 st.subheader("2. Only one generates")
-prior = samples(
-    ((draw.name, draw.key), (auto.name, auto.key)), int(seed), {draw.name: draw.model, auto.name: auto.model}
-)
+pair_keys = ((draw.name, draw.key), (auto.name, auto.key))  # identify the two models' weights to the caches
+pair = {draw.name: draw.model, auto.name: auto.model}
+prior = samples(pair_keys, int(seed), pair)
 strip(prior[draw.name], f"{draw.name} (DRAW): z ~ N(0, I), seed {seed}", "ae_draw_samples")
 strip(prior[auto.name], f"{auto.name} (autoencoder): the same z", "ae_auto_samples")
 app_views.explain(ae.EXPLANATIONS["samples"])
-models = {draw.name: draw.model, auto.name: auto.model}
-scores = judged(((draw.name, draw.key), (auto.name, auto.key)), draw.model, models)
+scores = judged(pair_keys, draw.model, pair)
 test_bound = draw.card.get("test_elbo_nats")
 st.caption(
     f"How digit-like, by DRAW's own density: {draw.name}'s −ELBO (eq. 12) of {ae.JUDGED} prior samples of each model, "
