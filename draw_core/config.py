@@ -173,7 +173,7 @@ class TrainConfig:
     sample_every: int = 200  # steps between reports that carry a batch of samples (0: never)
     extra: dict = field(default_factory=dict)  # free-form notes stored in the checkpoint meta
     amp: str = "off"  # precision of the loss's forward pass: 'off' (float32) or 'bf16' (torch.autocast to bfloat16)
-    compile: bool = False  # run the loss's forward through torch.compile (the plain hot path; meant for CUDA)
+    compile: bool = False  # torch.compile the forward (DRAW: its glimpse, DRAW.compile_step; plain hot path; for CUDA)
     kl_weight: float = 1.0  # beta, the weight of L^z in eq. 12 (1 = the ELBO); 0 trains a plain autoencoder: z_t = mu_t
     code_weight: float = 0.0  # kl_weight 0 only: weight of 1/2 sum_t |mu_t|^2, a regularised autoencoder's code penalty
 

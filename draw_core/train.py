@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-limit", type=int, default=TrainConfig.eval_limit)
     parser.add_argument("--checkpoint-every", type=int, default=TrainConfig.checkpoint_every)
     parser.add_argument("--amp", choices=AMP_MODES, default=TrainConfig.amp, help="bf16: bfloat16 autocast of the loss")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the loss's forward (meant for CUDA)")
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the forward (DRAW: its glimpse; for CUDA)"
+    )
     for name in OVERRIDES:
         parser.add_argument(
             f"--{name.replace('_', '-')}", dest=name, type=int, default=None, help=f"override the preset's {name}"

@@ -73,7 +73,7 @@ def test_amp_and_compile_options_reach_the_checkpoint(tmp_path):
 def test_compile_trains_finite_steps_on_cpu(tmp_path):
     trainer = Trainer.create(TINY, tiny_train(compile=True), tmp_path / "run.safetensors")
     losses = [trainer.train_step()[0].loss.item() for _ in range(2)]
-    assert all(torch.isfinite(torch.tensor(losses))) and trainer.network is not trainer.model
+    assert all(torch.isfinite(torch.tensor(losses))) and trainer.model.compiled_step is not None
 
 
 def test_the_learning_rate_scales_with_the_square_root_or_linearly():
@@ -121,6 +121,29 @@ def test_the_recipe_runs_end_to_end_on_cpu(tmp_path):
         )
         assert digest(shipped / f"{name}.json") == digest(work / "export" / f"{name}.json")
     assert {p.name: digest(p) for p in SHIPPED.iterdir()} == repository  # the repository's files are untouched
+
+
+def test_a_compiler_that_fails_costs_the_recipe_its_compiling_not_the_model(tmp_path, monkeypatch):
+    def failing_compile(model, **options):
+        def compiled(*args, **kwargs):
+            raise RuntimeError("inductor could not build a kernel")
+
+        model.compiled_step = compiled
+
+    monkeypatch.setattr(DRAW, "compile_step", failing_compile)
+    shipped = tmp_path / "checkpoints"
+    torch.manual_seed(0)
+    meta = load_checkpoint(SHIPPED / "mnist.safetensors").meta
+    save_checkpoint(DRAW(TINY), shipped / "mnist.safetensors", meta=meta)
+    work = tmp_path / "work"
+    argv = ["0.5", "--device", "cpu", "--dataset", "mnist-sample", "--batch-size", "8", "--steps", "3", "--compile"]
+    argv += ["--models", "mnist", "--eval-limit", "20", "--k", "2", "--amp", "off", "--tests", "--bench-batches"]
+    argv += ["--checkpoints-dir", str(shipped), "--work-dir", str(work)]
+    assert load_recipe().main(argv) == 0
+    (model,) = json.loads((work / "summary.json").read_text())["models"]
+    assert model["compile_error"] == "RuntimeError: inductor could not build a kernel"
+    assert model["steps"] == 3 and model["after"]["elbo_nats"] < model["before"]["elbo_nats"]
+    assert load_checkpoint(work / "mnist.safetensors").meta["train_config"]["compile"] is False
 
 
 @pytest.mark.slow

@@ -201,3 +201,34 @@ def test_torch_compile_traces_the_plain_path_in_one_graph(fused_calls):
     torch.testing.assert_close(loss, eager)
     for compiled_grad, p in zip(compiled_grads, draw.parameters(), strict=True):
         torch.testing.assert_close(compiled_grad, p.grad)
+
+
+def test_a_compiled_glimpse_trains_like_the_eager_loop_and_evaluation_stays_eager(fused_calls):
+    # DRAW.compile_step (what --compile does to a generator): the same loss and gradients as the eager loop, the
+    # compiled glimpse called once per step of a pass with gradients, and a pass without gradients left eager.
+    torch.manual_seed(0)
+    draw = DRAW(SMALL, hot_path="plain")
+    x, noise = batch(SMALL, torch.float32)
+    eager = loss_terms(draw.run(x, noise), x).total.mean()
+    eager.backward()
+    eager_grads = [p.grad.clone() for p in draw.parameters()]
+    draw.zero_grad()
+    draw.compile_step(backend="aot_eager")
+    compiled_step, calls = draw.compiled_step, []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return compiled_step(*args, **kwargs)
+
+    draw.compiled_step = counted
+    draw.hot_path = "auto"  # on the CPU 'auto' runs fused eagerly; the compiled glimpse must still be plain
+    compiled = loss_terms(draw.run(x, noise), x).total.mean()
+    compiled.backward()
+    assert len(calls) == SMALL.T and sum(fused_calls.values()) == 0
+    torch.testing.assert_close(compiled, eager)
+    for eager_grad, p in zip(eager_grads, draw.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, eager_grad)
+    with torch.no_grad():
+        evaluated = loss_terms(draw.run(x, noise), x).total.mean()
+    assert len(calls) == SMALL.T and sum(fused_calls.values()) > 0  # eager, on the path 'auto' picks
+    torch.testing.assert_close(evaluated, eager.detach())

@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import math
 import runpy
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -80,18 +82,24 @@ def describe_device(device: torch.device) -> dict:
     return info
 
 
-def run_tests(paths: list[str]) -> dict:
-    """The tests marked cuda (not the slow ones); without CUDA they skip themselves."""
+def run_tests(paths: list[str], timeout_s: float) -> dict:
+    """The tests marked cuda (not the slow ones); without CUDA they skip themselves. A run past `timeout_s` is
+    stopped and recorded as failed (returncode None), so a hung test cannot eat the lease."""
     started = time.perf_counter()
     command = [sys.executable, "-m", "pytest", "-q", "-m", "cuda and not slow", *paths]
     say("$", " ".join(command))
-    done = subprocess.run(command, cwd=ROOT)
-    return {"returncode": done.returncode, "seconds": round(time.perf_counter() - started, 1)}
+    try:
+        returncode = subprocess.run(command, cwd=ROOT, timeout=timeout_s).returncode
+    except subprocess.TimeoutExpired:
+        say(f"tests stopped after {timeout_s:.0f} s")
+        returncode = None
+    return {"returncode": returncode, "seconds": round(time.perf_counter() - started, 1)}
 
 
 def run_bench(args: argparse.Namespace, batch: int) -> dict:
     """`python -m draw_core.bench train` at one batch size (run in this process); its JSON rows, one per hot path."""
     argv = ["train", "--device", args.device, "--batch-size", str(batch), "--preset", args.bench_preset]
+    argv += ["--path", args.bench_path]
     argv += ["--steps", str(args.bench_steps), "--warmup", str(args.bench_warmup), "--json"]
     say("$ python -m draw_core.bench", " ".join(argv))
     printed = io.StringIO()
@@ -147,23 +155,40 @@ def continue_model(name: str, args: argparse.Namespace, command: str) -> dict:
         compile=args.compile,
     )
 
+    images_per_s = []  # throughput of each report, the first (which includes compiling) left out below
+
     def progress(event: TrainEvent, _model) -> None:
         if event.kind == "step":
+            images_per_s.append(event.images_per_s)
             say(
                 f"{name} step {event.step}: loss {event.loss:.2f}, {event.images_per_s:.0f} images/s, lr {event.lr:.2e}"
             )
 
-    try:
-        done = train(
-            shipped.config,
-            train_cfg,
-            start,
-            data_dir=args.data_dir,
-            resume=True,
-            on_event=progress,
-            meta_extra={"continued_from": continued_from},
+    def run(cfg: TrainConfig) -> TrainEvent:
+        meta = {"continued_from": continued_from}
+        return train(
+            shipped.config, cfg, start, data_dir=args.data_dir, resume=True, on_event=progress, meta_extra=meta
         )
+
+    started = time.perf_counter()
+    try:
+        try:
+            done = run(train_cfg)
+        except (TrainingDiverged, KeyboardInterrupt):
+            raise
+        except Exception as error:  # a compiler that fails here must not cost the lease: train eagerly instead
+            if not train_cfg.compile:
+                raise
+            say(f"{name}: compiled training failed ({type(error).__name__}: {error}); continuing eagerly")
+            report["compile_error"] = f"{type(error).__name__}: {error}"
+            # resuming counts the seconds up to the last checkpoint; the budget loses those spent since
+            counted = float(load_checkpoint(start).meta.get("train_seconds", 0.0))
+            lost = time.perf_counter() - started - counted
+            budget = max(counted + 60.0, train_cfg.time_budget_s - lost)
+            done = run(dataclasses.replace(train_cfg, compile=False, time_budget_s=budget))
         report.update(steps=done.step, train_seconds=round(done.elapsed_s, 1), epochs=round(done.epoch, 2))
+        if len(images_per_s) > 1:
+            report["train_images_per_s_median"] = round(statistics.median(images_per_s[1:]))
     except TrainingDiverged as error:  # the last good checkpoint stays at `start`: judge and export that
         say(f"{name}: {error}")
         report["diverged"] = str(error)
@@ -202,7 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup-steps", type=int, default=300)
     parser.add_argument("--steps", type=int, default=10_000_000, help="at most this many steps (MINUTES decide)")
     parser.add_argument("--amp", choices=AMP_MODES, default="bf16")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the loss (compiling takes minutes)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the glimpse (DRAW.compile_step)")
+    parser.add_argument(
+        "--matmul-precision",
+        choices=("highest", "high"),
+        default="highest",
+        help="torch.set_float32_matmul_precision: high lets CUDA's float32 matmuls use TensorFloat-32",
+    )
     parser.add_argument("--seed", type=int, default=1, help="of the batch order and noise (the shipped runs used 0)")
     parser.add_argument("--checkpoint-every", type=int, default=1000)
     parser.add_argument("--log-every", type=int, default=100)
@@ -211,8 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoints-dir", default=None, help="shipped checkpoints (default: checkpoints/)")
     parser.add_argument("--work-dir", default=str(ROOT / "runs" / "gpu_recipe"))
     parser.add_argument("--tests", nargs="*", default=["tests"], help="test paths for pytest -m cuda (none: skip)")
+    parser.add_argument("--tests-timeout", type=float, default=300, help="seconds before the tests are stopped")
     parser.add_argument("--bench-batches", type=int, nargs="*", default=[128, 1024], help="(none: skip the bench)")
     parser.add_argument("--bench-preset", default="mnist")
+    parser.add_argument("--bench-path", choices=("fused", "plain", "both"), default="both", help="hot path(s) timed")
     parser.add_argument("--bench-steps", type=int, default=10)
     parser.add_argument("--bench-warmup", type=int, default=3)
     return parser
@@ -223,11 +256,22 @@ def main(argv: list[str] | None = None) -> int:
     args.checkpoints_dir = args.checkpoints_dir or str(shipped_dir())
     command = "python tools/gpu_recipe.py " + " ".join(sys.argv[1:] if argv is None else argv)
     Path(args.work_dir).mkdir(parents=True, exist_ok=True)
+    torch.set_float32_matmul_precision(args.matmul_precision)
     summary = {"command": command, "device": describe_device(select_device(args.device))}
+    summary["device"]["matmul_precision"] = args.matmul_precision
     say(json.dumps(summary["device"]))
+    summary_path = Path(args.work_dir) / "summary.json"
+
+    def save_summary() -> None:  # after every stage: a call cut off by its time limit keeps what was done
+        summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+
     if args.tests:
-        summary["tests"] = run_tests(args.tests)
-    summary["bench"] = [run_bench(args, batch) for batch in args.bench_batches]
+        summary["tests"] = run_tests(args.tests, args.tests_timeout)
+        save_summary()
+    summary["bench"] = []
+    for batch in args.bench_batches:
+        summary["bench"].append(run_bench(args, batch))
+        save_summary()
     summary["models"] = []
     for name in args.models:
         try:
@@ -235,13 +279,14 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as error:  # recorded; the next model still runs
             say(f"{name}: {type(error).__name__}: {error}")
             summary["models"].append({"name": name, "error": f"{type(error).__name__}: {error}"})
-    (Path(args.work_dir) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        save_summary()
+    save_summary()  # also when no stage ran
     failed = [
-        *(["tests"] if summary.get("tests", {}).get("returncode") else []),
+        *(["tests"] if summary.get("tests", {}).get("returncode", 0) != 0 else []),
         *(f"bench {b['batch_size']}" for b in summary["bench"] if b["returncode"]),
         *(m["name"] for m in summary["models"] if {"diverged", "error"} & set(m)),
     ]
-    say(f"summary: {Path(args.work_dir) / 'summary.json'}" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    say(f"summary: {summary_path}" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
 
 

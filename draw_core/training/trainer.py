@@ -31,6 +31,7 @@ from draw_core.config import TrainConfig
 from draw_core.data import get_dataset
 from draw_core.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from draw_core.nn.kinds import kind_of_config
+from draw_core.nn.model import DRAW
 from draw_core.training.devices import hardware_name, select_device
 from draw_core.training.objectives import BatchLoss, TestFigure, objective_for
 
@@ -238,8 +239,13 @@ class Trainer:
 
     def use_network(self, network: torch.nn.Module) -> None:
         """Set what the loss calls (the model, or a data-parallel wrapper of it), through torch.compile when the
-        config asks for it."""
-        self.network = torch.compile(network) if self.cfg.compile else network
+        config asks for it: a DRAW generator compiles its glimpse (DRAW.compile_step), a classifier its whole
+        forward (8 glimpses)."""
+        if self.cfg.compile and isinstance(self.model, DRAW):
+            self.model.compile_step()
+        elif self.cfg.compile:
+            network = torch.compile(network)
+        self.network = network
 
     @property
     def elapsed(self) -> float:
