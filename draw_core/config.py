@@ -151,6 +151,10 @@ PRESETS: dict[str, dict] = {
 }
 
 
+COMPILE_MODES = (
+    "default",
+    "reduce-overhead",
+)  # TrainConfig.compile_mode: torch.compile's mode (the latter: CUDA graphs)
 AMP_MODES = ("off", "bf16")  # TrainConfig.amp: float32, or bfloat16 autocast around the loss
 
 
@@ -174,6 +178,7 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)  # free-form notes stored in the checkpoint meta
     amp: str = "off"  # precision of the loss's forward pass: 'off' (float32) or 'bf16' (torch.autocast to bfloat16)
     compile: bool = False  # torch.compile the forward (DRAW: its glimpse, DRAW.compile_step; plain hot path; for CUDA)
+    compile_mode: str = "default"  # with compile: torch.compile's mode; 'reduce-overhead' replays CUDA graphs
     kl_weight: float = 1.0  # beta, the weight of L^z in eq. 12 (1 = the ELBO); 0 trains a plain autoencoder: z_t = mu_t
     code_weight: float = 0.0  # kl_weight 0 only: weight of 1/2 sum_t |mu_t|^2, a regularised autoencoder's code penalty
 
@@ -207,6 +212,8 @@ class TrainConfig:
             raise ValueError(f"amp={self.amp!r} is not a precision: expected one of {AMP_MODES}")
         if not isinstance(self.compile, bool):
             raise ValueError(f"compile={self.compile!r} must be True or False")
+        if self.compile_mode not in COMPILE_MODES:
+            raise ValueError(f"compile_mode={self.compile_mode!r} is not a mode: expected one of {COMPILE_MODES}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

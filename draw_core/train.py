@@ -1,7 +1,7 @@
 """Command line of the one training loop (draw_core.training.trainer).
 
     python -m draw_core.train --preset mnist --steps N --batch-size B --data-dir DIR --out PATH \
-        [--resume | --force] [--device cpu|cuda] [--amp bf16] [--compile]
+        [--resume | --force] [--device cpu|cuda] [--amp bf16] [--compile [--compile-mode reduce-overhead]]
     torchrun --nproc_per_node=N -m draw_core.train ...   # data-parallel (draw_core.training.distributed)
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from draw_core.config import AMP_MODES, TrainConfig
+from draw_core.config import AMP_MODES, COMPILE_MODES, TrainConfig
 from draw_core.data import DatasetMissingError, dataset_names
 from draw_core.io.checkpoint import CheckpointError, check_output, remove_stale_temporaries
 from draw_core.presets import get_preset, preset_names
@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--compile", action="store_true", help="torch.compile the forward (DRAW: its glimpse; for CUDA)"
     )
+    parser.add_argument(
+        "--compile-mode",
+        choices=COMPILE_MODES,
+        default=TrainConfig.compile_mode,
+        help="with --compile: torch.compile's mode",
+    )
     for name in OVERRIDES:
         parser.add_argument(
             f"--{name.replace('_', '-')}", dest=name, type=int, default=None, help=f"override the preset's {name}"
@@ -139,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             time_budget_s=args.time_budget * 60 if args.time_budget else None,
             amp=args.amp,
             compile=args.compile,
+            compile_mode=args.compile_mode,
         )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -111,7 +111,8 @@ def test_the_recipe_runs_end_to_end_on_cpu(tmp_path):
     for model in summary["models"]:
         name, real = model["name"], load_checkpoint(SHIPPED / f"{model['name']}.safetensors").meta
         assert model["steps"] == 3 and model["continued_from"]["step"] == real["step"]
-        assert model["lr"] == pytest.approx(real["train_config"]["lr"] * (16 / 64) ** 0.5)
+        base = real["train_config"]
+        assert model["lr"] == pytest.approx(base["lr"] * (16 / base["batch_size"]) ** 0.5)
         card = json.loads((work / "export" / f"{name}.json").read_text())
         assert card["dataset"] == "mnist-sample" and card["steps"] == 3 and card["test_n"] == 20
         assert card["world_size"] == 1 and card["continued_from"]["step"] == real["step"]
@@ -172,20 +173,29 @@ def same_batch_and_noise(cfg: DrawConfig, n: int):
 
 @pytest.mark.cuda
 @needs_cuda
-def test_the_plain_path_on_cuda_gives_the_cpu_loss_and_gradients():
+def test_the_plain_path_on_cuda_is_as_close_to_float64_as_the_cpu():
+    # Against a float64 pass of the same batch and noise, the float32 loss and gradients on CUDA (plain path) and on
+    # the CPU (fused) differ by rounding alone: T = 64 recurrent steps sum it up differently on each device, so the
+    # comparison is per parameter and normwise (an elementwise tolerance fails on near-zero entries).
+    torch.set_float32_matmul_precision("highest")
     cfg = DrawConfig.preset("mnist")
     torch.manual_seed(0)
     model = DRAW(cfg)
     x, noise = same_batch_and_noise(cfg, 32)
-    results = {}
-    for device in ("cpu", "cuda"):
-        model.to(device).zero_grad()
-        loss = loss_terms(model.run(x.to(device), noise.to(device)), x.to(device)).total.mean()
+
+    def loss_and_grads(device: str, dtype: torch.dtype):
+        model.to(device, dtype).zero_grad()
+        loss = loss_terms(model.run(x.to(device, dtype), noise.to(device, dtype)), x.to(device, dtype)).total.mean()
         loss.backward()
-        results[device] = (loss.item(), {k: p.grad.cpu() for k, p in model.named_parameters()})
-    assert results["cuda"][0] == pytest.approx(results["cpu"][0], rel=1e-4)
-    for name, grad in results["cpu"][1].items():
-        torch.testing.assert_close(results["cuda"][1][name], grad, rtol=1e-3, atol=1e-4, msg=name)
+        return loss.item(), {k: p.grad.double().cpu() for k, p in model.named_parameters()}
+
+    reference_loss, reference = loss_and_grads("cpu", torch.float64)
+    for device in ("cpu", "cuda"):
+        loss, grads = loss_and_grads(device, torch.float32)
+        assert loss == pytest.approx(reference_loss, rel=1e-5), device
+        errors = {k: ((g - reference[k]).norm() / reference[k].norm()).item() for k, g in grads.items()}
+        print(device, "largest normwise relative gradient error:", max(errors.items(), key=lambda item: item[1]))
+        assert max(errors.values()) < 1e-4, (device, errors)  # float32 on our CPU: 2e-7
 
 
 @pytest.mark.cuda

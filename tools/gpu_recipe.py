@@ -46,7 +46,7 @@ from pathlib import Path
 import torch
 
 from draw_core import bench
-from draw_core.config import AMP_MODES, TrainConfig
+from draw_core.config import AMP_MODES, COMPILE_MODES, TrainConfig
 from draw_core.data import get_dataset
 from draw_core.io.catalog import shipped_dir
 from draw_core.io.checkpoint import load_checkpoint, save_checkpoint
@@ -99,7 +99,7 @@ def run_tests(paths: list[str], timeout_s: float) -> dict:
 def run_bench(args: argparse.Namespace, batch: int) -> dict:
     """`python -m draw_core.bench train` at one batch size (run in this process); its JSON rows, one per hot path."""
     argv = ["train", "--device", args.device, "--batch-size", str(batch), "--preset", args.bench_preset]
-    argv += ["--path", args.bench_path]
+    argv += ["--path", args.bench_path] + (["--compile-mode", args.compile_mode] if args.compile else [])
     argv += ["--steps", str(args.bench_steps), "--warmup", str(args.bench_warmup), "--json"]
     say("$ python -m draw_core.bench", " ".join(argv))
     printed = io.StringIO()
@@ -153,6 +153,7 @@ def continue_model(name: str, args: argparse.Namespace, command: str) -> dict:
         sample_every=0,
         amp=args.amp,
         compile=args.compile,
+        compile_mode=args.compile_mode,
     )
 
     images_per_s = []  # throughput of each report, the first (which includes compiling) left out below
@@ -228,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=10_000_000, help="at most this many steps (MINUTES decide)")
     parser.add_argument("--amp", choices=AMP_MODES, default="bf16")
     parser.add_argument("--compile", action="store_true", help="torch.compile the glimpse (DRAW.compile_step)")
+    parser.add_argument(
+        "--compile-mode", choices=COMPILE_MODES, default=TrainConfig.compile_mode, help="and the bench's"
+    )
     parser.add_argument(
         "--matmul-precision",
         choices=("highest", "high"),

@@ -242,9 +242,9 @@ class Trainer:
         config asks for it: a DRAW generator compiles its glimpse (DRAW.compile_step), a classifier its whole
         forward (8 glimpses)."""
         if self.cfg.compile and isinstance(self.model, DRAW):
-            self.model.compile_step()
+            self.model.compile_step(mode=self.cfg.compile_mode)
         elif self.cfg.compile:
-            network = torch.compile(network)
+            network = torch.compile(network, mode=self.cfg.compile_mode)
         self.network = network
 
     @property
