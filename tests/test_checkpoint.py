@@ -252,13 +252,15 @@ def test_a_file_written_before_kinds_existed_loads_as_draw(good_file, tmp_path):
     assert_same_weights(ckpt.model, load_checkpoint(good_file).model)
 
 
-@pytest.mark.parametrize("name", ["mnist"])  # mnist-noattn was re-exported with its kind after its fine-tune
-def test_the_shipped_checkpoints_have_no_kind_and_load_as_draw(name):
+@pytest.mark.parametrize(
+    "name", ["mnist", "mnist-noattn"]
+)  # both re-exported with their kind (files before kinds: above)
+def test_the_shipped_generators_name_their_kind_and_rebuild_their_preset(name):
     path = Path(__file__).resolve().parents[1] / "checkpoints" / f"{name}.safetensors"
     if not path.exists():
         pytest.skip(f"{path} is not there")
     with safe_open(str(path), framework="pt") as handle:
-        assert "kind" not in handle.metadata()  # written before kinds existed
+        assert handle.metadata()["kind"] == "draw"
     ckpt = load_checkpoint(path)
     assert ckpt.kind == "draw" and type(ckpt.model) is DRAW and ckpt.config == DrawConfig.preset(name)
 

@@ -100,7 +100,7 @@ def test_the_recipe_runs_end_to_end_on_cpu(tmp_path):
     repository = {p.name: digest(p) for p in SHIPPED.iterdir()}
     work = tmp_path / "work"
     argv = ["0.5", "--device", "cpu", "--dataset", "mnist-sample", "--batch-size", "16", "--steps", "3"]
-    argv += ["--warmup-steps", "1", "--log-every", "1", "--eval-limit", "20", "--k", "2", "--amp", "off"]
+    argv += ["--warmup-steps", "1", "--log-every", "1", "--eval-limit", "20", "--k", "2", "--no-compile"]
     argv += ["--checkpoints-dir", str(shipped), "--work-dir", str(work), "--tests", str(Path(__file__))]
     argv += ["--bench-batches", "8", "16", "--bench-preset", "mnist-small", "--bench-steps", "1", "--bench-warmup", "0"]
     assert load_recipe().main(argv) == 0
@@ -138,7 +138,7 @@ def test_a_compiler_that_fails_costs_the_recipe_its_compiling_not_the_model(tmp_
     save_checkpoint(DRAW(TINY), shipped / "mnist.safetensors", meta=meta)
     work = tmp_path / "work"
     argv = ["0.5", "--device", "cpu", "--dataset", "mnist-sample", "--batch-size", "8", "--steps", "3", "--compile"]
-    argv += ["--models", "mnist", "--eval-limit", "20", "--k", "2", "--amp", "off", "--tests", "--bench-batches"]
+    argv += ["--models", "mnist", "--eval-limit", "20", "--k", "2", "--tests", "--bench-batches"]
     argv += ["--checkpoints-dir", str(shipped), "--work-dir", str(work)]
     assert load_recipe().main(argv) == 0
     (model,) = json.loads((work / "summary.json").read_text())["models"]
@@ -153,7 +153,7 @@ def test_the_recipe_continues_the_real_shipped_files(tmp_path):
     shutil.copytree(SHIPPED, shipped)
     work = tmp_path / "work"
     argv = ["0.1", "--device", "cpu", "--dataset", "mnist-sample", "--batch-size", "8", "--steps", "2"]
-    argv += ["--eval-limit", "20", "--k", "2", "--amp", "off", "--tests", "--bench-batches"]
+    argv += ["--eval-limit", "20", "--k", "2", "--no-compile", "--tests", "--bench-batches"]
     argv += ["--checkpoints-dir", str(shipped), "--work-dir", str(work)]
     assert load_recipe().main(argv) == 0
     summary = json.loads((work / "summary.json").read_text())
