@@ -107,11 +107,15 @@ def app(browser, tmp_path_factory):
 
 
 def open_view(app, path: str, key: str) -> dict:
-    """Open `path` (with its query string) and wait until the timeline under `key` is drawn and followed."""
+    """Open `path` (with its query string) and wait until the timeline under `key` is drawn and its picture follows
+    its mark (on a loaded machine the picture comes a moment after the mark)."""
     page, script_errors, url = app
     page.goto(f"{url}/{path}")
     settle(page)
-    shown = poll(f"the timeline of {path}", lambda: (s := page.evaluate(SHOWN, key)) and s["shown"] and s)
+    shown = poll(
+        f"the timeline of {path}",
+        lambda: (s := page.evaluate(SHOWN, key)) and s["shown"] and s["picture"] == s["shown"] and s,
+    )
     assert_clean(page, path)
     assert not script_errors, f"JavaScript errors: {script_errors}"
     page.evaluate(COUNT_RERUNS)

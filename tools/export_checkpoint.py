@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> None:
         "command": args.command,
         "export_command": (
             f"python tools/export_checkpoint.py {args.source} --name {args.name} "
-            f"--data-dir {args.data_dir} --dataset {args.dataset} --device {args.device} --k {args.k}"
+            + (f"--data-dir {args.data_dir} " if args.data_dir else "")
+            + f"--dataset {args.dataset} --device {args.device} --k {args.k}"
         ),
         "eval_seconds": round(time.perf_counter() - started, 1),
         "created": shipped.meta.get("created"),

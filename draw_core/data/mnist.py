@@ -29,7 +29,8 @@ def load_sample() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def mnist_files(root: Path) -> list[Path]:
-    """The four IDX files torchvision reads under `root` (each may also be gzipped)."""
+    """The four IDX files torchvision reads under `root` (uncompressed: torchvision unpacks .gz files only when it
+    downloads them)."""
     return [root / "MNIST" / "raw" / name for name in MNIST_FILES]
 
 
