@@ -151,10 +151,8 @@ PRESETS: dict[str, dict] = {
 }
 
 
-COMPILE_MODES = (
-    "default",
-    "reduce-overhead",
-)  # TrainConfig.compile_mode: torch.compile's mode (the latter: CUDA graphs)
+# TrainConfig.compile_mode: torch.compile's mode (the latter replays CUDA graphs)
+COMPILE_MODES = ("default", "reduce-overhead")
 AMP_MODES = ("off", "bf16")  # TrainConfig.amp: float32, or bfloat16 autocast around the loss
 
 

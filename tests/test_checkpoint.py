@@ -252,9 +252,8 @@ def test_a_file_written_before_kinds_existed_loads_as_draw(good_file, tmp_path):
     assert_same_weights(ckpt.model, load_checkpoint(good_file).model)
 
 
-@pytest.mark.parametrize(
-    "name", ["mnist", "mnist-noattn"]
-)  # both re-exported with their kind (files before kinds: above)
+# Both were re-exported with their kind; a file from before kinds existed is the test above.
+@pytest.mark.parametrize("name", ["mnist", "mnist-noattn"])
 def test_the_shipped_generators_name_their_kind_and_rebuild_their_preset(name):
     path = Path(__file__).resolve().parents[1] / "checkpoints" / f"{name}.safetensors"
     if not path.exists():

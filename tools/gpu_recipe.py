@@ -50,7 +50,7 @@ from draw_core import bench
 from draw_core.config import AMP_MODES, COMPILE_MODES, TrainConfig
 from draw_core.data import get_dataset
 from draw_core.io.catalog import shipped_dir
-from draw_core.io.checkpoint import load_checkpoint, save_checkpoint
+from draw_core.io.checkpoint import load_checkpoint, read_header, save_checkpoint
 from draw_core.training.devices import hardware_name, select_device
 from draw_core.training.evaluation import evaluate
 from draw_core.training.trainer import TrainEvent, TrainingDiverged, train
@@ -176,7 +176,7 @@ def continue_model(name: str, args: argparse.Namespace, command: str) -> dict:
     try:
         try:
             done = run(train_cfg)
-        except (TrainingDiverged, KeyboardInterrupt):
+        except TrainingDiverged:
             raise
         except Exception as error:  # a compiler that fails here must not cost the lease: train eagerly instead
             if not train_cfg.compile:
@@ -184,7 +184,7 @@ def continue_model(name: str, args: argparse.Namespace, command: str) -> dict:
             say(f"{name}: compiled training failed ({type(error).__name__}: {error}); continuing eagerly")
             report["compile_error"] = f"{type(error).__name__}: {error}"
             # resuming counts the seconds up to the last checkpoint; the budget loses those spent since
-            counted = float(load_checkpoint(start).meta.get("train_seconds", 0.0))
+            counted = float(read_header(start).meta.get("train_seconds", 0.0))
             lost = time.perf_counter() - started - counted
             budget = max(counted + 60.0, train_cfg.time_budget_s - lost)
             done = run(dataclasses.replace(train_cfg, compile=False, time_budget_s=budget))
@@ -274,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     def save_summary() -> None:  # after every stage: a call cut off by its time limit keeps what was done
         summary_path.write_text(json.dumps(summary, indent=2) + "\n")
 
+    save_summary()
     if args.tests:
         summary["tests"] = run_tests(args.tests, args.tests_timeout)
         save_summary()
@@ -289,7 +290,6 @@ def main(argv: list[str] | None = None) -> int:
             say(f"{name}: {type(error).__name__}: {error}")
             summary["models"].append({"name": name, "error": f"{type(error).__name__}: {error}"})
         save_summary()
-    save_summary()  # also when no stage ran
     failed = [
         *(["tests"] if summary.get("tests", {}).get("returncode", 0) != 0 else []),
         *(f"bench {b['batch_size']}" for b in summary["bench"] if b["returncode"]),
