@@ -6,7 +6,7 @@ import torch
 from draw_core.config import DrawConfig, TrainConfig
 from draw_core.io.checkpoint import CheckpointError, load_checkpoint
 from draw_core.training.objectives import objective_for
-from draw_core.training.trainer import Trainer
+from draw_core.training.trainer import Trainer, clip_gradients
 
 TINY = DrawConfig(T=3, enc_size=16, dec_size=16, z_size=4)
 
@@ -35,6 +35,36 @@ def test_train_step_moves_every_weight_and_counts(tmp_path):
     assert torch.isfinite(result.loss) and set(result.report) == {"recon", "kl"} and len(result.per_step) == TINY.T
     after = trainer.model.state_dict()
     assert all(not torch.equal(before[k], after[k]) for k in before), "Adam's first step moves every parameter"
+
+
+def gradients(*values: list[float]) -> list[torch.nn.Parameter]:
+    """Parameters whose .grad holds `values` (one parameter per list)."""
+    parameters = [torch.nn.Parameter(torch.zeros(len(v))) for v in values]
+    for parameter, v in zip(parameters, values, strict=True):
+        parameter.grad = torch.tensor(v)
+    return parameters
+
+
+def test_clipping_scales_the_global_norm_down_to_the_limit_and_returns_the_norm_before():
+    parameters = gradients([3.0, 0.0], [0.0, 4.0])  # global norm 5
+    assert clip_gradients(parameters, 1.0).item() == pytest.approx(5.0)
+    assert [p.grad.tolist() for p in parameters] == [pytest.approx([0.6, 0.0]), pytest.approx([0.0, 0.8])]
+    small = gradients([0.3, 0.4])
+    assert clip_gradients(small, 1.0).item() == pytest.approx(0.5)
+    assert small[0].grad.tolist() == pytest.approx([0.3, 0.4]), "a norm under the limit is left alone"
+
+
+def test_clipping_survives_gradients_whose_float32_squares_overflow():
+    parameters = gradients([3e20, 0.0], [0.0, 4e20])  # finite in float32, but 9e40 is not
+    assert not torch.isfinite(torch.linalg.vector_norm(parameters[0].grad)), "float32 sums would overflow here"
+    norm = clip_gradients(parameters, 1.0)
+    assert torch.isfinite(norm) and norm.item() == pytest.approx(5e20)
+    assert [p.grad.tolist() for p in parameters] == [pytest.approx([0.6, 0.0]), pytest.approx([0.0, 0.8])]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_nan_or_inf_gradient_still_gives_a_non_finite_norm(bad):
+    assert not torch.isfinite(clip_gradients(gradients([1.0, bad]), 1.0))
 
 
 def test_run_reports_in_order_and_writes_its_test_figure(tmp_path):

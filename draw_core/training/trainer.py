@@ -118,8 +118,22 @@ def backward_step(
         result = objective.batch_loss(network, batch)
     optimizer.zero_grad(set_to_none=True)
     result.loss.backward()
-    grad_norm = torch.nn.utils.clip_grad_norm_(network.parameters(), grad_clip)
-    return result, grad_norm
+    return result, clip_gradients(network.parameters(), grad_clip)
+
+
+def clip_gradients(parameters, max_norm: float) -> torch.Tensor:
+    """Scale the gradients so their global L2 norm is at most max_norm; returns the norm before clipping. The norm is
+    summed in float64 (float32 on MPS, which has none): torch's clip_grad_norm_ sums float32 squares, which overflow
+    to inf once a gradient nears 1e19 although every gradient is finite, and the step that clipping exists to tame
+    is then reported as a divergence (seen training a plain autoencoder, issue 15). A NaN or inf gradient still gives
+    a non-finite norm."""
+    with_grads = [p for p in parameters if p.grad is not None]
+    if not with_grads:
+        return torch.zeros(())
+    dtype = torch.float32 if with_grads[0].device.type == "mps" else torch.float64
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad, dtype=dtype) for p in with_grads]))
+    torch.nn.utils.clip_grads_with_norm_(with_grads, max_norm, norm)
+    return norm
 
 
 def _to_device(batch, device: torch.device):
