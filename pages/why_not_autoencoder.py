@@ -42,6 +42,13 @@ def judged(keys: tuple[tuple[str, str], ...], _judge, _models: dict) -> dict[str
     return ae.judged_nats(_judge, _models)
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def spreads(keys: tuple[tuple[str, str], ...], _series: dict[str, torch.Tensor]) -> dict[str, tuple]:
+    """name -> ae.code_spread of each named series of codes (T, N, Z), computed once: a full-page rerun would
+    otherwise spend ~0.2 s on it; `keys` (name, model key) identify the models' weights the series came from."""
+    return {name: ae.code_spread(values) for name, values in _series.items()}
+
+
 def strip(images: torch.Tensor, title: str, key: str) -> None:
     st.plotly_chart(
         viz.image_grid_figure(images, nrow=ae.STRIP, title=title, size=app_common.figure_px(STRIP_PX)),
@@ -188,16 +195,17 @@ series = {
     f"{draw.name}: μ": draw_sampled.mu,
     f"{auto.name}: z = μ": auto_codes.z,
 }
+summary = spreads(pair_keys, series)
 st.plotly_chart(
     ae.spread_figure(
-        series,
+        summary,
+        z_size=auto_codes.z.shape[-1],
         title=f"Every code dimension (t, d) over the {N} test digits",
         height=app_common.figure_px(ae.CHART_HEIGHT),
     ),
     key="ae_spread",
 )
 app_views.explain(ae.EXPLANATIONS["spread"])
-summary = {name: ae.code_spread(values) for name, values in series.items()}
 st.caption(
     "Median over the dimensions, standard deviation over the digits (the prior: 1): "
     + "; ".join(f"{name} {np.median(std):.3g}" for name, (_, std) in summary.items())

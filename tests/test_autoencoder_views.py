@@ -277,7 +277,7 @@ def test_the_histogram_figure_has_one_panel_per_model_densities_and_the_prior():
 def test_the_spread_figure_has_a_dot_per_dimension_and_the_prior_cross():
     z = torch.randn(3, 50, 4, generator=torch.Generator().manual_seed(0))
     mu = torch.zeros(3, 50, 4)  # no spread at all: drawn at the floor of the log axis
-    figure = ae.spread_figure({"z": z, "μ": mu}, title="t")
+    figure = ae.spread_figure({"z": ae.code_spread(z), "μ": ae.code_spread(mu)}, z_size=4, title="t")
     go.Figure(figure.to_dict())
     assert [t.name for t in figure.data] == ["z", "μ", "prior"]
     assert len(trace(figure, "z").x) == 12 and list(trace(figure, "prior").y) == [1.0]

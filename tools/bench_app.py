@@ -1,10 +1,12 @@
 """Server-side rerun time of the app's sliders, measured with Streamlit's AppTest (median of repeats).
 
-    .venv/bin/python tools/bench_app.py [--repeats 7] [--json] [--preset mnist-two | --checkpoint FILE]
+    .venv/bin/python tools/bench_app.py [--repeats 7] [--json] [--preset mnist-two | --checkpoint FILE] [--teaching]
 
-The model: --checkpoint FILE, else the shipped checkpoint named like --preset, else an untrained model of that
-preset's config (its dataset in the meta; the rerun's cost does not depend on the weights' values). The Generate page
-is measured with its larger canvas at 4x, the costliest view it has.
+The model pages (Generate, Reconstruct, Latent explorer) run on one model: --checkpoint FILE, else the shipped
+checkpoint named like --preset, else an untrained model of that preset's config (its dataset in the meta; the rerun's
+cost does not depend on the weights' values). The Generate page is measured with its larger canvas at 4x, the
+costliest view it has. `--teaching` measures instead the pages that bring their own shipped models (Why not an
+autoencoder?, Reparameterization, Attention at work), on the shipped checkpoints.
 
 Lives outside draw_core because it drives the Streamlit app; draw_core never imports Streamlit.
 """
@@ -28,10 +30,18 @@ from draw_core.io.checkpoint import save_checkpoint
 from draw_core.nn.model import DRAW
 from draw_core.presets import get_preset
 
-APP_SLIDERS = (  # (page file, how to find the slider a learner drags there)
+APP_SLIDERS = (  # (page file, how to find the slider a learner drags there): pages that show the sidebar's model
     ("pages/generate.py", lambda key: key == "step"),
     ("pages/reconstruct.py", lambda key: key == "step"),
     ("pages/latent.py", lambda key: key.startswith("latent_dim_")),
+)
+TEACHING_SLIDERS = (  # the same for pages that bring their own shipped models; select sliders included
+    ("pages/why_not_autoencoder.py", lambda key: key == "ae_step"),
+    ("pages/why_not_autoencoder.py", lambda key: key == "ae_dim"),
+    ("pages/why_not_autoencoder.py", lambda key: key == "ae_beta"),
+    ("pages/reparameterization.py", lambda key: key.startswith("reparam_Normal_")),
+    ("pages/reparameterization.py", lambda key: key == "reparam_n"),
+    ("pages/attention_at_work.py", lambda key: key == "work_step"),
 )
 LARGEST_CANVAS = 4  # the Generate page's canvas-size choice while its step slider is timed
 
@@ -53,10 +63,22 @@ def use_model(preset: str, checkpoint: str | None) -> str:
 def bench_app(repeats: int, *, preset: str = "mnist", checkpoint: str | None = None) -> list[dict]:
     """Server-side time of a rerun after moving the Generate and Reconstruct step sliders and a Latent slider
     (AppTest), on the model `use_model` picks."""
+    return time_sliders(APP_SLIDERS, repeats, use_model(preset, checkpoint))
+
+
+def bench_teaching(repeats: int) -> list[dict]:
+    """The same for the pages that bring their own models (TEACHING_SLIDERS), on the shipped checkpoints."""
+    os.environ["DRAW_CHECKPOINTS_DIR"] = str(shipped_dir())
+    os.environ["DRAW_RUNS_DIR"] = tempfile.mkdtemp(prefix="draw-bench-no-runs-")
+    return time_sliders(TEACHING_SLIDERS, repeats, f"the shipped checkpoints in {shipped_dir()}")
+
+
+def time_sliders(sliders, repeats: int, weights: str) -> list[dict]:
+    """Median rerun time after moving each (page, slider) of `sliders` between its two ends, `repeats` times after
+    a first move that fills the page's caches. A slider the page does not show (a missing model) is skipped."""
     root = Path(__file__).resolve().parents[1]
-    weights = use_model(preset, checkpoint)
     results = []
-    for page, wanted in APP_SLIDERS:
+    for page, wanted in sliders:
         app = AppTest.from_file(str(root / "app.py"), default_timeout=120)
         app.run()
         app.switch_page(page).run()
@@ -65,12 +87,18 @@ def bench_app(repeats: int, *, preset: str = "mnist", checkpoint: str | None = N
             canvas[0].set_value(LARGEST_CANVAS).run()
         if app.exception:
             raise RuntimeError(f"{page} raised: {app.exception[0].message}")
-        key = next(s.key for s in app.slider if s.key and wanted(s.key))
+        kinds = ("slider", "select_slider")
+        found = [(kind, w.key) for kind in kinds for w in app.get(kind) if w.key and wanted(w.key)]
+        if not found:
+            print(f"skipped: no matching slider on {page}", file=sys.stderr)
+            continue
+        kind, key = found[0]
         times = []
         for i in range(repeats + 1):
-            slider = app.slider(key=key)
+            widget = next(w for w in app.get(kind) if w.key == key)
+            ends = (widget.max, widget.min) if kind == "slider" else (widget.options[-1], widget.options[0])
             start = time.perf_counter()
-            slider.set_value(slider.max if i % 2 == 0 else slider.min).run()
+            widget.set_value(ends[i % 2]).run()
             times.append(time.perf_counter() - start)
             if app.exception:
                 raise RuntimeError(f"{page} raised: {app.exception[0].message}")
@@ -96,8 +124,15 @@ def main(argv: list[str] | None = None) -> int:
         "--preset", default="mnist", help="the shipped checkpoint of this name, else its untrained config"
     )
     parser.add_argument("--checkpoint", help="a checkpoint file to measure instead")
+    parser.add_argument(
+        "--teaching", action="store_true", help="measure the pages that bring their own shipped models instead"
+    )
     args = parser.parse_args(argv)
-    print_rows(bench_app(args.repeats, preset=args.preset, checkpoint=args.checkpoint), args.json)
+    if args.teaching:
+        rows = bench_teaching(args.repeats)
+    else:
+        rows = bench_app(args.repeats, preset=args.preset, checkpoint=args.checkpoint)
+    print_rows(rows, args.json)
     return 0
 
 

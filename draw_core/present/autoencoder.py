@@ -317,16 +317,18 @@ def recon_table(
 
 
 def spread_figure(
-    series: dict[str, torch.Tensor], *, title: str | None = None, height: int = CHART_HEIGHT
+    spreads: dict[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    z_size: int,
+    title: str | None = None,
+    height: int = CHART_HEIGHT,
 ) -> go.Figure:
-    """One dot per code dimension (t, d) of each named series of codes (T, N, Z): its mean over the digits (x) and
-    its standard deviation (y, log axis; below SPREAD_FLOOR drawn at it), and the prior N(0, 1) as a cross at (0, 1)
-    (trace "prior")."""
+    """One dot per code dimension (t, d) of each named series of codes, given as its `code_spread` (mean, std) with
+    z_size = Z: the mean over the digits (x) and the standard deviation (y, log axis; below SPREAD_FLOOR drawn at it),
+    and the prior N(0, 1) as a cross at (0, 1) (trace "prior")."""
     data = []
-    for (name, values), colour in zip(series.items(), itertools.cycle(SERIES_COLOURS), strict=False):
-        mean, std = code_spread(values)
-        T, _, Z = values.shape
-        steps, dims = np.divmod(np.arange(T * Z), Z)
+    for (name, (mean, std)), colour in zip(spreads.items(), itertools.cycle(SERIES_COLOURS), strict=False):
+        steps, dims = np.divmod(np.arange(mean.size), z_size)
         data.append(
             {
                 "type": "scattergl",
