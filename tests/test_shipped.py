@@ -83,3 +83,23 @@ def test_the_shipped_autoencoder_reconstructs_like_draw_but_its_prior_samples_ar
     autoencoder = load_checkpoint(SHIPPED / "mnist-ae.safetensors").model
     judged = judged_nats(draw, {"mnist": draw, "mnist-ae": autoencoder})
     assert judged["mnist-ae"] > judged["mnist"] + 50, judged
+
+
+def test_the_shipped_betas_of_one_network_trade_reconstruction_for_kl():
+    """The β slider's models (issue 15): mnist-ae (β = 0), mnist (β = 1) and mnist-beta4 (β = 4) are one network
+    whose training meta says its β; on the full test set a larger β buys a smaller KL with a worse reconstruction."""
+    from draw_core.io import catalog
+    from draw_core.present.autoencoder import beta_ladder
+
+    draw = load_checkpoint(SHIPPED / "mnist.safetensors")
+    shipped = [entry for entry in catalog.list_checkpoints() if entry.kind == "shipped"]
+    ladder = beta_ladder(shipped, draw.config)
+    assert {beta: entry.path.stem for beta, entry in ladder.items()} == {
+        0.0: "mnist-ae",
+        1.0: "mnist",
+        4.0: "mnist-beta4",
+    }
+    cards = {beta: json.loads(entry.path.with_suffix(".json").read_text()) for beta, entry in ladder.items()}
+    recon = [cards[beta]["test_recon_nats"] for beta in (0.0, 1.0, 4.0)]
+    assert recon == sorted(recon) and recon[2] - recon[1] > 10, recon
+    assert cards[4.0]["test_kl_nats"] < cards[1.0]["test_kl_nats"] / 2
