@@ -43,6 +43,7 @@ TEACHING_SLIDERS = (  # the same for pages that bring their own shipped models; 
     ("pages/reparameterization.py", lambda key: key == "reparam_n"),
     ("pages/attention_at_work.py", lambda key: key == "work_step"),
 )
+SELECT_SLIDER_ENDS = {"ae_beta": (0.0, 4.0)}  # values, not labels, where a select slider formats its options
 LARGEST_CANVAS = 4  # the Generate page's canvas-size choice while its step slider is timed
 
 
@@ -96,7 +97,10 @@ def time_sliders(sliders, repeats: int, weights: str) -> list[dict]:
         times = []
         for i in range(repeats + 1):
             widget = next(w for w in app.get(kind) if w.key == key)
-            ends = (widget.max, widget.min) if kind == "slider" else (widget.options[-1], widget.options[0])
+            if kind == "slider":
+                ends = (widget.max, widget.min)
+            else:
+                ends = SELECT_SLIDER_ENDS.get(key, (widget.options[-1], widget.options[0]))
             start = time.perf_counter()
             widget.set_value(ends[i % 2]).run()
             times.append(time.perf_counter() - start)
