@@ -49,12 +49,16 @@ def spreads(keys: tuple[tuple[str, str], ...], _series: dict[str, torch.Tensor])
     return {name: ae.code_spread(values) for name, values in _series.items()}
 
 
-def strip(images: torch.Tensor, title: str, key: str) -> None:
-    st.plotly_chart(
-        viz.image_grid_figure(images, nrow=ae.STRIP, title=title, size=app_common.figure_px(STRIP_PX)),
-        key=key,
-        width="content",
-    )
+@st.cache_resource(max_entries=64, show_spinner=False)
+def strip_figure(key: str, source: tuple, title: str, size: int, _images: torch.Tensor):
+    """The figure of a strip, built once per `source` (which weights, digits or seed the images come from): building
+    the page's seven strips anew took a third of a full rerun. st.plotly_chart only reads the shared figure."""
+    return viz.image_grid_figure(_images, nrow=ae.STRIP, title=title, size=size)
+
+
+def strip(images: torch.Tensor, title: str, key: str, source: tuple) -> None:
+    figure = strip_figure(key, source, title, app_common.figure_px(STRIP_PX), images)
+    st.plotly_chart(figure, key=key, width="content")
 
 
 def load(entry: catalog.CheckpointEntry) -> app_common.Selected:
@@ -158,10 +162,12 @@ with app_common.controls():
 shown = slice(int(first), int(first) + ae.STRIP)
 
 st.subheader("1. Both reconstruct")
-strip(images[shown], f"Test digits {shown.start}-{shown.stop - 1}", "ae_digits")
-strip(draw_sampled.images[shown], f"{draw.name} (DRAW): z sampled from Q(z | x)", "ae_draw_recon")
-strip(draw_mean.images[shown], f"{draw.name} (DRAW): z = μ", "ae_draw_mean")
-strip(auto_codes.images[shown], f"{auto.name} (autoencoder): z = μ", "ae_auto_recon")
+strip(images[shown], f"Test digits {shown.start}-{shown.stop - 1}", "ae_digits", (shown.start,))
+strip(
+    draw_sampled.images[shown], f"{draw.name} (DRAW): z sampled from Q(z | x)", "ae_draw_recon", (draw.key, shown.start)
+)
+strip(draw_mean.images[shown], f"{draw.name} (DRAW): z = μ", "ae_draw_mean", (draw.key, shown.start))
+strip(auto_codes.images[shown], f"{auto.name} (autoencoder): z = μ", "ae_auto_recon", (auto.key, shown.start))
 app_views.explain(ae.EXPLANATIONS["reconstructions"])
 st.table(ae.recon_table(draw_sampled, draw_mean, auto_codes, draw_name=draw.name, ae_name=auto.name))
 card = auto.card.get("test_recon_nats")
@@ -176,8 +182,8 @@ st.subheader("2. Only one generates")
 pair_keys = ((draw.name, draw.key), (auto.name, auto.key))  # identify the two models' weights to the caches
 pair = {draw.name: draw.model, auto.name: auto.model}
 prior = samples(pair_keys, int(seed), pair)
-strip(prior[draw.name], f"{draw.name} (DRAW): z ~ N(0, I), seed {seed}", "ae_draw_samples")
-strip(prior[auto.name], f"{auto.name} (autoencoder): the same z", "ae_auto_samples")
+strip(prior[draw.name], f"{draw.name} (DRAW): z ~ N(0, I), seed {seed}", "ae_draw_samples", (draw.key, int(seed)))
+strip(prior[auto.name], f"{auto.name} (autoencoder): the same z", "ae_auto_samples", (auto.key, int(seed)))
 app_views.explain(ae.EXPLANATIONS["samples"])
 scores = judged(pair_keys, draw.model, pair)
 test_bound = draw.card.get("test_elbo_nats")
@@ -248,7 +254,12 @@ if len(ladder) >= 3:
     chosen = load(ladder[beta])
     chosen_codes = codes(chosen.model, chosen.key, beta > 0)
     chosen_samples = samples(((chosen.name, chosen.key),), int(seed), {chosen.name: chosen.model})[chosen.name]
-    strip(chosen_samples, f"{chosen.name}, {ae.beta_label(beta)}: the same z ~ N(0, I), seed {seed}", "ae_beta_samples")
+    strip(
+        chosen_samples,
+        f"{chosen.name}, {ae.beta_label(beta)}: the same z ~ N(0, I), seed {seed}",
+        "ae_beta_samples",
+        (chosen.key, int(seed)),
+    )
     st.caption(
         f"{chosen.name} on the {N} test digits: Lˣ {chosen_codes.recon_nats:.2f} nats with z "
         + (f"sampled from Q, Lᶻ {chosen_codes.kl_nats:.2f} nats (eq. 11)." if beta > 0 else "= μ, and no KL term.")
