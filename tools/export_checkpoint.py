@@ -108,7 +108,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--command", required=True, help="the exact training command, for the card")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out-dir", default=None, help="where to write (default: the shipped checkpoints' folder)")
-    parser.add_argument("--hardware-note", default=None, help="what the run shared the machine with, for the card")
+    parser.add_argument(
+        "--hardware-note",
+        default=None,
+        help="what the run shared the machine with, for the card (written after the run's own hardware, which its "
+        "meta already names: do not repeat it)",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
