@@ -10,8 +10,12 @@ beside Table 1's, and the test set's generator in the card.
 
 Writes checkpoints/<name>.safetensors and checkpoints/<name>.json (or into --out-dir). The bounds in the card are
 measured on the exported file itself (after any float16 rounding): the single-sample ELBO and the k-sample IWAE bound
-on the full binarised MNIST test set (--dataset: another one, as the GPU recipe's test does), and the ELBO on the
-shipped sample of test digits (which the test suite re-checks).
+on the full test set of the run's dataset (--dataset: another one, as the GPU recipe's test does), and the ELBO on
+the dataset's shipped sample (which the test suite re-checks).
+
+`--notes-from CARD` carries the hand-written notes of an earlier card (NOTE_FIELDS: what the export cannot measure,
+such as the CIFAR-10 card's Gaussian yardstick) into the new one, so that re-exporting a model (as the GPU recipe
+does) does not lose them.
 """
 
 from __future__ import annotations
@@ -34,6 +38,22 @@ from draw_core.training.objectives import objective_for
 PAPER_NATS = {"mnist": 80.97, "mnist-noattn": 87.40}  # Gregor et al. 2015, Table 2
 PAPER_ERROR = {"draw-classifier": 0.0336, "ram": 0.0811}  # Table 1, 8 glimpses, 100x100 cluttered MNIST
 MAX_BYTES = 8 * 1024 * 1024
+# Card fields written by hand, not measured by the export: the preset's name and, on CIFAR-10, the full-covariance
+# Gaussian measured by tools/gaussian_baseline.py on the same copy, with the issue's target beside it.
+NOTE_FIELDS = ("preset", "gaussian_bits_per_dim", "gaussian_note", "target_bits_per_dim")
+
+
+def carried_notes(card_path: str | None, dataset: str) -> dict:
+    """The NOTE_FIELDS of an earlier card of a model on the same dataset ({} without one)."""
+    if card_path is None:
+        return {}
+    earlier = json.loads(Path(card_path).read_text())
+    if earlier.get("dataset") != dataset:
+        raise ValueError(
+            f"--notes-from {card_path} is a card of a model on {earlier.get('dataset')!r}, not on {dataset!r}: "
+            "its notes would describe other data"
+        )
+    return {key: earlier[key] for key in NOTE_FIELDS if key in earlier}
 
 
 def generator_figures(shipped, args) -> dict:
@@ -101,7 +121,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("source", help="training checkpoint")
     parser.add_argument("--name", required=True)
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--dataset", default="mnist", help="whose test set the card's bounds are measured on")
+    parser.add_argument(
+        "--dataset", default=None, help="whose test set the card's figures are measured on (default: the run's own)"
+    )
     parser.add_argument("--device", default="cpu", help="where the bounds are computed (cpu, cuda)")
     parser.add_argument("--k", type=int, default=10, help="importance samples of the IWAE bound")
     parser.add_argument("--limit", type=int, default=None, help="test digits (default: all 10,000)")
@@ -114,10 +136,15 @@ def main(argv: list[str] | None = None) -> None:
         help="what the run shared the machine with, for the card (written after the run's own hardware, which its "
         "meta already names: do not repeat it)",
     )
+    parser.add_argument("--notes-from", default=None, help="an earlier card whose NOTE_FIELDS the new card keeps")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     source = load_checkpoint(args.source)
+    args.dataset = args.dataset or source.meta.get("dataset") or source.meta.get("train_config", {}).get("dataset")
+    if args.dataset is None:
+        parser.error(f"{args.source} names no dataset in its meta: pass --dataset")
+    notes = carried_notes(args.notes_from, args.dataset)
     out = Path(args.out_dir or shipped_dir()) / f"{args.name}.safetensors"
     meta = {k: v for k, v in source.meta.items() if k not in ("created",)}
     save_checkpoint(source.model, out, meta=meta)
@@ -155,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
         ),
         "eval_seconds": round(time.perf_counter() - started, 1),
         "created": shipped.meta.get("created"),
+        **notes,
     }
     out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     print(json.dumps(card, indent=2))

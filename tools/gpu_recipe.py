@@ -7,11 +7,14 @@ In order, printing as it goes and writing WORK/summary.json (WORK = --work-dir, 
 2. the tests that need CUDA: `python -m pytest -m "cuda and not slow" tests` (they skip themselves without CUDA);
 3. the training bench at batch 128 and 1024: `python -m draw_core.bench train --device cuda --batch-size B` (in this
    process; with the training's compile mode);
-4. for mnist and mnist-noattn: the shipped checkpoint (CHECKPOINTS/NAME.safetensors, CHECKPOINTS = --checkpoints-dir,
-   checkpoints/ by default) continued for MINUTES at batch 1024 (WORK/NAME.safetensors), its ELBO on every test
-   digit before and after, the export by tools/export_checkpoint.py (weights, IWAE bound, model card; in this
-   process) into WORK/export/, and CHECKPOINTS/NAME.{safetensors,json} replaced by the export only when its ELBO
-   is lower.
+4. for each of --models (mnist and mnist-noattn by default; any of CONTINUABLE, each NAME or NAME:MINUTES): the
+   shipped checkpoint (CHECKPOINTS/NAME.safetensors, CHECKPOINTS = --checkpoints-dir, checkpoints/ by default)
+   continued on its own dataset (its meta's; --dataset overrides) for MINUTES at batch 1024
+   (WORK/NAME.safetensors), its test figure on the whole test set before and after (a generator's ELBO in nats, a
+   classifier's test error: the objective's own `test`, lower is better for both), the export by
+   tools/export_checkpoint.py (weights, bounds or error, model card with the shipped card's hand-written notes
+   carried over; in this process) into WORK/export/, and CHECKPOINTS/NAME.{safetensors,json} replaced by the
+   export only when its figure is lower.
 A failed stage is recorded and the next one runs; the exit status is 1 when any failed. The defaults (float32 with
 TensorFloat-32, the glimpse compiled and replayed as CUDA graphs) are the fastest settings measured on an H200.
 
@@ -52,11 +55,30 @@ from draw_core.data import get_dataset
 from draw_core.io.catalog import shipped_dir
 from draw_core.io.checkpoint import load_checkpoint, read_header, save_checkpoint
 from draw_core.training.devices import hardware_name, select_device
-from draw_core.training.evaluation import evaluate
+from draw_core.training.objectives import objective_for
 from draw_core.training.trainer import TrainEvent, TrainingDiverged, train
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ("mnist", "mnist-noattn")  # shipped checkpoints the recipe continues
+# Shipped checkpoints the recipe can continue: those trained with their kind's plain objective (mnist-ae and
+# mnist-beta4 are trained with another KL weight, which their continuation would have to keep).
+CONTINUABLE = ("mnist", "mnist-noattn", "mnist-two", "cifar10", "mnist-cluttered-draw", "mnist-cluttered-ram")
+DEFAULT_MODELS = ("mnist", "mnist-noattn")  # issue 16's two: the likelihood gap to the paper's Table 2
+
+
+def model_and_minutes(text: str) -> tuple[str, float | None]:
+    """--models entry: NAME, or NAME:MINUTES for its own training time (None: the recipe's MINUTES)."""
+    name, _, minutes = text.partition(":")
+    if name not in CONTINUABLE:
+        raise argparse.ArgumentTypeError(f"{name!r} is not a model the recipe continues: expected one of {CONTINUABLE}")
+    if not minutes:
+        return name, None
+    try:
+        value = float(minutes)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the minutes after ':' must be a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the minutes after ':' must be positive")
+    return name, value
 
 
 def scaled_lr(base_lr: float, base_batch: int, batch: int, rule: str) -> float:
@@ -115,34 +137,38 @@ def run_bench(args: argparse.Namespace, batch: int) -> dict:
     return {"batch_size": batch, "returncode": returncode, "rows": rows}
 
 
-def elbo_on_test_set(model, dataset: str, data_dir: str | None, limit: int | None) -> dict:
-    """The single-sample ELBO (eq. 12) on the dataset's fixed test set (every digit unless `limit`), in nats."""
-    result = evaluate(model, get_dataset(dataset).test_set(data_dir, limit), batch_size=500)
-    return {"elbo_nats": round(result.elbo_nats, 3), "n": result.n}
+def test_figure(model, kind: str, dataset: str, data_dir: str | None, limit: int | None) -> dict:
+    """The model's figure on the dataset's fixed test set (all of it unless `limit`), lower is better: a generator's
+    single-sample ELBO (eq. 12) in nats, a classifier's test error (Table 1)."""
+    figure = objective_for(kind).test(model, get_dataset(dataset).test_set(data_dir, limit), seed=0, should_stop=None)
+    return {"metric": figure.name, "value": round(figure.value, 5), "n": figure.n}
 
 
-def continue_model(name: str, args: argparse.Namespace, command: str) -> dict:
-    """Continue CHECKPOINTS/name on this device for MINUTES, evaluate before and after, export, ship if better."""
+def continue_model(name: str, minutes: float, args: argparse.Namespace, command: str) -> dict:
+    """Continue CHECKPOINTS/name on this device for `minutes`, evaluate before and after, export, ship if better."""
     device = select_device(args.device)
     source = Path(args.checkpoints_dir) / f"{name}.safetensors"
     shipped = load_checkpoint(source, map_location=device)
+    dataset = args.dataset or shipped.meta.get("dataset") or shipped.meta.get("train_config", {}).get("dataset")
+    if dataset is None:
+        raise ValueError(f"{source} names no dataset in its meta: pass --dataset")
     base = shipped.meta.get("train_config", {})
     base_batch, base_lr = base.get("batch_size", TrainConfig.batch_size), base.get("lr", TrainConfig.lr)
     lr = args.lr or scaled_lr(base_lr, base_batch, args.batch_size, args.lr_scaling)
     history = {key: shipped.meta.get(key) for key in ("step", "epochs", "train_seconds", "hardware", "device")}
     continued_from = {"checkpoint": str(source), **history, "batch_size": base_batch, "lr": base_lr}
-    report = {"name": name, "lr": lr, "continued_from": continued_from}
-    before = elbo_on_test_set(shipped.model, args.dataset, args.data_dir, args.eval_limit)
+    report = {"name": name, "dataset": dataset, "minutes": minutes, "lr": lr, "continued_from": continued_from}
+    before = test_figure(shipped.model, shipped.kind, dataset, args.data_dir, args.eval_limit)
     report["before"] = before
-    say(f"{name}: shipped ELBO {before['elbo_nats']} nats on {before['n']} test digits; peak lr {lr:.2e}")
+    say(f"{name}: shipped {before['metric']} {before['value']} on {before['n']} test images; peak lr {lr:.2e}")
 
     start = Path(args.work_dir) / f"{name}.safetensors"  # the shipped weights as step 0 of this run
-    save_checkpoint(shipped.model, start, meta={"step": 0, "dataset": args.dataset, "continued_from": continued_from})
+    save_checkpoint(shipped.model, start, meta={"step": 0, "dataset": dataset, "continued_from": continued_from})
     train_cfg = TrainConfig(
-        dataset=args.dataset,
+        dataset=dataset,
         batch_size=args.batch_size,
         steps=args.steps,
-        time_budget_s=args.minutes * 60,
+        time_budget_s=minutes * 60,
         lr=lr,
         warmup_steps=args.warmup_steps,
         seed=args.seed,
@@ -153,7 +179,7 @@ def continue_model(name: str, args: argparse.Namespace, command: str) -> dict:
         log_every=args.log_every,
         sample_every=0,
         amp=args.amp,
-        compile=args.compile,
+        compile=args.compile and shipped.kind == "draw",  # classifiers train eagerly: compiling them is unmeasured
         compile_mode=args.compile_mode,
     )
 
@@ -195,20 +221,24 @@ def continue_model(name: str, args: argparse.Namespace, command: str) -> dict:
         say(f"{name}: {error}")
         report["diverged"] = str(error)
     trained = load_checkpoint(start, map_location=device)
-    after = elbo_on_test_set(trained.model, args.dataset, args.data_dir, args.eval_limit)
+    after = test_figure(trained.model, trained.kind, dataset, args.data_dir, args.eval_limit)
     report["after"] = after
-    say(f"{name}: ELBO {before['elbo_nats']} -> {after['elbo_nats']} nats on {after['n']} test digits")
+    say(f"{name}: {after['metric']} {before['value']} -> {after['value']} on {after['n']} test images")
 
     export_dir = Path(args.work_dir) / "export"
-    export = [str(start), "--name", name, "--out-dir", str(export_dir), "--dataset", args.dataset]
+    export = [str(start), "--name", name, "--out-dir", str(export_dir), "--dataset", dataset]
     export += ["--device", args.device, "--k", str(args.k), "--command", command]
+    shipped_card = source.with_suffix(".json")
+    if shipped_card.exists() and json.loads(shipped_card.read_text()).get("dataset") == dataset:
+        export += ["--notes-from", str(shipped_card)]  # its hand-written notes describe this dataset
     export += ["--data-dir", args.data_dir] if args.data_dir else []
     export += ["--limit", str(args.eval_limit)] if args.eval_limit else []
     say("$ python tools/export_checkpoint.py", " ".join(export))
     runpy.run_path(str(ROOT / "tools" / "export_checkpoint.py"))["main"](export)
     card = json.loads((export_dir / f"{name}.json").read_text())
-    report["card"] = {key: card[key] for key in ("test_elbo_nats", "test_iwae_nats", "test_iwae_k", "test_n", "steps")}
-    report["shipped"] = after["elbo_nats"] < before["elbo_nats"]
+    figures = ("test_elbo_nats", "test_iwae_nats", "test_iwae_k", "test_bits_per_dim", "test_error", "test_n", "steps")
+    report["card"] = {key: card[key] for key in figures if key in card}
+    report["shipped"] = after["value"] < before["value"]
     if report["shipped"]:
         for suffix in (".safetensors", ".json"):
             shutil.copyfile(export_dir / f"{name}{suffix}", Path(args.checkpoints_dir) / f"{name}{suffix}")
@@ -218,11 +248,18 @@ def continue_model(name: str, args: argparse.Namespace, command: str) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("minutes", type=float, help="training minutes for each model")
+    parser.add_argument("minutes", type=float, help="training minutes for each model (NAME:MINUTES overrides)")
     parser.add_argument("--device", default="cuda", help="cuda (the recipe's machine) or cpu (its test)")
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    parser.add_argument("--dataset", default="mnist", help="training and test data (mnist-sample in the test)")
-    parser.add_argument("--data-dir", default=None, help="folder holding MNIST/raw/ (default: $DRAW_DATA_DIR)")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        type=model_and_minutes,
+        default=[(name, None) for name in DEFAULT_MODELS],
+        metavar="NAME[:MINUTES]",
+        help=f"shipped checkpoints to continue, of {', '.join(CONTINUABLE)} (default: {' '.join(DEFAULT_MODELS)})",
+    )
+    parser.add_argument("--dataset", default=None, help="training and test data (default: each checkpoint's own)")
+    parser.add_argument("--data-dir", default=None, help="folder holding MNIST/raw/ etc. (default: $DRAW_DATA_DIR)")
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--lr", type=float, default=None, help="peak rate (default: the shipped one, scaled)")
     parser.add_argument("--lr-scaling", choices=("sqrt", "linear"), default="sqrt", help="see the module docstring")
@@ -283,9 +320,9 @@ def main(argv: list[str] | None = None) -> int:
         summary["bench"].append(run_bench(args, batch))
         save_summary()
     summary["models"] = []
-    for name in args.models:
+    for name, minutes in args.models:
         try:
-            summary["models"].append(continue_model(name, args, command))
+            summary["models"].append(continue_model(name, minutes or args.minutes, args, command))
         except Exception as error:  # recorded; the next model still runs
             say(f"{name}: {type(error).__name__}: {error}")
             summary["models"].append({"name": name, "error": f"{type(error).__name__}: {error}"})
