@@ -2,7 +2,7 @@
 generation latency (the app's server-side rerun time is tools/bench_app.py: this package never imports Streamlit).
 
     python -m draw_core.bench train --preset mnist --batch-size 128 --steps 20 [--path both] [--device D] [--json]
-        [--compile-mode default|reduce-overhead]
+        [--compile-mode default|reduce-overhead] [--compile-glimpses K]
     python -m draw_core.bench generate [--preset mnist] [--repeats 20] [--json]
 
 `train` measures the model's two hot paths (draw_core.nn.hot_path: the fused CPU autograd Functions and the plain
@@ -86,11 +86,12 @@ def bench_train(
     device: torch.device,
     paths: tuple[str, ...] = ("fused", "plain"),
     compile_mode: str | None = None,
+    compile_glimpses: int = 1,
 ) -> list[dict]:
     """Images/s of full training steps (forward, backward, clipping, Adam) after `warmup` uncounted steps, one row
     per hot path in `paths` (each its own model, built from the same seed). With `compile_mode` the plain path's
-    glimpse runs through torch.compile in that mode (DRAW.compile_step, as `train --compile` does); compiling
-    happens in the warm-up steps.
+    glimpses run through torch.compile in that mode, `compile_glimpses` of them a call (DRAW.compile_step, as
+    `train --compile` does); compiling happens in the warm-up steps.
 
     The matmul limit is measured at the model's largest matmul shape (the encoder's, eq. 5) in bursts interleaved
     with the timed steps (one step of every path, then one burst), so all see the same state of a shared machine;
@@ -102,7 +103,7 @@ def bench_train(
         torch.manual_seed(0)
         model = DRAW(cfg, hot_path=path).to(device).train()
         if compile_mode is not None and path == "plain":
-            model.compile_step(mode=compile_mode)
+            model.compile_step(mode=compile_mode, glimpses_per_call=compile_glimpses)
         steppers.append(_training_step(model, torch.optim.Adam(model.parameters(), lr=1e-4), x))
     burst, burst_flops = matmul_burst(batch_size, cfg.read_size + cfg.dec_size + cfg.enc_size, 4 * cfg.enc_size, device)
     for _ in range(warmup):
@@ -128,6 +129,7 @@ def bench_train(
                 "hardware": hardware_name(device),
                 "batch_size": batch_size,
                 "compile_mode": compile_mode if path == "plain" else None,
+                "compile_glimpses": compile_glimpses if compile_mode is not None and path == "plain" else None,
                 "config": cfg.to_dict(),
                 "step_ms": seconds * 1e3,
                 "train_images_per_s": images_per_s,
@@ -236,6 +238,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="torch.compile the plain path's glimpse in this mode",
     )
+    train.add_argument(
+        "--compile-glimpses",
+        type=_whole_number(1),
+        default=1,
+        help="with --compile-mode: glimpses unrolled into one compiled call (DRAW.compile_step)",
+    )
     generate = sub.add_parser("generate", help="latency of one sample and of a batch of 64")
     generate.add_argument("--repeats", type=_whole_number(1), default=20)
     generate.add_argument("--device", default="cpu")
@@ -250,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = DrawConfig.preset(args.preset)
     if args.command == "train":
         paths = ("fused", "plain") if args.path == "both" else (args.path,)
-        rows = bench_train(cfg, args.batch_size, args.steps, args.warmup, device, paths, args.compile_mode)
+        rows = bench_train(
+            cfg, args.batch_size, args.steps, args.warmup, device, paths, args.compile_mode, args.compile_glimpses
+        )
     else:
         rows = [bench_generate(cfg, args.repeats, device)]
     print_rows(rows, args.json)

@@ -177,6 +177,7 @@ class TrainConfig:
     amp: str = "off"  # precision of the loss's forward pass: 'off' (float32) or 'bf16' (torch.autocast to bfloat16)
     compile: bool = False  # torch.compile the forward (DRAW: its glimpse, DRAW.compile_step; plain hot path; for CUDA)
     compile_mode: str = "default"  # with compile: torch.compile's mode; 'reduce-overhead' replays CUDA graphs
+    compile_glimpses: int = 1  # with compile: a DRAW generator's glimpses unrolled into one compiled call (<= T)
     kl_weight: float = 1.0  # beta, the weight of L^z in eq. 12 (1 = the ELBO); 0 trains a plain autoencoder: z_t = mu_t
     code_weight: float = 0.0  # kl_weight 0 only: weight of 1/2 sum_t |mu_t|^2, a regularised autoencoder's code penalty
 
@@ -204,6 +205,7 @@ class TrainConfig:
         for name in ("eval_every", "checkpoint_every", "sample_every"):
             _check_range(name, getattr(self, name), 0, 10_000_000)
         _check_range("log_every", self.log_every, 1, 10_000_000)
+        _check_range("compile_glimpses", self.compile_glimpses, 1, 256)
         if self.time_budget_s is not None:
             _check_range("time_budget_s", self.time_budget_s, 1.0, 30 * 24 * 3600.0)
         if self.amp not in AMP_MODES:

@@ -1,7 +1,8 @@
 """Command line of the one training loop (draw_core.training.trainer).
 
     python -m draw_core.train --preset mnist --steps N --batch-size B --data-dir DIR --out PATH \
-        [--resume | --force] [--device cpu|cuda] [--amp bf16] [--compile [--compile-mode reduce-overhead]]
+        [--resume | --force] [--device cpu|cuda] [--amp bf16] \
+        [--compile [--compile-mode reduce-overhead] [--compile-glimpses K]]
     torchrun --nproc_per_node=N -m draw_core.train ...   # data-parallel (draw_core.training.distributed)
 """
 
@@ -93,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=TrainConfig.compile_mode,
         help="with --compile: torch.compile's mode",
     )
+    parser.add_argument(
+        "--compile-glimpses",
+        type=int,
+        default=TrainConfig.compile_glimpses,
+        help="with --compile: glimpses of a DRAW generator unrolled into one compiled call (DRAW.compile_step)",
+    )
     for name in OVERRIDES:
         parser.add_argument(
             f"--{name.replace('_', '-')}", dest=name, type=int, default=None, help=f"override the preset's {name}"
@@ -146,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             amp=args.amp,
             compile=args.compile,
             compile_mode=args.compile_mode,
+            compile_glimpses=args.compile_glimpses,
         )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

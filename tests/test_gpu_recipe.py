@@ -78,7 +78,7 @@ def test_amp_and_compile_options_reach_the_checkpoint(tmp_path):
 def test_compile_trains_finite_steps_on_cpu(tmp_path):
     trainer = Trainer.create(TINY, tiny_train(compile=True), tmp_path / "run.safetensors")
     losses = [trainer.train_step()[0].loss.item() for _ in range(2)]
-    assert all(torch.isfinite(torch.tensor(losses))) and trainer.model.compiled_step is not None
+    assert all(torch.isfinite(torch.tensor(losses))) and trainer.model.compiled_glimpses is not None
 
 
 def test_the_learning_rate_scales_with_the_square_root_or_linearly():
@@ -135,7 +135,7 @@ def test_a_compiler_that_fails_costs_the_recipe_its_compiling_not_the_model(tmp_
         def compiled(*args, **kwargs):
             raise RuntimeError("inductor could not build a kernel")
 
-        model.compiled_step = compiled
+        model.compiled_glimpses = compiled
 
     monkeypatch.setattr(DRAW, "compile_step", failing_compile)
     shipped = tmp_path / "checkpoints"

@@ -203,9 +203,11 @@ def test_torch_compile_traces_the_plain_path_in_one_graph(fused_calls):
         torch.testing.assert_close(compiled_grad, p.grad)
 
 
-def test_a_compiled_glimpse_trains_like_the_eager_loop_and_evaluation_stays_eager(fused_calls):
+@pytest.mark.parametrize("per_call", [1, 2, 3])
+def test_compiled_glimpses_train_like_the_eager_loop_and_evaluation_stays_eager(fused_calls, per_call):
     # DRAW.compile_step (what --compile does to a generator): the same loss and gradients as the eager loop, the
-    # compiled glimpse called once per step of a pass with gradients, and a pass without gradients left eager.
+    # compiled glimpses called once per `per_call` steps of a pass with gradients (a shorter last call when that
+    # does not divide T), and a pass without gradients left eager.
     torch.manual_seed(0)
     draw = DRAW(SMALL, hot_path="plain")
     x, noise = batch(SMALL, torch.float32)
@@ -213,22 +215,30 @@ def test_a_compiled_glimpse_trains_like_the_eager_loop_and_evaluation_stays_eage
     eager.backward()
     eager_grads = [p.grad.clone() for p in draw.parameters()]
     draw.zero_grad()
-    draw.compile_step(backend="aot_eager")
-    compiled_step, calls = draw.compiled_step, []
+    draw.compile_step(backend="aot_eager", glimpses_per_call=per_call)
+    compiled_glimpses, calls = draw.compiled_glimpses, []
 
     def counted(*args, **kwargs):
-        calls.append(1)
-        return compiled_step(*args, **kwargs)
+        calls.append(len(args[-1]))  # the noise rows: the glimpses of this call
+        return compiled_glimpses(*args, **kwargs)
 
-    draw.compiled_step = counted
+    draw.compiled_glimpses = counted
     draw.hot_path = "auto"  # on the CPU 'auto' runs fused eagerly; the compiled glimpse must still be plain
     compiled = loss_terms(draw.run(x, noise), x).total.mean()
     compiled.backward()
-    assert len(calls) == SMALL.T and sum(fused_calls.values()) == 0
+    whole, rest = divmod(SMALL.T, per_call)
+    assert calls == [per_call] * whole + [rest] * (rest > 0) and sum(fused_calls.values()) == 0
     torch.testing.assert_close(compiled, eager)
     for eager_grad, p in zip(eager_grads, draw.parameters(), strict=True):
         torch.testing.assert_close(p.grad, eager_grad)
     with torch.no_grad():
         evaluated = loss_terms(draw.run(x, noise), x).total.mean()
-    assert len(calls) == SMALL.T and sum(fused_calls.values()) > 0  # eager, on the path 'auto' picks
+    assert len(calls) == whole + (rest > 0) and sum(fused_calls.values()) > 0  # eager, on the path 'auto' picks
     torch.testing.assert_close(evaluated, eager.detach())
+
+
+def test_glimpses_per_call_must_fit_in_t():
+    draw = DRAW(SMALL, hot_path="plain")
+    for per_call in (0, SMALL.T + 1):
+        with pytest.raises(ValueError, match=rf"glimpses_per_call={per_call} must be between 1 and T={SMALL.T}"):
+            draw.compile_step(glimpses_per_call=per_call)

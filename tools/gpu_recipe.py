@@ -122,7 +122,10 @@ def run_tests(paths: list[str], timeout_s: float) -> dict:
 def run_bench(args: argparse.Namespace, batch: int) -> dict:
     """`python -m draw_core.bench train` at one batch size (run in this process); its JSON rows, one per hot path."""
     argv = ["train", "--device", args.device, "--batch-size", str(batch), "--preset", args.bench_preset]
-    argv += ["--path", args.bench_path] + (["--compile-mode", args.compile_mode] if args.compile else [])
+    argv += ["--path", args.bench_path]
+    argv += (
+        ["--compile-mode", args.compile_mode, "--compile-glimpses", str(args.compile_glimpses)] if args.compile else []
+    )
     argv += ["--steps", str(args.bench_steps), "--warmup", str(args.bench_warmup), "--json"]
     say("$ python -m draw_core.bench", " ".join(argv))
     printed = io.StringIO()
@@ -181,6 +184,7 @@ def continue_model(name: str, minutes: float, args: argparse.Namespace, command:
         amp=args.amp,
         compile=args.compile and shipped.kind == "draw",  # classifiers train eagerly: compiling them is unmeasured
         compile_mode=args.compile_mode,
+        compile_glimpses=args.compile_glimpses,
     )
 
     images_per_s = []  # throughput of each report, the first (which includes compiling) left out below
@@ -274,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch.compile the glimpse (DRAW.compile_step), in training and in the bench",
     )
     parser.add_argument("--compile-mode", choices=COMPILE_MODES, default="reduce-overhead", help="(CUDA graphs)")
+    parser.add_argument(
+        "--compile-glimpses",
+        type=int,
+        default=1,
+        help="glimpses a compiled call runs (DRAW.compile_step): fewer calls, fewer CUDA graph replays (unmeasured)",
+    )
     parser.add_argument(
         "--matmul-precision",
         choices=("highest", "high"),

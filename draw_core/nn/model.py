@@ -161,7 +161,8 @@ class DRAW(nn.Module):
         # One head on h_dec_t: the write patch w_t (eqs 18/28), the write attention (eq. 21) and the read
         # attention of the next step (eq. 21 applied to h_dec_t, used at t + 1), all in one matmul.
         self.head = nn.Linear(D, cfg.write_size + 5 * cfg.write_attn + 5 * cfg.read_attn)
-        self.compiled_step: Callable | None = None  # `step` through torch.compile, set by compile_step()
+        self.compiled_glimpses: Callable | None = None  # `glimpses` through torch.compile, set by compile_step()
+        self.glimpses_per_call = 1  # glimpses one call of `compiled_glimpses` runs (compile_step's argument)
         self._init_windows()
         self._init_log_scales()
 
@@ -255,13 +256,31 @@ class DRAW(nn.Module):
         canvas = canvas + update  # eq. 8
         return canvas, h_enc, c_enc, h_dec, c_dec, read_raw, mu, logvar, z, glimpse, read_params, write_params
 
-    def compile_step(self, **options) -> None:
-        """Run the glimpse of a training forward (`step`, eqs 3-8) through torch.compile(**options), on the plain
-        hot path: one glimpse is compiled (two graphs: the first, whose state carries no gradient yet, and the rest)
-        and called T times. Compiling `run` whole unrolls all T glimpses into one graph: for the paper's T = 64 that
-        took 589 s on our CPU (inductor, batch 8) against 22 s for the glimpse. Passes without gradients (evaluation)
-        stay eager, so their batch sizes compile nothing."""
-        self.compiled_step = torch.compile(self.step, dynamic=False, **options)
+    def glimpses(self, layers: SequenceLayers, x, canvas, h_enc, c_enc, h_dec, c_dec, read_raw, noise, *, path: str):
+        """`step` once for each row of noise (k, B, Z): k glimpses in a row. Returns the state after them and, per
+        glimpse, (canvas, mu, logvar, z, glimpse, read params, write params)."""
+        outputs = []
+        for noise_t in noise:  # (B, Z)
+            canvas, h_enc, c_enc, h_dec, c_dec, read_raw, *seen = self.step(
+                layers, x, canvas, h_enc, c_enc, h_dec, c_dec, read_raw, noise_t, path=path
+            )
+            outputs.append((canvas, *seen))
+        return (canvas, h_enc, c_enc, h_dec, c_dec, read_raw), outputs
+
+    def compile_step(self, *, glimpses_per_call: int = 1, **options) -> None:
+        """Run the glimpses of a training forward (`glimpses`, eqs 3-8) through torch.compile(**options) on the plain
+        hot path, `glimpses_per_call` of them unrolled into one compiled call (two graphs: the first call, whose
+        state carries no gradient yet, and the rest; a last, shorter call when it does not divide T is a third).
+
+        More glimpses a call means fewer calls, each with its fixed cost (guards, the autograd node; with CUDA graphs
+        one replay each), and longer compiling. On our CPU it buys nothing: paper config, batch 128, steps
+        interleaved, 500.7 ms a step with one glimpse a call and 500.1 ms with four (compiling 37 s against 104 s);
+        on a GPU it is unmeasured. Compiling `run` whole (all 64 unrolled) took 589 s (inductor, batch 8). Passes
+        without gradients (evaluation) stay eager, so their batch sizes compile nothing."""
+        if not 1 <= glimpses_per_call <= self.cfg.T:
+            raise ValueError(f"glimpses_per_call={glimpses_per_call} must be between 1 and T={self.cfg.T}")
+        self.compiled_glimpses = torch.compile(self.glimpses, dynamic=False, **options)
+        self.glimpses_per_call = glimpses_per_call
 
     def run(self, x: torch.Tensor, noise: torch.Tensor) -> DrawResult:
         """Eqs 3-8 for t = 1..T with z_t = mu_t + sigma_t * noise[t - 1] (reparameterisation), on the hot path
@@ -275,35 +294,27 @@ class DRAW(nn.Module):
         h_enc = c_enc = x.new_zeros(B, cfg.enc_size)  # (B, E)
         h_dec = c_dec = x.new_zeros(B, cfg.dec_size)  # (B, D)
         canvas = x.new_zeros(B, cfg.canvas_channels, cfg.height, cfg.width)  # (B, K, H, W)
-        compiled = self.compiled_step is not None and torch.is_grad_enabled()
-        step = self.compiled_step if compiled else self.step
+        compiled = self.compiled_glimpses is not None and torch.is_grad_enabled()
+        glimpses = self.compiled_glimpses if compiled else self.glimpses
+        per_call = self.glimpses_per_call if compiled else cfg.T
         path = "plain" if compiled else choose_hot_path(x, self.hot_path)
         layers = SequenceLayers(self.encoder, self.posterior, self.decoder, self.head)
         if path == "fused":
             layers = SequenceLayers(*map(TimeSharedLinear, layers))
         _, _, read_raw = self._split_head(layers.head(h_dec))  # eq. 21 on h_dec_0
-        canvases, mus, logvars, zs, glimpses, reads, writes = [], [], [], [], [], [], []
-        for t in range(cfg.T):
-            canvas, h_enc, c_enc, h_dec, c_dec, read_raw, mu, logvar, z, glimpse, read_params, write_params = step(
-                layers, x, canvas, h_enc, c_enc, h_dec, c_dec, read_raw, noise[t], path=path
-            )
-            canvases.append(canvas)
-            mus.append(mu)
-            logvars.append(logvar)
-            zs.append(z)
-            glimpses.append(glimpse)
-            if read_params is not None:
-                reads.append(read_params)
-            if write_params is not None:
-                writes.append(write_params)
+        state, seen = (canvas, h_enc, c_enc, h_dec, c_dec, read_raw), []
+        for start in range(0, cfg.T, per_call):
+            state, outputs = glimpses(layers, x, *state, noise[start : start + per_call], path=path)
+            seen += outputs
+        canvases, mus, logvars, zs, glimpse_list, reads, writes = zip(*seen, strict=True)  # each T long
         return DrawResult(
-            canvas_steps=canvases,
+            canvas_steps=list(canvases),
             mu=torch.stack(mus),
             logvar=torch.stack(logvars),
             z=torch.stack(zs),
-            read_attn=AttentionParams.stack(reads) if reads else None,
-            write_attn=AttentionParams.stack(writes) if writes else None,
-            glimpses=torch.stack(glimpses),
+            read_attn=AttentionParams.stack(reads) if cfg.read_attn else None,
+            write_attn=AttentionParams.stack(writes) if cfg.write_attn else None,
+            glimpses=torch.stack(glimpse_list),
             likelihood=cfg.likelihood,
         )
 

@@ -256,7 +256,7 @@ class Trainer:
         config asks for it: a DRAW generator compiles its glimpse (DRAW.compile_step), a classifier its whole
         forward (8 glimpses)."""
         if self.cfg.compile and isinstance(self.model, DRAW):
-            self.model.compile_step(mode=self.cfg.compile_mode)
+            self.model.compile_step(mode=self.cfg.compile_mode, glimpses_per_call=self.cfg.compile_glimpses)
         elif self.cfg.compile:
             network = torch.compile(network, mode=self.cfg.compile_mode)
         self.network = network
