@@ -40,12 +40,19 @@ DRAW_PRESET_NOTES: dict[str, tuple[str, str]] = {
     "mnist-noattn": ("mnist", "the same network without attention (eqs 17-18)"),
     "mnist-small": ("mnist", "a quick CPU preset: T=16, LSTM 128, z 32"),
     "mnist-two": ("mnist-two", "two digits on 60×60: T=32, read 5×5, write 5×5, LSTM 256, z 100"),
-    "svhn": ("svhn", "Table 3's SVHN row: T=32, read 12×12, write 12×12, LSTM 800, z 100; discretised logistic"),
+    "svhn": (
+        "svhn",
+        "Table 3's SVHN row: T=32, read 12×12, write 12×12, LSTM 800, z 100; discretised logistic, colours coupled",
+    ),
     "cifar10-cpu": (
         "cifar10",
-        "a CPU variant of the CIFAR-10 row: T=16, read 12×12, full-canvas write, LSTM 256, z 100; discretised logistic",
+        "a CPU variant of the CIFAR-10 row: T=16, read 12×12, full-canvas write, LSTM 256, z 100; discretised "
+        "logistic, colours coupled",
     ),
-    "cifar10": ("cifar10", "Table 3's CIFAR-10 row: T=64, read 5×5, write 5×5, LSTM 400, z 200; discretised logistic"),
+    "cifar10": (
+        "cifar10",
+        "Table 3's CIFAR-10 row: T=64, read 5×5, write 5×5, LSTM 400, z 200; discretised logistic, colours coupled",
+    ),
 }
 
 PRESETS: dict[str, Preset] = {

@@ -32,7 +32,7 @@ from draw_core import settings as limits
 from draw_core.config import TrainConfig
 from draw_core.data import dataset_names, get_dataset
 from draw_core.nn.kinds import get_kind
-from draw_core.nn.likelihood import nats_to_bits_per_dim
+from draw_core.nn.likelihood import LEVEL_LIKELIHOODS, nats_to_bits_per_dim
 from draw_core.present import attention_at_work as work
 from draw_core.present import views, viz
 from draw_core.presets import get_preset, preset_names
@@ -322,7 +322,7 @@ def test_metric(job: JobSnapshot) -> tuple[str, str, str | None]:
     label, form = TEST_FIGURES[job.test.name]
     value, measured = form.format(job.test.value), f"on {job.test.n:,} test images at step {job.test_step:,}"
     cfg = job.model_config
-    if job.test.name == "test_elbo_nats" and getattr(cfg, "likelihood", None) == "logistic":  # colour: bits/dim too
+    if job.test.name == "test_elbo_nats" and getattr(cfg, "likelihood", None) in LEVEL_LIKELIHOODS:  # colour: bits/dim
         bits = nats_to_bits_per_dim(job.test.value, cfg.channels * cfg.height * cfg.width)
         value, measured = f"{value} · {bits:.3f} bits/dim", f"{measured}; bits/dim = nats / (C·H·W · ln 2)"
     return label, value, measured

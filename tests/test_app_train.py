@@ -328,7 +328,7 @@ def test_a_colour_run_trains_from_the_page_and_shows_its_glimpses_in_colour(page
     page.run()
     snapshot = train_generator_from_page(page, "cifar10", "colour-run")
     cfg = snapshot.model_config
-    assert (cfg.channels, cfg.height, cfg.width, cfg.likelihood) == (3, 32, 32, "logistic")
+    assert (cfg.channels, cfg.height, cfg.width, cfg.likelihood) == (3, 32, 32, "logistic-coupled")
     glimpses = chart(page, "train_glimpses")
     canvas = snapshot.glimpses.canvases[1]  # (3, H, W) at step 2
     shown, _ = picture(glimpses, "σ(c<sub>t</sub>) · write window", 2)

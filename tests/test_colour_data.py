@@ -32,7 +32,7 @@ def test_levels_are_k_over_255():
 
 def test_specs_say_what_they_are():
     for spec in (CIFAR, SVHN):
-        assert spec.shape == (3, 32, 32) and spec.likelihood == "logistic" and spec.task == "generate"
+        assert spec.shape == (3, 32, 32) and spec.likelihood == "logistic-coupled" and spec.task == "generate"
 
 
 def write_image_folder(root: Path, per_class: int = 2) -> dict[str, np.ndarray]:

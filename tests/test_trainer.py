@@ -1,5 +1,7 @@
 """The Trainer: one step moves the weights, events arrive in order, save + resume continue the same run."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -137,3 +139,33 @@ def test_init_from_refuses_another_config_and_an_existing_run_to_resume(tmp_path
         )
     with pytest.raises(ValueError, match="not both"):
         Trainer.create(TINY, tiny_train(), source, resume=True, init_from=source)
+
+
+def test_a_logistic_checkpoint_fine_tunes_into_a_colour_coupled_preset(tmp_path):
+    # `train --init-from` a 'logistic' colour checkpoint with a 'logistic-coupled' config: the same weights, the
+    # coupling added at zero (so the same bound at step 0), then trained; any other config change is still refused.
+    from test_app_evaluate import fake_cifar
+
+    data = fake_cifar(tmp_path / "data")
+    colour = DrawConfig(height=32, width=32, channels=3, T=2, read_n=3, write_n=3, enc_size=8, dec_size=8, z_size=2)
+    plain_cfg = dataclasses.replace(colour, likelihood="logistic")
+    coupled_cfg = dataclasses.replace(colour, likelihood="logistic-coupled")
+    train = tiny_train(dataset="cifar10", steps=3, eval_every=0, checkpoint_every=0, eval_limit=4)
+    source = tmp_path / "plain.safetensors"
+    Trainer.create(plain_cfg, train, source, data_dir=str(data)).run()
+    plain = load_checkpoint(source).model
+    fine_tune = Trainer.create(
+        coupled_cfg, train, tmp_path / "coupled.safetensors", data_dir=str(data), init_from=source
+    )
+    assert fine_tune.model.cfg == coupled_cfg and torch.equal(fine_tune.model.coupling, torch.zeros(3))
+    for name, value in plain.state_dict().items():
+        torch.testing.assert_close(fine_tune.model.state_dict()[name], value)
+    fine_tune.run()
+    tuned = load_checkpoint(tmp_path / "coupled.safetensors")
+    assert tuned.config == coupled_cfg and not torch.equal(tuned.model.coupling, torch.zeros(3))  # it learned
+    assert "'logistic' model given colour coupling 0" in tuned.meta["init_from"]["coupled"]
+    with pytest.raises(CheckpointError, match="differs from the requested"):
+        Trainer.create(
+            dataclasses.replace(coupled_cfg, T=3), train, tmp_path / "other.safetensors", data_dir=str(data),
+            init_from=source,
+        )  # fmt: skip

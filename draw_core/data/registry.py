@@ -366,7 +366,7 @@ DATASETS: dict[str, DatasetSpec] = {
         Cifar10Images(
             name="cifar10",
             shape=(3, colour.SIDE, colour.SIDE),
-            likelihood="logistic",
+            likelihood="logistic-coupled",
             task="generate",
             description="CIFAR-10 colour images, 32×32, 256 levels (50,000 train / 10,000 test)",
             source="A. Krizhevsky, Learning Multiple Layers of Features from Tiny Images, 2009",
@@ -376,7 +376,7 @@ DATASETS: dict[str, DatasetSpec] = {
         SvhnImages(
             name="svhn",
             shape=(3, colour.SIDE, colour.SIDE),
-            likelihood="logistic",
+            likelihood="logistic-coupled",
             task="generate",
             description="SVHN house-number digits, cropped 32×32 colour, 256 levels (73,257 train / 26,032 test)",
             source="Y. Netzer et al., Reading Digits in Natural Images with Unsupervised Feature Learning, 2011",

@@ -43,7 +43,7 @@ def gaussian_kl_from_std(mu: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
 def reconstruction_nll(result: DrawResult, x: torch.Tensor) -> torch.Tensor:
     """(B,) eq. 9: L^x = -log D(x | c_T) summed over sub-pixels, under the model's likelihood (Bernoulli for binary
     x, discretised logistic for 8-bit levels; draw_core.nn.likelihood)."""
-    return negative_log_likelihood(result.final_logits, x, result.likelihood)
+    return negative_log_likelihood(result.final_logits, x, result.likelihood, result.coupling)
 
 
 def loss_terms(result: DrawResult, x: torch.Tensor) -> LossTerms:

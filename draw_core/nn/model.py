@@ -32,7 +32,7 @@ from torch import nn
 from draw_core.config import DrawConfig
 from draw_core.nn.attention import AttentionParams, attention_params, filterbank, read, window, write
 from draw_core.nn.hot_path import check_hot_path, choose_hot_path
-from draw_core.nn.likelihood import mean_image
+from draw_core.nn.likelihood import coupling_pairs, mean_image
 from draw_core.nn.time_shared import TimeSharedLinear
 
 READ_SPAN = 0.5  # initial read grid spans this fraction of the image (delta~ of eq. 24)
@@ -95,6 +95,7 @@ class DrawResult:
     write_attn: AttentionParams | None  # (T, B) fields; None without write attention
     glimpses: torch.Tensor  # (T, B, 2C, N, N) what the encoder read (gamma-scaled), or (T, B, 2C, H, W)
     likelihood: str = "bernoulli"  # D(X | c_T) the canvas parametrises (DrawConfig.likelihood)
+    coupling: torch.Tensor | None = None  # (C(C-1)/2,) raw colour coupling of 'logistic-coupled', else None
 
     @property
     def final_logits(self) -> torch.Tensor:
@@ -161,6 +162,10 @@ class DRAW(nn.Module):
         # One head on h_dec_t: the write patch w_t (eqs 18/28), the write attention (eq. 21) and the read
         # attention of the next step (eq. 21 applied to h_dec_t, used at t + 1), all in one matmul.
         self.head = nn.Linear(D, cfg.write_size + 5 * cfg.write_attn + 5 * cfg.read_attn)
+        # 'logistic-coupled': a_ij = tanh(coupling) moves colour channel i's mean by a_ij (x_j - mu_j), j < i
+        # (draw_core.nn.likelihood); zero at first: no coupling until learning finds it.
+        pairs = coupling_pairs(cfg.channels) if cfg.likelihood == "logistic-coupled" else 0
+        self.coupling = nn.Parameter(torch.zeros(pairs)) if pairs else None
         self.compiled_glimpses: Callable | None = None  # `glimpses` through torch.compile, set by compile_step()
         self.glimpses_per_call = 1  # glimpses one call of `compiled_glimpses` runs (compile_step's argument)
         self._init_windows()
@@ -316,6 +321,7 @@ class DRAW(nn.Module):
             write_attn=AttentionParams.stack(writes) if cfg.write_attn else None,
             glimpses=torch.stack(glimpse_list),
             likelihood=cfg.likelihood,
+            coupling=self.coupling,
         )
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, *, sample: bool = True) -> DrawResult:
@@ -403,3 +409,18 @@ class DRAW(nn.Module):
             std=torch.exp(0.5 * result.logvar),
             z=result.z,
         )
+
+
+def couple_colours(model: DRAW) -> DRAW:
+    """The 'logistic-coupled' twin of a 'logistic' colour model: its weights and coupling 0 (a_ij = tanh 0 = 0), so
+    every image has the same likelihood under both until training moves the coupling (`train --init-from` of a
+    'logistic' checkpoint into a 'logistic-coupled' preset starts here)."""
+    cfg = model.cfg
+    if cfg.likelihood != "logistic" or cfg.channels < 2:
+        raise ValueError(
+            f"only a 'logistic' model of several colour channels has a coupled twin, not likelihood={cfg.likelihood!r} "
+            f"with channels={cfg.channels}"
+        )
+    coupled = DRAW(dataclasses.replace(cfg, likelihood="logistic-coupled"), hot_path=model.hot_path)
+    coupled.load_state_dict({**model.state_dict(), "coupling": coupled.coupling.detach().clone()})
+    return coupled.to(model.device)

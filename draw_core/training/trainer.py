@@ -19,6 +19,7 @@ reports and writes checkpoints, and `schedule_time` is the clock all processes a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -27,11 +28,11 @@ from pathlib import Path
 
 import torch
 
-from draw_core.config import TrainConfig
+from draw_core.config import DrawConfig, TrainConfig
 from draw_core.data import get_dataset
 from draw_core.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from draw_core.nn.kinds import kind_of_config
-from draw_core.nn.model import DRAW
+from draw_core.nn.model import DRAW, couple_colours
 from draw_core.training.devices import hardware_name, select_device
 from draw_core.training.objectives import BatchLoss, TestFigure, objective_for
 
@@ -136,6 +137,16 @@ def clip_gradients(parameters, max_norm: float) -> torch.Tensor:
     return norm
 
 
+def _gains_colour_coupling(source_cfg, model_cfg) -> bool:
+    """Whether a fine-tune of a `source_cfg` model into `model_cfg` differs only by 'logistic' -> 'logistic-coupled'."""
+    return (
+        isinstance(source_cfg, DrawConfig)
+        and isinstance(model_cfg, DrawConfig)
+        and (source_cfg.likelihood, model_cfg.likelihood) == ("logistic", "logistic-coupled")
+        and dataclasses.replace(source_cfg, likelihood=model_cfg.likelihood) == model_cfg
+    )
+
+
 def _to_device(batch, device: torch.device):
     if isinstance(batch, (tuple, list)):
         return type(batch)(part.to(device, non_blocking=True) for part in batch)
@@ -214,16 +225,21 @@ class Trainer:
             raise ValueError(f"{out} exists: resume it or start from {init_from}, not both")
         if init_from is not None:
             source = load_checkpoint(init_from)
-            if source.config != model_cfg:
-                raise CheckpointError(
-                    f"cannot start from {init_from}: its config {source.config} differs from the requested {model_cfg}"
-                )
-            model = source.model
-            options.setdefault("meta_extra", {})["init_from"] = {
+            start = {
                 "checkpoint": str(init_from),
                 "step": int(source.meta.get("step", 0)),
                 "train_seconds": float(source.meta.get("train_seconds", 0.0)),
             }
+            if _gains_colour_coupling(source.config, model_cfg):
+                model = couple_colours(source.model)
+                start["coupled"] = "a 'logistic' model given colour coupling 0 (the same likelihood at step 0)"
+            elif source.config != model_cfg:
+                raise CheckpointError(
+                    f"cannot start from {init_from}: its config {source.config} differs from the requested {model_cfg}"
+                )
+            else:
+                model = source.model
+            options.setdefault("meta_extra", {})["init_from"] = start
         if resume and out.exists():
             ckpt = load_checkpoint(out)
             if ckpt.config != model_cfg:
