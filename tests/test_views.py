@@ -226,6 +226,7 @@ def test_the_model_card_reads_as_a_table_of_labelled_values():
         "train_seconds": 3725,
         "command": "python -m draw_core.train ...",
         "notes": "a note",
+        "colour_coupling": [0.81, 0.042, -0.5],
     }
     table = views.card_table(card, duration=lambda s: f"{s // 3600} h")
     rows = dict(zip(table["what"], table["value"], strict=True))
@@ -233,6 +234,7 @@ def test_the_model_card_reads_as_a_table_of_labelled_values():
     assert rows["… latent cost Lᶻ (eq. 11)"] == "25.50 nats"
     assert rows["Training steps"] == "20,026" and rows["Training time"] == "1 h"
     assert rows["notes"] == "a note"  # an unknown field under its own name
+    assert rows["Colour coupling a (G on R, B on R, B on G)"] == "+0.81 · +0.04 · -0.50"
     assert not any("config" in what or "command" in what or "name" == what for what in rows)  # left to the raw card
     assert list(rows)[:2] == ["Dataset", "Test bound −ELBO (eq. 12)"]
 

@@ -78,6 +78,8 @@ def generator_figures(shipped, args) -> dict:
     else:
         data = ("data", "8-bit levels k/255 as they are, discretised logistic likelihood")
     copy = {"data_copy": spec.copy_description(args.data_dir)} if hasattr(spec, "copy_description") else {}
+    if shipped.model.coupling is not None:  # 'logistic-coupled': the learned a_ij, pairs (G,R), (B,R), (B,G)
+        copy["colour_coupling"] = [round(a, 4) for a in torch.tanh(shipped.model.coupling).tolist()]
     return {
         data[0]: data[1],
         **copy,

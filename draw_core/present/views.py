@@ -438,6 +438,7 @@ CARD_FIELDS = (  # (key of a model card, label, how to show its value); other ke
     ("test_iwae_nats", "Importance-weighted bound", "{:.2f} nats".format),
     ("test_iwae_k", "… importance samples k", str),
     ("test_bits_per_dim", "Bits per pixel", "{:.4f}".format),
+    ("colour_coupling", "Colour coupling a (G on R, B on R, B on G)", lambda a: " · ".join(f"{v:+.2f}" for v in a)),
     ("test_n", "Test digits measured", "{:,}".format),
     ("paper_nats", "The paper's bound", "{:.2f} nats".format),
     ("steps", "Training steps", "{:,}".format),
