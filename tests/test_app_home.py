@@ -44,6 +44,21 @@ def test_home_on_the_shipped_checkpoint(monkeypatch, tmp_path):
     assert not at.error
 
 
+def test_home_on_shipped_models_shows_each_ones_own_figures(monkeypatch, tmp_path):
+    use_shipped(monkeypatch, tmp_path, "mnist-cluttered-draw")
+    at = open_page()
+    for name, expected in (
+        ("mnist-cluttered-draw", {"Test error", "The paper's error (Table 1)", "Last run's training"}),
+        ("cifar10", {"Test bound", "Bits per dimension", "Last run's training"}),
+    ):
+        at.selectbox(key="checkpoint").set_value(f"shipped/{name}").run()
+        assert_no_exception(at)
+        metrics = {m.label: m.value for m in at.metric}
+        assert expected <= set(metrics), (name, metrics)
+        assert metrics["Steps"] != "unknown" and "not measured" not in metrics.values(), (name, metrics)
+    assert any("JPEG" in c.value and "bits per dimension" in c.value for c in at.caption)
+
+
 def test_navigation_lists_every_page_file(monkeypatch, tmp_path):
     use_folders(monkeypatch, tmp_path)
     at = open_page()

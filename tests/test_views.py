@@ -276,3 +276,34 @@ def test_sample_datasets_match_the_shape_and_put_the_preferred_first(monkeypatch
     assert all(get_dataset(name).shape == (1, 28, 28) for name in grey28)
     assert views.sample_datasets((3, 32, 32)) == ["cifar10"]  # its 64 images ship with the app
     assert views.sample_datasets((1, 60, 60)) == ["mnist-two"]
+
+
+def test_the_cards_headline_is_the_figure_of_what_the_model_does():
+    classifier = views.card_headline({"test_error": 0.0387, "paper_error": 0.0336, "test_n": 10000}, classifies=True)
+    assert classifier.figures == [("Test error", "3.87%"), ("The paper's error (Table 1)", "3.36%")]
+    assert "10,000 test images" in classifier.explanation and "nats" not in classifier.explanation
+    mnist = views.card_headline(
+        {"test_elbo_nats": 89.634, "paper_nats": 80.97, "binarisation": "fixed", "test_n": 10000}, classifies=False
+    )
+    assert mnist.figures == [("Test bound", "89.63 nats")]
+    assert "binarisation" in mnist.explanation and "≤ 80.97 nats" in mnist.explanation
+    colour = {
+        "dataset": "cifar10",
+        "config": {"likelihood": "logistic-coupled"},
+        "test_elbo_nats": 9499.806,
+        "test_bits_per_dim": 4.46137,
+        "data_copy": "the JPEG copy",
+    }
+    headline = views.card_headline(colour, classifies=False)
+    assert headline.figures == [("Test bound", "9499.81 nats"), ("Bits per dimension", "4.46")]
+    assert "Measured on the JPEG copy." in headline.explanation and "binarisation" not in headline.explanation
+    assert "80.97" not in headline.explanation  # no paper figure claimed for a model the paper gives none for
+    autoencoder = views.card_headline({"autoencoder": True, "test_recon_nats": 51.2}, classifies=False)
+    assert autoencoder.figures == [("Reconstruction", "51.20 nats")] and "no bound" in autoencoder.explanation
+    assert views.card_headline({}, classifies=True).figures == [("Test error", "not measured")]
+
+
+def test_a_fine_tunes_training_time_is_labelled_as_its_last_run():
+    assert views.training_time_label({"train_seconds": 60}) == "Training time"
+    assert views.training_time_label({"init_from": {"checkpoint": "a"}}) == "Last run's training"
+    assert views.training_time_label({"continued_from": {"step": 3}}) == "Last run's training"

@@ -76,7 +76,8 @@ def generator_figures(shipped, args) -> dict:
             ),
         )
     else:
-        data = ("data", "8-bit levels k/255 as they are, discretised logistic likelihood")
+        coupled = ", colours coupled (PixelCNN++ sec. 2.2)" if shipped.model.coupling is not None else ""
+        data = ("data", f"8-bit levels k/255 as they are, discretised logistic likelihood{coupled}")
     copy = {"data_copy": spec.copy_description(args.data_dir)} if hasattr(spec, "copy_description") else {}
     if shipped.model.coupling is not None:  # 'logistic-coupled': the learned a_ij, pairs (G,R), (B,R), (B,G)
         copy["colour_coupling"] = [round(a, 4) for a in torch.tanh(shipped.model.coupling).tolist()]

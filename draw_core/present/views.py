@@ -458,6 +458,70 @@ CARD_FIELDS = (  # (key of a model card, label, how to show its value); other ke
 CARD_RAW_ONLY = ("config", "train_config", "description", "command", "export_command", "name")  # raw card only
 
 
+@dataclass(frozen=True)
+class Headline:
+    """A model card's headline for Home: up to two figures (label, value) and a sentence saying what they measure."""
+
+    figures: list[tuple[str, str]]
+    explanation: str
+
+
+def _number(card: dict, key: str) -> float | None:
+    value = card.get(key)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def card_headline(card: dict, *, classifies: bool) -> Headline:
+    """What a card's main figure is, by what the model does: a classifier's test error beside Table 1's; a
+    generator's bound in nats (and bits per dimension for 8-bit colour, with the copy it was measured on); an
+    autoencoder's reconstruction cost, which is no bound. Missing figures read "not measured"."""
+    n = _number(card, "test_n")
+    on = f"the {int(n):,} test images" if n else "the test set"
+    if classifies:
+        error, paper = _number(card, "test_error"), _number(card, "paper_error")
+        figures = [("Test error", f"{error:.2%}" if error is not None else "not measured")]
+        if paper is not None:
+            figures.append(("The paper's error (Table 1)", f"{paper:.2%}"))
+        return Headline(
+            figures,
+            f"Test error: the fraction of {on} whose highest class score is not the label, lower is better. Table 1 "
+            "(100×100 cluttered MNIST, 8 glimpses): DRAW's differentiable attention 3.36%, RAM 8.11%.",
+        )
+    if card.get("autoencoder"):
+        recon = _number(card, "test_recon_nats")
+        return Headline(
+            [("Reconstruction", f"{recon:.2f} nats" if recon is not None else "not measured")],
+            f"A plain autoencoder (trained without the latent cost): its figure is the reconstruction cost −log D(x | "
+            f"c_T) on {on} with z = μ, in nats per image. It is no bound on the likelihood, so it can't be compared "
+            "with a VAE's test bound.",
+        )
+    bound, bits = _number(card, "test_elbo_nats"), _number(card, "test_bits_per_dim")
+    figures = [("Test bound", f"{bound:.2f} nats" if bound is not None else "not measured")]
+    paper = _number(card, "paper_nats")
+    if "binarisation" in card or card.get("config", {}).get("likelihood", "bernoulli") == "bernoulli":
+        explanation = (
+            f"The test bound is the negative ELBO (eq. 12) in nats per image on one fixed binarisation of {on}: "
+            "lower is better."
+        )
+    else:
+        figures.append(("Bits per dimension", f"{bits:.2f}" if bits is not None else "not measured"))
+        copy = data_copy(card.get("dataset"), card)
+        explanation = (
+            f"The test bound is the negative ELBO (eq. 12) in nats per image on the 8-bit levels of {on}, and in "
+            "bits per dimension, nats / (C·H·W·ln 2), the figure colour models are compared on: lower is better."
+            + (f" Measured on {copy}." if copy else "")
+        )
+    if paper is not None:
+        explanation += f" The paper reports ≤ {paper:.2f} nats for this model (Table 2)."
+    return Headline(figures, explanation)
+
+
+def training_time_label(card: dict) -> str:
+    """'Training time', or 'Last run's training' when the card's run started from another file (init_from or
+    continued_from): the card's seconds are that run's alone, the earlier runs are in its command."""
+    return "Last run's training" if card.get("init_from") or card.get("continued_from") else "Training time"
+
+
 def card_table(card: dict, *, duration) -> dict[str, list[str]]:
     """A model card as a two-column table of readable rows ("what", "value"): known fields first, labelled and
     formatted (numbers with units, `duration(seconds)` for times), then any other scalar field under its own name;
