@@ -42,7 +42,6 @@ headline = views.card_headline(card, classifies=selected.model_kind.classifies)
 steps = card.get("steps", card.get("step"))  # a shipped card says "steps", a run's stored meta "step"
 figures = [
     *headline.figures,
-    ("Dataset", str(card.get("dataset", "unknown"))),
     (views.training_time_label(card), app_common.format_duration(card.get("train_seconds"))),
     ("Steps", f"{steps:,}" if isinstance(steps, int) else "unknown"),
 ]

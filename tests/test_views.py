@@ -233,6 +233,9 @@ def test_the_model_card_reads_as_a_table_of_labelled_values():
     assert rows["Test bound −ELBO (eq. 12)"] == "80.12 nats"
     assert rows["… latent cost Lᶻ (eq. 11)"] == "25.50 nats"
     assert rows["Training steps"] == "20,026" and rows["Training time"] == "1 h"
+    table = views.card_table({**card, "init_from": {"checkpoint": "a"}, "test_error": 0.0387}, duration=str)
+    fine_tune = dict(zip(table["what"], table["value"], strict=True))
+    assert fine_tune["Last run's training"] == "3725" and fine_tune["Test error"] == "3.87%"
     assert rows["notes"] == "a note"  # an unknown field under its own name
     assert rows["Colour coupling a (G on R, B on R, B on G)"] == "+0.81 · +0.04 · -0.50"
     assert not any("config" in what or "command" in what or "name" == what for what in rows)  # left to the raw card
@@ -295,7 +298,7 @@ def test_the_cards_headline_is_the_figure_of_what_the_model_does():
         "data_copy": "the JPEG copy",
     }
     headline = views.card_headline(colour, classifies=False)
-    assert headline.figures == [("Test bound", "9499.81 nats"), ("Bits per dimension", "4.46")]
+    assert headline.figures == [("Test bound", "9,500 nats"), ("Bits per dimension", "4.46")]
     assert "Measured on the JPEG copy." in headline.explanation and "binarisation" not in headline.explanation
     assert "80.97" not in headline.explanation  # no paper figure claimed for a model the paper gives none for
     autoencoder = views.card_headline({"autoencoder": True, "test_recon_nats": 51.2}, classifies=False)

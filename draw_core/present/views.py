@@ -437,9 +437,14 @@ CARD_FIELDS = (  # (key of a model card, label, how to show its value); other ke
     ("test_kl_nats", "… latent cost Lᶻ (eq. 11)", "{:.2f} nats".format),
     ("test_iwae_nats", "Importance-weighted bound", "{:.2f} nats".format),
     ("test_iwae_k", "… importance samples k", str),
-    ("test_bits_per_dim", "Bits per pixel", "{:.4f}".format),
+    ("test_bits_per_dim", "Bits per dimension", "{:.4f}".format),
     ("colour_coupling", "Colour coupling a (G on R, B on R, B on G)", lambda a: " · ".join(f"{v:+.2f}" for v in a)),
-    ("test_n", "Test digits measured", "{:,}".format),
+    ("test_error", "Test error", "{:.2%}".format),
+    ("paper_error", "The paper's error (Table 1)", "{:.2%}".format),
+    ("test_n", "Test images measured", "{:,}".format),
+    ("test_limit", "Test images measured", "{:,}".format),  # a run's stored meta: its last evaluation's
+    ("test_set", "Test set", str),
+    ("glimpses", "Glimpses", str),
     ("paper_nats", "The paper's bound", "{:.2f} nats".format),
     ("steps", "Training steps", "{:,}".format),
     ("step", "Training steps", "{:,}".format),
@@ -450,7 +455,8 @@ CARD_FIELDS = (  # (key of a model card, label, how to show its value); other ke
     ("hardware", "Hardware", str),
     ("binarisation", "Binarisation", str),
     ("sample_elbo_nats", "Bound on the shipped sample", "{:.2f} nats".format),
-    ("sample_n", "… sample digits", "{:,}".format),
+    ("sample_error", "Error on the shipped sample", "{:.2%}".format),
+    ("sample_n", "… sample images", "{:,}".format),
     ("eval_seconds", "Evaluation time", None),
     ("weights_dtype", "Weights stored as", str),
     ("created", "Created", str),
@@ -469,6 +475,13 @@ class Headline:
 def _number(card: dict, key: str) -> float | None:
     value = card.get(key)
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _nats(value: float | None) -> str:
+    """A headline bound: two decimals, none from 1,000 nats on (a colour image's 9,500 must fit a metric)."""
+    if value is None:
+        return "not measured"
+    return f"{value:,.0f} nats" if value >= 1000 else f"{value:.2f} nats"
 
 
 def card_headline(card: dict, *, classifies: bool) -> Headline:
@@ -490,13 +503,13 @@ def card_headline(card: dict, *, classifies: bool) -> Headline:
     if card.get("autoencoder"):
         recon = _number(card, "test_recon_nats")
         return Headline(
-            [("Reconstruction", f"{recon:.2f} nats" if recon is not None else "not measured")],
+            [("Reconstruction", _nats(recon))],
             f"A plain autoencoder (trained without the latent cost): its figure is the reconstruction cost −log D(x | "
             f"c_T) on {on} with z = μ, in nats per image. It is no bound on the likelihood, so it can't be compared "
             "with a VAE's test bound.",
         )
     bound, bits = _number(card, "test_elbo_nats"), _number(card, "test_bits_per_dim")
-    figures = [("Test bound", f"{bound:.2f} nats" if bound is not None else "not measured")]
+    figures = [("Test bound", _nats(bound))]
     paper = _number(card, "paper_nats")
     if "binarisation" in card or card.get("config", {}).get("likelihood", "bernoulli") == "bernoulli":
         explanation = (
@@ -531,6 +544,8 @@ def card_table(card: dict, *, duration) -> dict[str, list[str]]:
         value = card.get(key)
         if value is None or label in rows:
             continue
+        if key == "train_seconds":
+            label = training_time_label(card)
         try:
             rows[label] = duration(value) if show is None else show(value)  # None: a time in seconds
         except (TypeError, ValueError):
