@@ -39,10 +39,11 @@ st.caption(views.model_caption(selected.model_kind, cfg, card.get("dataset")) + 
 if card.get("description"):
     st.write(card["description"])
 headline = views.card_headline(card, classifies=selected.model_kind.classifies)
+time_label, seconds = views.training_time(card)
 steps = card.get("steps", card.get("step"))  # a shipped card says "steps", a run's stored meta "step"
 figures = [
     *headline.figures,
-    (views.training_time_label(card), app_common.format_duration(card.get("train_seconds"))),
+    (time_label, app_common.format_duration(seconds)),
     ("Steps", f"{steps:,}" if isinstance(steps, int) else "unknown"),
 ]
 for column, (label, value) in zip(st.columns(len(figures)), figures, strict=True):

@@ -48,8 +48,8 @@ def test_home_on_shipped_models_shows_each_ones_own_figures(monkeypatch, tmp_pat
     use_shipped(monkeypatch, tmp_path, "mnist-cluttered-draw")
     at = open_page()
     for name, expected in (
-        ("mnist-cluttered-draw", {"Test error", "The paper's error (Table 1)", "Last run's training"}),
-        ("cifar10", {"Test bound", "Bits per dimension", "Last run's training"}),
+        ("mnist-cluttered-draw", {"Test error", "The paper's error (Table 1)", "Training time, all runs"}),
+        ("cifar10", {"Test bound", "Bits per dimension", "Training time, all runs"}),
     ):
         at.selectbox(key="checkpoint").set_value(f"shipped/{name}").run()
         assert_no_exception(at)

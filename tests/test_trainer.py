@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from draw_core.config import DrawConfig, TrainConfig
-from draw_core.io.checkpoint import CheckpointError, load_checkpoint
+from draw_core.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from draw_core.training.objectives import objective_for
-from draw_core.training.trainer import Trainer, clip_gradients
+from draw_core.training.trainer import Trainer, clip_gradients, total_train_seconds
 
 TINY = DrawConfig(T=3, enc_size=16, dec_size=16, z_size=4)
 
@@ -128,6 +128,31 @@ def test_init_from_starts_a_new_run_from_another_checkpoints_weights(tmp_path):
     fine_tune.run()
     meta = load_checkpoint(tmp_path / "tune.safetensors").meta
     assert meta["step"] == 2 and meta["init_from"]["step"] == 4 and meta["init_from"]["checkpoint"] == str(source)
+
+
+def test_a_fine_tune_keeps_where_it_started_and_counts_every_runs_seconds_when_resumed(tmp_path):
+    source, tune = tmp_path / "source.safetensors", tmp_path / "tune.safetensors"
+    Trainer.create(TINY, tiny_train(steps=2, eval_every=0, checkpoint_every=0), source).run()
+    first = load_checkpoint(source).meta
+    assert first["total_train_seconds"] == first["train_seconds"]  # one run: its own seconds
+    first = {**first, "train_seconds": 100.0, "total_train_seconds": 100.0}  # a source that took a while
+    save_checkpoint(load_checkpoint(source).model, source, meta=first)
+    Trainer.create(TINY, tiny_train(steps=2, eval_every=0), tune, init_from=source).run()
+    Trainer.create(TINY, tiny_train(steps=4, eval_every=0), tune, resume=True).run()  # no --init-from this time
+    meta = load_checkpoint(tune).meta
+    assert meta["step"] == 4 and meta["init_from"]["checkpoint"] == str(source), "resuming lost the provenance"
+    assert meta["init_from"]["total_train_seconds"] == 100.0
+    assert meta["total_train_seconds"] == pytest.approx(meta["train_seconds"] + 100.0, abs=0.11)
+
+
+def test_total_training_seconds_follow_the_record_back_as_far_as_it_goes():
+    assert total_train_seconds({"train_seconds": 10.0}) == 10.0
+    assert total_train_seconds({"train_seconds": 10.0, "total_train_seconds": 99.0}) == 99.0
+    old_style = {"train_seconds": 10.0, "init_from": {"train_seconds": 5.0}}  # written before totals were kept
+    assert total_train_seconds(old_style) == 15.0
+    chained = {"train_seconds": 10.0, "continued_from": {"train_seconds": 5.0, "total_train_seconds": 50.0}}
+    assert total_train_seconds(chained) == 60.0
+    assert total_train_seconds({}) == 0.0
 
 
 def test_init_from_refuses_another_config_and_an_existing_run_to_resume(tmp_path):

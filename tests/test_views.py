@@ -306,6 +306,12 @@ def test_the_cards_headline_is_the_figure_of_what_the_model_does():
     assert views.card_headline({}, classifies=True).figures == [("Test error", "not measured")]
 
 
+def test_the_headline_training_time_counts_every_run_where_the_card_does():
+    assert views.training_time({"train_seconds": 60.0}) == ("Training time", 60.0)
+    assert views.training_time({"train_seconds": 60.0, "init_from": {"x": 1}}) == ("Last run's training", 60.0)
+    assert views.training_time({"train_seconds": 60.0, "total_train_seconds": 600}) == (views.ALL_RUNS, 600.0)
+
+
 def test_a_fine_tunes_training_time_is_labelled_as_its_last_run():
     assert views.training_time_label({"train_seconds": 60}) == "Training time"
     assert views.training_time_label({"init_from": {"checkpoint": "a"}}) == "Last run's training"

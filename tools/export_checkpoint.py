@@ -34,6 +34,7 @@ from draw_core.io.checkpoint import load_checkpoint, save_checkpoint
 from draw_core.nn.kinds import get_kind
 from draw_core.training.evaluation import evaluate
 from draw_core.training.objectives import objective_for
+from draw_core.training.trainer import total_train_seconds
 
 PAPER_NATS = {"mnist": 80.97, "mnist-noattn": 87.40}  # Gregor et al. 2015, Table 2
 PAPER_ERROR = {"draw-classifier": 0.0336, "ram": 0.0811}  # Table 1, 8 glimpses, 100x100 cluttered MNIST
@@ -168,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         "epochs": shipped.meta.get("epochs"),
         "batch_size": train_config.get("batch_size"),
         "train_seconds": shipped.meta.get("train_seconds"),
+        "total_train_seconds": round(total_train_seconds(shipped.meta), 1),  # earlier runs' included
         "hardware": ", ".join(filter(None, [shipped.meta.get("hardware"), args.hardware_note])),
         "device": shipped.meta.get("device"),
         "world_size": shipped.meta.get("world_size", 1),  # processes of a data-parallel run (torchrun)

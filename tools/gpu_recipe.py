@@ -56,7 +56,7 @@ from draw_core.io.catalog import shipped_dir
 from draw_core.io.checkpoint import load_checkpoint, read_header, save_checkpoint
 from draw_core.training.devices import hardware_name, select_device
 from draw_core.training.objectives import objective_for
-from draw_core.training.trainer import TrainEvent, TrainingDiverged, train
+from draw_core.training.trainer import TrainEvent, TrainingDiverged, checkpoint_total_seconds, train
 
 ROOT = Path(__file__).resolve().parents[1]
 # Shipped checkpoints the recipe can continue: those trained with their kind's plain objective (mnist-ae and
@@ -159,7 +159,13 @@ def continue_model(name: str, minutes: float, args: argparse.Namespace, command:
     base_batch, base_lr = base.get("batch_size", TrainConfig.batch_size), base.get("lr", TrainConfig.lr)
     lr = args.lr or scaled_lr(base_lr, base_batch, args.batch_size, args.lr_scaling)
     history = {key: shipped.meta.get(key) for key in ("step", "epochs", "train_seconds", "hardware", "device")}
-    continued_from = {"checkpoint": str(source), **history, "batch_size": base_batch, "lr": base_lr}
+    continued_from = {
+        "checkpoint": str(source),
+        **history,
+        "total_train_seconds": round(checkpoint_total_seconds(source, shipped.meta), 1),
+        "batch_size": base_batch,
+        "lr": base_lr,
+    }
     report = {"name": name, "dataset": dataset, "minutes": minutes, "lr": lr, "continued_from": continued_from}
     before = test_figure(shipped.model, shipped.kind, dataset, args.data_dir, args.eval_limit)
     report["before"] = before

@@ -430,6 +430,9 @@ def lab_settings(query: dict[str, str], height: int, width: int) -> tuple[dict[s
     return settings, notes
 
 
+ALL_RUNS = "Training time, all runs"  # a card's total_train_seconds: the run's and those it started from
+
+
 CARD_FIELDS = (  # (key of a model card, label, how to show its value); other keys follow under their own names
     ("dataset", "Dataset", str),
     ("test_elbo_nats", "Test bound −ELBO (eq. 12)", "{:.2f} nats".format),
@@ -450,7 +453,8 @@ CARD_FIELDS = (  # (key of a model card, label, how to show its value); other ke
     ("step", "Training steps", "{:,}".format),
     ("epochs", "Epochs", "{:.1f}".format),
     ("batch_size", "Batch size", str),
-    ("train_seconds", "Training time", None),  # the page's own duration format
+    ("train_seconds", "Training time", None),  # the page's own duration format; "Last run's training" after another
+    ("total_train_seconds", ALL_RUNS, None),
     ("device", "Device", str),
     ("hardware", "Hardware", str),
     ("binarisation", "Binarisation", str),
@@ -531,8 +535,16 @@ def card_headline(card: dict, *, classifies: bool) -> Headline:
 
 def training_time_label(card: dict) -> str:
     """'Training time', or 'Last run's training' when the card's run started from another file (init_from or
-    continued_from): the card's seconds are that run's alone, the earlier runs are in its command."""
+    continued_from): the card's train_seconds are that run's alone (its total_train_seconds count them all)."""
     return "Last run's training" if card.get("init_from") or card.get("continued_from") else "Training time"
+
+
+def training_time(card: dict) -> tuple[str, float | None]:
+    """The headline's training time (label, seconds): every run behind the weights where the card counts them,
+    else the card's own run, labelled as such."""
+    if isinstance(card.get("total_train_seconds"), (int, float)):
+        return ALL_RUNS, float(card["total_train_seconds"])
+    return training_time_label(card), card.get("train_seconds")
 
 
 def card_table(card: dict, *, duration) -> dict[str, list[str]]:

@@ -30,11 +30,32 @@ import torch
 
 from draw_core.config import DrawConfig, TrainConfig
 from draw_core.data import get_dataset
+from draw_core.io.catalog import read_card
 from draw_core.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from draw_core.nn.kinds import kind_of_config
 from draw_core.nn.model import DRAW, couple_colours
 from draw_core.training.devices import hardware_name, select_device
 from draw_core.training.objectives import BatchLoss, TestFigure, objective_for
+
+PROVENANCE_KEYS = ("init_from", "continued_from")  # where a run's starting weights came from; kept when it resumes
+
+
+def total_train_seconds(meta: dict) -> float:
+    """Training seconds behind a checkpoint's weights, every earlier run included: its own record of the total, else
+    its run's seconds plus the total (or, in files written before totals were kept, the seconds) that the run it
+    started from (PROVENANCE_KEYS) recorded. Runs older than that record are not known here."""
+    if isinstance(meta.get("total_train_seconds"), (int, float)):
+        return float(meta["total_train_seconds"])
+    earlier = next((meta[key] for key in PROVENANCE_KEYS if isinstance(meta.get(key), dict)), {})
+    before = earlier.get("total_train_seconds", earlier.get("train_seconds"))
+    return float(meta.get("train_seconds") or 0.0) + float(before if isinstance(before, (int, float)) else 0.0)
+
+
+def checkpoint_total_seconds(path: str | Path, meta: dict) -> float:
+    """`total_train_seconds` of the checkpoint at `path` with stored `meta`: from its model card when it is a shipped
+    file (the card records the whole history its meta may not), else from the meta."""
+    return total_train_seconds(read_card(Path(path)) or meta)
+
 
 SAMPLES_PER_REPORT = 16  # samples carried by a 'step' event every sample_every steps
 EVAL_BATCH = 100  # test images per evaluation batch (a Stop is checked between batches)
@@ -229,6 +250,7 @@ class Trainer:
                 "checkpoint": str(init_from),
                 "step": int(source.meta.get("step", 0)),
                 "train_seconds": float(source.meta.get("train_seconds", 0.0)),
+                "total_train_seconds": round(checkpoint_total_seconds(init_from, source.meta), 1),
             }
             if _gains_colour_coupling(source.config, model_cfg):
                 model = couple_colours(source.model)
@@ -247,6 +269,10 @@ class Trainer:
                     f"cannot resume {out}: its config {ckpt.config} differs from the requested {model_cfg}"
                 )
             model = ckpt.model
+            extra = options.setdefault("meta_extra", {})
+            for key in PROVENANCE_KEYS:  # a resumed fine-tune still started from where it started
+                if isinstance(ckpt.meta.get(key), dict):
+                    extra.setdefault(key, ckpt.meta[key])
             test = ckpt.meta.get(test_name)
             state = dict(
                 step=int(ckpt.meta.get("step", 0)),
@@ -345,6 +371,7 @@ class Trainer:
             "dataset": self.cfg.dataset,
             "epochs": round(self.epochs, 3),
             "train_seconds": round(self.elapsed, 1),
+            "total_train_seconds": round(total_train_seconds({"train_seconds": self.elapsed, **self.meta_extra}), 1),
             "device": str(self.device),
             "hardware": self.hardware,
             "train_config": self.cfg.to_dict(),
