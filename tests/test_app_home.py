@@ -55,7 +55,7 @@ def test_home_on_shipped_models_shows_each_ones_own_figures(monkeypatch, tmp_pat
         assert_no_exception(at)
         metrics = {m.label: m.value for m in at.metric}
         assert expected <= set(metrics), (name, metrics)
-        assert metrics["Steps"] != "unknown" and "not measured" not in metrics.values(), (name, metrics)
+        assert metrics["Last run's steps"] != "unknown" and "not measured" not in metrics.values(), (name, metrics)
     assert any("JPEG" in c.value and "bits per dimension" in c.value for c in at.caption)
 
 

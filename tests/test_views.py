@@ -310,6 +310,9 @@ def test_the_headline_training_time_counts_every_run_where_the_card_does():
     assert views.training_time({"train_seconds": 60.0}) == ("Training time", 60.0)
     assert views.training_time({"train_seconds": 60.0, "init_from": {"x": 1}}) == ("Last run's training", 60.0)
     assert views.training_time({"train_seconds": 60.0, "total_train_seconds": 600}) == (views.ALL_RUNS, 600.0)
+    assert views.steps_label({"steps": 3}) == "Steps" and views.steps_label({"continued_from": {"step": 9}}) == (
+        "Last run's steps"
+    )
 
 
 def test_a_fine_tunes_training_time_is_labelled_as_its_last_run():

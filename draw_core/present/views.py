@@ -539,6 +539,11 @@ def training_time_label(card: dict) -> str:
     return "Last run's training" if card.get("init_from") or card.get("continued_from") else "Training time"
 
 
+def steps_label(card: dict) -> str:
+    """'Steps', or "Last run's steps" when the card's run started from another file (its step count restarted)."""
+    return "Last run's steps" if card.get("init_from") or card.get("continued_from") else "Steps"
+
+
 def training_time(card: dict) -> tuple[str, float | None]:
     """The headline's training time (label, seconds): every run behind the weights where the card counts them,
     else the card's own run, labelled as such."""
