@@ -51,6 +51,8 @@ MAX_HEADER_BYTES = 1024 * 1024  # a real header (config, meta, optimizer hyperpa
 FLOAT_DTYPES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}  # safetensors dtypes a tensor may be stored in -> bytes
 STALE_TEMP_S = 300  # a temporary file this old is left over from a killed save (a save takes seconds)
 TEMP_PATTERN = ".*.safetensors.*.tmp"  # what save_checkpoint's temporary files look like
+# Meta fields (dicts) naming where a run started: a fine-tune's (init_from), the GPU recipe's (continued_from).
+PROVENANCE_KEYS = ("init_from", "continued_from")
 
 
 class CheckpointError(ValueError):

@@ -25,6 +25,7 @@ import torch
 from draw_core.config import DrawConfig
 from draw_core.data import dataset_names, get_dataset
 from draw_core.data.registry import ColourImages
+from draw_core.io.checkpoint import PROVENANCE_KEYS
 from draw_core.nn.attention import AttentionParams, WindowGeometry, extract, filterbank, window_geometry, write
 from draw_core.nn.elbo import gaussian_kl_from_std
 from draw_core.nn.kinds import ModelKind
@@ -533,23 +534,27 @@ def card_headline(card: dict, *, classifies: bool) -> Headline:
     return Headline(figures, explanation)
 
 
+def _continues_another_run(card: dict) -> bool:
+    """Whether the card's run started from another file (PROVENANCE_KEYS): its seconds and steps are its own."""
+    return any(card.get(key) for key in PROVENANCE_KEYS)
+
+
 def training_time_label(card: dict) -> str:
-    """'Training time', or 'Last run's training' when the card's run started from another file (init_from or
-    continued_from): the card's train_seconds are that run's alone (its total_train_seconds count them all)."""
-    return "Last run's training" if card.get("init_from") or card.get("continued_from") else "Training time"
+    """'Training time', or 'Last run's training' when the card's run started from another file: the card's
+    train_seconds are that run's alone (its total_train_seconds count them all)."""
+    return "Last run's training" if _continues_another_run(card) else "Training time"
 
 
 def steps_label(card: dict) -> str:
     """'Steps', or "Last run's steps" when the card's run started from another file (its step count restarted)."""
-    return "Last run's steps" if card.get("init_from") or card.get("continued_from") else "Steps"
+    return "Last run's steps" if _continues_another_run(card) else "Steps"
 
 
 def training_time(card: dict) -> tuple[str, float | None]:
     """The headline's training time (label, seconds): every run behind the weights where the card counts them,
     else the card's own run, labelled as such."""
-    if isinstance(card.get("total_train_seconds"), (int, float)):
-        return ALL_RUNS, float(card["total_train_seconds"])
-    return training_time_label(card), card.get("train_seconds")
+    total = _number(card, "total_train_seconds")
+    return (ALL_RUNS, total) if total is not None else (training_time_label(card), card.get("train_seconds"))
 
 
 def card_table(card: dict, *, duration) -> dict[str, list[str]]:

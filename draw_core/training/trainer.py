@@ -31,13 +31,11 @@ import torch
 from draw_core.config import DrawConfig, TrainConfig
 from draw_core.data import get_dataset
 from draw_core.io.catalog import read_card
-from draw_core.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from draw_core.io.checkpoint import PROVENANCE_KEYS, CheckpointError, load_checkpoint, save_checkpoint
 from draw_core.nn.kinds import kind_of_config
 from draw_core.nn.model import DRAW, couple_colours
 from draw_core.training.devices import hardware_name, select_device
 from draw_core.training.objectives import BatchLoss, TestFigure, objective_for
-
-PROVENANCE_KEYS = ("init_from", "continued_from")  # where a run's starting weights came from; kept when it resumes
 
 
 def total_train_seconds(meta: dict) -> float:
