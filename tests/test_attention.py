@@ -130,6 +130,19 @@ def read_write_loss(raw: torch.Tensor, path: str, N: int = 5) -> tuple[torch.Ten
     return Fx, Fy, loss
 
 
+def test_fused_float32_filters_hold_no_subnormal_floats_and_match_the_plain_path():
+    # A 100 x 100 image, sigma^2 = 20: eq. 25's tails run through float32's subnormal range (below 1.2e-38), which
+    # x86 CPUs compute in microcode. The fused path cuts them to 0; the plain path, the paper as written, keeps them.
+    p = params(gx=30.0, gy=70.0, delta=8.0, sigma2=20.0, dtype=torch.float32)
+    fused = filterbank(p, 12, 100, 100, path="fused")
+    plain = filterbank(p, 12, 100, 100, path="plain")
+    tiny = torch.finfo(torch.float32).tiny
+    assert any(((F > 0) & (F < tiny)).any() for F in plain), "the case must reach the subnormal range"
+    for F_fused, F_plain in zip(fused, plain, strict=True):
+        assert not ((F_fused > 0) & (F_fused < tiny)).any()
+        torch.testing.assert_close(F_fused, F_plain, rtol=1e-5, atol=1e-7)
+
+
 @PATHS
 def test_window_off_the_image_reads_zeros_with_finite_gradients(path):
     # g~X = g~Y = 5: the centre is at (28 + 1) / 2 * 6 = 87, far right/below of a 28 x 28 image; small delta and sigma.
