@@ -93,6 +93,12 @@ CLASSIFIER_NAMES = {"draw-classifier": "DRAW", "ram": "RAM"}  # a classifier's n
 manager = get_manager()
 
 
+def request_click(key: str) -> None:
+    """A button's callback: the click is remembered in the session until the page acts on it, so it also survives
+    the rerun app_common.page_setup may make before the page is drawn."""
+    st.session_state[key] = True
+
+
 def session_token() -> str | None:
     """The teacher's token this session entered (None when it entered none); asks for it while DRAW_ADMIN_TOKEN is
     set and this session has not given it."""
@@ -276,9 +282,16 @@ def settings(allowed: bool) -> tuple[str, str, dict, dict, int] | None:
     if app_common.remember("train_name", fresh_name) == fresh_name:
         st.session_state["_train_offered"] = (fresh_name, preset_name)
     name = st.text_input("Run name", key="train_name", help="the checkpoint becomes runs/<name>.safetensors")
-    if not st.button(
-        "Start training", key="train_start", type="primary", icon=":material/play_arrow:", disabled=not allowed
-    ):
+    st.button(
+        "Start training",
+        key="train_start",
+        type="primary",
+        icon=":material/play_arrow:",
+        disabled=not allowed,
+        on_click=request_click,
+        args=("_train_start_requested",),
+    )
+    if not st.session_state.pop("_train_start_requested", False):
         return None
     train = dict(
         dataset=dataset,
@@ -553,13 +566,17 @@ def live_view(watching_a_run: bool, token: str | None) -> None:
         f"`{snapshot.device}` → `{snapshot.checkpoint_path}`"
         + (f"  \nIts figures are measured on {copy}." if copy else "")
     )
-    if snapshot.status == "running" and stop_column.button(
-        "Stop",
-        key="train_stop",
-        icon=":material/stop:",
-        disabled=snapshot.stop_requested or not token_accepted(token),
-        help="ends the run, saves its checkpoint and tests its final weights",
-    ):
+    if snapshot.status == "running":
+        stop_column.button(
+            "Stop",
+            key="train_stop",
+            icon=":material/stop:",
+            disabled=snapshot.stop_requested or not token_accepted(token),
+            help="ends the run, saves its checkpoint and tests its final weights",
+            on_click=request_click,
+            args=("_train_stop_requested",),
+        )
+    if st.session_state.pop("_train_stop_requested", False) and snapshot.status == "running":
         try:
             manager.stop(snapshot.name, token=token)
             st.toast(f"Stopping '{snapshot.name}': it finishes the current step, saves and tests its checkpoint")
@@ -585,6 +602,7 @@ def live_view(watching_a_run: bool, token: str | None) -> None:
         generator_charts(snapshot)
 
 
+app_common.page_setup()  # the shared sidebar; this page trains its own models
 st.title("Train")
 st.caption(
     "Train on this server with the same loop as `python -m draw_core.train`: Adam on the objective of the model's "

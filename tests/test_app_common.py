@@ -1,7 +1,8 @@
 """app_common: traces shared read-only by every session, presentation mode (toggle, URL flag, larger figures, folded
 settings), and the project's Streamlit settings (usage statistics off; tests/test_browser_app.py checks that no
-request leaves the server)."""
+request leaves the server), and that every page draws itself inside app.py's frame."""
 
+import ast
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,28 @@ def test_presentation_folds_a_pages_settings_away(runs):
     assert [e.label for e in at.expander if e.label == "Settings"], "the settings are not folded into an expander"
     at = open_page("reconstruct.py")
     assert not [e.label for e in at.expander if e.label == "Settings"]
+
+
+def _dotted(node: ast.expr) -> str:
+    return f"{_dotted(node.value)}.{node.attr}" if isinstance(node, ast.Attribute) else getattr(node, "id", "")
+
+
+@pytest.mark.parametrize("file", [file for file, *_ in app_common.LESSON])
+def test_every_page_calls_page_setup_before_it_draws_anything(file):
+    # Opened first by its own URL, a page file runs without app.py (Streamlit's classic pages/ folder) until
+    # page_setup switches to app.py's navigation: a page that draws first shows the file list and no shared sidebar.
+    module = ast.parse((ROOT / "pages" / file).read_text())
+    for statement in module.body:
+        if isinstance(statement, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)):
+            continue
+        calls = {_dotted(node.func) for node in ast.walk(statement) if isinstance(node, ast.Call)}
+        streamlit = {name for name in calls if name.startswith(("st.", "app_common."))}
+        if streamlit:
+            assert streamlit & {"app_common.page_setup", "app_common.require_checkpoint"}, (
+                f"pages/{file} calls {sorted(streamlit)} before app_common.page_setup() or require_checkpoint()"
+            )
+            return
+    pytest.fail(f"pages/{file} never calls app_common.page_setup() or require_checkpoint()")
 
 
 def test_the_project_config_turns_usage_statistics_off():

@@ -46,6 +46,10 @@ def test_start_watch_the_loss_and_glimpses_move_then_stop(server, browser, tmp_p
     page = browser.new_page(viewport={"width": 1400, "height": 2000})
     page.goto(f"{url}/train")
     page.wait_for_selector("input[aria-label='Run name']", timeout=HANG_GUARD_S * 1000)
+    # Opened first by its own URL, the page is still drawn inside app.py: the shared sidebar and its navigation.
+    sidebar = page.locator("[data-testid='stSidebar']")
+    poll("the shared sidebar", lambda: sidebar.get_by_text("DRAW Studio").count() == 1)
+    assert sidebar.get_by_text("Attention at work").count() == 1  # a page title, not the file name
 
     def number(label: str, value) -> None:
         box = page.locator(f"input[aria-label='{label}']")

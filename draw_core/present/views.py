@@ -349,7 +349,8 @@ EXPLANATIONS = {
     ),
     "train_samples": Explanation(
         "sec. 2.3",
-        r"\tilde x \sim D(X \mid \tilde c_T), \quad \tilde z_t \sim N(0, I)",
+        # two lines: the Train page shows it under its samples, a third of the page wide
+        r"\begin{gathered} \tilde z_t \sim N(0, I) \\ \tilde x \sim D(X \mid \tilde c_T) \end{gathered}",
         "Fresh draws from the prior: blurred blobs at first, shapes of the data once the bound has fallen.",
     ),
     "strip": Explanation(
