@@ -35,3 +35,13 @@ def test_first_write_of_a_unit_patch_moves_canvas_logits_by_about_one():
     update = write(torch.ones(1, 1, cfg.write_n, cfg.write_n), Fx, Fy, params.gamma)  # eq. 29
     centre = update[0, 0, 8:20, 8:20]
     assert 0.5 < centre.mean().item() < 2.0
+
+
+def test_a_read_without_write_attention_starts_at_about_unit_intensity():
+    # cifar10-cpu reads through a window but writes without one: the write gain's bias (log gamma^ = -log 2 pi
+    # sigma^2, well below -0.5 here) belongs to the write window only, and the read's gamma starts near 1 (eq. 27).
+    for name in ("cifar10-cpu", "mnist"):
+        cfg = DrawConfig.preset(name)
+        _, _, read_raw = initial_heads(cfg)
+        bound = 1 / cfg.dec_size**0.5  # nn.Linear's initial bias range, untouched for the read's log gamma
+        assert abs(read_raw[0, 4].item()) <= bound, name

@@ -196,16 +196,16 @@ class DRAW(nn.Module):
         """
         cfg = self.cfg
         span = max(cfg.height, cfg.width) - 1
-        windows = []
+        windows = []  # (first of the window's 5 head outputs, N, delta~, whether it is the write window)
         if cfg.write_attn:
-            windows.append((cfg.write_size, cfg.write_n, 1.0))
+            windows.append((cfg.write_size, cfg.write_n, 1.0, True))
         if cfg.read_attn:
-            windows.append((self.head.out_features - 5, cfg.read_n, READ_SPAN))
-        for start, N, delta_tilde in windows:
+            windows.append((self.head.out_features - 5, cfg.read_n, READ_SPAN, False))
+        for start, N, delta_tilde, writes in windows:
             sigma2 = (span / (N - 1) * delta_tilde / 2) ** 2  # sigma = delta / 2, eq. 24
             self.head.bias[start + 2] = math.log(sigma2)  # log sigma^2, eq. 21
             self.head.bias[start + 3] = math.log(delta_tilde)  # log delta~
-            if start == cfg.write_size:
+            if writes:
                 # Normalised filters spread each patch value over about 2 pi sigma^2 pixels; 1 / gamma^ (eq. 29)
                 # starts at that area, so a unit of w_t moves a canvas logit by about one, as eq. 18 does.
                 self.head.bias[start + 4] = -math.log(2 * math.pi * sigma2)  # log gamma^
