@@ -43,6 +43,7 @@ SELECTED_KEY = "_selected"  # session key of the Selected checkpoint of the curr
 PICKER_KEY = "checkpoint"  # session key of the sidebar's checkpoint choice (also the Generate page's URL key)
 UPLOAD_KEY = "checkpoint_upload"
 UPLOAD_CHOICE = "upload"
+REMEMBERED_KEY = "_remembered"  # session key of the set of widget keys `remember` keeps across page switches
 SAMPLES = 16  # samples per seed on the Generate and Latent pages
 MAX_SEED = 2**31 - 1
 # The app's pages in teaching order: (file in pages/, title, icon, what a student sees there). app.py builds the
@@ -172,10 +173,20 @@ def _load_upload(digest: str, _data: bytes) -> Checkpoint:
 
 
 def remember(key: str, default):
-    """Keep a widget's value across page switches: Streamlit forgets the state of widgets a page doesn't draw,
-    so the value is written back (or set to `default` the first time) before the widget is created."""
+    """Keep a widget's value across page switches; the first time it is `default`. Call it before the widget is
+    created. Streamlit drops a widget's state at the end of every run that does not draw the widget (a run of
+    another page), so the key is listed for `keep_remembered`, which app_frame calls on every run of every page."""
+    st.session_state.setdefault(REMEMBERED_KEY, set()).add(key)
     st.session_state[key] = st.session_state.get(key, default)
     return st.session_state[key]
+
+
+def keep_remembered() -> None:
+    """Write every remembered widget value back as a value of the session's own: one that outlives the run of a
+    page that does not draw its widget (Streamlit's documented way to carry widget state across pages)."""
+    for key in st.session_state.get(REMEMBERED_KEY, ()):
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
 
 
 def load_entry(entry: catalog.CheckpointEntry) -> Selected:
@@ -230,6 +241,7 @@ def app_frame() -> None:
     presentation toggle. The page icon is an emoji: a `:material/...:` icon is fetched from Google's font server
     as the tab's favicon, which an offline classroom can't reach and a private one shouldn't."""
     st.set_page_config(page_title="DRAW Studio", page_icon="✏️", layout="wide")
+    keep_remembered()
     st.sidebar.title("DRAW Studio")
     st.session_state[SELECTED_KEY] = checkpoint_sidebar()
     presentation_toggle()

@@ -44,6 +44,9 @@ if asked in offered and asked != st.session_state.get("lab_dataset", offered[0])
 elif asked is not None and asked not in offered:
     why = "has no sample on this server" if asked in dataset_names() else f"is not one of {', '.join(dataset_names())}"
     notes.append(f"The link's dataset '{asked}' {why}: showing {st.session_state.get('lab_dataset', offered[0])}.")
+if app_common.remember("lab_dataset", offered[0]) not in offered:  # kept from another server's offer
+    forget_window()
+    st.session_state.lab_dataset = offered[0]
 dataset = st.selectbox("Image from", offered, key="lab_dataset", on_change=forget_window)
 digits, labels = app_common.dataset_sample(dataset)
 C, H, W = digits.shape[-3:]  # digits (N, C, H, W)
@@ -52,8 +55,9 @@ ranges = views.lab_ranges(H, W)  # grown with the image: a 60×60 or 100×100 im
 if arrived:
     carried, out_of_range = views.lab_settings(in_url, H, W)
     notes += out_of_range
-    if in_url.get("digit", "").isdigit():
-        carried["digit"] = min(int(in_url["digit"]), len(digits) - 1)
+    digit = in_url.get("digit", "")
+    if digit.isascii() and digit.isdecimal():  # '²' is a digit that int() refuses
+        carried["digit"] = min(int(digit) if len(digit) < 10 else len(digits), len(digits) - 1)
     for key, value in carried.items():
         st.session_state[f"lab_{key}"] = value
 for note in notes:

@@ -140,6 +140,30 @@ def test_any_registered_dataset_feeds_the_lab_and_its_sliders_follow_the_image_s
     figure(at, "and the window")
 
 
+def test_the_window_and_its_image_survive_a_trip_to_other_pages(monkeypatch, tmp_path):
+    # The window of a 100 x 100 image lies beyond a 28 x 28 image's sliders: the image comes back with it.
+    use_folders(monkeypatch, tmp_path, runs=[])
+    at = open_page("attention_lab.py")
+    at.selectbox(key="lab_dataset").set_value("mnist-cluttered").run()
+    at = set_window(at, gx=80.0, delta=4.0)
+    at.number_input(key="lab_digit").set_value(3).run()
+    for page in ("home.py", "reparameterization.py", "attention_lab.py"):
+        at.query_params.clear()  # the browser drops the page's URL parameters on a sidebar switch
+        at.switch_page(f"pages/{page}").run()
+        assert_no_exception(at)
+    assert at.selectbox(key="lab_dataset").value == "mnist-cluttered"
+    assert at.slider(key="lab_gx").value == 80.0 and at.slider(key="lab_delta").value == 4.0
+    assert at.number_input(key="lab_digit").value == 3
+
+
+@pytest.mark.parametrize("digit", ["²", "9" * 5000, "-3", "x"])
+def test_a_link_with_a_digit_that_is_no_whole_number_in_range_opens_the_lab(monkeypatch, tmp_path, digit):
+    use_folders(monkeypatch, tmp_path, runs=[])
+    at = lab_at({"n": "5", "digit": digit})
+    largest = at.number_input(key="lab_digit").max
+    assert at.number_input(key="lab_digit").value == (largest if digit.startswith("99") else 0)
+
+
 def test_a_colour_image_is_read_per_channel_in_colour(monkeypatch, tmp_path):
     use_folders(monkeypatch, tmp_path, runs=[])
     at = open_page("attention_lab.py")

@@ -197,11 +197,14 @@ def test_seed_step_and_checkpoint_survive_page_switches(monkeypatch, tmp_path):
     at.selectbox(key="checkpoint").set_value("run/tiny").run()
     at.number_input(key="seed").set_value(11).run()
     at.slider(key="step").set_value(2).run()
+    at.toggle(key="generate_centres").set_value(True).run()
     for page in ("attention_lab.py", "home.py", "generate.py"):
+        at.query_params.clear()  # the browser drops the page's URL parameters on a sidebar switch (streamlit#7982)
         at.switch_page(f"pages/{page}").run()
         assert_no_exception(at)
     assert at.number_input(key="seed").value == 11
     assert at.slider(key="step").value == 2
+    assert at.toggle(key="generate_centres").value
     assert at.selectbox(key="checkpoint").value == "run/tiny"
 
 

@@ -242,6 +242,11 @@ def test_a_second_start_while_busy_names_the_running_job(page, tmp_path):
         DrawConfig(T=4, enc_size=32, dec_size=32, z_size=8),
         TrainConfig(dataset="mnist-sample", batch_size=8, steps=1_000_000, device="cpu", eval_every=0),
     )
+    # Under way first: its start loads the data with np.load, whose header parse (ast) must not meet the page's
+    # script compile in another thread on Python 3.11.7 ("AST constructor recursion depth mismatch", CPython #106905).
+    deadline = time.monotonic() + HANG_GUARD_S
+    while other.snapshot().step == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert start_from_page(page, "student-run", steps=5) is None
     assert any("already running: 'projector-run'" in element.value for element in page.error)
     other.stop()
