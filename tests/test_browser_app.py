@@ -285,6 +285,19 @@ def test_generate_draws_its_timeline_a_gif_of_the_chosen_size_and_a_4x_canvas(ap
     screenshot(page, SHOTS / "2-generate-canvas-4x.png")
 
 
+def test_a_seed_set_on_generate_is_still_there_after_another_page(app):
+    """The sidebar's page switch drops the URL's parameters, so only the session can bring the seed back."""
+    page = open_page(app, "Generate", "Generate")
+    seed = page.get_by_label("Seed")
+    for value, via, heading in (("11", "Home", "DRAW Studio"), ("0", "Attention lab", "Attention lab")):
+        seed.fill(value)  # the second trip ends on the seed the other tests expect
+        seed.press("Enter")
+        settle(page)
+        open_page(app, via, heading)
+        open_page(app, "Generate", "Generate")
+        assert seed.input_value() == value, f"the seed came back from {via} as {seed.input_value()}, not {value}"
+
+
 def test_a_shared_generate_url_opens_that_view(app, browser):
     """A second user opens the URL a teacher copied: same checkpoint, seed, step and sample."""
     url = app[2]
