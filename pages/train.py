@@ -619,4 +619,6 @@ with st.expander("New run", expanded=not running, key=FORM_KEY, on_change="rerun
 if request is not None and start(*request, token=token):
     st.session_state.pop(FORM_KEY, None)  # folded when the page is drawn again (the expander's default)
     st.rerun()
-st.fragment(run_every=1 if running else None)(live_view)(bool(running), token)
+shown = manager.latest()  # what live_view shows: with DRAW_MAX_JOBS > 1 an older run may still go on after it ends
+watching = shown is not None and shown.running
+st.fragment(run_every=1 if watching else None)(live_view)(watching, token)

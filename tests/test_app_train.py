@@ -253,6 +253,25 @@ def test_a_second_start_while_busy_names_the_running_job(page, tmp_path):
     assert other.wait(HANG_GUARD_S)
 
 
+def test_an_older_run_going_on_after_the_latest_ended_does_not_rerun_the_page_forever(page, monkeypatch):
+    # DRAW_MAX_JOBS = 2: the page shows the latest run; while only the older one runs, nothing on it changes.
+    manager = jobs.get_manager()
+    monkeypatch.setattr(manager, "max_running", 2)  # DRAW_MAX_JOBS=2, which the server reads when it starts
+    settings = dict(dataset="mnist-sample", batch_size=8, device="cpu", eval_every=0)
+    older = manager.start(
+        "older", DrawConfig(T=4, enc_size=32, dec_size=32, z_size=8), TrainConfig(steps=10**6, **settings)
+    )
+    latest = manager.start(
+        "latest", DrawConfig(T=4, enc_size=32, dec_size=32, z_size=8), TrainConfig(steps=2, **settings)
+    )
+    assert latest.wait(HANG_GUARD_S) and older.running
+    page.run(timeout=20)  # a page that reran itself whenever some run was going would never finish this run
+    assert_no_exception(page)
+    assert "latest: finished" in page.subheader[-1].value
+    older.stop()
+    assert older.wait(HANG_GUARD_S)
+
+
 def data_here(root: Path) -> Path:
     """A data root where MNIST (its four IDX files, empty: the pickers look only at which files are there) and
     CIFAR-10's JPEG copy (its two split folders, empty) count as here, and SVHN does not: for listing, not loading."""
