@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -219,14 +220,15 @@ def _uploaded_checkpoint() -> Selected | None:
         st.sidebar.error(f"This checkpoint can't be used: {error}")
         return None
     name = upload.name.removesuffix(catalog.EXTENSION)
-    selected = Selected(f"upload:{digest}", name, "upload", checkpoint, checkpoint.meta)
+    card = {**checkpoint.meta, "config": checkpoint.config.to_dict()}  # as the catalog makes a run's card
+    selected = Selected(f"upload:{digest}", name, "upload", checkpoint, card)
     st.session_state["_uploaded"] = (upload.file_id, selected)
     return selected
 
 
 def format_duration(seconds: float | None, unknown: str = "unknown") -> str:
     """A duration for people: '45 s', '12 min 05 s', '1 h 50 min'; `unknown` when there is none."""
-    if not isinstance(seconds, (int, float)):
+    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
         return unknown
     seconds = round(seconds)
     if seconds >= 3600:

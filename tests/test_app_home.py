@@ -1,5 +1,6 @@
 """AppTest of app.py and the Home page: navigation, the shared checkpoint picker, uploads, no checkpoint at all."""
 
+import math
 import os
 import pickle
 
@@ -165,3 +166,25 @@ def test_every_page_file_is_in_the_lesson_and_home_links_them_in_teaching_order(
     assert links == [f"{n}. {title}" for n, (_, title, *_) in enumerate(app_common.LESSON[1:], start=1)]
     sentences = [m.value for m in at.markdown]
     assert all(sees in sentences for *_, sees in app_common.LESSON[1:])
+
+
+def test_an_uploaded_colour_model_with_odd_numbers_in_its_meta_gets_its_own_card(monkeypatch, tmp_path):
+    # A run's meta may be edited by hand: infinity or NaN where a number goes is shown as it is, not a traceback.
+    # And an upload's card knows its config like a listed run's: a colour model gets bits/dim, not binarisation.
+    use_folders(monkeypatch, tmp_path, runs=[])
+    cfg = DrawConfig(height=32, width=32, channels=3, T=3, read_n=3, write_n=3, enc_size=16, dec_size=16, z_size=4,
+                     likelihood="logistic")  # fmt: skip
+    meta = {"dataset": "cifar10", "train_seconds": math.inf, "test_elbo_nats": math.nan, "step": 7}
+    path = save_checkpoint(DRAW(cfg), tmp_path / "odd.safetensors", meta=meta)
+    at = open_page()
+    at.selectbox(key="checkpoint").set_value("upload").run()
+    at.file_uploader(key="checkpoint_upload").set_value(
+        ("odd.safetensors", path.read_bytes(), "application/octet-stream")
+    )
+    at.run()
+    assert_no_exception(at)
+    assert not at.error
+    shown = {metric.label: metric.value for metric in at.metric}
+    assert "unknown" in shown.values(), shown  # the infinite training time
+    captions = " ".join(caption.value for caption in at.caption)
+    assert "binaris" not in captions and "bits" in " ".join([*shown, *captions.split()]).lower()

@@ -571,7 +571,7 @@ def card_table(card: dict, *, duration) -> dict[str, list[str]]:
             label = training_time_label(card)
         try:
             rows[label] = duration(value) if show is None else show(value)  # None: a time in seconds
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # a hand-made card: NaN or infinity where a number goes
             rows[label] = str(value)
     known = {key for key, _, _ in CARD_FIELDS} | set(CARD_RAW_ONLY)
     for key, value in card.items():
