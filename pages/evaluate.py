@@ -43,6 +43,9 @@ shapes = {key: views.config_shape(configs.get(key)) for key in names}
 contrast = [
     key for key in names if attention[key] not in (attention[current], "unknown") and shapes[key] == shapes[current]
 ]  # the other kind of attention, on images of the same size
+if st.session_state.get("_evaluate_for") != current:  # the sidebar picked another model: start from its default
+    st.session_state.pop("evaluate_checkpoints", None)
+    st.session_state["_evaluate_for"] = current
 chosen = st.multiselect(
     "Checkpoints", list(names), default=[current, *contrast[:1]], format_func=names.get, key="evaluate_checkpoints"
 )

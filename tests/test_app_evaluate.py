@@ -80,6 +80,17 @@ def test_attention_and_no_attention_side_by_side(monkeypatch, tmp_path):
     assert [trace["name"] for trace in figure(at, "KL per step")["data"]] == ["tiny (run)", "plain (run)"]
 
 
+def test_another_model_picked_in_the_sidebar_is_the_one_evaluated(monkeypatch, tmp_path):
+    runs = use_folders(monkeypatch, tmp_path, runs=["first", "second"])
+    tiny_checkpoint(runs, "plain", NO_ATTENTION)
+    at = open_page("evaluate.py")
+    at.selectbox(key="checkpoint").set_value("run/first").run()
+    assert at.multiselect(key="evaluate_checkpoints").value[0] == "run/first"
+    at.selectbox(key="checkpoint").set_value("run/second").run()
+    assert at.multiselect(key="evaluate_checkpoints").value == ["run/second", "run/plain"]
+    assert list(evaluate_on_page(at, 5)["checkpoint"]) == ["second (run)", "plain (run)"]
+
+
 def test_renders_on_the_shipped_checkpoint(monkeypatch, tmp_path):
     use_shipped(monkeypatch, tmp_path)
     at = open_page("evaluate.py")
