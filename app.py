@@ -4,18 +4,13 @@ sidebar they share: the checkpoint picker (app_common.app_frame). The pages come
 app_common.page_setup() or require_checkpoint(), which hand it the selected checkpoint.
 """
 
-from pathlib import Path
-
 import streamlit as st
 
 import app_common
 
-PAGES_DIR = Path(__file__).parent / "pages"
-
 pages = [
-    st.Page(PAGES_DIR / file, title=title, icon=icon, default=file == "home.py")
-    for file, title, icon, _ in app_common.LESSON
-    if (PAGES_DIR / file).exists()
+    st.Page(app_common.PAGES_DIR / file, title=title, icon=icon, default=file == "home.py")
+    for file, title, icon, _ in app_common.lesson_pages()
 ]
 page = st.navigation(pages)
 app_common.app_frame()

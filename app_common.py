@@ -19,6 +19,7 @@ import gc
 import hashlib
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -112,6 +113,22 @@ LESSON = [
         "Train a model on the server and watch its samples, KL and glimpses improve as it learns.",
     ),
 ]
+
+PAGES_DIR = Path(__file__).parent / "pages"
+
+
+def lesson_pages() -> list[tuple[str, str, str, str]]:
+    """The LESSON entries whose page file is there: a server may leave a page out by removing its file."""
+    return [entry for entry in LESSON if (PAGES_DIR / entry[0]).exists()]
+
+
+def page_link(file: str, *, container=st, **kwargs) -> None:
+    """st.page_link to pages/<file> in `container`; nothing when the page's file is not there (app.py leaves such a
+    page out of the navigation, and a link to it would raise)."""
+    if (PAGES_DIR / file).exists():
+        container.page_link(f"pages/{file}", **kwargs)
+
+
 HOW_TO_GET_A_CHECKPOINT = (
     "No checkpoint is selected. Pick one in the sidebar, upload a `.safetensors` checkpoint there, train one on "
     "the **Train** page, or from a terminal: `python -m draw_core.train --preset mnist-small --dataset mnist-sample "

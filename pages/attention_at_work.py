@@ -224,6 +224,6 @@ st.markdown(
     "backpropagate through it instead of scoring samples, the "
     f"[reparameterization trick]({REPARAMETERIZATION}) (Kingma & Welling 2014) that DRAW's encoder uses (sec. 2.1)."
 )
-st.page_link(
-    "pages/reparameterization.py", label="The same contrast on a small objective: Reparameterization", icon="🎲"
+app_common.page_link(
+    "reparameterization.py", label="The same contrast on a small objective: Reparameterization", icon="🎲"
 )

@@ -87,8 +87,8 @@ grid_column.plotly_chart(  # a PNG picture: an RGB image trace would send every 
 )
 with side_column:
     if track is not None:
-        st.page_link(
-            "pages/attention_lab.py",
+        app_common.page_link(
+            "attention_lab.py",
             label=f"Open this step's write window (t={step}) in the Attention lab",
             icon=":material/center_focus_strong:",
             query_params=views.lab_link(views.window_at(trace.write_attn, cfg.write_n, t, sample), cfg.write_n),

@@ -23,9 +23,9 @@ st.caption(
     "In teaching order: what DRAW does, then why each part is there. Every chart names the equation it shows and says "
     "what to notice."
 )
-for number, (file, title, icon, sees) in enumerate(app_common.LESSON[1:], start=1):
+for number, (file, title, icon, sees) in enumerate(app_common.lesson_pages()[1:], start=1):
     link, sentence = st.columns([1, 3])
-    link.page_link(f"pages/{file}", label=f"{number}. {title}", icon=icon)
+    app_common.page_link(file, container=link, label=f"{number}. {title}", icon=icon)
     sentence.markdown(sees)
 
 if selected is None:

@@ -139,8 +139,8 @@ if read_window is not None:
     lab_query = views.lab_link(read_window, cfg.read_n, digit=None if digit is None else int(digit))
     if digit is not None:  # a test image: the lab opens on the same image of the same dataset
         lab_query["dataset"] = samples[0]
-    st.page_link(
-        "pages/attention_lab.py",
+    app_common.page_link(
+        "attention_lab.py",
         label=f"Open this step's read window (t={step}) in the Attention lab",
         icon=":material/center_focus_strong:",
         query_params=lab_query,

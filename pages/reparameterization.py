@@ -159,4 +159,4 @@ st.markdown(
     "where to look by REINFORCE, the amber line above. DRAW's read window is a smooth function of where it looks, "
     "so backpropagation gives the exact gradient. See both side by side, with the spread of RAM's estimates:"
 )
-st.page_link("pages/attention_at_work.py", label="Attention at work", icon="👁️")
+app_common.page_link("attention_at_work.py", label="Attention at work", icon="👁️")

@@ -168,6 +168,27 @@ def test_every_page_file_is_in_the_lesson_and_home_links_them_in_teaching_order(
     assert all(sees in sentences for *_, sees in app_common.LESSON[1:])
 
 
+def test_a_server_without_a_page_file_leaves_that_page_and_every_link_to_it_out(monkeypatch, tmp_path):
+    import app_common
+
+    pages = tmp_path / "pages"  # this server's pages: all but the Attention lab
+    pages.mkdir()
+    for page in app_common.PAGES_DIR.glob("*.py"):
+        if page.name != "attention_lab.py":
+            (pages / page.name).symlink_to(page)
+    monkeypatch.setattr(app_common, "PAGES_DIR", pages)
+    use_folders(monkeypatch, tmp_path)
+    at = open_page()
+    assert_no_exception(at)
+    links = [link.proto.label for link in at.get("page_link")]
+    titles = [title for file, title, *_ in app_common.LESSON[1:] if file != "attention_lab.py"]
+    assert links == [f"{n}. {title}" for n, title in enumerate(titles, start=1)]
+    for page in ("generate.py", "reconstruct.py"):  # each links its window into the lab when the lab is there
+        at.switch_page(str(pages / page)).run()
+        assert_no_exception(at)
+        assert at.get("plotly_chart") and not [link for link in at.get("page_link") if "lab" in link.proto.page]
+
+
 def test_an_uploaded_colour_model_with_odd_numbers_in_its_meta_gets_its_own_card(monkeypatch, tmp_path):
     # A run's meta may be edited by hand: infinity or NaN where a number goes is shown as it is, not a traceback.
     # And an upload's card knows its config like a listed run's: a colour model gets bits/dim, not binarisation.
