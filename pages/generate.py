@@ -48,7 +48,9 @@ show_centres = centres_column.toggle("Grid centres", key="generate_centres", hel
 trace = app_common.generation(model, selected.key, int(seed))
 step = app_common.step_controls(cfg.T)
 t = step - 1
-if selected.source != "upload":
+if selected.source == "upload":  # no link can name an upload: leave out the model the URL named before
+    st.query_params.pop(app_common.PICKER_KEY, None)
+else:
     st.query_params.update({app_common.PICKER_KEY: st.session_state[app_common.PICKER_KEY]})
 st.query_params.update(seed=str(seed), step=str(step), sample=str(sample))
 

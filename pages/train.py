@@ -232,6 +232,9 @@ def settings(allowed: bool) -> tuple[str, str, dict, dict, int] | None:
     generates = get_kind(kind).generates
 
     max_batch, batch_help = batch_size_limit(kind, model, device)
+    if max_batch == 0:
+        st.warning(f"{batch_help} Make the model smaller, or give runs more memory (DRAW_MAX_TRAIN_MEMORY_MB).")
+    largest = None if max_batch is None else max(1, max_batch)  # Start refuses a batch that does not fit
     max_steps, max_minutes = limits.max_run_steps(), limits.max_run_seconds() / 60
     columns = st.columns(5)
     until = columns[0].radio("Run for", ["steps", "minutes"], key="train_until", horizontal=True)
@@ -248,8 +251,8 @@ def settings(allowed: bool) -> tuple[str, str, dict, dict, int] | None:
     batch_size = columns[2].number_input(
         "Batch size",
         min_value=1,
-        max_value=max_batch or None,
-        value=min(64, max_batch or 64),
+        max_value=largest,
+        value=min(64, largest or 64),
         step=16,
         key="train_batch_size",
         help=batch_help,
@@ -418,11 +421,17 @@ def generator_charts(job: JobSnapshot) -> None:
         app_views.explain(views.EXPLANATIONS["strip"])
 
 
+def run_key(job: JobSnapshot) -> str:
+    """What tells one run from another in the figure caches: a run started again under the name of a failed one
+    reaches the same step numbers with other weights."""
+    return f"{job.name}@{job.started_at}"
+
+
 @st.cache_resource(max_entries=4, show_spinner=False)
 def reconstruction_timeline(run: str, step: int, _glimpses: GlimpseSnapshot) -> go.Figure:
-    """A generator's live reconstruction (made by run `run` at training step `step`) as a timeline: the input with
-    the read window of step t, the canvas sigma(c_t) with the write window, the finished sigma(c_T); shared by
-    every session that watches the run, built once per report."""
+    """A generator's live reconstruction (made by run `run`, a run_key, at training step `step`) as a timeline: the
+    input with the read window of step t, the canvas sigma(c_t) with the write window, the finished sigma(c_T);
+    shared by every session that watches the run, built once per report."""
     g = _glimpses
     T = len(g.canvases)
     read = views.window_at(g.read_attn, g.read_n, slice(None))  # (T,) fields, or None
@@ -494,7 +503,7 @@ def reconstruction_glimpses(job: JobSnapshot) -> None:
         if shown is not None
     ]
     timeline_view(
-        reconstruction_timeline(job.name, glimpses.step, glimpses),
+        reconstruction_timeline(run_key(job), glimpses.step, glimpses),
         len(glimpses.canvases),
         explained or [views.EXPLANATIONS["canvas"]],
     )
@@ -537,7 +546,7 @@ def classifier_glimpses(job: JobSnapshot, glimpses: ClassifierGlimpses) -> None:
     )
     looks = "ram_retina" if job.kind == "ram" else "draw_read"
     timeline_view(
-        classifier_timeline(job.name, glimpses.step, job.kind, glimpses),
+        classifier_timeline(run_key(job), glimpses.step, job.kind, glimpses),
         len(glimpses.trace.probabilities),
         [work.EXPLANATIONS[looks], work.EXPLANATIONS["probabilities"]],
     )

@@ -208,6 +208,19 @@ def test_seed_step_and_checkpoint_survive_page_switches(monkeypatch, tmp_path):
     assert at.selectbox(key="checkpoint").value == "run/tiny"
 
 
+def test_an_upload_takes_the_former_model_out_of_the_url(monkeypatch, tmp_path):
+    runs = use_folders(monkeypatch, tmp_path, runs=["tiny"])
+    at = open_page("generate.py")
+    at.selectbox(key="checkpoint").set_value("run/tiny").run()
+    assert at.query_params["checkpoint"] == "run/tiny"
+    at.selectbox(key="checkpoint").set_value("upload").run()
+    upload = ("mine.safetensors", (runs / "tiny.safetensors").read_bytes(), "application/octet-stream")
+    at.file_uploader(key="checkpoint_upload").set_value(upload).run()
+    assert_no_exception(at)
+    assert at.get("plotly_chart"), "the uploaded model is drawn"
+    assert "checkpoint" not in at.query_params, "a shared link would open run/tiny, not the upload"
+
+
 def test_no_checkpoint_says_how_to_get_one_and_stops(monkeypatch, tmp_path):
     use_folders(monkeypatch, tmp_path, runs=[])
     at = open_page("generate.py")

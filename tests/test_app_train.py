@@ -202,6 +202,17 @@ def test_the_batch_size_range_follows_the_memory_limit(page, monkeypatch):
     assert f"At most {fits:,} images per batch fit in the 1.0 GB" in page.number_input(key="train_batch_size").help
 
 
+def test_a_limit_that_fits_no_image_is_said_and_start_refuses(page, monkeypatch):
+    monkeypatch.setenv("DRAW_MAX_TRAIN_MEMORY_MB", "512")  # all of it torch's own start-up share (RUNTIME_BYTES)
+    page.run()
+    assert_no_exception(page)
+    assert devices.largest_batch(DrawConfig(T=4, enc_size=32, dec_size=32, z_size=8), 512 * 2**20) == 0
+    assert int(page.number_input(key="train_batch_size").proto.max) == 1  # not unbounded
+    assert any("At most 0 images" in warning.value for warning in page.warning)
+    assert start_from_page(page, "does-not-fit", steps=5) is None
+    assert page.error
+
+
 def test_steps_and_minutes_follow_the_run_length_limits(page, monkeypatch):
     monkeypatch.setenv("DRAW_MAX_RUN_STEPS", "300")
     monkeypatch.setenv("DRAW_MAX_RUN_HOURS", "0.5")
