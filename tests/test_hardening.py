@@ -23,6 +23,7 @@ from safetensors.torch import save as save_safetensors_bytes
 
 from draw_core import settings
 from draw_core.config import DrawConfig
+from draw_core.io import catalog
 from draw_core.io.checkpoint import (
     MAX_CHECKPOINT_BYTES,
     MAX_HEADER_BYTES,
@@ -268,6 +269,31 @@ def test_a_bad_optimizer_header_is_an_invalid_optimizer(good, tmp_path, optimize
     message = refused(path, "has an invalid optimizer")
     assert why in message and "invalid config" not in message
     refused(path.read_bytes(), "has an invalid optimizer")
+
+
+def test_a_header_whose_dtype_is_no_string_is_refused_and_the_catalog_still_lists(good, tmp_path, monkeypatch):
+    # Such a file in the runs folder used to break every page's checkpoint picker (a TypeError, not refused).
+    data = good.read_bytes()
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    name = next(key for key in header if key != "__metadata__")
+    header[name]["dtype"] = ["F32"]
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    path = raw_file(runs / "listy.safetensors", header, data[8 + length :])
+    assert "stored as ['F32']" in refused(path, "weights and optimizer state must be floats")
+    refused(path.read_bytes(), "must be floats")
+    monkeypatch.setenv("DRAW_RUNS_DIR", str(runs))
+    assert [entry.name for entry in catalog.list_checkpoints() if entry.kind == "run"] == ["listy"]
+
+
+def test_a_parameter_index_in_another_scripts_digits_is_refused(good, tmp_path):
+    optimizer = json.loads(metadata_of(good)["optimizer"])
+    optimizer["state"] = {"²" if key == "0" else key: value for key, value in optimizer["state"].items()}
+    path = rewritten(good, tmp_path / "opt.safetensors", metadata={"optimizer": json.dumps(optimizer)})
+    assert "state entry '²'" in refused(path, "has an invalid optimizer")
+    path = rewritten(good, tmp_path / "t.safetensors", tensors={"optimizer.².exp_avg": torch.zeros(1)})
+    refused(path, "neither a weight of the model nor the optimizer state")
 
 
 def test_optimizer_tensors_that_fit_no_parameter_are_refused(good, tmp_path):

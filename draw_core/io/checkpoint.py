@@ -249,6 +249,11 @@ def _check_meta(meta: dict, name: str) -> None:
         raise CheckpointError(f"{name} has an invalid meta: step={meta['step']} must be >= 0")
 
 
+def _is_index(text: str) -> bool:
+    """Whether `text` is a parameter index int() reads: ASCII digits ('²' is a digit that int() refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 def _is_scalar(value: Any) -> bool:
     """A JSON value that can be an optimizer hyperparameter: a number, a bool, null, a string or a list of numbers."""
     if isinstance(value, list):
@@ -268,7 +273,7 @@ def _check_optimizer(plain: dict, name: str) -> None:
     if not isinstance(state, dict) or not isinstance(groups, list) or not groups:
         raise bad("'state' must be an object and 'param_groups' a non-empty array")
     for index, values in state.items():
-        if not index.isdigit() or not isinstance(values, dict) or not all(map(_is_scalar, values.values())):
+        if not _is_index(index) or not isinstance(values, dict) or not all(map(_is_scalar, values.values())):
             raise bad(f"state entry {index!r} must be a parameter index holding plain values")
     for group in groups:
         params = group.get("params") if isinstance(group, dict) else None
@@ -292,7 +297,7 @@ def _tensor_entries(header: dict, name: str, data_bytes: int) -> dict[str, Tenso
             dtype, shape, (begin, stop) = info["dtype"], tuple(info["shape"]), info["data_offsets"]
         except (TypeError, KeyError, ValueError):
             raise bad(f"tensor {tensor!r} has no dtype, shape and data_offsets") from None
-        if dtype not in FLOAT_DTYPES:
+        if not isinstance(dtype, str) or dtype not in FLOAT_DTYPES:
             raise CheckpointError(
                 f"{name}: tensor {tensor!r} is stored as {dtype!r}; weights and optimizer state must be floats, "
                 f"one of {sorted(FLOAT_DTYPES)}"
@@ -398,7 +403,7 @@ def _check_tensors(header: CheckpointHeader, name: str) -> None:
         fits = (
             tensor.startswith(OPTIMIZER_PREFIX)
             and header.optimizer is not None
-            and index.isdigit()
+            and _is_index(index)
             and int(index) < len(parameters)
             and key
             and entry.shape in ((), parameters[int(index)])
@@ -421,10 +426,21 @@ def _non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
     return [k for k, v in tensors.items() if not torch.isfinite(v).all()]
 
 
+@contextlib.contextmanager
+def _malformed_is_an_error(name: str) -> Iterator[None]:
+    """The checks above name what they expect; a header built to slip past them still ends as a CheckpointError."""
+    try:
+        yield
+    except settings.SettingError:  # the server's own limits are misconfigured, not the file
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as error:
+        raise CheckpointError(f"{name} has a malformed header ({type(error).__name__}: {error})") from None
+
+
 def read_header(path: str | os.PathLike) -> CheckpointHeader:
     """The checked header of the checkpoint at `path` (kind, config, meta, optimizer, tensor table); no weight is
     read. Raises CheckpointError like load_checkpoint does for a bad header."""
-    with _open_regular(path) as (handle, size, name):
+    with _open_regular(path) as (handle, size, name), _malformed_is_an_error(name):
         return _parse_header(handle, size, name)
 
 
@@ -453,11 +469,12 @@ def load_checkpoint(source: str | os.PathLike | bytes, map_location: str | torch
     NaN or infinite weights are refused."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name, path = bytes(source), "the uploaded file", None
-        header = _parse_header(io.BytesIO(data), len(data), name)
-        _check_tensors(header, name)
+        with _malformed_is_an_error(name):
+            header = _parse_header(io.BytesIO(data), len(data), name)
+            _check_tensors(header, name)
     else:
         path = Path(source)
-        with _open_regular(path) as (handle, size, name):
+        with _open_regular(path) as (handle, size, name), _malformed_is_an_error(name):
             header = _parse_header(handle, size, name)
             _check_tensors(header, name)
             handle.seek(0)
