@@ -159,6 +159,8 @@ PRESETS: dict[str, dict] = {
 
 # TrainConfig.compile_mode: torch.compile's mode (the latter replays CUDA graphs)
 COMPILE_MODES = ("default", "reduce-overhead")
+MAX_SEED = 2**63 - 1  # the largest seed torch.Generator.manual_seed takes as a signed 64-bit integer
+TIME_BUDGET_RANGE_S = (1.0, 30 * 24 * 3600.0)  # TrainConfig.time_budget_s: one second to thirty days
 AMP_MODES = ("off", "bf16")  # TrainConfig.amp: float32, or bfloat16 autocast around the loss
 
 
@@ -211,9 +213,10 @@ class TrainConfig:
         for name in ("eval_every", "checkpoint_every", "sample_every"):
             _check_range(name, getattr(self, name), 0, 10_000_000)
         _check_range("log_every", self.log_every, 1, 10_000_000)
+        _check_range("seed", self.seed, 0, MAX_SEED)
         _check_range("compile_glimpses", self.compile_glimpses, 1, 256)
         if self.time_budget_s is not None:
-            _check_range("time_budget_s", self.time_budget_s, 1.0, 30 * 24 * 3600.0)
+            _check_range("time_budget_s", self.time_budget_s, *TIME_BUDGET_RANGE_S)
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp={self.amp!r} is not a precision: expected one of {AMP_MODES}")
         if not isinstance(self.compile, bool):

@@ -13,12 +13,15 @@ import json
 import sys
 from dataclasses import asdict
 
+from draw_core.config import MAX_SEED
 from draw_core.data import DatasetMissingError, get_dataset
 from draw_core.io.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from draw_core.nn.kinds import ModelKind, get_kind
 from draw_core.present.attention_at_work import TABLE_1
 from draw_core.training.evaluation import evaluate
 from draw_core.training.objectives import objective_for
+
+MAX_SAMPLES = 5000  # importance samples k: Burda et al. (2016) report k up to 5,000
 
 
 def check_dataset(kind: ModelKind, config, dataset: str) -> None:
@@ -75,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent samples")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args(argv)
+    if args.samples > MAX_SAMPLES:
+        parser.error(f"--samples must be at most {MAX_SAMPLES} (Burda et al.'s largest k), got {args.samples}")
+    if not 0 <= args.seed <= MAX_SEED:
+        parser.error(f"--seed must be between 0 and {MAX_SEED}, got {args.seed}")
     for flag, value in (("--samples", args.samples), ("--limit", args.limit), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:
             parser.error(f"{flag} must be at least 1, got {value}")

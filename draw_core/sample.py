@@ -14,11 +14,13 @@ from pathlib import Path
 
 import torch
 
+from draw_core.config import MAX_SEED
 from draw_core.io.checkpoint import CheckpointError, load_checkpoint
 from draw_core.nn.attention import window_geometry
 from draw_core.nn.kinds import get_kind
 from draw_core.present.render import generation_grid_gif, grid_png
 
+MAX_FRAME_MS = 60_000  # GIF frames store centiseconds in 16 bits (655,350 ms at most); a minute is plenty
 MAX_SCALE = 32  # upscale factor limit: 1024 samples of 28 x 28 at 32x already make an 800-megapixel grid
 
 
@@ -41,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--n must be between 1 and 1024, got {args.n}")
     if args.scale < 1 or args.frame_ms < 1 or (args.nrow is not None and args.nrow < 1):
         parser.error("--scale, --frame-ms and --nrow must be positive")
+    if args.frame_ms > MAX_FRAME_MS:
+        parser.error(f"--frame-ms must be at most {MAX_FRAME_MS} (a minute a frame), got {args.frame_ms}")
+    if not 0 <= args.seed <= MAX_SEED:
+        parser.error(f"--seed must be between 0 and {MAX_SEED}, got {args.seed}")
     if args.scale > MAX_SCALE:
         parser.error(f"--scale must be at most {MAX_SCALE} (a grid of {args.n} images that large is no picture)")
     try:

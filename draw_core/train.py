@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from draw_core.config import AMP_MODES, COMPILE_MODES, TrainConfig
+from draw_core.config import AMP_MODES, COMPILE_MODES, TIME_BUDGET_RANGE_S, TrainConfig
 from draw_core.data import DatasetMissingError, dataset_names
 from draw_core.io.checkpoint import CheckpointError, check_output, remove_stale_temporaries
 from draw_core.presets import get_preset, preset_names
@@ -115,6 +115,9 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error("--resume continues --out and --force replaces it: give one of them")
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
+    shortest, longest = (seconds / 60 for seconds in TIME_BUDGET_RANGE_S)
+    if args.time_budget is not None and not shortest <= args.time_budget <= longest:  # NaN is outside too
+        parser.error(f"--time-budget must be {shortest:.3f} to {longest:g} minutes, got {args.time_budget}")
     try:
         select_device(args.device)
         replacing = check_output(args.out, resume=args.resume, force=args.force)
@@ -149,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             eval_limit=args.eval_limit,
             checkpoint_every=args.checkpoint_every,
             sample_every=0,
-            time_budget_s=args.time_budget * 60 if args.time_budget else None,
+            time_budget_s=args.time_budget * 60 if args.time_budget is not None else None,
             amp=args.amp,
             compile=args.compile,
             compile_mode=args.compile_mode,

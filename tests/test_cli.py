@@ -276,6 +276,13 @@ def test_the_train_cli_removes_stale_temporary_files_beside_out(tmp_path, capsys
         (evaluate_module.main, ["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
         (sample_module.main, ["--png", "p.png", "--scale", "1000"], "--scale must be at most 32"),
         (sample_module.main, ["--png", "p.png", "--n", "0"], "--n must be between 1 and 1024"),
+        (sample_module.main, ["--gif", "g.gif", "--frame-ms", "700000"], "--frame-ms must be at most 60000"),
+        (sample_module.main, ["--png", "p.png", "--seed", str(10**23)], "--seed must be between 0 and"),
+        (evaluate_module.main, ["--seed", "-1"], "--seed must be between 0 and"),
+        (evaluate_module.main, ["--samples", str(10**10)], "--samples must be at most 5000"),
+        (train_module.main, ["--time-budget", "0"], "--time-budget must be 0.017 to 43200 minutes, got 0.0"),
+        (train_module.main, ["--time-budget", "nan"], "--time-budget must be"),
+        (train_module.main, ["--seed", str(2**64)], "seed=18446744073709551616 is out of range"),
     ],
 )
 def test_bad_flags_are_an_error_line_and_exit_code_2(tmp_path, capsys, main, flags, message, monkeypatch):
