@@ -136,6 +136,18 @@ def test_missing_mnist_names_the_folder_and_the_files(tmp_path, monkeypatch, no_
     assert str(tmp_path / "MNIST" / "raw") in MNIST_SPEC.how_to_get(data_dir)
 
 
+def test_a_truncated_mnist_file_is_named_and_not_downloaded_again(tmp_path, no_download):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "t10k-images-idx3-ubyte").write_bytes(bytes(1000))  # cut short: MNIST's has 7,840,016 bytes
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(bytes(10_008))
+    with pytest.raises(DatasetMissingError) as error:
+        MNIST_SPEC.test_set(tmp_path)
+    message = str(error.value)
+    assert str(raw / "t10k-images-idx3-ubyte") in message and "1,000 bytes" in message and "7,840,016" in message
+    assert "not found" not in message and not no_download
+
+
 def test_sample_dataset_needs_no_files(tmp_path, no_download):
     assert SAMPLE.available(tmp_path)
     assert len(SAMPLE.load("train", tmp_path)[0]) > 0

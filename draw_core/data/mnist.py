@@ -18,6 +18,14 @@ import torch
 TEST_BINARIZATION_SEED = 0
 SAMPLE_PATH = Path(__file__).parent / "assets" / "mnist_test_sample.npz"
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+# Each IDX file's size: a 16-byte (images) or 8-byte (labels) header, then one byte a pixel or a label.
+MNIST_BYTES = dict(
+    zip(MNIST_FILES, (16 + 60_000 * 28 * 28, 8 + 60_000, 16 + 10_000 * 28 * 28, 8 + 10_000), strict=True)
+)
+
+
+class CorruptFileError(ValueError):
+    """A dataset file is there but is not what it should be; the message names it."""
 
 
 def load_sample() -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,14 +46,25 @@ def load_mnist(train: bool, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """Grey levels (N, 1, 28, 28) in [0, 1] and labels (N,) of MNIST's training or test split, read by torchvision.
 
     Raises RuntimeError (torchvision's) when the files are not there; the registry turns that into
-    DatasetMissingError after trying the download.
+    DatasetMissingError after trying the download. A file that is there with the wrong size raises CorruptFileError
+    naming it (no download then: it would not replace a damaged file).
     """
     from torchvision.datasets import MNIST
 
-    try:
+    split = [path for path in mnist_files(root) if path.name.startswith("train" if train else "t10k")]
+    if all(path.is_file() for path in split):  # there: read them or say which one is damaged, never download
+        for path in split:
+            if path.stat().st_size != MNIST_BYTES[path.name]:
+                raise CorruptFileError(
+                    f"{path} holds {path.stat().st_size:,} bytes, MNIST's {path.name} has {MNIST_BYTES[path.name]:,}: "
+                    "it is truncated or not MNIST's file; replace it"
+                )
         dataset = MNIST(root=str(root), train=train, download=False)
-    except RuntimeError:
-        dataset = MNIST(root=str(root), train=train, download=True)
+    else:
+        try:
+            dataset = MNIST(root=str(root), train=train, download=False)
+        except RuntimeError:
+            dataset = MNIST(root=str(root), train=train, download=True)
     return dataset.data.unsqueeze(1).float().div_(255), dataset.targets.long()
 
 

@@ -22,7 +22,12 @@ SPLITS = ("train", "test")
 
 
 class DatasetMissingError(FileNotFoundError):
-    """The dataset's files are not where they were looked for (and could not be downloaded)."""
+    """The dataset's files are not where they were looked for (and could not be downloaded), or one of them is
+    damaged (DatasetCorruptError): either way the dataset can't be used, and the message says which file."""
+
+
+class DatasetCorruptError(DatasetMissingError):
+    """A dataset file is there but truncated or not the dataset's; the message names it."""
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
@@ -112,6 +117,8 @@ class BinarisedMnist(DatasetSpec):
         root = resolve_data_dir(data_dir)
         try:
             return mnist.load_mnist(split == "train", root)
+        except mnist.CorruptFileError as error:
+            raise DatasetCorruptError(str(error)) from None
         except Exception as error:  # torchvision's RuntimeError, or whatever the failed download raised
             raise self._missing(root, error) from None
 
