@@ -165,6 +165,24 @@ def test_svhn_in_another_layout_is_an_error_naming_the_file(tmp_path):
     not_mat.write_bytes(b"hello")
     with pytest.raises(ValueError, match="not.mat can't be read as a MATLAB file"):
         read_svhn_mat(not_mat)
+    text_labels = tmp_path / "text_labels.mat"
+    savemat(text_labels, {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.array(["1", "2"])})
+    with pytest.raises(ValueError, match="text_labels.mat has labels of type <U1"):
+        read_svhn_mat(text_labels)
+    hdf5 = tmp_path / "v73.mat"  # MATLAB 7.3 saves HDF5, which scipy does not read: the header says so
+    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, HDF5 schema 1.00 ."
+    hdf5.write_bytes(header.ljust(124) + b"\x00\x02IM" + bytes(512))
+    with pytest.raises(ValueError, match="v73.mat can't be read as a MATLAB file"):
+        read_svhn_mat(hdf5)
+
+
+def test_a_cifar_split_folder_without_class_folders_is_an_error_naming_it(tmp_path):
+    write_image_folder(tmp_path)
+    empty = tmp_path / "cifar10-jpeg" / "test"
+    for image in empty.rglob("*.*"):
+        image.unlink()
+    with pytest.raises(ValueError, match=f"{empty} can't be read as <class>/<image> folders"):
+        CIFAR.test_set(tmp_path)
 
 
 def test_missing_svhn_says_how_to_get_it_and_its_sample_needs_the_data(tmp_path, monkeypatch):

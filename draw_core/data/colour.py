@@ -81,7 +81,10 @@ def read_image_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor, tuple[s
     on one core of our shared CPU)."""
     from torchvision.datasets import ImageFolder
 
-    listing = ImageFolder(str(folder))
+    try:
+        listing = ImageFolder(str(folder))
+    except (FileNotFoundError, OSError) as error:  # no class folders, or no image file in them
+        raise ValueError(f"{folder} can't be read as <class>/<image> folders: {error}") from None
     images = np.empty((len(listing.samples), SIDE, SIDE, 3), dtype=np.uint8)
     for i, (path, _) in enumerate(listing.samples):
         images[i] = decode_rgb(path)
@@ -99,7 +102,7 @@ def read_svhn_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     expected = f"'X' uint8 ({SIDE}, {SIDE}, 3, N) and 'y' (N, 1) with labels 1..10"
     try:
         mat = loadmat(path)
-    except (MatReadError, OSError, ValueError, TypeError) as error:
+    except (MatReadError, OSError, ValueError, TypeError, NotImplementedError) as error:  # v7.3 (HDF5): NotImplemented
         raise ValueError(
             f"{path} can't be read as a MATLAB file ({error}): expected SVHN's layout, {expected}"
         ) from None
@@ -108,6 +111,8 @@ def read_svhn_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     x, y = mat["X"], np.asarray(mat["y"]).reshape(-1)
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[:3] != (SIDE, SIDE, 3) or x.shape[3] != len(y):
         raise ValueError(f"{path} has 'X' {x.dtype} {x.shape} and {len(y)} labels, expected {expected}")
+    if not np.issubdtype(y.dtype, np.number):
+        raise ValueError(f"{path} has labels of type {y.dtype}, expected {expected}")
     if len(y) and not (y.min() >= 1 and y.max() <= 10):
         raise ValueError(f"{path} has labels from {y.min()} to {y.max()}, expected {expected}")
     images = torch.from_numpy(np.ascontiguousarray(x.transpose(3, 2, 0, 1)))  # (H, W, 3, N) -> (N, 3, H, W)
