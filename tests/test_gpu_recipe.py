@@ -204,7 +204,7 @@ def test_the_recipe_continues_the_classifiers_on_their_own_dataset(tmp_path):
         )
 
 
-def test_an_export_keeps_the_hand_written_notes_of_the_card_it_replaces(tmp_path):
+def test_an_export_keeps_the_hand_written_notes_of_the_card_it_replaces(tmp_path, capsys, monkeypatch):
     torch.manual_seed(0)
     source = tmp_path / "run.safetensors"
     save_checkpoint(DRAW(TINY), source, meta={"step": 3, "dataset": "mnist-sample", "train_config": {}})
@@ -218,8 +218,18 @@ def test_an_export_keeps_the_hand_written_notes_of_the_card_it_replaces(tmp_path
     assert card["dataset"] == "mnist-sample"  # the run's own, from its meta
     assert {key: card[key] for key in notes} == notes and card["test_elbo_nats"] != 1.0  # notes kept, figures new
     earlier.write_text(json.dumps({"dataset": "cifar10", **notes}))
-    with pytest.raises(ValueError, match="a card of a model on 'cifar10', not on 'mnist-sample'"):
-        export([*argv, "--command", "train", "--notes-from", str(earlier)])
+    shipped = {path.name: path.read_bytes() for path in (tmp_path / "out").iterdir()}
+    monkeypatch.setenv("DRAW_DATA_DIR", str(tmp_path / "no-data"))
+    for bad, why in (
+        (["--notes-from", str(earlier)], "a card of a model on 'cifar10', not on 'mnist-sample'"),
+        (["--dataset", "svhn"], "svhn is not on this server"),  # found missing after the weights were saved
+        (["--dataset", "bogus"], "bogus"),
+    ):
+        with pytest.raises(SystemExit) as stopped:
+            export([*argv, "--command", "train", *bad])
+        assert stopped.value.code == 2 and why in capsys.readouterr().err
+        # the shipped pair is as it was, and no half-made export is left beside it
+        assert {path.name: path.read_bytes() for path in (tmp_path / "out").iterdir()} == shipped, bad
 
 
 @pytest.mark.slow

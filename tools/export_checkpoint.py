@@ -22,15 +22,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from draw_core.data import TEST_BINARIZATION_SEED, get_dataset
+from draw_core.data import TEST_BINARIZATION_SEED, DatasetMissingError, get_dataset
 from draw_core.data.cluttered import CLUTTERED_TEST_SEED
 from draw_core.io.catalog import shipped_dir
-from draw_core.io.checkpoint import load_checkpoint, save_checkpoint
+from draw_core.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from draw_core.nn.kinds import get_kind
 from draw_core.training.evaluation import evaluate
 from draw_core.training.objectives import objective_for
@@ -144,12 +147,37 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.k < 1:
+        parser.error(f"--k must be at least 1, got {args.k}")
+    try:
+        card = export(args, parser)
+    except (CheckpointError, DatasetMissingError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(json.dumps(card, indent=2))
+
+
+def export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
+    """Write the shipped file and its card; both replace the old ones only once the new file is measured, so a
+    failure (a dataset that is not here, a bad flag found late) leaves the shipped pair as it was."""
     source = load_checkpoint(args.source)
     args.dataset = args.dataset or source.meta.get("dataset") or source.meta.get("train_config", {}).get("dataset")
     if args.dataset is None:
         parser.error(f"{args.source} names no dataset in its meta: pass --dataset")
     notes = carried_notes(args.notes_from, args.dataset)
+    get_dataset(args.dataset)  # an unknown name ends here, before anything is written
     out = Path(args.out_dir or shipped_dir()) / f"{args.name}.safetensors"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as work:
+        card = measured_card(args, out=Path(work) / out.name, source=source, notes=notes)
+        os.replace(Path(work) / out.name, out)
+        os.replace(Path(work) / out.with_suffix(".json").name, out.with_suffix(".json"))
+    return card
+
+
+def measured_card(args: argparse.Namespace, *, out: Path, source, notes: dict) -> dict:
+    """Save `source`'s weights at `out` (float16 if float32 is over MAX_BYTES), measure them, and write the card
+    (with the carried `notes`) beside them; returns the card."""
     meta = {k: v for k, v in source.meta.items() if k not in ("created",)}
     save_checkpoint(source.model, out, meta=meta)
     dtype = "float32"
@@ -190,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         **notes,
     }
     out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-    print(json.dumps(card, indent=2))
+    return card
 
 
 if __name__ == "__main__":
