@@ -267,6 +267,7 @@ def test_the_train_cli_removes_stale_temporary_files_beside_out(tmp_path, capsys
     ("main", "flags", "message"),
     [
         (train_module.main, ["--device", "bogus"], "unknown device 'bogus'"),
+        (train_module.main, ["--device", "meta"], "unknown device 'meta'"),
         (train_module.main, ["--threads", "-3"], "--threads must be at least 1, got -3"),
         (train_module.main, ["--threads", "0"], "--threads must be at least 1, got 0"),
         (train_module.main, ["--steps", "many"], "invalid int value: 'many'"),

@@ -315,6 +315,8 @@ def test_optimizer_tensors_that_fit_no_parameter_are_refused(good, tmp_path):
         ('{"step": -3}', "step=-3 must be >= 0"),
         ('{"dataset": 5}', "dataset=5 must be of type str"),
         ('{"test_elbo_nats": "low"}', "test_elbo_nats='low'"),
+        ('{"test_error": "x"}', "test_error='x'"),
+        ('{"test_recon_nats": [1]}', "test_recon_nats=[1]"),
     ],
 )
 def test_a_bad_meta_is_an_invalid_meta_not_an_invalid_config(good, tmp_path, meta, why):

@@ -96,6 +96,9 @@ META_TYPES = {  # meta fields the app and the trainer read, and the JSON types t
     "epochs": (int, float),
     "train_seconds": (int, float),
     "test_elbo_nats": (int, float, type(None)),
+    "test_error": (int, float, type(None)),  # a classifier's test figure (read on --resume)
+    "test_recon_nats": (int, float, type(None)),  # an autoencoder's test figure (read on --resume)
+    "total_train_seconds": (int, float),
     "train_config": (dict,),
 }
 
