@@ -89,6 +89,41 @@ def test_resume_with_another_config_is_refused(trained, tmp_path, capsys):
     assert load_checkpoint(copy).meta["step"] == 9
 
 
+class _SavedState:
+    """Stands in for an optimizer when saving a hand-mangled optimizer state."""
+
+    def __init__(self, state: dict):
+        self.state = state
+
+    def state_dict(self) -> dict:
+        return self.state
+
+
+@pytest.mark.parametrize(
+    ("mangle", "why"),
+    [
+        (lambda state: state["state"][0].update(exp_avg=torch.tensor(0.0)), "has moments"),
+        (lambda state: state["state"][0].pop("exp_avg_sq"), "parameter 0 holds ['exp_avg', 'step']"),
+        (lambda state: state["param_groups"][0].update(eps="x"), "must be finite numbers"),
+        (lambda state: state["param_groups"][0].update(betas=[0.9]), "betas must be two numbers"),
+        (lambda state: state["param_groups"][0].update(capturable=True), "['capturable'] must be off"),
+    ],
+    ids=["moment-shape", "missing-moment", "eps", "betas", "capturable"],
+)
+def test_resume_with_an_optimizer_state_adam_would_choke_on_is_refused(trained, tmp_path, capsys, mangle, why):
+    # Adam loads such a state without a word and fails at its first step with a traceback.
+    out, *_ = trained
+    ckpt = load_checkpoint(out)
+    state = ckpt.optimizer_state
+    mangle(state)
+    copy = save_checkpoint(ckpt.model, tmp_path / "copy.safetensors", meta=ckpt.meta, optimizer=_SavedState(state))
+    before = copy.read_bytes()
+    assert train_module.main([*TINY_ARGS, "--steps", "12", "--out", str(copy), "--resume"]) == 1
+    error = capsys.readouterr().err
+    assert "its optimizer state is not Adam's" in error and why in error and "Traceback" not in error
+    assert copy.read_bytes() == before
+
+
 def test_evaluate_cli_prints_json_bounds(trained):
     out, *_ = trained
     result = run_cli("evaluate", out, "--samples", 4, "--limit", 50, "--json")

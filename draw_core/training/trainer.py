@@ -172,6 +172,47 @@ def _to_device(batch, device: torch.device):
     return batch.to(device, non_blocking=True)
 
 
+ADAM_STATE_KEYS = {"step", "exp_avg", "exp_avg_sq"}  # what torch's Adam keeps per parameter (amsgrad off)
+ADAM_OFF = (
+    "amsgrad",
+    "maximize",
+    "capturable",
+    "differentiable",
+    "fused",
+    "foreach",
+)  # what the Trainer never turns on
+
+
+def check_adam_state(state: dict, parameters: list[torch.Tensor], source: Path) -> None:
+    """The optimizer state of a checkpoint to resume, checked to be the Trainer's Adam for these parameters: each
+    entry a scalar step and two moments of its parameter's shape, one group of finite settings. Adam takes a
+    mangled state without a word and fails at its first step; this says which file and what is wrong instead."""
+
+    def bad(why: str) -> CheckpointError:
+        return CheckpointError(f"cannot resume {source}: its optimizer state is not Adam's ({why})")
+
+    for index, values in state["state"].items():
+        if set(values) != ADAM_STATE_KEYS:
+            raise bad(f"parameter {index} holds {sorted(values)}, expected {sorted(ADAM_STATE_KEYS)}")
+        shape = tuple(parameters[int(index)].shape)
+        moments = {key: tuple(torch.as_tensor(values[key]).shape) for key in ("exp_avg", "exp_avg_sq")}
+        if torch.as_tensor(values["step"]).dim() != 0 or set(moments.values()) != {shape}:
+            raise bad(f"parameter {index} of shape {shape} has moments {moments} and a step of another shape")
+    for group in state["param_groups"]:
+        betas = group.get("betas")
+        numbers = [group.get(key) for key in ("lr", "eps", "weight_decay")]
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in numbers):
+            raise bad(f"lr, eps and weight_decay must be finite numbers >= 0, got {numbers}")
+        if not (
+            isinstance(betas, list)
+            and len(betas) == 2
+            and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)
+        ):
+            raise bad(f"betas must be two numbers in [0, 1), got {betas!r}")
+        if any(group.get(key) for key in ADAM_OFF):
+            raise bad(f"{[key for key in ADAM_OFF if group.get(key)]} must be off")
+
+
 class Trainer:
     """State of one run (model, optimizer, stream, step, clock) and its operations; `run()` loops them."""
 
@@ -272,6 +313,8 @@ class Trainer:
                 if isinstance(ckpt.meta.get(key), dict):
                     extra.setdefault(key, ckpt.meta[key])
             test = ckpt.meta.get(test_name)
+            if ckpt.optimizer_state is not None:
+                check_adam_state(ckpt.optimizer_state, list(model.parameters()), out)
             state = dict(
                 step=int(ckpt.meta.get("step", 0)),
                 elapsed_before=float(ckpt.meta.get("train_seconds", 0.0)),
