@@ -39,6 +39,7 @@ import dataclasses
 import io
 import json
 import math
+import os
 import runpy
 import shutil
 import statistics
@@ -50,7 +51,7 @@ from pathlib import Path
 import torch
 
 from draw_core import bench
-from draw_core.config import AMP_MODES, COMPILE_MODES, TrainConfig
+from draw_core.config import AMP_MODES, COMPILE_MODES, TIME_BUDGET_RANGE_S, TrainConfig
 from draw_core.data import get_dataset
 from draw_core.io.catalog import shipped_dir
 from draw_core.io.checkpoint import load_checkpoint, read_header, save_checkpoint
@@ -65,20 +66,31 @@ CONTINUABLE = ("mnist", "mnist-noattn", "mnist-two", "cifar10", "mnist-cluttered
 DEFAULT_MODELS = ("mnist", "mnist-noattn")  # issue 16's two: the likelihood gap to the paper's Table 2
 
 
+def training_minutes(text: str) -> float:
+    """MINUTES (the positional one, or after NAME:): a number of minutes TrainConfig's time budget allows."""
+    shortest, longest = (seconds / 60 for seconds in TIME_BUDGET_RANGE_S)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} minutes: expected a number") from None
+    if not shortest <= value <= longest:  # NaN is outside too
+        raise argparse.ArgumentTypeError(f"{text!r} minutes: expected {shortest:.3f} to {longest:g}")
+    return value
+
+
 def model_and_minutes(text: str) -> tuple[str, float | None]:
     """--models entry: NAME, or NAME:MINUTES for its own training time (None: the recipe's MINUTES)."""
     name, _, minutes = text.partition(":")
     if name not in CONTINUABLE:
         raise argparse.ArgumentTypeError(f"{name!r} is not a model the recipe continues: expected one of {CONTINUABLE}")
-    if not minutes:
-        return name, None
-    try:
-        value = float(minutes)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: the minutes after ':' must be a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: the minutes after ':' must be positive")
-    return name, value
+    return name, training_minutes(minutes) if minutes else None
+
+
+def replace_with_copy(source: Path, target: Path) -> None:
+    """Copy `source` over `target` atomically: a kill mid-copy (the lease's time limit) leaves the old file."""
+    partial = target.with_name(f".{target.name}.copying")
+    shutil.copyfile(source, partial)
+    os.replace(partial, target)
 
 
 def scaled_lr(base_lr: float, base_batch: int, batch: int, rule: str) -> float:
@@ -251,14 +263,16 @@ def continue_model(name: str, minutes: float, args: argparse.Namespace, command:
     report["shipped"] = after["value"] < before["value"]
     if report["shipped"]:
         for suffix in (".safetensors", ".json"):
-            shutil.copyfile(export_dir / f"{name}{suffix}", Path(args.checkpoints_dir) / f"{name}{suffix}")
+            replace_with_copy(export_dir / f"{name}{suffix}", Path(args.checkpoints_dir) / f"{name}{suffix}")
     say(f"{name}: {'shipped' if report['shipped'] else 'not better: the shipped files stay'} ({source})")
     return report
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("minutes", type=float, help="training minutes for each model (NAME:MINUTES overrides)")
+    parser.add_argument(
+        "minutes", type=training_minutes, help="training minutes for each model (NAME:MINUTES overrides)"
+    )
     parser.add_argument("--device", default="cuda", help="cuda (the recipe's machine) or cpu (its test)")
     parser.add_argument(
         "--models",
