@@ -21,6 +21,7 @@ from draw_core.nn.kinds import get_kind
 from draw_core.present.render import generation_grid_gif, grid_png
 
 MAX_FRAME_MS = 60_000  # GIF frames store centiseconds in 16 bits (655,350 ms at most); a minute is plenty
+MAX_GIF_SCALED_IMAGES = 16 * 16**2  # n x scale^2 of a GIF: 16 samples at 16x hold ~0.6 GB of RGB frames for mnist
 MAX_SCALE = 32  # upscale factor limit: 1024 samples of 28 x 28 at 32x already make an 800-megapixel grid
 
 
@@ -49,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--seed must be between 0 and {MAX_SEED}, got {args.seed}")
     if args.scale > MAX_SCALE:
         parser.error(f"--scale must be at most {MAX_SCALE} (a grid of {args.n} images that large is no picture)")
+    if args.gif and args.n * args.scale**2 > MAX_GIF_SCALED_IMAGES:
+        parser.error(
+            f"--n {args.n} at --scale {args.scale} makes GIF frames too large to hold every step's frame in memory: "
+            f"keep n x scale^2 at most {MAX_GIF_SCALED_IMAGES:,} (e.g. --n 16 --scale 16)"
+        )
     try:
         ckpt = load_checkpoint(args.checkpoint)
         if not get_kind(ckpt.kind).generates:

@@ -313,6 +313,7 @@ def test_the_train_cli_removes_stale_temporary_files_beside_out(tmp_path, capsys
         (sample_module.main, ["--png", "p.png", "--scale", "1000"], "--scale must be at most 32"),
         (sample_module.main, ["--png", "p.png", "--n", "0"], "--n must be between 1 and 1024"),
         (sample_module.main, ["--gif", "g.gif", "--frame-ms", "700000"], "--frame-ms must be at most 60000"),
+        (sample_module.main, ["--gif", "g.gif", "--n", "1024", "--scale", "32"], "too large to hold"),
         (sample_module.main, ["--png", "p.png", "--seed", str(10**23)], "--seed must be between 0 and"),
         (evaluate_module.main, ["--seed", "-1"], "--seed must be between 0 and"),
         (evaluate_module.main, ["--samples", str(10**10)], "--samples must be at most 5000"),
