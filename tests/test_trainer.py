@@ -153,6 +153,9 @@ def test_total_training_seconds_follow_the_record_back_as_far_as_it_goes():
     chained = {"train_seconds": 10.0, "continued_from": {"train_seconds": 5.0, "total_train_seconds": 50.0}}
     assert total_train_seconds(chained) == 60.0
     assert total_train_seconds({}) == 0.0
+    # a hand-edited card: what is no finite number of seconds is not counted, and raises nothing
+    assert total_train_seconds({"train_seconds": 10.0, "init_from": {"train_seconds": [1]}}) == 10.0
+    assert total_train_seconds({"train_seconds": "x", "total_train_seconds": float("inf")}) == 0.0
 
 
 def test_init_from_refuses_another_config_and_an_existing_run_to_resume(tmp_path):

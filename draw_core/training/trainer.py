@@ -42,11 +42,15 @@ def total_train_seconds(meta: dict) -> float:
     """Training seconds behind a checkpoint's weights, every earlier run included: its own record of the total, else
     its run's seconds plus the total (or, in files written before totals were kept, the seconds) that the run it
     started from (PROVENANCE_KEYS) recorded. Runs older than that record are not known here."""
-    if isinstance(meta.get("total_train_seconds"), (int, float)):
-        return float(meta["total_train_seconds"])
+
+    def seconds(value) -> float | None:  # a card may be edited by hand: only a finite number counts
+        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+    if seconds(meta.get("total_train_seconds")) is not None:
+        return seconds(meta["total_train_seconds"])
     earlier = next((meta[key] for key in PROVENANCE_KEYS if isinstance(meta.get(key), dict)), {})
-    before = earlier.get("total_train_seconds", earlier.get("train_seconds"))
-    return float(meta.get("train_seconds") or 0.0) + float(before if isinstance(before, (int, float)) else 0.0)
+    before = seconds(earlier.get("total_train_seconds", earlier.get("train_seconds")))
+    return (seconds(meta.get("train_seconds")) or 0.0) + (before or 0.0)
 
 
 def checkpoint_total_seconds(path: str | Path, meta: dict) -> float:
