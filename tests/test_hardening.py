@@ -65,6 +65,7 @@ def refused(source, match: str) -> str:
     with pytest.raises(CheckpointError, match=match) as error:
         load_checkpoint(source)
     assert error.type is CheckpointError
+    assert "malformed header (CheckpointError" not in str(error.value), "a checked message wrapped again"
     return str(error.value)
 
 

@@ -434,7 +434,7 @@ def _malformed_is_an_error(name: str) -> Iterator[None]:
     """The checks above name what they expect; a header built to slip past them still ends as a CheckpointError."""
     try:
         yield
-    except settings.SettingError:  # the server's own limits are misconfigured, not the file
+    except (CheckpointError, settings.SettingError):  # said already; or the server's own limits, not the file
         raise
     except (TypeError, ValueError, KeyError, AttributeError, IndexError) as error:
         raise CheckpointError(f"{name} has a malformed header ({type(error).__name__}: {error})") from None
