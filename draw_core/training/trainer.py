@@ -177,14 +177,8 @@ def _to_device(batch, device: torch.device):
 
 
 ADAM_STATE_KEYS = {"step", "exp_avg", "exp_avg_sq"}  # what torch's Adam keeps per parameter (amsgrad off)
-ADAM_OFF = (
-    "amsgrad",
-    "maximize",
-    "capturable",
-    "differentiable",
-    "fused",
-    "foreach",
-)  # what the Trainer never turns on
+# Adam's switches the Trainer never turns on (torch saves them in every param group)
+ADAM_OFF = ("amsgrad", "maximize", "capturable", "differentiable", "fused", "foreach")
 
 
 def check_adam_state(state: dict, parameters: list[torch.Tensor], source: Path) -> None:
