@@ -44,7 +44,7 @@ if asked in offered and asked != st.session_state.get("lab_dataset", offered[0])
 elif asked is not None and asked not in offered:
     why = "has no sample on this server" if asked in dataset_names() else f"is not one of {', '.join(dataset_names())}"
     notes.append(f"The link's dataset '{asked}' {why}: showing {st.session_state.get('lab_dataset', offered[0])}.")
-if app_common.remember("lab_dataset", offered[0]) not in offered:  # kept from another server's offer
+if app_common.remember("lab_dataset", offered[0]) not in offered:  # remembered, but no longer offered here
     forget_window()
     st.session_state.lab_dataset = offered[0]
 dataset = st.selectbox("Image from", offered, key="lab_dataset", on_change=forget_window)
