@@ -241,5 +241,7 @@ def test_home_shows_the_card_as_a_table(app):
     page.goto(url)
     settle(page)
     page.get_by_role("heading", name="Model card").wait_for()
-    assert page.get_by_test_id("stTable").nth(1).get_by_text("Test bound −ELBO (eq. 12)").count() == 1
+    bound_row = page.get_by_test_id("stTable").nth(1).get_by_text("Test bound −ELBO (eq. 12)")
+    bound_row.wait_for()  # the tables may come a moment after the heading
+    assert bound_row.count() == 1
     screenshot(page, SHOTS / "6-home-card.png")
