@@ -199,6 +199,12 @@ def remember(key: str, default):
     return st.session_state[key]
 
 
+def request_click(key: str) -> None:
+    """A button's callback: the click is kept in the session under `key` until the page pops it, so it also survives
+    the rerun page_setup may make before the page is drawn."""
+    st.session_state[key] = True
+
+
 def keep_remembered() -> None:
     """Write every remembered widget value back as a value of the session's own: one that outlives the run of a
     page that does not draw its widget (Streamlit's documented way to carry widget state across pages)."""

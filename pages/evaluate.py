@@ -99,11 +99,9 @@ dims = shape[0] * shape[1] * shape[2]  # sub-pixels of one image: bits/dim = nat
 k = int(k_column.number_input("Importance samples k", 1, 100, 1, key="evaluate_k", help="k = 1: the ELBO"))
 
 
-def request() -> None:
-    st.session_state.evaluate_requested = True  # a callback, so the click also survives a rerun before the page
-
-
-button_column.button("Evaluate", type="primary", key="evaluate_run", on_click=request)
+button_column.button(
+    "Evaluate", type="primary", key="evaluate_run", on_click=app_common.request_click, args=("evaluate_requested",)
+)
 run = st.session_state.pop("evaluate_requested", False)
 
 store = results()

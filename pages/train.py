@@ -93,12 +93,6 @@ CLASSIFIER_NAMES = {"draw-classifier": "DRAW", "ram": "RAM"}  # a classifier's n
 manager = get_manager()
 
 
-def request_click(key: str) -> None:
-    """A button's callback: the click is remembered in the session until the page acts on it, so it also survives
-    the rerun app_common.page_setup may make before the page is drawn."""
-    st.session_state[key] = True
-
-
 def session_token() -> str | None:
     """The teacher's token this session entered (None when it entered none); asks for it while DRAW_ADMIN_TOKEN is
     set and this session has not given it."""
@@ -291,7 +285,7 @@ def settings(allowed: bool) -> tuple[str, str, dict, dict, int] | None:
         type="primary",
         icon=":material/play_arrow:",
         disabled=not allowed,
-        on_click=request_click,
+        on_click=app_common.request_click,
         args=("_train_start_requested",),
     )
     if not st.session_state.pop("_train_start_requested", False):
@@ -582,7 +576,7 @@ def live_view(watching_a_run: bool, token: str | None) -> None:
             icon=":material/stop:",
             disabled=snapshot.stop_requested or not token_accepted(token),
             help="ends the run, saves its checkpoint and tests its final weights",
-            on_click=request_click,
+            on_click=app_common.request_click,
             args=("_train_stop_requested",),
         )
     if st.session_state.pop("_train_stop_requested", False) and snapshot.status == "running":
