@@ -1,9 +1,11 @@
-"""Benchmarks (a command, not a test): training throughput against the machine's matmul limit and
-generation latency (the app's server-side rerun time is tools/bench_app.py: this package never imports Streamlit).
+"""Benchmarks (a command, not a test): training throughput against the machine's matmul limit, generation
+latency, and the making of cluttered MNIST (the app's server-side rerun time is tools/bench_app.py: this package never
+imports Streamlit).
 
     python -m draw_core.bench train --preset mnist --batch-size 128 --steps 20 [--path both] [--device D] [--json]
         [--compile-mode default|reduce-overhead] [--compile-glimpses K]
     python -m draw_core.bench generate [--preset mnist] [--repeats 20] [--json]
+    python -m draw_core.bench clutter [--images 10000] [--repeats 5] [--json]
 
 `train` measures the model's two hot paths (draw_core.nn.hot_path: the fused CPU autograd Functions and the plain
 torch operations) side by side, one row each, their steps interleaved so both see the same state of the machine.
@@ -21,6 +23,8 @@ import time
 import torch
 
 from draw_core.config import COMPILE_MODES, PRESETS, DrawConfig, TrainConfig
+from draw_core.data.cluttered import make_cluttered
+from draw_core.data.mnist import load_sample
 from draw_core.nn.model import DRAW
 from draw_core.training.devices import hardware_name, select_device
 from draw_core.training.objectives import ElboObjective
@@ -172,6 +176,25 @@ def bench_generate(cfg: DrawConfig, repeats: int, device: torch.device) -> dict:
     }
 
 
+def bench_clutter(images: int, repeats: int) -> dict:
+    """Seconds to make `images` 100 x 100 cluttered MNIST images (issue 13: 10,000 in seconds), from the shipped
+    sample's digits; every draw of a fresh training batch or of the fixed test set runs the same code."""
+    digits, labels = load_sample()
+    generator = torch.Generator().manual_seed(0)
+    make_cluttered(digits, labels, min(images, 256), generator=generator)
+    seconds = _median_time(
+        lambda: make_cluttered(digits, labels, images, generator=generator), repeats, torch.device("cpu")
+    )
+    return {
+        "bench": "clutter",
+        "hardware": hardware_name(torch.device("cpu")),
+        "threads": torch.get_num_threads(),
+        "images": images,
+        "seconds": seconds,
+        "images_per_s": images / seconds,
+    }
+
+
 def print_rows(rows: list[dict], as_json: bool) -> None:
     """One JSON object per row, or a table: one line per field, one column per row (side by side)."""
     if as_json:
@@ -244,11 +267,20 @@ def main(argv: list[str] | None = None) -> int:
     generate = sub.add_parser("generate", help="latency of one sample and of a batch of 64")
     generate.add_argument("--repeats", type=_whole_number(1), default=20)
     generate.add_argument("--device", default="cpu")
+    clutter = sub.add_parser("clutter", help="seconds to make cluttered 100 x 100 MNIST images")
+    clutter.add_argument("--images", type=_whole_number(1), default=10_000)
+    clutter.add_argument("--repeats", type=_whole_number(1), default=5)
     for p in (train, generate):
         p.add_argument("--preset", choices=sorted(PRESETS), default="mnist")
+    for p in (train, generate, clutter):
         p.add_argument("--threads", type=_whole_number(1), default=None, help="CPU threads for torch")
         p.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args(argv)
+    if args.command == "clutter":
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
+        print_rows([bench_clutter(args.images, args.repeats)], args.json)
+        return 0
     device = _device(train if args.command == "train" else generate, args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from draw_core.config import DrawConfig
@@ -50,9 +49,8 @@ def use_folders(monkeypatch, tmp_path: Path, *, shipped: Path | None = None, run
 
 
 def use_shipped(monkeypatch, tmp_path: Path, name: str = "mnist") -> None:
-    """The real checkpoints/ folder (skips the test while the shipped checkpoint isn't there yet)."""
-    if not (SHIPPED / f"{name}.safetensors").exists():
-        pytest.skip(f"shipped checkpoint checkpoints/{name}.safetensors is not there yet (the lead is training it)")
+    """The real checkpoints/ folder, which must hold `name` (a shipped checkpoint gone is a failure, not a skip)."""
+    assert (SHIPPED / f"{name}.safetensors").exists(), f"shipped checkpoint checkpoints/{name}.safetensors is missing"
     use_folders(monkeypatch, tmp_path, shipped=SHIPPED, runs=[])
 
 

@@ -78,3 +78,10 @@ def test_generate_bench_reports_both_latencies(capsys):
     assert main(["generate", "--preset", "mnist-small", "--repeats", "3", "--json"]) == 0
     row = json.loads(capsys.readouterr().out)
     assert row["bench"] == "generate" and row["one_sample_ms"] > 0 and row["batch64_ms"] > 0
+
+
+def test_clutter_bench_times_the_images_it_was_asked_for(capsys):
+    assert main(["clutter", "--images", "300", "--repeats", "2", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["bench"] == "clutter" and row["images"] == 300
+    assert row["images_per_s"] == pytest.approx(300 / row["seconds"])

@@ -486,18 +486,12 @@ def test_presentation_mode_fits_each_main_view_in_1280_by_720(app, browser):
     page.close()
 
 
-def test_why_not_an_autoencoder_shows_both_models_or_says_how_to_get_the_autoencoder(app):
+def test_why_not_an_autoencoder_shows_both_models(app):
     """With the shipped mnist-ae: the reconstructions, the prior samples of both models, where the codes lie, one
-    dimension's histograms (moved with its slider) and KL per step. Without it: the info message saying how to train
-    it, and the content checks are skipped."""
+    dimension's histograms (moved with its slider) and KL per step. (Its info message when mnist-ae is missing is
+    test_app_why_not_autoencoder's.)"""
+    assert AUTOENCODER.exists(), f"{AUTOENCODER} is shipped and must be there"
     page = open_page(app, "Why not an autoencoder?", "Why not a plain autoencoder?")
-    if not AUTOENCODER.exists():
-        message = page.get_by_test_id("stAlertContentInfo")
-        message.wait_for()
-        assert "mnist-ae" in message.inner_text() and "--kl-weight 0" in message.inner_text(), message.inner_text()
-        assert page.locator(".js-plotly-plot").count() == 0, "charts drawn without the autoencoder"
-        screenshot(page, SHOTS / "9-why-not-autoencoder.png")
-        pytest.skip(f"{AUTOENCODER.relative_to(SHIPPED.parent)} is not shipped yet: only its info message is checked")
     charts_drawn(page, 9)
     titles = page.evaluate(CHART_TITLES)
     for title in (

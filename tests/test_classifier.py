@@ -39,9 +39,16 @@ def test_shapes_of_the_paper_configuration():
 
 
 def test_colour_images_are_read_through_one_window_per_step():
+    """Channel c of the image is (c + 1) times channel 0, so with one window for all channels every glimpse's
+    channel c is (c + 1) times its channel 0 (eq. 27 is linear in x); each channel read through its own window
+    would break that."""
     cfg = dataclasses.replace(SMALL, channels=3, height=30, width=20)
-    result = model_for(cfg).classify(torch.rand(2, 3, 30, 20))
+    grey = torch.rand(2, 1, 30, 20, generator=torch.Generator().manual_seed(0))
+    result = model_for(cfg).classify(torch.cat([grey, 2 * grey, 3 * grey], dim=1) / 3)
     assert result.glimpses.shape == (4, 2, 3, 8, 8) and result.logits.shape == (2, 10)
+    first = result.glimpses[:, :, :1]  # (T, B, 1, N, N)
+    torch.testing.assert_close(result.glimpses, first * torch.tensor([1.0, 2.0, 3.0])[:, None, None])
+    assert first.abs().sum() > 0
 
 
 def test_the_first_window_covers_the_whole_image_with_overlapping_filters():

@@ -74,13 +74,6 @@ def test_amp_and_compile_options_reach_the_checkpoint(tmp_path):
         TrainConfig(amp="fp8")
 
 
-@pytest.mark.slow
-def test_compile_trains_finite_steps_on_cpu(tmp_path):
-    trainer = Trainer.create(TINY, tiny_train(compile=True), tmp_path / "run.safetensors")
-    losses = [trainer.train_step()[0].loss.item() for _ in range(2)]
-    assert all(torch.isfinite(torch.tensor(losses))) and trainer.model.compiled_glimpses is not None
-
-
 def test_the_learning_rate_scales_with_the_square_root_or_linearly():
     scaled_lr = load_recipe().scaled_lr
     assert scaled_lr(1e-3, 64, 1024, "sqrt") == pytest.approx(4e-3)  # 16x the batch, 4x the rate

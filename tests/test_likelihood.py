@@ -99,7 +99,16 @@ def test_logistic_model_has_two_canvas_channels_per_colour_and_pictures_in_range
     trace = model.generate(2, generator=torch.Generator().manual_seed(1))
     assert trace.canvases.shape == (3, 2, 3, 8, 6)
     assert 0 <= trace.canvases.min() and trace.canvases.max() <= 1
-    torch.testing.assert_close(mean_image(result.final_logits, 3), torch.sigmoid(result.final_logits[:, :3]))
+
+
+def test_the_picture_of_a_logistic_canvas_is_its_mean_channels_whatever_the_scales():
+    canvas = torch.zeros(1, 6, 2, 2)  # (B, 2C, H, W): means then log-scales
+    canvas[:, 0] = math.log(3)  # sigma(log 3) = 3 / 4
+    canvas[:, 3:] = torch.randn(1, 3, 2, 2) * 5
+    picture = mean_image(canvas, 3)
+    assert picture.shape == (1, 3, 2, 2)
+    torch.testing.assert_close(picture[:, 0], torch.full((1, 2, 2), 0.75))
+    torch.testing.assert_close(picture[:, 1:], torch.full((1, 2, 2, 2), 0.5))
 
 
 def test_unknown_likelihood_is_refused_naming_the_known_ones():

@@ -20,6 +20,10 @@ CONFIGS = {
     "read-only-attention": dataclasses.replace(TINY, write_attn=False),
     "write-only-attention": dataclasses.replace(TINY, read_attn=False),
     "colour": dataclasses.replace(TINY, channels=3, height=12, width=10, read_n=3, write_n=4),
+    # The canvas holds mean and log-scale channels; the error image of eq. 3 must come from the means alone.
+    "colour-logistic": dataclasses.replace(
+        TINY, channels=3, height=12, width=10, read_n=3, write_n=4, likelihood="logistic-coupled"
+    ),
 }
 
 
@@ -43,7 +47,7 @@ def test_forward_shapes(name):
     cfg = CONFIGS[name]
     T, B, C, H, W, Z = cfg.T, 3, cfg.channels, cfg.height, cfg.width, cfg.z_size
     result = model_for(cfg)(images_for(cfg, B))
-    assert result.canvas_logits.shape == (T, B, C, H, W)
+    assert result.canvas_logits.shape == (T, B, cfg.canvas_channels, H, W)
     assert result.mu.shape == result.logvar.shape == result.z.shape == (T, B, Z)
     if cfg.read_attn:
         assert_attention_shape(result.read_attn, T, B)

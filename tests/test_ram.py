@@ -197,6 +197,26 @@ def test_loss_terms_by_hand():
     assert math.isclose(loss.total.item(), ce + reinforce + baseline, rel_tol=1e-6)
 
 
+def test_loss_terms_by_hand_sum_the_reinforce_term_over_glimpses():
+    """Mnih et al. eq. 2: the policy gradient sums log pi(l_t) (R - b_t) over the T glimpses (then averages over the
+    batch); the baseline's squared error averages over steps and batch. T = 2 tells a sum from a mean."""
+    result = RamResult(
+        logits=torch.tensor([[2.0, 0.0], [0.0, 1.0]]),
+        step_logits=torch.zeros(2, 2, 2),
+        locations=torch.zeros(2, 2, 2),
+        location_means=torch.zeros(2, 2, 2),
+        log_probs=torch.tensor([[-1.0, -2.0], [-3.0, -0.5]]),  # (T, B)
+        baselines=torch.tensor([[0.25, 0.5], [0.75, 0.125]]),
+        glimpses=torch.zeros(2, 2, 1, 1, 1),
+    )
+    loss = ram_loss(result, torch.tensor([0, 0]))  # rewards 1 (right) and 0 (wrong)
+    first = (-1.0) * (1 - 0.25) + (-3.0) * (1 - 0.75)  # image 1, both glimpses
+    second = (-2.0) * (0 - 0.5) + (-0.5) * (0 - 0.125)  # image 2
+    assert math.isclose(loss.reinforce.item(), -(first + second) / 2, rel_tol=1e-6)
+    squares = (1 - 0.25) ** 2 + (1 - 0.75) ** 2 + (0 - 0.5) ** 2 + (0 - 0.125) ** 2
+    assert math.isclose(loss.baseline.item(), squares / 4, rel_tol=1e-6)
+
+
 def test_wrong_input_shape_is_refused():
     with pytest.raises(ValueError, match=r"x must have shape \(B, 1, 32, 32\), got \(2, 1, 28, 28\)"):
         model_for(SMALL).classify(torch.zeros(2, 1, 28, 28))

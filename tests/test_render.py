@@ -170,11 +170,19 @@ def test_grid_gif_tiles_samples_and_keeps_windows_inside_their_tile():
         assert not (red & ~tiles_only).any(), "a window spilled into the padding"
 
 
-def test_grid_gif_without_windows():
-    gif = generation_grid_gif(torch.rand(3, 5, 1, 28, 28), None, nrow=3, scale=1)
-    frames = frames_of(gif)
-    assert len(frames) == 3
+def test_grid_gif_without_windows_puts_sample_i_of_step_t_in_tile_i_of_frame_t():
+    T, n, nrow, pad = 3, 5, 3, 2
+    level = (torch.arange(T * n, dtype=torch.float32).reshape(T, n) + 1) / (T * n + 1)  # (T, n) all different
+    canvases = level[:, :, None, None, None].expand(T, n, 1, 28, 28)
+    frames = frames_of(generation_grid_gif(canvases, None, nrow=nrow, scale=1, padding=pad))
+    assert len(frames) == T
     assert frames[0].size == (3 * 30 + 2, 2 * 30 + 2 + label_height(28))
+    for t in range(T):
+        grey = pil_to_tensor(frames[t].convert("L"))[0].int()  # (height, width)
+        for i in range(n):
+            top, left = pad + (i // nrow) * (28 + pad), pad + (i % nrow) * (28 + pad)
+            expected = round(level[t, i].item() * 255)
+            assert abs(grey[top + 14, left + 14].item() - expected) <= 2, (t, i)
 
 
 def test_windows_must_match_the_canvases():

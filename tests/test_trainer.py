@@ -1,6 +1,7 @@
 """The Trainer: one step moves the weights, events arrive in order, save + resume continue the same run."""
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -8,7 +9,7 @@ import torch
 from draw_core.config import DrawConfig, TrainConfig
 from draw_core.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from draw_core.training.objectives import objective_for
-from draw_core.training.trainer import Trainer, clip_gradients, total_train_seconds
+from draw_core.training.trainer import Trainer, clip_gradients, learning_rate, total_train_seconds
 
 TINY = DrawConfig(T=3, enc_size=16, dec_size=16, z_size=4)
 
@@ -37,6 +38,23 @@ def test_train_step_moves_every_weight_and_counts(tmp_path):
     assert torch.isfinite(result.loss) and set(result.report) == {"recon", "kl"} and len(result.per_step) == TINY.T
     after = trainer.model.state_dict()
     assert all(not torch.equal(before[k], after[k]) for k in before), "Adam's first step moves every parameter"
+
+
+def test_the_rate_warms_up_then_follows_the_cosine_down_to_its_floor():
+    """lr 1, 10 steps, 2 warm-up steps, floor 0.1: the cosine 0.1 + 0.9 (1 + cos(pi p)) / 2 at progress p."""
+    cfg = tiny_train(lr=1.0, steps=10, warmup_steps=2, lr_min_ratio=0.1)
+    assert learning_rate(cfg, 0, 0.0) == pytest.approx(0.5 * 1.0), "half-way up the warm-up, cosine at its peak"
+    assert learning_rate(cfg, 1, 0.0) == pytest.approx(0.1 + 0.9 * (1 + math.cos(math.pi * 0.1)) / 2)
+    assert learning_rate(cfg, 5, 0.0) == pytest.approx(0.55), "half-way: the mean of peak and floor"
+    assert learning_rate(cfg, 10, 0.0) == pytest.approx(0.1)
+    assert learning_rate(cfg, 25, 0.0) == pytest.approx(0.1), "past the end the floor holds"
+
+
+def test_a_time_budget_ahead_of_the_steps_drives_the_schedule():
+    cfg = tiny_train(lr=1.0, steps=1000, warmup_steps=0, lr_min_ratio=0.1, time_budget_s=60.0)
+    assert learning_rate(cfg, 10, 30.0) == pytest.approx(0.55), "half the time gone, 1% of the steps"
+    assert learning_rate(cfg, 500, 6.0) == pytest.approx(0.55), "half the steps gone, a tenth of the time"
+    assert learning_rate(cfg, 0, 90.0) == pytest.approx(0.1)
 
 
 def gradients(*values: list[float]) -> list[torch.nn.Parameter]:
