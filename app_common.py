@@ -25,7 +25,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from draw_core.data import get_dataset
+from draw_core.data import DatasetMissingError, get_dataset, resolve_data_dir
 from draw_core.data.images import ImageError, ModelInput, canvas_to_grey, fit_drawing, prepare_digit, prepare_file
 from draw_core.io import catalog
 from draw_core.io.checkpoint import Checkpoint, CheckpointError, load_checkpoint
@@ -430,9 +430,21 @@ def reconstruction(_model, model_key: str, image: np.ndarray, seed: int) -> Reco
 
 
 @st.cache_data(show_spinner="Loading the test images…")
-def evaluation_size(dataset: str) -> int:
-    """How many images the fixed test set of a registered dataset holds (loaded once per server)."""
-    return len(get_dataset(dataset).test_set())
+def evaluation_size(dataset: str, data_dir: str) -> int:
+    """How many images the fixed test set of a registered dataset under `data_dir` holds (loaded once per server)."""
+    return len(get_dataset(dataset).test_set(data_dir))
+
+
+def loadable_test_sets(datasets: list[str]) -> dict[str, int]:
+    """The test-set size of each of `datasets` that loads. One whose files are there but can't be read (a damaged
+    file) is left out with a warning that names the file."""
+    sizes = {}
+    for name in datasets:
+        try:
+            sizes[name] = evaluation_size(name, str(resolve_data_dir()))
+        except DatasetMissingError as error:
+            st.warning(f"{name} is left out: {error}")
+    return sizes
 
 
 UPLOAD_FORMATS = "PNG, JPEG, GIF, BMP, WebP or TIFF"  # what the image uploaders read (draw_core.data.images)

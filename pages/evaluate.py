@@ -81,19 +81,19 @@ for key, model in list(models.items()):
             f"{names[key]} takes {views.image_shape(cfg.channels, cfg.height, cfg.width)} images, not the "
             f"{views.image_shape(*shape)} of {names[first_key]}: evaluate it on its own."
         )
-datasets = views.evaluation_datasets(first.config, prefer=first.card.get("dataset"))
-if not datasets:
+sizes = app_common.loadable_test_sets(views.evaluation_datasets(first.config, prefer=first.card.get("dataset")))
+if not sizes:
     st.info(f"No test set of {views.image_shape(*shape)} images is available here.")
     st.stop()
 dataset_column, digits_column, k_column, button_column = st.columns(4, vertical_alignment="bottom")
 dataset = dataset_column.selectbox(
     "Test images from",
-    datasets,
+    list(sizes),
     key="evaluate_dataset",
-    format_func=lambda name: f"{name} ({app_common.evaluation_size(name):,} images)",
+    format_func=lambda name: f"{name} ({sizes[name]:,} images)",
     help="Registered datasets of this image size whose files are here (full MNIST: under DRAW_DATA_DIR).",
 )
-limit = app_common.evaluation_size(dataset)
+limit = sizes[dataset]
 digits = int(digits_column.number_input("How many", 10, limit, min(100, limit), step=10, key="evaluate_digits"))
 dims = shape[0] * shape[1] * shape[2]  # sub-pixels of one image: bits/dim = nats / (C H W ln 2)
 k = int(k_column.number_input("Importance samples k", 1, 100, 1, key="evaluate_k", help="k = 1: the ELBO"))

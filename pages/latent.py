@@ -21,7 +21,7 @@ import torch
 
 import app_common
 import app_views
-from draw_core.data import get_dataset
+from draw_core.data import DatasetMissingError, get_dataset, resolve_data_dir
 from draw_core.present import canvas_size, latent, views, viz
 
 KL_DIGITS = 100  # test digits the KL ordering of the dimensions is measured on
@@ -38,15 +38,20 @@ measured_on = next(iter(views.evaluation_datasets(cfg, prefer=selected.card.get(
 
 
 @st.cache_data(max_entries=16, show_spinner="Measuring the KL of each latent dimension…")
-def kl_table(_model, model_key: str, dataset: str | None) -> torch.Tensor | None:
-    """(T, Z) nats spent per step and dimension on the first test images of `dataset`; None without one."""
+def kl_table(_model, model_key: str, dataset: str | None, data_dir: str) -> torch.Tensor | None:
+    """(T, Z) nats spent per step and dimension on the first test images of `dataset` under `data_dir`; None without
+    one."""
     if dataset is None:
         return None
-    images = get_dataset(dataset).test_set(limit=KL_DIGITS)
+    images = get_dataset(dataset).test_set(data_dir, limit=KL_DIGITS)
     return latent.kl_per_dimension(_model, images, torch.Generator().manual_seed(0))
 
 
-kl = kl_table(model, selected.key, measured_on)
+kl_warning = None
+try:
+    kl = kl_table(model, selected.key, measured_on, str(resolve_data_dir()))
+except DatasetMissingError as error:  # listed (its files are there) but a file can't be read
+    kl_warning, kl, measured_on = f"The sliders are not ordered by KL: {error}", None, None
 busiest = latent.busiest_step(kl) if kl is not None else T - 1  # 0-based: the page opens there
 
 st.title("Latent explorer")
@@ -63,6 +68,8 @@ else:
         "opens on the step that spends the most; click a bar of KL per step to pick another."
     )
 st.caption("The decoder turns z₁…z_T into a drawing (sec. 2.3). " + ordering)
+if kl_warning:
+    st.warning(kl_warning)
 app_common.remember("seed", 0)
 app_common.remember("sample", 0)
 seed_column, sample_column, mode_column = st.columns([2, 2, 3], vertical_alignment="bottom")

@@ -8,6 +8,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from draw_core.config import DrawConfig
+from draw_core.data.mnist import MNIST_FILES
 from draw_core.io.checkpoint import save_checkpoint
 from draw_core.nn.model import DRAW
 
@@ -96,3 +97,12 @@ def figure(at: AppTest, title_part: str) -> dict:
     found = [spec for spec in figures(at) if title_part in str(spec.get("layout", {}).get("title", {}).get("text", ""))]
     assert len(found) == 1, f"expected one figure titled '...{title_part}...', found {len(found)}"
     return found[0]
+
+
+def damaged_mnist(folder: Path) -> Path:
+    """A data folder whose four MNIST files are there (so MNIST is listed) but cut short."""
+    raw = folder / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in MNIST_FILES:
+        (raw / name).write_bytes(bytes(100))
+    return folder

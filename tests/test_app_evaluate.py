@@ -12,6 +12,7 @@ from app_support import (
     TINY_TWO,
     as_a_classifier,
     assert_no_exception,
+    damaged_mnist,
     figure,
     open_page,
     tiny_checkpoint,
@@ -165,3 +166,14 @@ def test_a_60_by_60_model_renders_and_says_when_its_test_set_is_not_here(monkeyp
     tiny_checkpoint(runs, "two", TINY_TWO)
     at = open_page("evaluate.py")
     assert any("No test set of 60×60 images is available here" in info.value for info in at.info)
+
+
+def test_a_damaged_dataset_is_left_out_with_its_file_named_and_the_others_still_work(monkeypatch, tmp_path):
+    use_folders(monkeypatch, tmp_path)
+    monkeypatch.setenv("DRAW_DATA_DIR", str(damaged_mnist(tmp_path / "data")))
+    at = open_page("evaluate.py")
+    assert_no_exception(at)
+    warnings = " ".join(warning.value for warning in at.warning)
+    assert "mnist is left out" in warnings and "t10k-images-idx3-ubyte holds 100 bytes" in warnings, warnings
+    assert at.selectbox(key="evaluate_dataset").options == ["mnist-sample (500 images)"]
+    assert evaluate_on_page(at, 10).iloc[0]["images"] == 10

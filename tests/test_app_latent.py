@@ -13,6 +13,7 @@ from app_support import (
     TINY_TWO,
     as_a_classifier,
     assert_no_exception,
+    damaged_mnist,
     figure,
     figures,
     open_page,
@@ -331,3 +332,14 @@ def test_a_colour_models_kl_is_measured_on_cifar_and_says_which_copy(monkeypatch
     step = latent.busiest_step(kl)
     best = latent.dims_by_kl(kl, step)[0]
     assert latent_sliders(at)[0].label == f"z[{best}] · {float(kl[step, best]):.2f} nats"
+
+
+def test_a_damaged_test_set_leaves_the_sliders_in_index_order_with_the_file_named(monkeypatch, tmp_path):
+    use_shipped(monkeypatch, tmp_path)  # mnist: its own dataset, MNIST, is measured first
+    monkeypatch.setenv("DRAW_DATA_DIR", str(damaged_mnist(tmp_path / "data")))
+    at = open_page("latent.py")
+    assert_no_exception(at)
+    warnings = " ".join(warning.value for warning in at.warning)
+    assert "not ordered by KL" in warnings and "t10k-images-idx3-ubyte holds 100 bytes" in warnings, warnings
+    assert any("sliders are in index order" in caption.value for caption in at.caption)
+    figure(at, "drawn from this z")

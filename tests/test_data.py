@@ -1,8 +1,11 @@
 """draw_core.data: the registry, the shipped sample, binarisation, the fixed test set, and a clear error when MNIST is
 missing."""
 
+import gzip
 import os
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torchvision.datasets import MNIST
@@ -17,6 +20,7 @@ from draw_core.data import (
     resolve_data_dir,
 )
 from draw_core.data.mnist import MNIST_FILES
+from draw_core.data.registry import DatasetCorruptError
 
 SAMPLE = get_dataset("mnist-sample")
 MNIST_SPEC = get_dataset("mnist")
@@ -146,6 +150,39 @@ def test_a_truncated_mnist_file_is_named_and_not_downloaded_again(tmp_path, no_d
     message = str(error.value)
     assert str(raw / "t10k-images-idx3-ubyte") in message and "1,000 bytes" in message and "7,840,016" in message
     assert "not found" not in message and not no_download
+
+
+def write_gzipped_mnist(raw: Path) -> None:
+    """MNIST's four files in IDX layout, gzipped here (so not the official archives' checksums): image i's first
+    pixel is i % 256, labels i % 10."""
+    raw.mkdir(parents=True)
+    for prefix, n in (("train", 60_000), ("t10k", 10_000)):
+        images = np.zeros((n, 28, 28), dtype=np.uint8)
+        images[:, 0, 0] = np.arange(n) % 256
+        with gzip.open(raw / f"{prefix}-images-idx3-ubyte.gz", "wb", compresslevel=1) as file:
+            file.write(np.array([0x803, n, 28, 28], dtype=">i4").tobytes() + images.tobytes())
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        with gzip.open(raw / f"{prefix}-labels-idx1-ubyte.gz", "wb") as file:
+            file.write(np.array([0x801, n], dtype=">i4").tobytes() + labels.tobytes())
+
+
+def test_gzipped_mnist_files_of_any_origin_are_unpacked_without_the_network(tmp_path, no_download):
+    raw = tmp_path / "MNIST" / "raw"
+    write_gzipped_mnist(raw)
+    images, labels = MNIST_SPEC.load("test", tmp_path)
+    assert images.shape == (10_000, 1, 28, 28) and labels[:12].tolist() == [*range(10), 0, 1]
+    assert images[300, 0, 0, 0].item() == pytest.approx(44 / 255)  # 300 % 256
+    assert not no_download and not list(raw.glob("*.partial"))
+
+
+def test_a_damaged_gzipped_mnist_file_is_named(tmp_path, no_download):
+    raw = tmp_path / "MNIST" / "raw"
+    write_gzipped_mnist(raw)
+    packed = raw / "t10k-images-idx3-ubyte.gz"
+    packed.write_bytes(packed.read_bytes()[:5000])  # cut short
+    with pytest.raises(DatasetCorruptError, match="t10k-images-idx3-ubyte.gz could not be unpacked"):
+        MNIST_SPEC.test_set(tmp_path)
+    assert not no_download and not (raw / "t10k-images-idx3-ubyte").exists() and not list(raw.glob("*.partial"))
 
 
 def test_sample_dataset_needs_no_files(tmp_path, no_download):

@@ -315,6 +315,18 @@ def test_the_headline_training_time_counts_every_run_where_the_card_does():
     )
 
 
+def test_a_continued_cards_table_says_which_figures_are_its_last_runs():
+    own = {"steps": 747, "epochs": 12.7, "batch_size": 1024, "hardware": "H200", "train_seconds": 79.0}
+    rows = dict(zip(*views.card_table({**own, "total_train_seconds": 900.0}, duration=str).values(), strict=True))
+    assert rows["Training steps"] == "747" and rows["Epochs"] == "12.7" and rows["Hardware"] == "H200"
+    continued = {**own, "total_train_seconds": 900.0, "continued_from": {"step": 1777}}
+    rows = dict(zip(*views.card_table(continued, duration=str).values(), strict=True))
+    assert rows["Last run's training steps"] == "747" and rows["Last run's epochs"] == "12.7"
+    assert rows["Last run's batch size"] == "1024" and rows["Last run's hardware"] == "H200"
+    assert rows["Last run's training"] == "79.0" and rows[views.ALL_RUNS] == "900.0"
+    assert "Epochs" not in rows and "Hardware" not in rows
+
+
 def test_a_fine_tunes_training_time_is_labelled_as_its_last_run():
     assert views.training_time_label({"train_seconds": 60}) == "Training time"
     assert views.training_time_label({"init_from": {"checkpoint": "a"}}) == "Last run's training"

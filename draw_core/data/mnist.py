@@ -10,6 +10,9 @@ for the app and for tests that must run anywhere.
 
 from __future__ import annotations
 
+import gzip
+import shutil
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +55,8 @@ def load_mnist(train: bool, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
     from torchvision.datasets import MNIST
 
     split = [path for path in mnist_files(root) if path.name.startswith("train" if train else "t10k")]
+    for path in mnist_files(root):  # torchvision reads a split only when all four files are there
+        unpack_gzipped(path)
     if all(path.is_file() for path in split):  # there: read them or say which one is damaged, never download
         for path in split:
             if path.stat().st_size != MNIST_BYTES[path.name]:
@@ -66,6 +71,23 @@ def load_mnist(train: bool, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
         except RuntimeError:
             dataset = MNIST(root=str(root), train=train, download=True)
     return dataset.data.unsqueeze(1).float().div_(255), dataset.targets.long()
+
+
+def unpack_gzipped(path: Path) -> None:
+    """Write IDX file `path` from `path`.gz beside it when only the gzipped file is there (any gzip of it: torchvision
+    itself unpacks only files whose checksum is the official archive's, and would try the network for any other)."""
+    packed = path.with_name(path.name + ".gz")
+    if path.is_file() or not packed.is_file():
+        return
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with gzip.open(packed) as source, open(partial, "wb") as target:
+            shutil.copyfileobj(source, target)
+    except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
+        partial.unlink(missing_ok=True)
+        message = f"{packed} could not be unpacked ({error}): it is damaged or not gzip; replace it"
+        raise CorruptFileError(message) from None
+    partial.replace(path)
 
 
 def binarize(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -467,6 +467,8 @@ CARD_FIELDS = (  # (key of a model card, label, how to show its value); other ke
     ("weights_dtype", "Weights stored as", str),
     ("created", "Created", str),
 )
+# Fields that describe the card's own run only: labelled "Last run's …" when that run started from another file.
+LAST_RUN_KEYS = ("steps", "step", "epochs", "batch_size", "device", "hardware")
 CARD_RAW_ONLY = ("config", "train_config", "description", "command", "export_command", "name")  # raw card only
 
 
@@ -569,6 +571,8 @@ def card_table(card: dict, *, duration) -> dict[str, list[str]]:
             continue
         if key == "train_seconds":
             label = training_time_label(card)
+        elif key in LAST_RUN_KEYS and _continues_another_run(card):
+            label = f"Last run's {label[0].lower()}{label[1:]}"
         try:
             rows[label] = duration(value) if show is None else show(value)  # None: a time in seconds
         except (TypeError, ValueError, OverflowError):  # a hand-made card: NaN or infinity where a number goes
