@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first n test digits")
     parser.add_argument("--dataset", default=None, help="dataset name (default: the checkpoint's)")
     parser.add_argument(
-        "--data-dir", default=None, help="folder holding MNIST/raw/ (default: $DRAW_DATA_DIR or ./data)"
+        "--data-dir",
+        default=None,
+        help="data root: MNIST/raw/, the CIFAR-10 and SVHN folders (default: $DRAW_DATA_DIR or ./data)",
     )
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent samples")

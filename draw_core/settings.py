@@ -4,7 +4,7 @@ after import). A value that is not what the setting expects is a SettingError na
 Limits (all optional; the defaults suit a classroom server):
 - DRAW_MAX_JOBS: training jobs that may run at once (default 1).
 - DRAW_MAX_PARAMS: the most parameters a checkpoint's model may have; checked from the file's header before anything
-  is built (default: PARAMS_CAP_FACTOR times the largest preset, about 11 million today).
+  is built (default: PARAMS_CAP_FACTOR times the largest preset: 4 x svhn's 11.6 million, about 47 million today).
 - DRAW_ADMIN_TOKEN: when set, only a session that entered this token may start or stop training jobs (a teacher's
   control); when unset, every session may.
 - DRAW_MAX_RUN_STEPS: the most optimisation steps one job may ask for (default 1,000,000; at most 10,000,000).

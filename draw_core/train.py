@@ -44,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset", default=None, help=f"one of {', '.join(dataset_names())} (default: the preset's dataset)"
     )
     parser.add_argument(
-        "--data-dir", default=None, help="folder holding MNIST/raw/ (default: $DRAW_DATA_DIR or ./data)"
+        "--data-dir",
+        default=None,
+        help="data root: MNIST/raw/, the CIFAR-10 and SVHN folders (default: $DRAW_DATA_DIR or ./data)",
     )
     parser.add_argument(
         "--out", required=True, help="checkpoint path (.safetensors), written every --checkpoint-every steps"
