@@ -199,10 +199,10 @@ def remember(key: str, default):
     return st.session_state[key]
 
 
-def request_click(key: str) -> None:
-    """A button's callback: the click is kept in the session under `key` until the page pops it, so it also survives
-    the rerun page_setup may make before the page is drawn."""
-    st.session_state[key] = True
+def request_click(key: str, value=True) -> None:
+    """A button's callback: the click (`value`, e.g. what the button was drawn for) is kept in the session under `key`
+    until the page pops it, so it also survives the rerun page_setup may make before the page is drawn."""
+    st.session_state[key] = value
 
 
 def keep_remembered() -> None:

@@ -46,6 +46,7 @@ from draw_core.training.devices import (
 from draw_core.training.jobs import (
     ClassifierGlimpses,
     GlimpseSnapshot,
+    Job,
     JobError,
     JobSnapshot,
     get_manager,
@@ -84,6 +85,7 @@ TEST_FIGURES = {  # the objective's test figure -> (metric label, format of its 
     "test_recon_nats": ("Test reconstruction (nats)", "{:.2f}"),
     "test_error": ("Test error", "{:.2%}"),
 }
+RUNS_POLL_S = 2  # seconds between this page's checks for a run started or ended by any session
 ERROR_WINDOW = 20  # reports averaged in a classifier's running training error
 FORM_KEY = "train_form"  # session key of the New run expander's open state
 GLIMPSES_KEY = "train_glimpses"  # chart key of the live glimpses' timeline
@@ -546,15 +548,49 @@ def classifier_glimpses(job: JobSnapshot, glimpses: ClassifierGlimpses) -> None:
     )
 
 
-def live_view(watching_a_run: bool, token: str | None) -> None:
-    """The latest run of this server; refreshes itself every second while `watching_a_run`. Stop needs `token` when
+def watched_job() -> Job | None:
+    """The run the page shows: with several running (DRAW_MAX_JOBS > 1) the one picked here, else the running one,
+    else the latest of this server."""
+    running = manager.running()
+    if len(running) > 1:
+        names = [job.name for job in reversed(running)]  # the newest first
+        name = st.selectbox("Watch run", names, key="train_watch", help=f"{len(running)} runs are training")
+        return manager.get(name)
+    return running[0] if running else manager.latest()
+
+
+def running_keys() -> tuple[str, ...]:
+    return tuple(run_key(job.snapshot()) for job in manager.running())
+
+
+def rerun_when_runs_change(keys_drawn: tuple[str, ...]) -> None:
+    """A run started (by any session) or ended since the page was drawn: redraw it all, so the view follows the new
+    run and the sidebar's picker offers an ended run's checkpoint."""
+    if running_keys() != keys_drawn:
+        st.rerun()
+
+
+def stop_run(requested: str, token: str | None) -> None:
+    """Stop the run the Stop button was drawn for (its run_key), never another run shown since the click."""
+    name = requested.partition("@")[0]  # run names have no '@' (jobs.check_run_name)
+    job = manager.get(name)
+    if job is None or not job.running or run_key(job.snapshot()) != requested:
+        st.info(f"'{name}' had already ended: nothing was stopped.")
+        return
+    try:
+        manager.stop(name, token=token)
+        st.toast(f"Stopping '{name}': it finishes the current step, saves and tests its checkpoint")
+    except JobError as error:
+        st.error(f"Not stopped: {error}")
+
+
+def live_view(name: str | None, token: str | None) -> None:
+    """Run `name` of this server; its fragment refreshes every second while it trains. Stop needs `token` when
     DRAW_ADMIN_TOKEN is set."""
-    job = manager.latest()
+    job = manager.get(name) if name is not None else None
     if job is None:
         st.info("No training run on this server yet: choose the settings above and press Start.")
         return
-    if watching_a_run and not job.running:
-        st.rerun()  # it just ended: redraw the whole page, so the sidebar's picker offers its checkpoint
     snapshot = job.snapshot()
     title_column, stop_column = st.columns([5, 1], vertical_alignment="bottom")
     state = snapshot.status
@@ -577,14 +613,10 @@ def live_view(watching_a_run: bool, token: str | None) -> None:
             disabled=snapshot.stop_requested or not token_accepted(token),
             help="ends the run, saves its checkpoint and tests its final weights",
             on_click=app_common.request_click,
-            args=("_train_stop_requested",),
+            args=("_train_stop_requested", run_key(snapshot)),
         )
-    if st.session_state.pop("_train_stop_requested", False) and snapshot.status == "running":
-        try:
-            manager.stop(snapshot.name, token=token)
-            st.toast(f"Stopping '{snapshot.name}': it finishes the current step, saves and tests its checkpoint")
-        except JobError as error:
-            st.error(f"Not stopped: {error}")
+    if requested := st.session_state.pop("_train_stop_requested", None):
+        stop_run(requested, token)
     if snapshot.status == "failed":
         kept = (
             f"The last good checkpoint (step {snapshot.last_checkpoint_step}) is kept at `{snapshot.last_checkpoint}`."
@@ -592,6 +624,8 @@ def live_view(watching_a_run: bool, token: str | None) -> None:
             else "No checkpoint had been written yet."
         )
         st.error(f"The run failed: {snapshot.error}\n\n{kept}")
+    elif snapshot.status == "stopped" and snapshot.last_checkpoint is None:
+        st.info("Stopped before its first step: no checkpoint was written.")
     elif snapshot.status in ("finished", "stopped"):
         st.success(
             f"{'Finished' if snapshot.status == 'finished' else 'Stopped'} at step {snapshot.step:,}; the checkpoint "
@@ -622,6 +656,7 @@ with st.expander("New run", expanded=not running, key=FORM_KEY, on_change="rerun
 if request is not None and start(*request, token=token):
     st.session_state.pop(FORM_KEY, None)  # folded when the page is drawn again (the expander's default)
     st.rerun()
-shown = manager.latest()  # what live_view shows: with DRAW_MAX_JOBS > 1 an older run may still go on after it ends
+st.fragment(run_every=RUNS_POLL_S)(rerun_when_runs_change)(running_keys())
+shown = watched_job()
 watching = shown is not None and shown.running
-st.fragment(run_every=1 if watching else None)(live_view)(watching, token)
+st.fragment(run_every=1 if watching else None)(live_view)(shown.name if shown else None, token)

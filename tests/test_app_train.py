@@ -247,40 +247,70 @@ def test_an_unsafe_run_name_is_refused(page):
     assert any("run name '../outside' is not allowed" in element.value for element in page.error)
 
 
-def test_a_second_start_while_busy_names_the_running_job(page, tmp_path):
-    other = jobs.get_manager().start(
-        "projector-run",
-        DrawConfig(T=4, enc_size=32, dec_size=32, z_size=8),
-        TrainConfig(dataset="mnist-sample", batch_size=8, steps=1_000_000, device="cpu", eval_every=0),
-    )
-    # Under way first: its start loads the data with np.load, whose header parse (ast) must not meet the page's
-    # script compile in another thread on Python 3.11.7 ("AST constructor recursion depth mismatch", CPython #106905).
+def tiny_job(manager, name: str, steps: int):
+    settings = dict(dataset="mnist-sample", batch_size=8, device="cpu", eval_every=0)
+    job = manager.start(name, DrawConfig(T=4, enc_size=32, dec_size=32, z_size=8), TrainConfig(steps=steps, **settings))
+    # Under way before the page runs: a job's start loads the data with np.load, whose header parse (ast) must not
+    # meet the page's script compile in another thread on Python 3.11.7 ("AST constructor recursion depth
+    # mismatch", CPython #106905).
     deadline = time.monotonic() + HANG_GUARD_S
-    while other.snapshot().step == 0 and time.monotonic() < deadline:
+    while job.running and job.snapshot().step == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
+    return job
+
+
+def test_a_second_start_while_busy_names_the_running_job(page, tmp_path):
+    other = tiny_job(jobs.get_manager(), "projector-run", 1_000_000)
     assert start_from_page(page, "student-run", steps=5) is None
     assert any("already running: 'projector-run'" in element.value for element in page.error)
     other.stop()
     assert other.wait(HANG_GUARD_S)
 
 
-def test_an_older_run_going_on_after_the_latest_ended_does_not_rerun_the_page_forever(page, monkeypatch):
-    # DRAW_MAX_JOBS = 2: the page shows the latest run; while only the older one runs, nothing on it changes.
+def test_an_older_run_going_on_after_the_latest_ended_is_shown_and_can_be_stopped(page, monkeypatch):
+    # DRAW_MAX_JOBS = 2: the latest run ended while an older one goes on, so the page shows the one still training.
     manager = jobs.get_manager()
     monkeypatch.setattr(manager, "max_running", 2)  # DRAW_MAX_JOBS=2, which the server reads when it starts
-    settings = dict(dataset="mnist-sample", batch_size=8, device="cpu", eval_every=0)
-    older = manager.start(
-        "older", DrawConfig(T=4, enc_size=32, dec_size=32, z_size=8), TrainConfig(steps=10**6, **settings)
-    )
-    latest = manager.start(
-        "latest", DrawConfig(T=4, enc_size=32, dec_size=32, z_size=8), TrainConfig(steps=2, **settings)
-    )
+    older = tiny_job(manager, "older", 10**6)
+    latest = tiny_job(manager, "latest", 2)
     assert latest.wait(HANG_GUARD_S) and older.running
     page.run(timeout=20)  # a page that reran itself whenever some run was going would never finish this run
     assert_no_exception(page)
-    assert "latest: finished" in page.subheader[-1].value
-    older.stop()
-    assert older.wait(HANG_GUARD_S)
+    assert "older: running" in page.subheader[-1].value
+    page.button(key="train_stop").click().run()
+    assert_no_exception(page)
+    assert older.wait(HANG_GUARD_S) and older.snapshot().status == "stopped"
+
+
+def test_several_running_runs_are_picked_to_watch(page, monkeypatch):
+    manager = jobs.get_manager()
+    monkeypatch.setattr(manager, "max_running", 2)
+    first, second = tiny_job(manager, "first", 10**6), tiny_job(manager, "second", 10**6)
+    page.run()
+    assert page.selectbox(key="train_watch").options == ["second", "first"]  # the newest first
+    assert "second: running" in page.subheader[-1].value
+    page.selectbox(key="train_watch").set_value("first").run()
+    assert "first: running" in page.subheader[-1].value
+    page.button(key="train_stop").click().run()
+    assert first.wait(HANG_GUARD_S) and first.snapshot().status == "stopped" and second.running
+    second.stop()
+    assert second.wait(HANG_GUARD_S)
+
+
+def test_a_stop_pressed_for_a_run_that_ended_meanwhile_stops_no_other_run(page):
+    manager = jobs.get_manager()
+    ending = tiny_job(manager, "ending", 10**6)
+    page.run()
+    assert "ending: running" in page.subheader[-1].value  # the Stop button is drawn for this run
+    ending.stop()
+    assert ending.wait(HANG_GUARD_S)
+    successor = tiny_job(manager, "successor", 10**6)  # another session's run starts before the click arrives
+    page.button(key="train_stop").click().run()
+    assert_no_exception(page)
+    assert any("'ending' had already ended" in element.value for element in page.info)
+    assert successor.running
+    successor.stop()
+    assert successor.wait(HANG_GUARD_S)
 
 
 def data_here(root: Path) -> Path:

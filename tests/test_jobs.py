@@ -601,6 +601,7 @@ def test_a_run_stopped_before_its_first_step_is_not_tested(manager, monkeypatch)
     assert job.wait(HANG_GUARD_S)
     snapshot = job.snapshot()
     assert snapshot.status == "stopped" and snapshot.step == 0 and snapshot.test is None
+    assert not job.path.exists() and snapshot.last_checkpoint is None, "no untrained file for the picker"
 
 
 def test_the_snapshot_names_the_device_resolved(manager, monkeypatch):
@@ -611,3 +612,15 @@ def test_the_snapshot_names_the_device_resolved(manager, monkeypatch):
     assert devices.device_name(torch.device("cuda")) == "cuda:1"  # 'cuda' is the current CUDA device
     assert devices.device_name(torch.device("cuda:0")) == "cuda:0"
     assert devices.device_name(torch.device("cpu")) == "cpu"
+
+
+def test_only_the_most_recent_ended_runs_are_kept_in_memory_and_every_file_stays(manager, monkeypatch):
+    monkeypatch.setattr(jobs, "KEPT_ENDED", 2)
+    for name in ("a", "b", "c", "d"):
+        assert manager.start(name, TINY, tiny_train(steps=1, eval_every=0)).wait(HANG_GUARD_S)
+    assert [job.name for job in manager.jobs()] == ["b", "c", "d"], "two ended ones kept when d started, and d"
+    assert all(manager.checkpoint_path(name).exists() for name in "abcd")
+    going = manager.start("e", TINY, tiny_train(steps=1_000_000, eval_every=0))
+    assert [job.name for job in manager.jobs()] == ["c", "d", "e"], "the running job is never forgotten"
+    going.stop()
+    assert going.wait(HANG_GUARD_S)

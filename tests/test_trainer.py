@@ -215,3 +215,22 @@ def test_a_logistic_checkpoint_fine_tunes_into_a_colour_coupled_preset(tmp_path)
             dataclasses.replace(coupled_cfg, T=3), train, tmp_path / "other.safetensors", data_dir=str(data),
             init_from=source,
         )  # fmt: skip
+
+
+def test_a_stop_during_the_final_test_of_a_finished_run_still_measures_the_final_weights(tmp_path):
+    """should_stop turns True once every step is done, so only the final test (200 images: two batches) sees it."""
+    trainer = Trainer.create(TINY, tiny_train(steps=4, eval_every=3, eval_limit=200), tmp_path / "run.safetensors")
+    trainer.should_stop = lambda: trainer.step >= 4
+    done = trainer.run()
+    assert not done.stopped and done.step == 4
+    whole = objective_for("draw").test(trainer.model, trainer.test_set, seed=trainer.cfg.seed, should_stop=None)
+    assert done.test.n == 200 and done.test.value == pytest.approx(whole.value, rel=1e-6)
+    assert load_checkpoint(tmp_path / "run.safetensors").meta["test_elbo_nats"] == done.test.value
+
+
+def test_a_run_stopped_before_its_first_step_writes_no_checkpoint(tmp_path):
+    trainer = Trainer.create(TINY, tiny_train(), tmp_path / "run.safetensors")
+    trainer.should_stop = lambda: True
+    done = trainer.run()
+    assert done.stopped and done.step == 0 and done.checkpoint is None
+    assert not (tmp_path / "run.safetensors").exists()

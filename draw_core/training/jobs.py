@@ -75,6 +75,7 @@ from draw_core.training.trainer import Trainer, TrainEvent
 log = logging.getLogger(__name__)
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+KEPT_ENDED = 8  # ended jobs a server keeps in memory (their live views); older ones are forgotten, files kept
 MAX_HISTORY_POINTS = 1000  # loss history kept per job; older points are thinned, never dropped from the start
 GLIMPSE_SEED = 0  # binarises the example image (Bernoulli data) and draws the z noise of every live reconstruction
 STRIP_SEED = 0  # seeds the fixed z of the sample strip (draw_core.present.latent.prior_z)
@@ -535,8 +536,7 @@ class Job:
         """The test figure of a stopped run's final weights, measured to the end (the Stop that ended training no
         longer applies) and written into the checkpoint's card with them."""
         self._progress.update(evaluating=True)
-        trainer.should_stop = None
-        figure = trainer.test()
+        figure = trainer.test(interruptible=False)
         checkpoint = trainer.save(final=True, stopped=True)
         self._progress.record_test(figure, trainer.step)
         self._progress.update(last_checkpoint=checkpoint, last_checkpoint_step=trainer.step, evaluating=False)
@@ -637,9 +637,17 @@ class JobManager:
                 max_seconds=settings.max_run_seconds(),
             )
             self._jobs.pop(name, None)
+            self._forget_old_runs()
             self._jobs[name] = job
             job._start()
         return job
+
+    def _forget_old_runs(self) -> None:
+        """Before a job starts (with the lock held): forget all but the KEPT_ENDED most recent ended jobs, since an
+        ended job's snapshot holds its samples and glimpses and a server runs for a whole term. Their files stay."""
+        ended = [name for name, job in self._jobs.items() if not job.running]
+        for name in ended[: max(0, len(ended) - KEPT_ENDED)]:
+            del self._jobs[name]
 
     def get(self, name: str) -> Job | None:
         with self._lock:

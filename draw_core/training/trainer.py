@@ -394,10 +394,12 @@ class Trainer:
         self.step += 1
         return result, lr
 
-    def test(self) -> TestFigure | None:
-        """The test figure on the fixed test set; a Stop during it keeps the previous one."""
+    def test(self, *, interruptible: bool = True) -> TestFigure | None:
+        """The test figure on the fixed test set; a Stop during it keeps the previous one (`interruptible`=False:
+        measured to the end whatever should_stop says, for the final weights)."""
         self.model.eval()
-        figure = self.objective.test(self.model, self.test_set, seed=self.cfg.seed, should_stop=self.should_stop)
+        should_stop = self.should_stop if interruptible else None
+        figure = self.objective.test(self.model, self.test_set, seed=self.cfg.seed, should_stop=should_stop)
         self.model.train()
         if figure.n == len(self.test_set[0] if isinstance(self.test_set, tuple) else self.test_set):
             self.test_figure = figure
@@ -461,8 +463,9 @@ class Trainer:
         path = None
         if self.is_main:
             if not stopped and self.step > 0 and (not self.cfg.eval_every or self.step % self.cfg.eval_every):
-                self.test()
-            path = self.save(final=True, stopped=stopped)
+                self.test(interruptible=False)  # the run is over: a Stop now must not leave an older figure as final
+            if self.step > 0 or not stopped:  # stopped before its first step: no untrained file in the picker
+                path = self.save(final=True, stopped=stopped)
         done = self.event("done", test=self.test_figure, checkpoint=path, stopped=stopped)
         self.emit(done)
         return done
