@@ -97,15 +97,11 @@ spread_column.plotly_chart(
     key="reparam_spread",
 )  # fmt: skip
 app_views.explain(reparam.EXPLANATIONS["spread"], spread_column)
-ratio = std["reinforce"] / std["pathwise"] if std["pathwise"] > 0 else float("inf")
 spread_column.caption(
     f"At n = {n}: std {number(std['pathwise'])} ({pathwise}), {number(std['reinforce'])} (REINFORCE)"
     + (f", {number(std['baseline'])} (with the baseline)" if n > 1 else "")
-    + (
-        f". REINFORCE is {ratio:.1f}× noisier: it needs about {ratio**2:.0f}× as many samples for the same precision."
-        if 0 < ratio < float("inf")
-        else "."
-    )
+    + ". "
+    + reparam.noise_verdict(std, mean, exact, relaxed=family.relaxed)
 )
 estimates_column.plotly_chart(
     reparam.estimates_figure(

@@ -231,7 +231,7 @@ st.plotly_chart(
 app_views.explain(ae.EXPLANATIONS["kl"])
 st.caption(
     f"{draw.name}'s KL is eq. 11 with its own σ_t, in total {draw_sampled.kl_nats:.2f} nats. The autoencoder's own "
-    "KL is infinite (z = μ, a point mass), and its σ head, never trained (z = μ + σ·0 gives it no gradient), means "
+    "KL is infinite (z = μ, a point mass), and its σ head gets no gradient (z = μ + σ·0), so it means "
     f"nothing; what is drawn for it is ½‖μ_t‖², eq. 11 with σ = 1: what its codes would cost with unit noise added "
     f"({auto_codes.mean_term_per_step.sum():.2f} nats in total; {draw.name}'s ½‖μ_t‖² sum to "
     f"{draw_sampled.mean_term_per_step.sum():.2f})."

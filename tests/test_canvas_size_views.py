@@ -36,7 +36,7 @@ def test_the_text_gives_the_models_patch_values():
     assert canvas_size.patch_values(COLOUR) == 2 * 6 * 9  # T K N^2, K = 2C for the logistic's mean and log-scale
     text = canvas_size.canvas_text(DrawConfig())
     assert "1,600 patch values (T·K·N² = 64·1·5²)" in text
-    assert "eqs 22–24" in text and "σ·s" in text and "1/s²" in text and "not more detail" in text
+    assert "eqs 22–24" in text and "σ grows by s" in text and "1/γ grows by s²" in text and "not more detail" in text
 
 
 @pytest.mark.parametrize("cfg", [SMALL, COLOUR], ids=["grey", "colour"])

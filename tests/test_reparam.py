@@ -128,6 +128,31 @@ def test_the_relaxation_trades_bias_for_variance_with_its_temperature():
     assert cold_bias < warm_bias / 3 and cold_std > warm_std
 
 
+def test_the_verdict_names_the_noisier_estimator_and_judges_a_relaxation_by_its_error():
+    unbiased = {"pathwise": 0.0, "reinforce": 0.0}
+    verdict = reparam.noise_verdict({"pathwise": 1.0, "reinforce": 3.0}, unbiased, 0.0, relaxed=False)
+    assert verdict.startswith("REINFORCE is 3.0× noisier") and "about 9× as many samples" in verdict
+    verdict = reparam.noise_verdict({"pathwise": 2.0, "reinforce": 1.0}, unbiased, 0.0, relaxed=False)
+    assert "reparameterized estimate is 2.0× noisier" in verdict and "about 4×" in verdict
+    # spread 0.3 and bias 0.4: root-mean-square error 0.5, better than REINFORCE's 0.6, worse than its 0.4
+    biased = {"pathwise": 1.4, "reinforce": 1.0}
+    better = reparam.noise_verdict({"pathwise": 0.3, "reinforce": 0.6}, biased, 1.0, relaxed=True)
+    assert "error is 0.5," in better and "so the relaxation is the more precise" in better
+    worse = reparam.noise_verdict({"pathwise": 0.3, "reinforce": 0.4}, biased, 1.0, relaxed=True)
+    assert "so REINFORCE is the more precise" in worse
+
+
+def test_a_warm_relaxation_of_a_confident_bernoulli_loses_to_reinforce():
+    """p = 0.95, tau = 0.5, f = z^2 at n = 10 (a setting the page offers): the relaxed estimates scatter widely around
+    a biased mean while REINFORCE's stay near the exact 1, so the page must not call REINFORCE the noisier."""
+    spread = reparam.gradient_spread("Bernoulli", "square", {"p": 0.95}, repeats=200, sizes=(10,), temperature=0.5)
+    std = {e: float(spread.std(e)[0, 0]) for e in reparam.ESTIMATORS}
+    mean = {e: float(spread.mean(e)[0, 0]) for e in reparam.ESTIMATORS}
+    assert std["pathwise"] > std["reinforce"]
+    verdict = reparam.noise_verdict(std, mean, float(spread.exact[0]), relaxed=True)
+    assert "so REINFORCE is the more precise" in verdict and "noisier" not in verdict
+
+
 def test_draws_are_reproducible_from_the_seed_and_leave_the_global_generator_alone():
     torch.manual_seed(123)
     before = torch.random.get_rng_state()

@@ -24,10 +24,11 @@ Trained from scratch without the KL term, DRAW's deterministic encoder-decoder l
 nothing about their shape. Its card has the recipe.
 
 An autoencoder has no posterior variance: its Q(z | x) is a point mass at mu, whose KL from N(0, I) is infinite. The
-network still has a sigma head (eq. 2), but with z = mu + sigma * 0 and beta = 0 it gets no gradient and keeps the
-values its initialisation gives. So the KL chart shows, for the autoencoder, 1/2 |mu_t|^2 = KL(N(mu_t, I) || N(0, I)):
-what its codes would cost with unit-variance noise added, the part of eq. 11 that depends on mu alone; DRAW's own
-1/2 |mu_t|^2 is drawn beside its full KL for a like-for-like comparison.
+network still has a sigma head (eq. 2), but with z = mu + sigma * 0 and beta = 0 it gets no gradient: it keeps the
+values it started from (the shipped mnist-ae's are DRAW's, its starting point) and means nothing for it. So the KL
+chart shows, for the autoencoder, 1/2 |mu_t|^2 = KL(N(mu_t, I) || N(0, I)): what its codes would cost with
+unit-variance noise added, the part of eq. 11 that depends on mu alone; DRAW's own 1/2 |mu_t|^2 is drawn beside its
+full KL for a like-for-like comparison.
 
 Letters used in shape comments:
     T steps, N test digits, Z latent size, n samples, C channels, H height, W width.
@@ -180,7 +181,7 @@ class Codes:
 
     @property
     def kl_nats(self) -> float:
-        """Mean L^z (eq. 11 summed over steps); meaningless for an autoencoder, whose sigma is never trained."""
+        """Mean L^z (eq. 11 summed over steps); meaningless for an autoencoder, whose sigma gets no gradient."""
         return float(self.kl_per_step.sum())
 
 

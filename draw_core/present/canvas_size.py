@@ -45,9 +45,9 @@ PLAIN_COLOUR = "#1f77b4"
 CANVAS_TEXT = (
     "A model with write attention never learned its image size except through eqs 22–24, which scale the write "
     "grid to the canvas. On a canvas s times larger the N×N patch is as learned, the grid's centres and stride are "
-    "rescaled by eqs 22–24, and σ and the ink each filter spreads per pixel take the same factor: σ·s, and ink per "
-    "pixel 1/s² (1/γ grows by s²), because normalised filters spread the same ink over s² times the pixels "
-    "(derived in `DRAW._write`). The larger canvas is only a smoother render, not more detail: the model has "
+    "rescaled by eqs 22–24, and σ grows by s. Normalised filters would spread each patch value over s² times the "
+    "pixels, s² times thinner, so 1/γ grows by s² and the ink per pixel stays as the model drew it (derived in "
+    "`DRAW._write`). The larger canvas is only a smoother render, not more detail: the model has "
     "{patch_values:,} patch values (T·K·N² = {T}·{K}·{N}²) whatever the canvas."
 )
 

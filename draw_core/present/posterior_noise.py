@@ -8,7 +8,7 @@ is near 1 and mu near 0 carries nothing about x, one with a small sigma is being
 
 What the noise buys: the decoder must draw something sensible for every z near mu, so the code space is smooth and
 the prior can cover it (samples from N(0, I) land where the decoder has learned to draw); and the bound counts the
-bits z carries, KL(Q || P) per step (eqs 10-11), so a code is only as precise as it pays for.
+nats z carries, KL(Q || P) per step (eqs 10-11), so a code is only as precise as it pays for.
 
 Letters: T steps, S samples, C channels, H height, W width, Z latent size.
 """
@@ -43,10 +43,11 @@ EXPLANATIONS = {
         "identity stays the same in every draw.",
     ),
     "sigma": Explanation(
-        "eqs 1–2 against P(Z_t) = N(0, I)",
+        "eqs 1–2 against P(Z_t) = N(0, I); this model's head gives log σ_t², the paper's eq. 2 writes log σ_t",
         r"\sigma_t = \exp\!\big(\tfrac12 \log\sigma_t^2\big), \quad \log\sigma_t^2 = W(h^{enc}_t)",
-        "Bars well under the line at 1 are dimensions the model uses for this image (eq. 11 charges them); bars "
-        "at 1 carry nothing about it.",
+        "Bars well under the line at 1 are dimensions the model uses for this image (eq. 11 charges them). A bar "
+        "at 1 is not enough to say a dimension is idle: with σ = 1 it still costs μ²/2 nats when μ ≠ 0, and an "
+        "average over the steps can hide the one step that uses it.",
     ),
 }
 
@@ -99,17 +100,17 @@ def mean_reconstruction(model: DRAW, image: torch.Tensor) -> torch.Tensor:
 def sigma_figure(sigma, *, title: str | None = None) -> go.Figure:
     """Bars of the posterior sigma of each latent dimension, sigma (Z,), with the prior's sigma = 1 as a line."""
     values = viz._numpy(sigma)
-    dims = np.arange(1, len(values) + 1)
+    dims = np.arange(len(values))  # z[0] ... z[Z - 1], as the Latent explorer and the autoencoder page number them
     bar = {
         "type": "bar",
         "x": dims,
         "y": values,
         "marker": {"color": viz.BAR_COLOUR},
         "name": "posterior σ",
-        "hovertemplate": "dimension %{x}: σ = %{y:.3f}<extra></extra>",
+        "hovertemplate": "z[%{x}]: σ = %{y:.3f}<extra></extra>",
     }
     prior = viz._line(
-        [0.5, len(values) + 0.5],
+        [-0.5, len(values) - 0.5],
         [1.0, 1.0],
         "prior σ = 1",
         "prior N(0, 1): σ = 1<extra></extra>",
@@ -119,7 +120,7 @@ def sigma_figure(sigma, *, title: str | None = None) -> go.Figure:
         title,
         280,
         bargap=0.15,
-        xaxis={"title": {"text": "latent dimension j"}, "range": [0.5, len(values) + 0.5]},
+        xaxis={"title": {"text": "latent dimension d of z[d]"}, "range": [-0.5, len(values) - 0.5]},
         yaxis={"title": {"text": "σ"}, "rangemode": "tozero"},
         showlegend=True,
         legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"},

@@ -400,6 +400,31 @@ def estimator_label(estimator: str, relaxed: bool) -> str:
     return RELAXED_LABEL if relaxed and estimator == "pathwise" else ESTIMATOR_LABELS[estimator]
 
 
+def noise_verdict(std: dict[str, float], mean: dict[str, float], exact: float, *, relaxed: bool) -> str:
+    """The caption's comparison of pathwise and REINFORCE at one n, worded by which is the less precise. Both are
+    unbiased for a continuous family, so the ratio of their spreads squared is the ratio of samples each needs; a
+    relaxation is biased, so it is judged by its root-mean-square error, bias included, which more samples do not
+    shrink below the bias."""
+    pathwise, reinforce = std["pathwise"], std["reinforce"]
+    if relaxed:
+        bias = mean["pathwise"] - exact
+        rmse = math.hypot(pathwise, bias)
+        better = "the relaxation" if rmse < reinforce else "REINFORCE"
+        return (
+            f"The relaxation is biased (mean {mean['pathwise']:.4g} against the exact {exact:.4g}): its root-mean-"
+            f"square error is {rmse:.3g}, REINFORCE's {reinforce:.3g}, so {better} is the more precise here. More "
+            f"samples shrink only the spread; the relaxation's bias stays."
+        )
+    if pathwise <= 0 or reinforce <= 0:
+        return ""
+    noisier, ratio = (
+        ("REINFORCE", reinforce / pathwise)
+        if reinforce >= pathwise
+        else ("Here the reparameterized estimate", pathwise / reinforce)
+    )
+    return f"{noisier} is {ratio:.1f}× noisier: it needs about {ratio**2:.0f}× as many samples for the same precision."
+
+
 # --- figures ---------------------------------------------------------------------------------------------------------
 
 
@@ -523,8 +548,9 @@ EXPLANATIONS = {
     "spread": Explanation(
         "the mean of n independent estimates",
         r"\operatorname{std}\big(\hat g_n\big) = \operatorname{std}\big(\hat g_1\big) / \sqrt{n}",
-        "Every line falls like 1/√n (the dotted guide); the vertical gap between them is the extra noise of scoring "
-        "samples instead of differentiating through them.",
+        "Every line falls like 1/√n (the dotted guide); the vertical gap between them is how much noisier one "
+        "estimator is: usually REINFORCE, which scores samples instead of differentiating through them (a relaxed "
+        "discrete z can be the noisier, and is biased besides).",
     ),
     "estimates": Explanation(
         "eq. 6 against the score-function identity",
