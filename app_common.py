@@ -79,7 +79,7 @@ LESSON = [
         "reparameterization.py",
         "Reparameterization",
         "🎲",
-        "Why z = μ + σ ε (eq. 6) gives gradients a hundred times less noisy than the score function (REINFORCE), "
+        "Why z = μ + σ ε (eq. 6) usually gives far less noisy gradients than the score function (REINFORCE), "
         "and which distributions allow it.",
     ),
     (

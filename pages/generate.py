@@ -93,7 +93,12 @@ with side_column:
             "attention_lab.py",
             label=f"Open this step's write window (t={step}) in the Attention lab",
             icon=":material/center_focus_strong:",
-            query_params=views.lab_link(views.window_at(trace.write_attn, cfg.write_n, t, sample), cfg.write_n),
+            query_params=views.lab_link(
+                views.window_at(trace.write_attn, cfg.write_n, t, sample),
+                cfg.write_n,
+                shape=(cfg.channels, cfg.height, cfg.width),
+                prefer=selected.card.get("dataset"),
+            ),
         )
     gif_scale = st.select_slider(
         "GIF size",

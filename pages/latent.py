@@ -244,7 +244,7 @@ for column, name in zip(st.columns(len(explained)), explained, strict=True):  # 
 st.subheader("Interpolation between two seeds")
 a_column, b_column, n_column = st.columns(3)
 app_common.remember("latent_seed_a", seed)
-app_common.remember("latent_seed_b", seed + 1)
+app_common.remember("latent_seed_b", min(seed + 1, app_common.MAX_SEED))
 seed_a = int(a_column.number_input("From seed", 0, app_common.MAX_SEED, step=1, key="latent_seed_a"))
 seed_b = int(b_column.number_input("To seed", 0, app_common.MAX_SEED, step=1, key="latent_seed_b"))
 n = n_column.slider("Images", 3, 12, 8, key="latent_interpolation_n")

@@ -34,14 +34,14 @@ PEN = 2.0  # the drawing pen's width in the model's pixels, about MNIST's stroke
 
 
 with app_common.controls():  # folded away in presentation mode
+    app_common.remember("reconstruct_source", "sample")  # kept across pages: the lab link's round trip comes back
     source = (
-        st.segmented_control(
-            "Input", list(SOURCES), format_func=SOURCES.get, key="reconstruct_source", default="sample", width="content"
-        )
+        st.segmented_control("Input", list(SOURCES), format_func=SOURCES.get, key="reconstruct_source", width="content")
         or "sample"
     )  # clicking the chosen option again deselects it
     input_column, settings_column = st.columns([1, 2])
     with settings_column:  # drawn before the input can stop the page, so these keep their state while it waits
+        app_common.remember("reconstruct_seed", 0)
         seed = st.number_input("Posterior noise seed", 0, app_common.MAX_SEED, step=1, key="reconstruct_seed")
         app_common.remember("reconstruct_centres", False)
         show_centres = st.toggle("Grid centres", key="reconstruct_centres", help="dot the N×N filter centres")
@@ -84,6 +84,8 @@ with app_common.controls():  # folded away in presentation mode
             if not samples:
                 app_common.stop_with("No shipped sample has this model's image size: draw or upload an image instead.")
             digits, labels = app_common.dataset_sample(samples[0])
+            index = app_common.remember("reconstruct_index", 0)
+            st.session_state["reconstruct_index"] = min(index, len(digits) - 1)  # another model's sample may be shorter
             digit = st.number_input(
                 f"Test image (0-{len(digits) - 1})",
                 0,
@@ -136,9 +138,13 @@ for column, name in zip(st.columns(len(explained) + 1), [*explained, "kl"], stri
 
 read_window = views.window_at(trace.read_attn, cfg.read_n, t, 0)
 if read_window is not None:
-    lab_query = views.lab_link(read_window, cfg.read_n, digit=None if digit is None else int(digit))
-    if digit is not None:  # a test image: the lab opens on the same image of the same dataset
-        lab_query["dataset"] = samples[0]
+    lab_query = views.lab_link(  # a test image: the lab opens on the same image of the same dataset
+        read_window,
+        cfg.read_n,
+        shape=(C, H, W),
+        prefer=samples[0] if digit is not None else selected.card.get("dataset"),
+        digit=None if digit is None else int(digit),
+    )
     app_common.page_link(
         "attention_lab.py",
         label=f"Open this step's read window (t={step}) in the Attention lab",

@@ -119,7 +119,9 @@ def test_the_step_slider_moves_the_browser_and_the_lab_link_carries_the_read_win
     model = load_checkpoint(runs / "tiny.safetensors").model
     trace = model.reconstruct(load_sample()[0][0:1], generator=torch.Generator().manual_seed(0))
     window = views.window_at(trace.read_attn, model.cfg.read_n, 1, 0)
-    assert link_query(at) == {**views.lab_link(window, model.cfg.read_n, digit=0), "dataset": "mnist-sample"}
+    query = link_query(at)
+    assert query == views.lab_link(window, model.cfg.read_n, shape=(1, 28, 28), prefer="mnist-sample", digit=0)
+    assert query["dataset"] == "mnist-sample" and query["digit"] == "0"
 
 
 def test_grid_centres_keep_their_toggle_across_a_change_of_input(runs):
@@ -346,3 +348,29 @@ def test_drawing_for_a_60x60_model_uses_the_whole_field(monkeypatch, tmp_path):
     assert_no_exception(at)
     assert any("Draw a digit" in info.value for info in at.info)
     assert any("60×60 field" in caption.value for caption in at.caption)
+
+
+def test_the_input_and_seed_survive_a_trip_to_the_lab_and_back(runs):
+    at = open_page("reconstruct.py")
+    at.number_input(key="reconstruct_index").set_value(7).run()
+    at.number_input(key="reconstruct_seed").set_value(5).run()
+    for page in ("attention_lab.py", "home.py", "reconstruct.py"):
+        at.query_params.clear()  # the browser drops the page's URL parameters on a sidebar switch (streamlit#7982)
+        at.switch_page(f"pages/{page}").run()
+        assert_no_exception(at)
+    assert at.number_input(key="reconstruct_index").value == 7
+    assert at.number_input(key="reconstruct_seed").value == 5
+    at.segmented_control(key="reconstruct_source").set_value("upload").run()
+    at.switch_page("pages/home.py").run()
+    at.switch_page("pages/reconstruct.py").run()
+    assert at.segmented_control(key="reconstruct_source").value == "upload"
+
+
+def test_a_remembered_test_image_beyond_another_models_sample_is_brought_within_it(runs):
+    tiny_checkpoint(runs, "colour", TINY_COLOUR)  # its shipped sample holds 64 CIFAR-10 images, MNIST's 500
+    at = open_page("reconstruct.py")
+    at.selectbox(key="checkpoint").set_value("run/tiny").run()
+    at.number_input(key="reconstruct_index").set_value(400).run()
+    at.selectbox(key="checkpoint").set_value("run/colour").run()
+    assert_no_exception(at)
+    assert at.number_input(key="reconstruct_index").value == 63

@@ -236,3 +236,40 @@ def test_a_drawing_on_a_large_field_is_scaled_as_drawn():
     assert field[0, :10, :10].min() == 1.0 and field[0, 10:, :].max() == 0 and field[0, :, 10:].max() == 0
     with pytest.raises(ImageError, match="blank"):
         fit_drawing(np.zeros((30, 30)), height=60, width=60)
+
+
+def test_white_ink_on_transparency_is_composited_onto_black_paper():
+    rgba = np.zeros((50, 50, 4), dtype=np.uint8)  # transparent
+    rgba[10:40, 20:26] = (255, 255, 255, 255)  # opaque white stroke, the MNIST look
+    picture = decode_image(png(rgba, "RGBA"))
+    grey = np.asarray(picture.image.convert("L"))
+    assert grey[0, 0] == 0 and grey[20, 22] == 255
+    assert picture.notes == ("transparent pixels (mode RGBA) composited onto black paper (its strokes are light)",)
+    assert ink_box(prepare_upload(png(rgba, "RGBA")))[0] == 20, "the stroke is the digit, scaled to the 20 px box"
+
+
+def test_an_animation_gives_its_last_frame_with_a_note():
+    blank = Image.new("L", (40, 40), 255)
+    drawn = blank.copy()
+    drawn.paste(0, (15, 5, 21, 35))  # the finished drawing: a dark bar, 6 wide and 30 tall
+    buffer = io.BytesIO()
+    blank.save(buffer, format="GIF", save_all=True, append_images=[drawn], duration=100)
+    picture = decode_image(buffer.getvalue())
+    assert "an animation of 2 frames: its last frame is used" in picture.notes
+    grey = np.asarray(picture.image.convert("L"))
+    assert grey[20, 18] == 0 and grey[20, 5] == 255
+    assert ink_box(prepare_upload(buffer.getvalue())) == (20, 4)  # 30 x 6 scaled to the 20 px box
+
+
+def test_a_photo_is_turned_upright_by_its_exif_orientation():
+    grey = np.full((40, 60), 255, dtype=np.uint8)
+    grey[5:35, 10:16] = 0  # stored on its side: a bar 30 tall and 6 wide
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the camera was turned: show the stored pixels rotated 90° clockwise
+    buffer = io.BytesIO()
+    Image.fromarray(grey).save(buffer, format="JPEG", exif=exif, quality=95)
+    picture = decode_image(buffer.getvalue())
+    assert picture.image.size == (40, 60), "width and height swap when the picture is turned upright"
+    assert picture.notes == ("turned upright as its EXIF orientation (6) says",)
+    height, width = ink_box(prepare_upload(buffer.getvalue()))
+    assert width == 20 and height < 8, "the bar lies across once upright"

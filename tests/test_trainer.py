@@ -234,3 +234,9 @@ def test_a_run_stopped_before_its_first_step_writes_no_checkpoint(tmp_path):
     done = trainer.run()
     assert done.stopped and done.step == 0 and done.checkpoint is None
     assert not (tmp_path / "run.safetensors").exists()
+
+
+def test_the_checkpoint_says_how_many_test_images_its_figure_covers_not_how_many_were_asked(tmp_path):
+    trainer = Trainer.create(TINY, tiny_train(steps=2, eval_every=0, eval_limit=1000), tmp_path / "run.safetensors")
+    done = trainer.run()  # mnist-sample holds 500 test digits: fewer than the 1,000 asked
+    assert done.test.n == 500 and load_checkpoint(tmp_path / "run.safetensors").meta["test_limit"] == 500

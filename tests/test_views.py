@@ -169,10 +169,19 @@ def test_evaluation_datasets_are_those_of_the_image_size_whose_files_are_here(mo
     assert views.evaluation_datasets(DrawConfig(), prefer="mnist-sample") == ["mnist-sample", "mnist"]
 
 
+def test_a_lab_link_names_a_dataset_of_the_models_image_size():
+    window = views.window_at(params((1,), gx=11.0, gy=15.0, delta=6.0, sigma2=1.5, gamma=0.05), 5, 0)
+    assert views.lab_link(window, 5, shape=(3, 32, 32))["dataset"] == "cifar10"
+    assert views.lab_link(window, 5, shape=(1, 60, 60), prefer="mnist")["dataset"] == "mnist-two", "mnist is 28×28"
+    assert views.lab_link(window, 5, shape=(1, 28, 28), prefer="mnist-sample")["dataset"] == "mnist-sample"
+    assert "dataset" not in views.lab_link(window, 5, shape=(1, 17, 17)), "no sample of that size: the lab chooses"
+
+
 def test_a_lab_link_carries_the_window_and_the_lab_reads_it_back_rounded_to_its_sliders():
     window = views.window_at(params((1,), gx=11.1781, gy=15.52, delta=6.16241, sigma2=1.4914, gamma=0.0513), 5, 0)
-    query = views.lab_link(window, 5, digit=7)
+    query = views.lab_link(window, 5, shape=(1, 28, 28), prefer="mnist-sample", digit=7)
     assert query == {
+        "dataset": "mnist-sample",
         "n": "5",
         "gx": "11.1781",
         "gy": "15.52",
@@ -301,6 +310,9 @@ def test_the_cards_headline_is_the_figure_of_what_the_model_does():
     assert headline.figures == [("Test bound", "9,500 nats"), ("Bits per dimension", "4.46")]
     assert "Measured on the JPEG copy." in headline.explanation and "binarisation" not in headline.explanation
     assert "80.97" not in headline.explanation  # no paper figure claimed for a model the paper gives none for
+    run = {"config": {"likelihood": "logistic", "channels": 3, "height": 32, "width": 32}, "test_elbo_nats": 6387.0}
+    # a colour run's stored meta has no bits/dim of its own: 6387 nats / (3 x 32 x 32 x ln 2) = 2.9995 bits/dim
+    assert views.card_headline(run, classifies=False).figures[1] == ("Bits per dimension", "3.00")
     autoencoder = views.card_headline({"autoencoder": True, "test_recon_nats": 51.2}, classifies=False)
     assert autoencoder.figures == [("Reconstruction", "51.20 nats")] and "no bound" in autoencoder.explanation
     assert views.card_headline({}, classifies=True).figures == [("Test error", "not measured")]

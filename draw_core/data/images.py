@@ -1,9 +1,9 @@
 """A user's picture (an uploaded file or a drawing) turned into the model's input.
 
 Any image file is first decoded to 8-bit grey ('L') or 8-bit colour ('RGB') pixels (`decode_image`), and every
-conversion on the way is written down in words, so the app can say what it did: transparency composited onto white
-paper, a palette expanded, 16-bit levels scaled to 8 bits (Pillow's own convert would clip them at 255), another
-colour space turned into RGB.
+conversion on the way is written down in words, so the app can say what it did: transparency composited onto paper
+that shows the strokes, an animation's last frame taken, a photo turned upright, a palette expanded, 16-bit levels
+scaled to 8 bits (Pillow's own convert would clip them at 255), another colour space turned into RGB.
 
 For a grey model the picture is then prepared like an MNIST digit. MNIST digits are white ink on black, their
 bounding box scaled to fit a 20 x 20 box (aspect kept) and placed in the 28 x 28 field so that their centre of mass
@@ -35,6 +35,7 @@ INK_THRESHOLD = 0.05  # after stretching to [0, 1], pixels above this count as i
 MIN_CONTRAST = 0.02  # a picture whose ink and background differ by less than this is blank
 TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+EXIF_ORIENTATION = 0x0112  # the EXIF tag a camera sets instead of turning the pixels; 1 means upright
 
 
 class ImageError(ValueError):
@@ -100,22 +101,52 @@ def _wide_levels(picture: Image.Image) -> tuple[Image.Image, str]:
     return Image.fromarray(np.rint(eight).astype(np.uint8), mode="L"), note
 
 
+def _last_frame_upright(picture: Image.Image) -> tuple[Image.Image, list[str]]:
+    """An animation's last frame (a drawing animation ends on the finished drawing), turned upright by the EXIF
+    orientation a phone camera writes instead of turning the pixels; a note for each."""
+    notes = []
+    frames = getattr(picture, "n_frames", 1)
+    if frames > 1:
+        picture.seek(frames - 1)
+        picture.load()
+        notes.append(f"an animation of {frames} frames: its last frame is used")
+    orientation = picture.getexif().get(EXIF_ORIENTATION, 1)
+    if orientation != 1:
+        picture = ImageOps.exif_transpose(picture)
+        notes.append(f"turned upright as its EXIF orientation ({orientation}) says")
+    return picture, notes
+
+
+def _paper_is_dark(rgba: Image.Image) -> bool:
+    """Whether a transparent picture's opaque strokes are light (median grey level over 127: white ink, as MNIST),
+    so that they need dark paper to be seen."""
+    pixels = np.asarray(rgba)
+    opaque = pixels[..., 3] > 127
+    if not opaque.any():
+        return False
+    luma = pixels[..., :3][opaque].astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return float(np.median(luma)) > 127
+
+
 def decode_image(data: bytes) -> Picture:
     """Decode an image file (PNG, JPEG, GIF, BMP, WebP, TIFF, ...) of any mode to 8-bit 'L' or 'RGB' pixels.
 
-    Transparent pixels count as white paper, so a transparent PNG with dark strokes reads as ink on paper. Each
-    conversion is a note: the app shows them, so nobody wonders why their picture looks different.
+    Transparent pixels count as paper: white under dark strokes, black under light ones (white ink, as MNIST), so
+    the strokes stay visible. An animation gives its last frame; a photo is turned upright by its EXIF orientation.
+    Each conversion is a note: the app shows them, so nobody wonders why their picture looks different.
     """
-    picture = _open(data)
-    mode, notes = picture.mode, []
+    picture, notes = _last_frame_upright(_open(data))
+    mode = picture.mode
     if mode in ("L", "RGB"):
-        return Picture(picture)
+        return Picture(picture, tuple(notes))
     if mode in TRANSPARENT_MODES or (mode == "P" and "transparency" in picture.info):
         rgba = picture.convert("RGBA")
-        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        dark = _paper_is_dark(rgba)
+        paper = Image.new("RGBA", rgba.size, (0, 0, 0, 255) if dark else (255, 255, 255, 255))
         flat = Image.alpha_composite(paper, rgba)
         picture = flat.convert("L" if mode in ("LA", "La") else "RGB")
-        notes.append(f"transparent pixels (mode {mode}) composited onto white paper")
+        shade = "black paper (its strokes are light)" if dark else "white paper"
+        notes.append(f"transparent pixels (mode {mode}) composited onto {shade}")
     elif mode in (*SIXTEEN_BIT_MODES, "I", "F"):
         picture, note = _wide_levels(picture)
         notes.append(note)

@@ -29,6 +29,7 @@ from draw_core.io.checkpoint import PROVENANCE_KEYS
 from draw_core.nn.attention import AttentionParams, WindowGeometry, extract, filterbank, window_geometry, write
 from draw_core.nn.elbo import gaussian_kl_from_std
 from draw_core.nn.kinds import ModelKind
+from draw_core.nn.likelihood import nats_to_bits_per_dim
 from draw_core.nn.model import ReconstructionTrace
 from draw_core.present import viz
 
@@ -404,11 +405,18 @@ def lab_defaults(height: int, width: int) -> dict[str, float]:
     return {"n": 5, "gx": (width + 1) / 2, "gy": (height + 1) / 2, "delta": delta, "sigma2": sigma2, "gamma": 1.0}
 
 
-def lab_link(window: Window, N: int, *, digit: int | None = None) -> dict[str, str]:
-    """The Attention lab's query parameters for one window (scalar fields) of an N×N grid (and a test digit)."""
+def lab_link(
+    window: Window, N: int, *, shape: tuple[int, int, int], prefer: str | None = None, digit: int | None = None
+) -> dict[str, str]:
+    """The Attention lab's query parameters for one window (scalar fields) of an N×N grid on an image of `shape`
+    (C, H, W): the dataset whose sample the lab shows (`prefer`, e.g. the one the test digit came from, when it has
+    that shape; else the first that has it), so the window lands on an image of the size it was made for; and the
+    test digit when there is one."""
     p = window.params
     values = {"n": N, "gx": p.gx, "gy": p.gy, "delta": p.delta, "sigma2": p.sigma2, "gamma": p.gamma}
     query = {key: f"{float(value):.6g}" for key, value in values.items()}
+    if datasets := sample_datasets(shape, prefer=prefer):
+        query["dataset"] = datasets[0]
     if digit is not None:
         query["digit"] = str(digit)
     return query
@@ -492,6 +500,15 @@ def _nats(value: float | None) -> str:
     return f"{value:,.0f} nats" if value >= 1000 else f"{value:.2f} nats"
 
 
+def _bits_from_config(nats: float | None, config) -> float | None:
+    """nats / (C·H·W·ln 2) for the image size in a card's config, when both are there."""
+    try:
+        dims = int(config.get("channels", 1)) * int(config["height"]) * int(config["width"])
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+    return nats_to_bits_per_dim(nats, dims) if nats is not None and dims > 0 else None
+
+
 def card_headline(card: dict, *, classifies: bool) -> Headline:
     """What a card's main figure is, by what the model does: a classifier's test error beside Table 1's; a
     generator's bound in nats (and bits per dimension for 8-bit colour, with the copy it was measured on); an
@@ -525,6 +542,7 @@ def card_headline(card: dict, *, classifies: bool) -> Headline:
             "lower is better."
         )
     else:
+        bits = bits if bits is not None else _bits_from_config(bound, card.get("config"))  # a run's stored meta
         figures.append(("Bits per dimension", f"{bits:.2f}" if bits is not None else "not measured"))
         copy = data_copy(card.get("dataset"), card)
         explanation = (

@@ -417,7 +417,7 @@ class Trainer:
             "hardware": self.hardware,
             "train_config": self.cfg.to_dict(),
             self.objective.test_name: self.test_figure.value if self.test_figure else None,
-            "test_limit": self.cfg.eval_limit,  # test images the figure covers
+            "test_limit": self.test_figure.n if self.test_figure else None,  # test images the figure covers
             "finished": final and not stopped,
             "stopped": stopped,
             **self.meta_extra,
