@@ -385,6 +385,20 @@ def test_runs_may_not_fill_more_disk_than_allowed(manager, monkeypatch):
     assert manager.start("one-more", TINY, tiny_train(steps=2)).wait(HANG_GUARD_S)
 
 
+def test_a_run_under_way_that_has_not_written_its_checkpoint_counts_against_the_disk_limit(manager, monkeypatch):
+    monkeypatch.setattr(manager, "max_running", 2)
+    manager.runs_dir.mkdir(parents=True)
+    with open(manager.runs_dir / "old.safetensors", "wb") as handle:
+        handle.truncate(4 * 2**20 - int(1.5 * jobs.checkpoint_bytes(TINY)))  # room left for one checkpoint, not two
+    monkeypatch.setenv("DRAW_MAX_RUNS_DISK_MB", "4")
+    first = manager.start("first", TINY, tiny_train(steps=1_000_000, checkpoint_every=0))  # writes only at its end
+    assert not first.path.exists()
+    with pytest.raises(jobs.JobError, match="DRAW_MAX_RUNS_DISK_MB"):
+        manager.start("second", TINY, tiny_train(steps=2))
+    first.stop()
+    assert first.wait(HANG_GUARD_S)
+
+
 def test_a_new_manager_removes_stale_temporary_files(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()

@@ -170,11 +170,12 @@ def checkpoint_bytes(model_cfg) -> int:
     return 3 * 4 * check_parameter_count(model_cfg) + CHECKPOINT_HEADER_BYTES
 
 
-def check_disk(runs_dir: Path, path: Path, model_cfg) -> None:
-    """The runs folder's checkpoints, with this run's (replacing `path` when it exists), within
-    DRAW_MAX_RUNS_DISK_MB; and room on the disk for the checkpoint and its temporary copy."""
+def check_disk(runs_dir: Path, path: Path, model_cfg, pending: int = 0) -> None:
+    """The runs folder's checkpoints, with this run's (replacing `path` when it exists) and `pending` bytes of runs
+    under way that have not written theirs yet, within DRAW_MAX_RUNS_DISK_MB; and room on the disk for the
+    checkpoint and its temporary copy."""
     need, cap = checkpoint_bytes(model_cfg), settings.max_runs_disk_bytes()
-    used = sum(p.stat().st_size for p in runs_dir.glob(f"*{catalog.EXTENSION}") if p.is_file() and p != path)
+    used = pending + sum(p.stat().st_size for p in runs_dir.glob(f"*{catalog.EXTENSION}") if p.is_file() and p != path)
     if used + need > cap:
         raise JobError(
             f"the runs folder {runs_dir} holds {used / 2**20:,.0f} MB of checkpoints; this run's ({need / 2**20:,.1f} "
@@ -609,10 +610,11 @@ class JobManager:
         spec = check_model_and_data(model_cfg, train_cfg, data_dir)
         check_memory(model_cfg, train_cfg)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        check_disk(self.runs_dir, path, model_cfg)
         image = glimpse_image(spec)
         with self._lock:
             running = [job for job in self._jobs.values() if job.running]
+            unwritten = sum(checkpoint_bytes(job._model_cfg) for job in running if not job.path.exists())
+            check_disk(self.runs_dir, path, model_cfg, pending=unwritten)  # under the lock: two Starts count both
             if len(running) >= self.max_running:
                 names = ", ".join(
                     f"'{job.name}' (step {job.snapshot().step}/{job.snapshot().total_steps})" for job in running
