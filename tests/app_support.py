@@ -106,3 +106,12 @@ def damaged_mnist(folder: Path) -> Path:
     for name in MNIST_FILES:
         (raw / name).write_bytes(bytes(100))
     return folder
+
+
+def switch_pages_by_sidebar(at, *pages: str) -> None:
+    """Visit `pages` (file names under pages/) in turn as the sidebar does: the browser drops the page's URL
+    parameters on a sidebar switch (streamlit#7982), so only what the session keeps can survive."""
+    for page in pages:
+        at.query_params.clear()
+        at.switch_page(f"pages/{page}").run()
+        assert_no_exception(at)

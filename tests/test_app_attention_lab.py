@@ -14,6 +14,7 @@ from app_support import (
     assert_no_exception,
     figure,
     open_page,
+    switch_pages_by_sidebar,
     tiny_checkpoint,
     use_folders,
 )
@@ -147,10 +148,7 @@ def test_the_window_and_its_image_survive_a_trip_to_other_pages(monkeypatch, tmp
     at.selectbox(key="lab_dataset").set_value("mnist-cluttered").run()
     at = set_window(at, gx=80.0, delta=4.0)
     at.number_input(key="lab_digit").set_value(3).run()
-    for page in ("home.py", "reparameterization.py", "attention_lab.py"):
-        at.query_params.clear()  # the browser drops the page's URL parameters on a sidebar switch
-        at.switch_page(f"pages/{page}").run()
-        assert_no_exception(at)
+    switch_pages_by_sidebar(at, *("home.py", "reparameterization.py", "attention_lab.py"))
     assert at.selectbox(key="lab_dataset").value == "mnist-cluttered"
     assert at.slider(key="lab_gx").value == 80.0 and at.slider(key="lab_delta").value == 4.0
     assert at.number_input(key="lab_digit").value == 3

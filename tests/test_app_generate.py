@@ -18,6 +18,7 @@ from app_support import (
     figure,
     figures,
     open_page,
+    switch_pages_by_sidebar,
     tiny_checkpoint,
     use_folders,
     use_shipped,
@@ -199,10 +200,7 @@ def test_seed_step_and_checkpoint_survive_page_switches(monkeypatch, tmp_path):
     at.number_input(key="seed").set_value(11).run()
     at.slider(key="step").set_value(2).run()
     at.toggle(key="generate_centres").set_value(True).run()
-    for page in ("attention_lab.py", "home.py", "generate.py"):
-        at.query_params.clear()  # the browser drops the page's URL parameters on a sidebar switch (streamlit#7982)
-        at.switch_page(f"pages/{page}").run()
-        assert_no_exception(at)
+    switch_pages_by_sidebar(at, *("attention_lab.py", "home.py", "generate.py"))
     assert at.number_input(key="seed").value == 11
     assert at.slider(key="step").value == 2
     assert at.toggle(key="generate_centres").value

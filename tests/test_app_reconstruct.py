@@ -17,6 +17,7 @@ from app_support import (
     assert_no_exception,
     figure,
     open_page,
+    switch_pages_by_sidebar,
     tiny_checkpoint,
     use_folders,
     use_shipped,
@@ -354,10 +355,7 @@ def test_the_input_and_seed_survive_a_trip_to_the_lab_and_back(runs):
     at = open_page("reconstruct.py")
     at.number_input(key="reconstruct_index").set_value(7).run()
     at.number_input(key="reconstruct_seed").set_value(5).run()
-    for page in ("attention_lab.py", "home.py", "reconstruct.py"):
-        at.query_params.clear()  # the browser drops the page's URL parameters on a sidebar switch (streamlit#7982)
-        at.switch_page(f"pages/{page}").run()
-        assert_no_exception(at)
+    switch_pages_by_sidebar(at, *("attention_lab.py", "home.py", "reconstruct.py"))
     assert at.number_input(key="reconstruct_index").value == 7
     assert at.number_input(key="reconstruct_seed").value == 5
     at.segmented_control(key="reconstruct_source").set_value("upload").run()
