@@ -4,7 +4,7 @@ ranges of every random draw, seeding, the fixed test set, the training stream an
 import pytest
 import torch
 
-from draw_core.data import load_sample
+from draw_core.data import get_dataset, load_sample
 from draw_core.data.cluttered import (
     ClutteredStream,
     _clutter,
@@ -167,5 +167,11 @@ def test_bad_inputs_are_refused_with_what_was_expected(sample):
         make_cluttered(digits[:, 0], labels, 4, generator=g)
     with pytest.raises(ValueError, match="at least 2 digits"):
         make_cluttered(digits[:1], labels[:1], 4, generator=g)
-    with pytest.raises(ValueError, match="batch_size=600 must be between 1 and the number of digits 500"):
+    with pytest.raises(ValueError, match="batch_size=600 must be between 1 and the number of training images 500"):
         ClutteredStream(digits, labels, 600, 0)
+
+
+def test_a_limit_of_zero_means_every_image_as_for_every_other_test_set(sample):
+    digits, labels = sample
+    images, _ = fixed_cluttered_test_set(digits, labels, limit=0)
+    assert len(images) == len(digits) == len(get_dataset("mnist-sample").test_set(None, 0))

@@ -76,7 +76,7 @@ def test_the_stream_gives_shuffled_level_batches(tmp_path):
     # One epoch of 8 is all 8 training images, in some order.
     assert sorted(batch.flatten(1).sum(1).tolist()) == sorted(train.flatten(1).sum(1).tolist())
     assert torch.equal(CIFAR.train_stream(tmp_path, batch_size=8, seed=0).next(), batch)
-    with pytest.raises(ValueError, match="batch_size=9 must be between 1 and the number of images 8"):
+    with pytest.raises(ValueError, match="batch_size=9 must be between 1 and the number of training images 8"):
         CIFAR.train_stream(tmp_path, batch_size=9, seed=0)
     with pytest.raises(ValueError, match="must be uint8"):
         LevelStream(train, batch_size=2, seed=0)
@@ -200,6 +200,14 @@ def test_missing_svhn_says_how_to_get_it_and_its_sample_needs_the_data(tmp_path,
     assert SVHN.has_sample()
     images, labels = SVHN.sample()
     assert images.shape == (64, 3, 32, 32) and labels[9] == 0
+
+
+def test_svhns_sample_comes_from_the_data_folder_given_not_only_the_environments(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRAW_DATA_DIR", str(tmp_path / "elsewhere"))
+    write_svhn(tmp_path / "given" / "svhn", n=70, seed=1)
+    assert not SVHN.has_sample() and SVHN.has_sample(tmp_path / "given")
+    assert SVHN.sample_test_set(tmp_path / "given").shape == (64, 3, 32, 32)
+    assert torch.equal(SVHN.example(tmp_path / "given"), SVHN.sample(tmp_path / "given")[0][SVHN.example_index])
 
 
 REAL_DATA_DIR = os.environ.get("DRAW_DATA_DIR")

@@ -70,6 +70,11 @@ def test_batch_stream_gives_fresh_binary_batches_and_counts_epochs():
     assert stream.epoch == 2
     with pytest.raises(ValueError, match="empty"):
         BatchStream(images[:0], batch_size=4, seed=0)
+    for size in (0, 41):  # no batch at all, or one larger than the set (it would count an epoch every step)
+        with pytest.raises(
+            ValueError, match=f"batch_size={size} must be between 1 and the number of training images 40"
+        ):
+            BatchStream(images[:40], batch_size=size, seed=0)
 
 
 def test_bad_names_are_refused_with_the_known_ones():

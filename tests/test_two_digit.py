@@ -118,7 +118,7 @@ def test_bad_inputs_are_refused_with_what_was_expected():
         fixed_two_digit_test_set(torch.zeros(5, 1, 32, 32))
     with pytest.raises(ValueError, match="at least 2 digits"):
         fixed_two_digit_test_set(torch.zeros(1, 1, 28, 28))
-    with pytest.raises(ValueError, match="batch_size=11 must be between 1 and the number of digits 10"):
+    with pytest.raises(ValueError, match="batch_size=11 must be between 1 and the number of training images 10"):
         TwoDigitStream(torch.zeros(10, 1, 28, 28), batch_size=11, seed=0)
 
 

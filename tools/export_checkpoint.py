@@ -70,7 +70,7 @@ def generator_figures(shipped, args) -> dict:
     k = 1 if autoencoder else args.k
     test = spec.test_set(args.data_dir, args.limit)
     full = evaluate(shipped.model, test, k=k, batch_size=500, sample=not autoencoder)
-    sample = evaluate(shipped.model, spec.sample_test_set(), batch_size=500, sample=not autoencoder)
+    sample = evaluate(shipped.model, spec.sample_test_set(args.data_dir), batch_size=500, sample=not autoencoder)
     if spec.likelihood == "bernoulli":
         data = (
             "binarisation",

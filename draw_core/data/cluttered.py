@@ -14,7 +14,8 @@ The generator, exactly (this text goes into the model cards):
   [0, 1] only to guard against inputs outside it). The reference generator (github.com/deepmind/mnist-cluttered)
   sums and clips instead; the maximum keeps a stroke's grey levels intact where a fragment crosses it.
 - Training images (`ClutteredStream`) are drawn fresh for every batch: the placed digits follow a new random
-  permutation of the training split each epoch (each digit once per epoch, in draw_core.data.BatchStream's order),
+  permutation of the training split each epoch (each digit at most once per epoch, in draw_core.data.BatchStream's
+  order: the N mod B left after the last full batch wait for the next permutation),
   and every position, source and crop is drawn anew, so no image repeats.
 - The test set (`fixed_cluttered_test_set`) places each of the 10,000 test digits once, test digit i in image i (so
   the labels are the test labels in order), with every random draw taken from one `torch.Generator` seeded with
@@ -142,7 +143,7 @@ def _clutter(digits, digit, generator, size, fragments, fragment_size, limit=Non
         fragments=fragments,
         fragment_size=fragment_size,
     )
-    placements = placements.first(limit) if limit is not None else placements
+    placements = placements.first(limit) if limit else placements  # None or 0: all, as every test set reads it
     return render(digits, placements, size=size, fragment_size=fragment_size), placements
 
 
@@ -224,8 +225,6 @@ class ClutteredStream(BatchStream):
     ):
         _check_labels(digits, labels)
         _check_digits(digits, size, fragments, fragment_size)
-        if not (1 <= batch_size <= len(digits)):
-            raise ValueError(f"batch_size={batch_size} must be between 1 and the number of digits {len(digits)}")
         super().__init__(digits, batch_size, seed)
         self.labels = labels
         self.size = size

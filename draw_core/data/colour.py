@@ -131,8 +131,6 @@ class LevelStream(BatchStream):
     def __init__(self, images: torch.Tensor, batch_size: int, seed: int):
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
-        if not (1 <= batch_size <= len(images)):
-            raise ValueError(f"batch_size={batch_size} must be between 1 and the number of images {len(images)}")
         super().__init__(images, batch_size, seed)
 
     def next(self) -> torch.Tensor:

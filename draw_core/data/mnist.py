@@ -101,11 +101,17 @@ def fixed_binarization(images: torch.Tensor) -> torch.Tensor:
 
 
 class BatchStream:
-    """Endless shuffled batches of freshly binarised training images; `epoch` counts full passes."""
+    """Endless shuffled batches of freshly binarised training images; `epoch` counts full passes. Every batch is
+    full: the N mod B images a permutation has left after its last full batch are skipped in that epoch (a different
+    few each time, so none is left out for long)."""
 
     def __init__(self, images: torch.Tensor, batch_size: int, seed: int):
         if len(images) == 0:
             raise ValueError("the training set is empty")
+        if not (1 <= batch_size <= len(images)):  # a larger batch would be the whole set, and count an epoch a step
+            raise ValueError(
+                f"batch_size={batch_size} must be between 1 and the number of training images {len(images):,}"
+            )
         self.images = images
         self.batch_size = batch_size
         self.generator = torch.Generator().manual_seed(seed)

@@ -66,23 +66,24 @@ class DatasetSpec:
             "`DRAW_DATA_DIR` pointing at the folder that holds them."
         )
 
-    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """A small real sample shipped in the repository: images (N, C, H, W) in [0, 1], labels (N,)."""
+    def sample(self, data_dir: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A small real sample shipped in the repository: images (N, C, H, W) in [0, 1], labels (N,). `data_dir`
+        matters only to a dataset that ships none and takes its sample from its data (SvhnImages)."""
         raise NotImplementedError
 
-    def has_sample(self) -> bool:
+    def has_sample(self, data_dir: str | os.PathLike | None = None) -> bool:
         """Whether `sample` can give images here (every dataset that ships a sample; see SvhnImages)."""
         return True
 
-    def sample_test_set(self) -> torch.Tensor:
+    def sample_test_set(self, data_dir: str | os.PathLike | None = None) -> torch.Tensor:
         """The shipped sample's images (N, C, H, W) as an evaluation sees them: binarised once with
         TEST_BINARIZATION_SEED for the Bernoulli likelihood, the 8-bit levels as they are otherwise."""
-        images = self.sample()[0]
+        images = self.sample(data_dir)[0]
         return mnist.fixed_binarization(images) if self.likelihood == "bernoulli" else images
 
-    def example(self) -> torch.Tensor:
+    def example(self, data_dir: str | os.PathLike | None = None) -> torch.Tensor:
         """(C, H, W) the image the Train page's live glimpses follow."""
-        return self.sample()[0][self.example_index]
+        return self.sample(data_dir)[0][self.example_index]
 
     def _missing(self, root: Path, error: Exception) -> DatasetMissingError:
         wanted = ", ".join(str(p) for p in self.required_files(root))
@@ -106,7 +107,7 @@ class BinarisedMnist(DatasetSpec):
     def required_files(self, root: Path) -> list[Path]:
         return [mnist.SAMPLE_PATH] if self.shipped_only else mnist.mnist_files(root)
 
-    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, data_dir: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         return mnist.load_sample()
 
     def load(self, split: str, data_dir: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,7 +146,7 @@ class ClutteredMnist(DatasetSpec):
     def _digits(self, split: str, data_dir) -> tuple[torch.Tensor, torch.Tensor]:
         return MNIST_SPEC.load(split, data_dir)
 
-    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, data_dir: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The shipped MNIST sample, each digit placed once in clutter cut from the sample (seeded)."""
         digits, labels = mnist.load_sample()
         return cluttered.fixed_cluttered_test_set(digits, labels, seed=self.sample_seed)
@@ -170,7 +171,7 @@ class TwoDigitMnist(DatasetSpec):
     def required_files(self, root: Path) -> list[Path]:
         return mnist.mnist_files(root)
 
-    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, data_dir: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The shipped MNIST sample, sample digit i first in image i with a seeded partner from the sample; grey
         levels (500, 1, 60, 60) in [0, 1]."""
         digits, labels = mnist.load_sample()
@@ -277,7 +278,7 @@ class Cifar10Images(ColourImages):
                 raise DatasetMissingError(f"{self._batches(root)}: {error}. {self.how_to_get(root)}") from None
         return colour.read_image_folder(self._jpeg(root) / split)[:2]
 
-    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, data_dir: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """64 test images shipped with the app, 6 or 7 of every class, taken from the JPEG (quality 75) re-encoded
         copy, not the original batches (tools/make_colour_sample.py): floats k/255 (64, 3, 32, 32), labels (64,)."""
         return colour.load_sample(colour.CIFAR_SAMPLE_PATH)
@@ -313,12 +314,12 @@ class SvhnImages(ColourImages):
     def _levels(self, split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
         return colour.read_svhn_mat(root / colour.SVHN_FOLDER / colour.SVHN_FILES[split])
 
-    def has_sample(self) -> bool:
-        return self.available()
+    def has_sample(self, data_dir: str | os.PathLike | None = None) -> bool:
+        return self.available(data_dir)
 
-    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, data_dir: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The first `sample_size` test images of the data root's SVHN; DatasetMissingError when it is not here."""
-        images, labels = self._read("test", None)
+        images, labels = self._read("test", data_dir)
         return colour.to_levels(images[: self.sample_size]), labels[: self.sample_size]
 
 

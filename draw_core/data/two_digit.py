@@ -11,8 +11,9 @@ The generator, exactly (this text goes into the model cards):
 - Binarisation is MNIST's (draw_core.data.mnist): a fresh Bernoulli sample of the grey levels for every training
   batch; the test set is binarised once with `mnist.fixed_binarization` (TEST_BINARIZATION_SEED).
 - Training images (`TwoDigitStream`) are drawn fresh for every batch: the first digits follow a new random
-  permutation of the training split each epoch (each digit once per epoch, in mnist.BatchStream's order); the
-  second digit and both positions are drawn anew for every image from the same seeded generator.
+  permutation of the training split each epoch (each digit at most once per epoch, in mnist.BatchStream's order:
+  the N mod B left after the last full batch wait for the next permutation); the second digit and both positions
+  are drawn anew for every image from the same seeded generator.
 - The test set (`fixed_two_digit_test_set`) puts test digit i first in image i (10,000 images), with every other
   draw taken from one `torch.Generator` seeded with `TWO_DIGIT_TEST_SEED`, in the order of cluttered.py's
   `sample_placements` with one whole-digit "fragment": first-digit rows (n), first-digit columns (n), second
@@ -71,8 +72,6 @@ class TwoDigitStream(mnist.BatchStream):
 
     def __init__(self, digits: torch.Tensor, batch_size: int, seed: int):
         _check_digits(digits)
-        if not (1 <= batch_size <= len(digits)):
-            raise ValueError(f"batch_size={batch_size} must be between 1 and the number of digits {len(digits)}")
         super().__init__(digits, batch_size, seed)
 
     def next(self) -> torch.Tensor:

@@ -420,10 +420,10 @@ def fixed_z_samples(model: DRAW, n: int = STRIP_SAMPLES) -> torch.Tensor:
     return model.generate(n, z=prior_z(STRIP_SEED, cfg.T, cfg.z_size, n)).canvases[-1].detach().cpu()
 
 
-def glimpse_image(spec: DatasetSpec) -> torch.Tensor:
-    """The dataset's example image (C, H, W) as its models see it: binarised once with GLIMPSE_SEED for a
-    Bernoulli likelihood, grey levels otherwise."""
-    image = spec.example()
+def glimpse_image(spec: DatasetSpec, data_dir: str | None = None) -> torch.Tensor:
+    """The dataset's example image (C, H, W) as its models see it (SVHN's from the data under `data_dir`):
+    binarised once with GLIMPSE_SEED for a Bernoulli likelihood, grey levels otherwise."""
+    image = spec.example(data_dir)
     if spec.likelihood == "bernoulli":
         return binarize(image, torch.Generator().manual_seed(GLIMPSE_SEED))
     return image
@@ -610,7 +610,7 @@ class JobManager:
         spec = check_model_and_data(model_cfg, train_cfg, data_dir)
         check_memory(model_cfg, train_cfg)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        image = glimpse_image(spec)
+        image = glimpse_image(spec, data_dir)
         with self._lock:
             running = [job for job in self._jobs.values() if job.running]
             unwritten = sum(checkpoint_bytes(job._model_cfg) for job in running if not job.path.exists())
