@@ -102,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         return report_error(args, ckpt, dataset, images)
     from tqdm import tqdm
 
+    spec = get_dataset(dataset)
+    autoencoder = ckpt.meta.get("train_config", {}).get("kl_weight") == 0  # z = mu: measured as it was trained
+    if autoencoder and args.samples != 1:
+        message = "--samples is for a bound; an autoencoder (kl_weight 0) has a reconstruction cost only"
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     with tqdm(total=len(images), desc="evaluate", unit="img", disable=args.json, file=sys.stderr) as bar:
         result = evaluate(
             ckpt.model,
@@ -110,12 +116,21 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             seed=args.seed,
             on_progress=lambda done, n: bar.update(done - bar.n),
+            sample=not autoencoder,
         )
+    copy = spec.copy_description(args.data_dir) if hasattr(spec, "copy_description") else None
     if args.json:
-        print(json.dumps({"checkpoint": args.checkpoint, "dataset": dataset, **asdict(result)}))
+        extra = {"autoencoder": autoencoder, **({"data_copy": copy} if copy else {})}
+        print(json.dumps({"checkpoint": args.checkpoint, "dataset": dataset, **extra, **asdict(result)}))
         return 0
+    levels = "fixed binarisation" if spec.likelihood == "bernoulli" else "8-bit levels"
     print(f"checkpoint      {args.checkpoint}")
-    print(f"dataset         {dataset} (test, {result.n} digits, fixed binarisation)")
+    print(f"dataset         {dataset} (test, {result.n:,} images, {levels})")
+    if copy:
+        print(f"measured on     {copy}")
+    if autoencoder:
+        print(f"reconstruction  {result.recon_nats:.2f} nats with z = mu (an autoencoder, kl_weight 0: no bound)")
+        return 0
     print(f"ELBO bound      {result.elbo_nats:.2f} nats  (recon {result.recon_nats:.2f} + KL {result.kl_nats:.2f})")
     if result.iwae_nats is not None:
         print(f"IWAE bound k={result.k:<4d}{result.iwae_nats:.2f} nats")

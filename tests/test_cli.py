@@ -14,6 +14,7 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
+from test_app_evaluate import fake_cifar
 
 import draw_core.evaluate as evaluate_module
 import draw_core.sample as sample_module
@@ -28,6 +29,7 @@ from draw_core.nn.elbo import LossTerms
 from draw_core.nn.kinds import KINDS
 from draw_core.nn.model import DRAW
 from draw_core.nn.ram import RamConfig
+from draw_core.training.evaluation import evaluate
 from draw_core.training.trainer import TrainingDiverged, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -419,3 +421,43 @@ def test_evaluate_refuses_a_dataset_or_flag_that_does_not_fit_the_model(tmp_path
     assert exit_code(evaluate_module.main, [path, *flags]) == 2
     error = capsys.readouterr().err
     assert error.startswith("error: ") and message in error
+
+
+def test_pretrain_says_which_run_failed_and_exits_non_zero():
+    done = subprocess.run(
+        ["bash", "tools/pretrain.sh", "no-such-preset:1"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "pretrain: no-such-preset:1 failed" in done.stderr
+    assert "unknown preset 'no-such-preset'" in (ROOT / "artifacts" / "no-such-preset.log").read_text()
+
+
+def test_evaluate_measures_an_autoencoder_as_it_was_trained_with_no_bound(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = DRAW(DrawConfig(T=3, enc_size=16, dec_size=16, z_size=4))
+    meta = {"dataset": "mnist-sample", "train_config": {"kl_weight": 0.0}}
+    path = save_checkpoint(model, tmp_path / "ae.safetensors", meta=meta)
+    assert evaluate_module.main([str(path), "--limit", "20"]) == 0
+    out = capsys.readouterr().out
+    expected = evaluate(model.eval(), registry.get_dataset("mnist-sample").test_set(None, 20), sample=False)
+    assert "(test, 20 images, fixed binarisation)" in out and "ELBO" not in out
+    assert f"reconstruction  {expected.recon_nats:.2f} nats with z = mu" in out
+    assert evaluate_module.main([str(path), "--samples", "5"]) == 2
+    assert "an autoencoder (kl_weight 0) has a reconstruction cost only" in capsys.readouterr().err
+
+
+def test_evaluate_names_a_colour_models_levels_and_cifar_copy(tmp_path, capsys, monkeypatch):
+    data = fake_cifar(tmp_path / "data")
+    torch.manual_seed(0)
+    cfg = DrawConfig(channels=3, height=32, width=32, T=2, read_n=2, write_n=3, enc_size=8, dec_size=8, z_size=2,
+                     likelihood="logistic")  # fmt: skip
+    path = save_checkpoint(DRAW(cfg), tmp_path / "colour.safetensors", meta={"dataset": "cifar10"})
+    assert evaluate_module.main([str(path), "--data-dir", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "(test, 10 images, 8-bit levels)" in out and "binarisation" not in out
+    assert "measured on     the JPEG (quality 75) re-encoded copy" in out
