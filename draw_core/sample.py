@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -46,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--scale, --frame-ms and --nrow must be positive")
     if args.frame_ms > MAX_FRAME_MS:
         parser.error(f"--frame-ms must be at most {MAX_FRAME_MS} (a minute a frame), got {args.frame_ms}")
+    if args.frame_ms < 20 or args.frame_ms % 10:
+        parser.error(
+            f"--frame-ms must be a multiple of 10 (a GIF stores hundredths of a second) and at least 20 (browsers "
+            f"play shorter frames at 100 ms), got {args.frame_ms}"
+        )
     if not 0 <= args.seed <= MAX_SEED:
         parser.error(f"--seed must be between 0 and {MAX_SEED}, got {args.seed}")
     if args.scale > MAX_SCALE:
@@ -76,10 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.png:
         outputs.append((args.png, grid_png(trace.canvases[-1], nrow=nrow, scale=args.scale), "PNG grid"))
     for path, data, what in outputs:
+        target = Path(path)
+        partial = target.with_name(f".{target.name}.partial")
         try:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_bytes(data)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(data)
+            os.replace(partial, target)  # an earlier file is replaced whole or not at all
         except OSError as error:
+            partial.unlink(missing_ok=True)
             print(f"error: cannot write {path}: {error}", file=sys.stderr)
             return 2
         print(f"wrote {what} of {args.n} samples to {path}")

@@ -117,6 +117,8 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error("--resume continues --out and --force replaces it: give one of them")
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
+    if args.dataset is not None and args.dataset not in dataset_names():
+        parser.error(f"unknown dataset {args.dataset!r}: expected one of {dataset_names()}")
     shortest, longest = (seconds / 60 for seconds in TIME_BUDGET_RANGE_S)
     if args.time_budget is not None and not shortest <= args.time_budget <= longest:  # NaN is outside too
         parser.error(f"--time-budget must be {shortest:.3f} to {longest:g} minutes, got {args.time_budget}")

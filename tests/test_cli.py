@@ -159,6 +159,21 @@ def test_sample_cli_writes_gif_and_png(trained, tmp_path):
     assert again.read_bytes() == png.read_bytes()
 
 
+def test_a_sample_write_that_fails_keeps_the_earlier_file_whole(trained, tmp_path, monkeypatch, capsys):
+    out, *_ = trained
+    png = tmp_path / "p.png"
+    assert sample_module.main([str(out), "--n", "4", "--png", str(png), "--seed", "1"]) == 0
+    before = png.read_bytes()
+
+    def disk_full(source, target):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sample_module.os, "replace", disk_full)
+    assert sample_module.main([str(out), "--n", "9", "--png", str(png), "--seed", "2"]) == 2
+    assert "cannot write" in capsys.readouterr().err
+    assert png.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["p.png"]
+
+
 @pytest.mark.parametrize("main", [sample_module.main, evaluate_module.main], ids=["sample", "evaluate"])
 def test_clis_refuse_a_bad_checkpoint_clearly(tmp_path, capsys, main):
     png = tmp_path / "p.png"
@@ -315,6 +330,9 @@ def test_the_train_cli_removes_stale_temporary_files_beside_out(tmp_path, capsys
         (sample_module.main, ["--png", "p.png", "--scale", "1000"], "--scale must be at most 32"),
         (sample_module.main, ["--png", "p.png", "--n", "0"], "--n must be between 1 and 1024"),
         (sample_module.main, ["--gif", "g.gif", "--frame-ms", "700000"], "--frame-ms must be at most 60000"),
+        (sample_module.main, ["--gif", "g.gif", "--frame-ms", "15"], "--frame-ms must be a multiple of 10"),
+        (sample_module.main, ["--gif", "g.gif", "--frame-ms", "10"], "and at least 20 (browsers"),
+        (train_module.main, ["--dataset", "bogus"], "unknown dataset 'bogus': expected one of"),
         (sample_module.main, ["--gif", "g.gif", "--n", "1024", "--scale", "32"], "too large to hold"),
         (sample_module.main, ["--png", "p.png", "--seed", str(10**23)], "--seed must be between 0 and"),
         (evaluate_module.main, ["--seed", "-1"], "--seed must be between 0 and"),

@@ -163,6 +163,23 @@ def test_model_entries_take_their_own_minutes_and_refuse_what_the_recipe_cannot_
             recipe.build_parser().parse_args([minutes])
 
 
+def test_counts_below_one_are_refused_before_any_stage_runs(tmp_path, capsys):
+    work = tmp_path / "work"
+    for flag in ("--k", "--compile-glimpses", "--eval-limit"):
+        with pytest.raises(SystemExit) as stopped:
+            load_recipe().main(["1", "--device", "cpu", flag, "0", "--work-dir", str(work)])
+        assert stopped.value.code == 2 and f"{flag} must be at least 1, got 0" in capsys.readouterr().err
+    assert not work.exists(), "nothing was started"
+
+
+def test_a_bench_that_refuses_its_arguments_is_recorded_and_the_recipe_goes_on(capsys):
+    recipe = load_recipe()
+    args = recipe.build_parser().parse_args(["1", "--device", "cpu", "--bench-steps", "0", "--no-compile"])
+    report = recipe.run_bench(args, 8)  # draw_core.bench exits with a usage error (SystemExit 2) inside
+    assert report["returncode"] == 1 and report["rows"] == []
+    assert "bench failed: SystemExit" in capsys.readouterr().out
+
+
 @pytest.mark.skipif(not get_dataset("mnist-cluttered").available(), reason="needs MNIST under $DRAW_DATA_DIR")
 def test_the_recipe_continues_the_classifiers_on_their_own_dataset(tmp_path):
     """Stand-ins of the two shipped classifiers (their meta, tiny weights) continue on cluttered MNIST, the dataset
@@ -226,6 +243,24 @@ def test_an_export_keeps_the_hand_written_notes_of_the_card_it_replaces(tmp_path
         assert stopped.value.code == 2 and why in capsys.readouterr().err
         # the shipped pair is as it was, and no half-made export is left beside it
         assert {path.name: path.read_bytes() for path in (tmp_path / "out").iterdir()} == shipped, bad
+
+
+def test_an_export_refuses_bad_names_limits_and_missing_notes_with_one_line(tmp_path, capsys):
+    torch.manual_seed(0)
+    source = tmp_path / "run.safetensors"
+    save_checkpoint(DRAW(TINY), source, meta={"step": 3, "dataset": "mnist-sample", "train_config": {}})
+    export = runpy.run_path(str(ROOT / "tools" / "export_checkpoint.py"))["main"]
+    argv = [str(source), "--out-dir", str(tmp_path / "out"), "--command", "train", "--k", "2"]
+    for bad, why in (
+        (["--name", "../escaped"], "--name must be a plain file name (no folders), got '../escaped'"),
+        (["--name", "tiny", "--limit", "0"], "--limit must be at least 1, got 0"),
+        (["--name", "tiny", "--notes-from", str(tmp_path / "missing.json")], "missing.json"),
+    ):
+        with pytest.raises(SystemExit) as stopped:
+            export([*argv, *bad])
+        err = capsys.readouterr().err
+        assert stopped.value.code == 2 and why in err and "Traceback" not in err, err
+    assert not (tmp_path / "escaped.safetensors").exists() and not (tmp_path / "out" / "tiny.safetensors").exists()
 
 
 @pytest.mark.slow

@@ -35,6 +35,7 @@ from draw_core.data.cluttered import CLUTTERED_TEST_SEED
 from draw_core.io.catalog import shipped_dir
 from draw_core.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from draw_core.nn.kinds import get_kind
+from draw_core.training.devices import select_device
 from draw_core.training.evaluation import evaluate
 from draw_core.training.objectives import objective_for
 from draw_core.training.trainer import total_train_seconds
@@ -147,11 +148,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.k < 1:
-        parser.error(f"--k must be at least 1, got {args.k}")
+    for flag, value in (("--k", args.k), ("--limit", args.limit)):
+        if value is not None and value < 1:
+            parser.error(f"{flag} must be at least 1, got {value}")
+    if args.name in ("", ".", "..") or Path(args.name).name != args.name:
+        parser.error(f"--name must be a plain file name (no folders), got {args.name!r}")
+    try:
+        select_device(args.device)
+    except ValueError as error:
+        parser.error(f"argument --device: {error}")
     try:
         card = export(args, parser)
-    except (CheckpointError, DatasetMissingError, ValueError) as error:
+    except (CheckpointError, DatasetMissingError, ValueError, OSError) as error:  # OSError: --notes-from, --out-dir
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     print(json.dumps(card, indent=2))
@@ -212,6 +220,8 @@ def measured_card(args: argparse.Namespace, *, out: Path, source, notes: dict) -
             f"python tools/export_checkpoint.py {args.source} --name {args.name} "
             + (f"--data-dir {args.data_dir} " if args.data_dir else "")
             + f"--dataset {args.dataset} --device {args.device} --k {args.k}"
+            + (f" --limit {args.limit}" if args.limit else "")
+            + (f" --notes-from {args.notes_from}" if args.notes_from else "")
         ),
         "eval_seconds": round(time.perf_counter() - started, 1),
         "created": shipped.meta.get("created"),

@@ -144,7 +144,7 @@ def run_bench(args: argparse.Namespace, batch: int) -> dict:
     try:
         with contextlib.redirect_stdout(printed):
             returncode = bench.main(argv)
-    except Exception as error:  # recorded; the recipe goes on
+    except (Exception, SystemExit) as error:  # recorded (SystemExit: the bench's usage error); the recipe goes on
         say(f"bench failed: {type(error).__name__}: {error}")
         returncode = 1
     say(printed.getvalue().rstrip())
@@ -328,7 +328,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for flag, value in (
+        ("--k", args.k),
+        ("--compile-glimpses", args.compile_glimpses),
+        ("--eval-limit", args.eval_limit),
+    ):
+        if value is not None and value < 1:  # refused now, not after the training minutes have been spent
+            parser.error(f"{flag} must be at least 1, got {value}")
     args.checkpoints_dir = args.checkpoints_dir or str(shipped_dir())
     command = "python tools/gpu_recipe.py " + " ".join(sys.argv[1:] if argv is None else argv)
     Path(args.work_dir).mkdir(parents=True, exist_ok=True)
@@ -339,7 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     summary_path = Path(args.work_dir) / "summary.json"
 
     def save_summary() -> None:  # after every stage: a call cut off by its time limit keeps what was done
-        summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+        partial = summary_path.with_name(summary_path.name + ".partial")
+        partial.write_text(json.dumps(summary, indent=2) + "\n")
+        os.replace(partial, summary_path)  # a cut mid-write leaves the last whole summary
 
     save_summary()
     if args.tests:
@@ -353,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, minutes in args.models:
         try:
             summary["models"].append(continue_model(name, minutes or args.minutes, args, command))
-        except Exception as error:  # recorded; the next model still runs
+        except (Exception, SystemExit) as error:  # recorded (SystemExit: an export's usage error); the next model runs
             say(f"{name}: {type(error).__name__}: {error}")
             summary["models"].append({"name": name, "error": f"{type(error).__name__}: {error}"})
         save_summary()
