@@ -4,6 +4,7 @@ import hashlib
 import json
 import math
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ import draw_core.sample as sample_module
 import draw_core.train as train_module
 import draw_core.training.objectives as objectives_module
 from draw_core.config import DrawConfig, TrainConfig
-from draw_core.data import load_sample, registry
+from draw_core.data import load_sample, mnist, registry
 from draw_core.data.cluttered import fixed_cluttered_test_set
 from draw_core.io.checkpoint import load_checkpoint, save_checkpoint
 from draw_core.nn.classifier import ClassifierConfig
@@ -479,3 +480,31 @@ def test_evaluate_names_a_colour_models_levels_and_cifar_copy(tmp_path, capsys, 
     out = capsys.readouterr().out
     assert "(test, 10 images, 8-bit levels)" in out and "binarisation" not in out
     assert "measured on     the JPEG (quality 75) re-encoded copy" in out
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [(["--n", "0"], "--n must be between 1 and 10,000, got 0"), (["--data-dir", "{tmp}"], "Dataset not found")],
+)
+def test_make_mnist_sample_refuses_without_touching_the_shipped_sample(tmp_path, capsys, flags, message):
+    before = mnist.SAMPLE_PATH.read_bytes()
+    tool = runpy.run_path(str(ROOT / "tools" / "make_mnist_sample.py"))["main"]
+    with pytest.raises(SystemExit) as stopped:
+        tool([flag.format(tmp=tmp_path) for flag in flags])
+    assert stopped.value.code == 2 and message in capsys.readouterr().err
+    assert mnist.SAMPLE_PATH.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--preset", "mnist-cluttered-ram"], "invalid choice: 'mnist-cluttered-ram'"),  # no generator pages
+        (["--repeats", "0"], "--repeats must be at least 1"),
+        (["--checkpoint", "/no/such.safetensors"], "--checkpoint /no/such.safetensors is not a file"),
+    ],
+)
+def test_bench_app_refuses_bad_flags_before_starting_the_app(capsys, flags, message):
+    tool = runpy.run_path(str(ROOT / "tools" / "bench_app.py"))["main"]
+    with pytest.raises(SystemExit) as stopped:
+        tool(flags)
+    assert stopped.value.code == 2 and message in capsys.readouterr().err

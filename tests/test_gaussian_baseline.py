@@ -4,6 +4,7 @@ import importlib.util
 import math
 from pathlib import Path
 
+import pytest
 import torch
 
 spec = importlib.util.spec_from_file_location(
@@ -31,3 +32,15 @@ def test_correlated_pixels_cost_fewer_bits_than_independent_ones():
     independent = 0.5 + 0.1 * noise
     bits = gaussian_baseline.gaussian_bits_per_dim
     assert bits(correlated[:15000], correlated[15000:]) < bits(independent[:15000], independent[15000:]) - 0.5
+
+
+def test_missing_data_or_a_dataset_without_8_bit_levels_is_one_error_line(tmp_path, capsys):
+    for argv, message in (
+        (["--data-dir", str(tmp_path)], "cifar10 is not on this server"),
+        (["--dataset", "mnist-sample"], "invalid choice: 'mnist-sample'"),
+    ):
+        with pytest.raises(SystemExit) as stopped:
+            gaussian_baseline.main(argv)
+        assert stopped.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err

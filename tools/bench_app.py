@@ -28,7 +28,7 @@ from draw_core.bench import print_rows
 from draw_core.io.catalog import shipped_dir
 from draw_core.io.checkpoint import save_checkpoint
 from draw_core.nn.model import DRAW
-from draw_core.presets import get_preset
+from draw_core.presets import get_preset, preset_names
 
 APP_SLIDERS = (  # (page file, how to find the slider a learner drags there): pages that show the sidebar's model
     ("pages/generate.py", lambda key: key == "step"),
@@ -125,13 +125,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument(
-        "--preset", default="mnist", help="the shipped checkpoint of this name, else its untrained config"
+        "--preset",
+        default="mnist",
+        choices=[name for name in preset_names() if get_preset(name).kind == "draw"],  # the generator pages
+        help="the shipped checkpoint of this name, else its untrained config",
     )
     parser.add_argument("--checkpoint", help="a checkpoint file to measure instead")
     parser.add_argument(
         "--teaching", action="store_true", help="measure the pages that bring their own shipped models instead"
     )
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1 (a median needs one move), got {args.repeats}")
+    if args.checkpoint is not None and not Path(args.checkpoint).is_file():
+        parser.error(f"--checkpoint {args.checkpoint} is not a file")
     if args.teaching:
         rows = bench_teaching(args.repeats)
     else:

@@ -17,7 +17,8 @@ import time
 
 import torch
 
-from draw_core.data import get_dataset
+from draw_core.data import DatasetMissingError, dataset_names, get_dataset
+from draw_core.data.registry import ColourImages
 from draw_core.nn.likelihood import nats_to_bits_per_dim
 
 RIDGE = 1e-4  # added to the covariance's diagonal, (1/255)^2 is 1.5e-5
@@ -35,14 +36,18 @@ def gaussian_bits_per_dim(train: torch.Tensor, test: torch.Tensor) -> float:
     return nats_to_bits_per_dim(nats.mean().item(), D)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="cifar10")
+    colour = [name for name in dataset_names() if isinstance(get_dataset(name), ColourImages)]  # 8-bit levels
+    parser.add_argument("--dataset", default="cifar10", choices=colour)
     parser.add_argument("--data-dir", default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     spec = get_dataset(args.dataset)
     started = time.perf_counter()
-    train, test = spec.load("train", args.data_dir)[0], spec.test_set(args.data_dir)
+    try:
+        train, test = spec.load("train", args.data_dir)[0], spec.test_set(args.data_dir)
+    except DatasetMissingError as error:
+        parser.exit(2, f"error: {error}\n")
     bits = gaussian_bits_per_dim(train, test)
     print(
         json.dumps(

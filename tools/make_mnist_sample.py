@@ -4,27 +4,37 @@ python tools/make_mnist_sample.py --data-dir ../shared/data --n 500
 """
 
 import argparse
+import os
 
 import numpy as np
 
 from draw_core.data import resolve_data_dir
 from draw_core.data.mnist import SAMPLE_PATH
 
+TEST_DIGITS = 10_000  # MNIST's test split
 
-def main() -> None:
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--data-dir", default=None, help="folder holding MNIST/raw/ (default: $DRAW_DATA_DIR or ./data)"
     )
     parser.add_argument("--n", type=int, default=500, help="number of test digits to keep")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if not 1 <= args.n <= TEST_DIGITS:
+        parser.error(f"--n must be between 1 and {TEST_DIGITS:,}, got {args.n}")
     from torchvision.datasets import MNIST
 
-    test = MNIST(root=str(resolve_data_dir(args.data_dir)), train=False, download=False)
+    try:
+        test = MNIST(root=str(resolve_data_dir(args.data_dir)), train=False, download=False)
+    except RuntimeError as error:  # torchvision's "Dataset not found"
+        parser.exit(2, f"error: {error}\n")
     images = test.data[: args.n].numpy().astype(np.uint8)
     labels = test.targets[: args.n].numpy().astype(np.uint8)
     SAMPLE_PATH.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(SAMPLE_PATH, images=images, labels=labels)
+    partial = SAMPLE_PATH.with_name(f".{SAMPLE_PATH.stem}.partial.npz")  # savez keeps a name that ends in .npz
+    np.savez_compressed(partial, images=images, labels=labels)
+    os.replace(partial, SAMPLE_PATH)  # the shipped sample is replaced whole or not at all
     print(f"wrote {len(images)} digits to {SAMPLE_PATH}")
 
 
