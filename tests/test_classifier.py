@@ -140,3 +140,15 @@ def test_registered_as_a_classifying_kind():
     assert kind.classifies and not kind.generates
     model = kind.model_class(kind.config_class.from_dict(SMALL.to_dict()))
     assert model.classify(torch.zeros(1, 1, 40, 40)).logits.shape == (1, 10)
+
+
+def test_the_classifier_trains_under_bfloat16_autocast():
+    """train --amp bf16 (or the GPU recipe) on mnist-cluttered-draw: the per-step layers run as plain nn.Linear under
+    autocast (the summed-gradient layers are float32 work), so the backward gives float32 gradients."""
+    model = model_for(dataclasses.replace(SMALL, glimpses=2))
+    x, labels = torch.rand(4, 1, 40, 40), torch.tensor([0, 1, 2, 3])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = classification_loss(model.classify(x).logits, labels)
+    loss.backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)

@@ -207,3 +207,15 @@ def test_a_coupled_twin_has_the_same_likelihood_until_training_moves_it(tmp_path
         torch.testing.assert_close(loss_terms(twin.run(x, noise), x).recon, loss_terms(plain.run(x, noise), x).recon)
     with pytest.raises(ValueError, match="only a 'logistic' model of several colour channels has a coupled twin"):
         couple_colours(twin)
+
+
+def test_a_diverging_log_scale_gives_a_finite_probability_and_gradient():
+    """A scale past e^98 made a bin's width underflow to 0 and its log-probability -inf (NaN gradients); above
+    LOG_SCALE_MAX the distribution is flat anyway, so every level gets about 1/256 of the mass."""
+    x = torch.tensor([0.0, 128 / 255, 1.0])  # an edge bin each side and an inner one
+    log_scale = torch.full((3,), 100.0, requires_grad=True)
+    log_p = logistic_log_prob(x, torch.full((3,), 0.3), log_scale)
+    assert torch.isfinite(log_p).all(), log_p
+    assert log_p[1].item() < -50, "an inner bin of a scale e^50 is tiny"
+    log_p.sum().backward()
+    assert torch.isfinite(log_scale.grad).all()

@@ -25,6 +25,7 @@ from torch import nn
 
 from draw_core.config import _check_range, _check_type
 from draw_core.nn.attention import AttentionParams, extract, window
+from draw_core.nn.hot_path import choose_hot_path
 from draw_core.nn.model import lstm_step
 from draw_core.nn.time_shared import TimeSharedLinear
 
@@ -131,7 +132,9 @@ class DrawClassifier(nn.Module):
             raise ValueError(f"x must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
         B = x.shape[0]
         h = c = x.new_zeros(B, cfg.hidden)  # (B, U)
-        lstm, window_head = TimeSharedLinear(self.lstm), TimeSharedLinear(self.window_head)
+        lstm, window_head = self.lstm, self.window_head
+        if choose_hot_path(x) == "fused":  # its summed weight gradient is float32 work: not under autocast or CUDA
+            lstm, window_head = TimeSharedLinear(self.lstm), TimeSharedLinear(self.window_head)
         states, windows, glimpses = [], [], []
         for _ in range(cfg.glimpses):
             params, Fx, Fy = window(window_head(h), cfg.read_n, cfg.height, cfg.width)  # eqs 21-26 on h_{t-1}

@@ -32,6 +32,8 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     The paper writes the constant as -T/2 for the sum over steps; the exact KL has -1/2 per latent
     dimension, which is what we use.
     """
+    at_least = torch.promote_types(mu.dtype, torch.float32)  # bfloat16 (CPU autocast) cancels exp(lv) - lv - 1 to 0
+    mu, logvar = mu.to(at_least), logvar.to(at_least)
     return 0.5 * (mu.square() + logvar.exp() - logvar - 1).sum(-1)
 
 

@@ -37,6 +37,7 @@ LEVELS = 256  # the levels of an 8-bit sub-pixel; x = k / (LEVELS - 1)
 HALF_BIN = 0.5 / (LEVELS - 1)  # half a bin's width on the [0, 1] scale
 LOG_SCALE_INIT = math.log(0.1)  # log s of a blank canvas: a tenth of the range, wide enough to learn from
 LOG_SCALE_MIN = math.log(HALF_BIN / 16)  # a scale a sixteenth of a bin already puts ~1 on one level
+LOG_SCALE_MAX = 50.0  # a scale of e^50 is flat over [0, 1] already; above ~98 a bin's width underflows to 0
 
 
 def check_likelihood(name: str) -> str:
@@ -67,7 +68,7 @@ def logistic_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tens
     by the exact identity sigma(u) - sigma(l) = sinh(d/2) / (2 cosh(u/2) cosh(l/2)), d = u - l, in logs, which
     has no cancellation however far the bin is from the mean or however narrow it is.
     """
-    log_scale = log_scale.clamp(min=LOG_SCALE_MIN)
+    log_scale = log_scale.clamp(min=LOG_SCALE_MIN, max=LOG_SCALE_MAX)
     inv_scale = torch.exp(-log_scale)
     centred = x - mean
     upper = inv_scale * (centred + HALF_BIN)  # u: standardised upper edge of x's bin
