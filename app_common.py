@@ -130,19 +130,22 @@ def page_link(file: str, *, container=st, **kwargs) -> None:
 
 
 HOW_TO_GET_A_CHECKPOINT = (
-    "No checkpoint is selected. Pick one in the sidebar, upload a `.safetensors` checkpoint there, train one on "
+    "No checkpoint is selected. Pick one in the sidebar (leave presentation mode to see it), upload a `.safetensors` "
+    "checkpoint there, train one on "
     "the **Train** page, or from a terminal: `python -m draw_core.train --preset mnist-small --dataset mnist-sample "
     "--steps 500 --batch-size 64 --out runs/demo.safetensors`."
 )
 PRESENT_KEY = "present"  # session key of the presentation toggle, and the URL flag (?present=1) that opens it on
 PRESENT_SCALE = 1.4  # how much larger figures are drawn in presentation mode (figure_px)
-# Presentation mode's look: no sidebar, no Streamlit header, thin margins, a smaller title, the exit button top right.
+# Presentation mode's look: no sidebar, no Streamlit header, thin margins, a smaller title, a page menu and the exit
+# button top right.
 PRESENT_CSS = """<style>
 section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stExpandSidebarButton"],
 header[data-testid="stHeader"] { display: none !important; }
 [data-testid="stMainBlockContainer"] { padding: 0.5rem 1.5rem 1rem !important; max-width: none !important; }
 [data-testid="stMainBlockContainer"] h1 { font-size: 1.9rem; padding: 0; }
 .st-key-present_exit { position: fixed; top: 0.4rem; right: 0.8rem; z-index: 999991; width: auto !important; }
+.st-key-present_pages { position: fixed; top: 0.4rem; right: 12.5rem; z-index: 999991; width: auto !important; }
 </style>"""
 NEEDS = {  # what a page can ask of a model kind (a ModelKind flag) -> how its message names such models
     "generates": "generators (models that draw images from z)",
@@ -235,12 +238,18 @@ def _uploaded_checkpoint() -> Selected | None:
         return kept
     if upload.file_id == file_id:  # hash and check each upload once, not on every rerun
         return kept
+    refused_id, refusal = st.session_state.get("_upload_refused", (None, None))
+    if upload.file_id == refused_id:  # a refused file is not read again on every widget's rerun
+        st.sidebar.error(refusal)
+        return None
     data = upload.getvalue()
     digest = hashlib.sha256(data).hexdigest()
     try:
         checkpoint = _load_upload(digest, data)
     except CheckpointError as error:
-        st.sidebar.error(f"This checkpoint can't be used: {error}")
+        refusal = f"This checkpoint can't be used: {error}"
+        st.session_state["_upload_refused"] = (upload.file_id, refusal)
+        st.sidebar.error(refusal)
         return None
     name = upload.name.removesuffix(catalog.EXTENSION)
     card = {**checkpoint.meta, "config": checkpoint.config.to_dict()}  # as the catalog makes a run's card
@@ -290,7 +299,7 @@ def controls(label: str = "Settings"):
 
 def presentation_toggle() -> None:
     """The sidebar's presentation toggle; the URL says ?present=1 while it is on, so a reload or a shared link opens
-    the same way. In presentation mode the sidebar is hidden, so an exit button sits in the top right corner."""
+    the same way. In presentation mode the sidebar is hidden, so a page menu and an exit button sit top right."""
     if PRESENT_KEY not in st.session_state:
         st.session_state[PRESENT_KEY] = st.query_params.get(PRESENT_KEY) == "1"
     st.sidebar.toggle(
@@ -309,6 +318,9 @@ def presentation_toggle() -> None:
         st.session_state[PRESENT_KEY] = False
 
     st.button("Exit presentation", icon=":material/close_fullscreen:", key="present_exit", on_click=leave)
+    with st.popover("Pages", icon=":material/menu:", key="present_pages"):  # the sidebar's page menu is hidden
+        for file, title, icon, _ in lesson_pages():
+            st.page_link(f"pages/{file}", label=title, icon=icon)
 
 
 def page_setup() -> Selected | None:
@@ -333,8 +345,11 @@ def checkpoint_sidebar() -> Selected | None:
     options = [*entries, UPLOAD_CHOICE]
     choice = st.session_state.get(PICKER_KEY)
     if choice not in options:  # first run (maybe from a shared URL) or a vanished run
+        vanished = choice
         wanted = st.query_params.get(PICKER_KEY)
         choice = wanted if wanted in options else options[0]
+        if vanished is not None:
+            st.sidebar.warning(f"{vanished} is no longer on this server (deleted or renamed): showing {choice}.")
     st.session_state[PICKER_KEY] = choice  # written back, so the choice survives page switches (see remember)
     choice = st.sidebar.selectbox(
         "Checkpoint",

@@ -75,7 +75,9 @@ def url_step(T: int) -> int:
 
 
 def pair(values) -> str:
-    return f"({values[0]:+.4f}, {values[1]:+.4f})"
+    """Two gradient components to three significant figures: DRAW's exact ones are often near 1e-5 nats/pixel,
+    which a fixed four decimals showed as +0.0000."""
+    return f"({values[0]:+.3g}, {values[1]:+.3g})"
 
 
 app_common.page_setup()  # the shared sidebar; this page brings its own models
@@ -149,7 +151,10 @@ with input_column:
             )
         clutter_seed = st.number_input("Clutter seed", 0, app_common.MAX_SEED, step=1, key="work_clutter_seed")
         image = digit_in_clutter(digit.numpy(), int(clutter_seed))
-        label = st.segmented_control("Which digit is it?", list(range(10)), key="work_label")
+        digit_id = hashlib.sha256(digit.numpy().tobytes()).hexdigest()[:16]
+        label = st.segmented_control(  # keyed by the digit: a new drawing or upload starts unlabelled
+            "Which digit is it?", list(range(10)), key=f"work_label_{digit_id}"
+        )
 T = max(draw.config.glimpses, ram.config.glimpses)
 app_common.remember("work_step", url_step(T))
 with step_column:
@@ -189,7 +194,9 @@ st.markdown(
     "Both models must learn *where to look*. RAM's crop does not change smoothly with its location, so the gradient "
     "with respect to the location mean μₜ has to be estimated from sampled glimpses (REINFORCE: "
     "log p(y|x) · (lₜ − μₜ)/s²), one noisy estimate per rollout. DRAW's window is a smooth function of its centre "
-    "(g_X, g_Y), so one backward pass gives the exact gradient. Both in nats per pixel the glimpse centre moves."
+    "(g_X, g_Y), so one backward pass gives the exact gradient. Both in nats per pixel the glimpse centre moves. "
+    "Here both score the same objective, log p(y|x) of the class; RAM itself trains on a rougher signal, a reward of "
+    "1 for a right final answer and 0 otherwise, with a learned baseline (Mnih et al. 2014)."
 )
 use_baseline = st.toggle(
     "Subtract a baseline from RAM's rewards (the mean log p of the other rollouts)", key="work_baseline"

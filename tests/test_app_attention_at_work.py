@@ -261,10 +261,22 @@ def test_an_uploaded_digit_of_any_size_is_scaled_and_placed_in_clutter(runs):
     runs_of_ink = [max(len(r) for r in "".join(map(str, col)).split("0")) for col in columns.T]
     assert max(runs_of_ink) >= 20
     assert any("DRAW's answer" in caption.value for caption in at.caption)  # no label given yet
-    at.segmented_control(key="work_label").set_value(1).run()
+    label_control(at).set_value(1).run()
     assert_no_exception(at)
     assert not any("DRAW's answer" in caption.value for caption in at.caption)
-    assert "for class 1" in " ".join(caption.value for caption in at.caption)
+    captions = " ".join(caption.value for caption in at.caption)
+    assert "for class 1" in captions and "(+0.0000, +0.0000)" not in captions, "exact gradients near 1e-5 show"
+    paper[30:270, 70:110] = 255
+    paper[100:200, 20:160] = 0  # another picture: a bar across
+    at = upload(at, "bar.png", png_bytes(paper))
+    assert label_control(at).value is None, "a new digit starts unlabelled"
+    assert any("DRAW's answer" in caption.value for caption in at.caption)
+
+
+def label_control(at):
+    """The 'Which digit is it?' control of the digit shown (keyed by the digit)."""
+    (control,) = [c for c in at.segmented_control if c.key.startswith("work_label_")]
+    return control
 
 
 def test_a_bad_upload_says_why_and_draws_nothing(runs):

@@ -45,6 +45,8 @@ def test_presentation_mode_from_the_url_draws_larger_and_its_exit_button_leaves_
     assert at.toggle(key=app_common.PRESENT_KEY).value is True
     assert figure(at, "drawn from this z")["layout"]["width"] == round(280 * app_common.PRESENT_SCALE)
     assert any("stSidebar" in element.proto.body for element in at.get("html"))  # the CSS that hides the sidebar
+    menu = [link.proto.label for link in at.get("page_link")]
+    assert all(title in menu for _, title, _, _ in app_common.lesson_pages()), "the hidden sidebar's pages, top right"
     at.button(key="present_exit").click().run()
     assert_no_exception(at)
     assert at.toggle(key=app_common.PRESENT_KEY).value is False
@@ -52,6 +54,7 @@ def test_presentation_mode_from_the_url_draws_larger_and_its_exit_button_leaves_
     assert figure(at, "drawn from this z")["layout"]["width"] == 280
     assert not [b for b in at.button if b.key == "present_exit"]
     assert not any("stSidebar" in element.proto.body for element in at.get("html"))
+    assert len(at.get("page_link")) == len(menu) - len(app_common.lesson_pages()), "the menu goes with the mode"
 
 
 def test_the_sidebar_toggle_turns_presentation_on_and_puts_it_in_the_url(runs):

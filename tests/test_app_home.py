@@ -4,6 +4,7 @@ import math
 import os
 import pickle
 
+import pytest
 from app_support import (
     STAND_IN_KIND,
     TINY,
@@ -15,6 +16,7 @@ from app_support import (
     use_shipped,
 )
 
+import app_common
 from draw_core.config import DrawConfig
 from draw_core.io.checkpoint import save_checkpoint
 from draw_core.nn.model import DRAW
@@ -92,6 +94,9 @@ def test_hostile_pickle_upload_is_refused_and_the_app_keeps_working(monkeypatch,
     assert_no_exception(at)
     assert any("can't be used" in e.value and "pickle" in e.value for e in at.error)
     assert not marker.exists()
+    monkeypatch.setattr(app_common, "_load_upload", lambda *args: pytest.fail("the refused file was read again"))
+    at.run()  # any widget's rerun: the refusal is shown again from the session, the file is not read again
+    assert any("can't be used" in e.value and "pickle" in e.value for e in at.error)
     assert any("No checkpoint is selected" in info.value for info in at.info)
     at.switch_page("pages/generate.py").run()  # pages that need a model stop politely
     assert_no_exception(at)
@@ -209,3 +214,14 @@ def test_an_uploaded_colour_model_with_odd_numbers_in_its_meta_gets_its_own_card
     assert "unknown" in shown.values(), shown  # the infinite training time
     captions = " ".join(caption.value for caption in at.caption)
     assert "binaris" not in captions and "bits" in " ".join([*shown, *captions.split()]).lower()
+
+
+def test_a_selected_run_deleted_meanwhile_is_replaced_with_a_notice(monkeypatch, tmp_path):
+    runs = use_folders(monkeypatch, tmp_path, runs=["other", "tiny"])
+    at = open_page()
+    at.selectbox(key="checkpoint").set_value("run/tiny").run()
+    (runs / "tiny.safetensors").unlink()  # a teacher tidied the runs folder
+    at.run()
+    assert_no_exception(at)
+    assert any("run/tiny is no longer on this server" in warning.value for warning in at.sidebar.warning)
+    assert at.selectbox(key="checkpoint").value != "run/tiny"

@@ -196,6 +196,15 @@ def test_find_classifier_by_name_and_kind_shipped_first():
     assert "--preset mnist-cluttered-ram" in work.how_to_train("ram")
 
 
+def test_a_shipped_cards_test_count_wins_over_the_stale_limit_of_its_files_last_evaluation():
+    # app_common merges the file's meta (its run's last evaluation: 2,000 images) under the card (the export: 10,000)
+    merged = {"test_error": 0.0381, "test_limit": 2000, "test_n": 10000, "step": 21223, "steps": 21223,
+              "init_from": {"checkpoint": "earlier.safetensors"}}  # fmt: skip
+    table = work.error_table({"draw-classifier": ("mnist-cluttered-draw (shipped)", 8, merged)})
+    row = next(row for row in zip(*table.values(), strict=True) if row[4] == "mnist-cluttered-draw (shipped)")
+    assert row[3] == "3.81%" and row[5] == "all 10,000 test images, after 21,223 training steps (its last run's)"
+
+
 def test_error_table_puts_the_checkpoints_beside_table_1():
     table = work.error_table(
         {
@@ -210,7 +219,7 @@ def test_error_table_puts_the_checkpoints_beside_table_1():
         ("DRAW (differentiable attention)", "4", "4.18%"),
         ("DRAW (differentiable attention)", "8", "3.36%"),
     ]
-    assert rows[3][3:] == ("4.12%", "mnist-cluttered-draw (shipped)", "first 10,000 test images")
+    assert rows[3][3:] == ("4.12%", "mnist-cluttered-draw (shipped)", "all 10,000 test images")
     assert rows[1][3] == "—"  # the RAM checkpoint has 3 glimpses: it gets its own row
     assert rows[4] == ("RAM (REINFORCE)", "3", "—", "not measured yet", "mnist-cluttered-ram (run)",
                        "after 500 training steps")  # fmt: skip

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from draw_core.data import get_dataset, load_sample
 from draw_core.data.cluttered import make_cluttered, place_in_clutter
 from draw_core.io.catalog import CheckpointEntry
+from draw_core.io.checkpoint import PROVENANCE_KEYS
 from draw_core.nn.attention import AttentionParams
 from draw_core.nn.classifier import DrawClassifier
 from draw_core.nn.ram import RAM
@@ -44,6 +45,7 @@ CHECKPOINT_NAMES = {  # model kind -> the checkpoint the page looks for (shipped
     "ram": "mnist-cluttered-ram",
 }
 MODEL_LABELS = {"draw-classifier": "DRAW (differentiable attention)", "ram": "RAM (REINFORCE)"}
+TEST_IMAGES = 10_000  # the fixed cluttered test set: one image for each MNIST test digit
 TABLE_1 = {  # (model kind, glimpses) -> test error on 100 x 100 cluttered translated MNIST, Table 1 of the paper
     ("ram", 4): 0.0941,
     ("ram", 8): 0.0811,
@@ -368,11 +370,16 @@ def percent(error: float | None) -> str:
 
 
 def _measured(meta: dict) -> str:
+    """What a model's test error covers: a shipped card's `test_n` (the export measured it) before a run's stored
+    `test_limit`, and its steps (the last run's when it continued another file)."""
     parts = []
-    if isinstance(meta.get("test_limit"), int):
-        parts.append(f"first {meta['test_limit']:,} test images")
-    if isinstance(meta.get("step"), int):
-        parts.append(f"after {meta['step']:,} training steps")
+    n = meta.get("test_n", meta.get("test_limit"))
+    if isinstance(n, int):
+        parts.append(f"all {n:,} test images" if n >= TEST_IMAGES else f"first {n:,} test images")
+    steps = meta.get("steps", meta.get("step"))
+    if isinstance(steps, int):
+        last_run = " (its last run's)" if any(meta.get(key) for key in PROVENANCE_KEYS) else ""
+        parts.append(f"after {steps:,} training steps{last_run}")
     return ", ".join(parts)
 
 
