@@ -85,6 +85,7 @@ TEST_FIGURES = {  # the objective's test figure -> (metric label, format of its 
     "test_recon_nats": ("Test reconstruction (nats)", "{:.2f}"),
     "test_error": ("Test error", "{:.2%}"),
 }
+TIMED_WARMUP_STEPS = 20  # warm-up of a run the clock ends: its steps are unknown, and a slow model makes few
 RUNS_POLL_S = 2  # seconds between this page's checks for a run started or ended by any session
 ERROR_WINDOW = 20  # reports averaged in a classifier's running training error
 FORM_KEY = "train_form"  # session key of the New run expander's open state
@@ -111,15 +112,20 @@ def session_token() -> str | None:
     return None
 
 
-def batch_size_limit(kind: str, model: dict, device: str) -> tuple[int | None, str]:
-    """The largest batch the memory a run may use allows for this model, and a caption saying why; None (and why)
-    when the model's settings are not valid yet (Start then says what is wrong)."""
+def batch_size_limit(kind: str, model: dict, device: str, dataset: str) -> tuple[int | None, str]:
+    """The largest batch the memory a run may use allows for this model, and no larger than the dataset's training
+    set, with a caption saying why; None (and why) when the model's settings are not valid yet (Start then says what
+    is wrong)."""
     try:
         limit, source = training_memory_limit(select_device(device))
         fits = largest_batch(get_kind(kind).config_class(**model), limit)
     except ValueError as error:
         return None, f"No batch size limit until the model is valid: {error}"
-    return fits, f"At most {fits:,} images per batch fit in the {limit / 2**30:.1f} GB {source}."
+    why = f"At most {fits:,} images per batch fit in the {limit / 2**30:.1f} GB {source}."
+    images = get_dataset(dataset).train_size
+    if 0 < images < fits:
+        return images, why + f" {dataset} has {images:,} training images: no batch can be larger."
+    return fits, why
 
 
 def dataset_key(kind: str) -> str:
@@ -227,7 +233,7 @@ def settings(allowed: bool) -> tuple[str, str, dict, dict, int] | None:
     kind, model = network
     generates = get_kind(kind).generates
 
-    max_batch, batch_help = batch_size_limit(kind, model, device)
+    max_batch, batch_help = batch_size_limit(kind, model, device, dataset)
     if max_batch == 0:
         st.warning(f"{batch_help} Make the model smaller, or give runs more memory (DRAW_MAX_TRAIN_MEMORY_MB).")
     largest = None if max_batch is None else max(1, max_batch)  # Start refuses a batch that does not fit
@@ -305,7 +311,8 @@ def settings(allowed: bool) -> tuple[str, str, dict, dict, int] | None:
         checkpoint_every=checkpoint_every,
         eval_every=eval_every,
         eval_limit=eval_limit,
-        warmup_steps=min(TrainConfig.warmup_steps, max(0, steps // 10)),  # a short demo still reaches the peak rate
+        # a short demo still reaches the peak rate: a tenth of its steps, or of a timed run's first minute's worth
+        warmup_steps=min(TrainConfig.warmup_steps, max(0, steps // 10)) if minutes is None else TIMED_WARMUP_STEPS,
     )
     return name.strip(), kind, model, train, glimpse_every
 

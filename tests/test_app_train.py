@@ -188,7 +188,7 @@ def test_out_of_range_settings_are_refused_before_anything_starts(page, key, val
 
 def test_the_batch_size_range_follows_the_memory_limit(page, monkeypatch):
     small = DrawConfig.preset("mnist-small")
-    for megabytes in ("4096", "1024"):
+    for megabytes in ("1024", "768"):  # both fit fewer than mnist-sample's 500 images (that cap: test below)
         monkeypatch.setenv("DRAW_MAX_TRAIN_MEMORY_MB", megabytes)
         page.number_input(key="train_T_mnist-small").set_value(small.T)
         page.number_input(key="train_lstm_mnist-small").set_value(small.enc_size)
@@ -199,7 +199,7 @@ def test_the_batch_size_range_follows_the_memory_limit(page, monkeypatch):
         assert batch.proto.has_max and int(batch.proto.max) == fits
         batch.set_value(fits + 1000).run()  # beyond the range: the widget keeps a value inside it
         assert page.number_input(key="train_batch_size").value <= fits
-    assert f"At most {fits:,} images per batch fit in the 1.0 GB" in page.number_input(key="train_batch_size").help
+    assert f"At most {fits:,} images per batch fit in the 0.8 GB" in page.number_input(key="train_batch_size").help
 
 
 def test_a_limit_that_fits_no_image_is_said_and_start_refuses(page, monkeypatch):
@@ -487,3 +487,25 @@ def test_the_page_renders_whichever_model_the_sidebar_holds(monkeypatch, tmp_pat
     tiny_checkpoint(runs, "model", cfg)
     at = open_page("train.py")
     assert "cifar10 · 32×32×3" in at.selectbox(key="train_dataset_generate").options
+
+
+def test_the_batch_field_stops_at_the_datasets_training_images_and_start_refuses_more(page):
+    field = page.number_input(key="train_batch_size")
+    assert field.max == 500, "mnist-sample trains on its 500 digits"  # memory alone would allow thousands
+    assert "mnist-sample has 500 training images" in field.help
+    manager = jobs.get_manager()
+    with pytest.raises(jobs.JobError, match="a batch of 600 is larger than mnist-sample's 500 training images"):
+        manager.start("too-big", TINY, TrainConfig(dataset="mnist-sample", batch_size=600, steps=2, device="cpu"))
+    assert manager.get("too-big") is None
+
+
+def test_a_timed_run_warms_up_over_a_few_steps_only(page):
+    page.radio(key="train_until").set_value("minutes").run()
+    page.number_input(key="train_minutes").set_value(0.5)
+    page.text_input(key="train_name").set_value("timed")
+    page.button(key="train_start").click().run()
+    assert_no_exception(page)
+    job = jobs.get_manager().get("timed")
+    assert job is not None and job.snapshot().train_config.warmup_steps == 20  # not 200 of an unknown few
+    job.stop()
+    assert job.wait(HANG_GUARD_S)

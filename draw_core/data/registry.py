@@ -47,6 +47,7 @@ class DatasetSpec:
     source: str  # where the data comes from (citation)
     licence: str
     example_index: int  # index into the shipped sample of the image the Train page's live glimpses follow
+    train_size: int  # images of the training split (of the standard copy): no batch may be larger
 
     def required_files(self, root: Path) -> list[Path]:
         """Files that must exist under the data root for `available` (each may also be gzipped)."""
@@ -334,6 +335,7 @@ MNIST_SPEC = BinarisedMnist(
     source=MNIST_SOURCE,
     licence="CC BY-SA 3.0",
     example_index=0,
+    train_size=60_000,
 )
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -349,6 +351,7 @@ DATASETS: dict[str, DatasetSpec] = {
             source=MNIST_SOURCE + " (first 500 test digits)",
             licence="CC BY-SA 3.0",
             example_index=0,
+            train_size=500,
             shipped_only=True,
         ),
         ClutteredMnist(
@@ -360,6 +363,7 @@ DATASETS: dict[str, DatasetSpec] = {
             source=MNIST_SOURCE + "; clutter as in Mnih et al. 2014, Recurrent Models of Visual Attention",
             licence="CC BY-SA 3.0",
             example_index=0,
+            train_size=60_000,
         ),
         TwoDigitMnist(
             name="mnist-two",
@@ -370,6 +374,7 @@ DATASETS: dict[str, DatasetSpec] = {
             source=MNIST_SOURCE + "; two-digit images as in DRAW (Gregor et al. 2015) sec. 4.2",
             licence="CC BY-SA 3.0",
             example_index=0,
+            train_size=60_000,
         ),
         Cifar10Images(
             name="cifar10",
@@ -380,6 +385,7 @@ DATASETS: dict[str, DatasetSpec] = {
             source="A. Krizhevsky, Learning Multiple Layers of Features from Tiny Images, 2009",
             licence="no licence stated by its authors (research use; cite the report)",
             example_index=0,
+            train_size=50_000,
         ),
         SvhnImages(
             name="svhn",
@@ -390,6 +396,7 @@ DATASETS: dict[str, DatasetSpec] = {
             source="Y. Netzer et al., Reading Digits in Natural Images with Unsupervised Feature Learning, 2011",
             licence="non-commercial use only (SVHN's terms)",
             example_index=0,
+            train_size=73_257,
         ),
     )
 }

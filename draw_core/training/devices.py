@@ -40,6 +40,10 @@ RUNTIME_BYTES = 512 * MB  # torch's own allocations at the first step (~200 MB m
 PARAMETER_COPIES = 4  # every parameter lives four times while training: the weight, its gradient, Adam's two moments
 BACKWARD_FACTOR = 3.0  # peak memory per image / bytes saved for backward per image (at most 2.4 measured, see above)
 KIND_PEAK_FACTORS = {"ram": 6.0}  # kinds above BACKWARD_FACTOR: RAM measured up to 4.7 (see above)
+# Float32 copies of one input image a step holds whatever its steps: the batch as the data stream renders it (a
+# cluttered image's canvas and pasted pieces), RAM's float64 summed-area table, the model's first reads. With few
+# steps this floor is above the saved tensors: RAM with 1 glimpse measured 256 kB per 100x100 image, 82 kB estimated.
+INPUT_COPIES = 8
 STEPS_FIELD = {"draw": "T", "draw-classifier": "glimpses", "ram": "glimpses"}  # each kind's config field of steps
 
 
@@ -155,17 +159,23 @@ def peak_factor(cfg) -> float:
     return KIND_PEAK_FACTORS.get(kind_of_config(cfg).name, BACKWARD_FACTOR)
 
 
+def bytes_per_image(cfg) -> float:
+    """Peak memory one image of a batch adds: the saved tensors times the kind's peak factor, and never less than
+    INPUT_COPIES float32 copies of the image."""
+    return max(peak_factor(cfg) * saved_bytes_per_image(cfg), INPUT_COPIES * 4 * cfg.channels * cfg.height * cfg.width)
+
+
 def estimate_training_bytes(cfg, batch_size: int) -> int:
     """The memory a training run of `cfg` (any kind's config) with batches of `batch_size` needs at its peak (module
     docstring)."""
     parameters = PARAMETER_COPIES * 4 * parameter_count(cfg)
-    return int(RUNTIME_BYTES + parameters + batch_size * peak_factor(cfg) * saved_bytes_per_image(cfg))
+    return int(RUNTIME_BYTES + parameters + batch_size * bytes_per_image(cfg))
 
 
 def largest_batch(cfg, limit_bytes: int) -> int:
     """The largest batch size whose estimate fits in `limit_bytes` (0 when not even one image fits)."""
     fixed = estimate_training_bytes(cfg, 0)
-    return max(0, int((limit_bytes - fixed) // (peak_factor(cfg) * saved_bytes_per_image(cfg))))
+    return max(0, int((limit_bytes - fixed) // bytes_per_image(cfg)))
 
 
 def free_memory_bytes(device: torch.device) -> int | None:

@@ -160,6 +160,11 @@ def check_model_and_data(model_cfg, train_cfg: TrainConfig, data_dir: str | None
     except ValueError as error:  # an unknown kind or dataset, or one that does not fit
         raise JobError(str(error)) from None
     spec = get_dataset(train_cfg.dataset)
+    if train_cfg.batch_size > spec.train_size:  # refused now, not by the batch stream once the run has started
+        raise JobError(
+            f"a batch of {train_cfg.batch_size:,} is larger than {spec.name}'s {spec.train_size:,} training images: "
+            "choose a smaller batch"
+        )
     if not spec.available(data_dir):
         raise JobError(spec.how_to_get(data_dir))
     return spec
