@@ -43,7 +43,7 @@ seed_column, button_column, sample_column, centres_column = st.columns([2, 1.6, 
 seed = seed_column.number_input("Seed", 0, app_common.MAX_SEED, step=1, key="seed")
 button_column.button("New samples", icon=":material/casino:", key="generate_new", on_click=new_seed)
 sample = sample_column.selectbox("Sample", range(app_common.SAMPLES), key="sample", format_func=lambda i: f"#{i + 1}")
-show_centres = centres_column.toggle("Grid centres", key="generate_centres", help="hover them for gX, gY, δ, σ, γ")
+show_centres = centres_column.toggle("Grid centres", key="generate_centres", help="dot the N×N filter centres")
 
 trace = app_common.generation(model, selected.key, int(seed))
 step = app_common.step_controls(cfg.T)

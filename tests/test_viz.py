@@ -109,6 +109,9 @@ def test_grid_centre_markers_sit_on_the_grid_and_hover_the_parameters():
     hover = markers["hovertemplate"]
     for expected in ("g<sub>X</sub> = 14.000", "g<sub>Y</sub> = 10.000", "δ = 3.000", "σ = 0.500", "γ = 2.500"):
         assert expected in hover
+    # the middle centre, plotted at 0-based column 13, row 9, hovers the paper's pixel numbers: g_X = 14, g_Y = 10
+    middle = np.round(viz.spec_array(markers["customdata"]), 4)[12]
+    assert middle.tolist() == [14, 10] and "pixel a = %{customdata[0]:.2f}" in hover
     assert not any(trace.get("name") == "write-centres" for trace in window_figure(p).to_dict()["data"])
 
 

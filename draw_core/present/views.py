@@ -266,7 +266,7 @@ EXPLANATIONS = {
         "eqs 21-24",
         r"(\tilde g_X, \tilde g_Y, \log\sigma^2, \log\tilde\delta, \log\gamma) = W(h^{dec}_t)",
         "Follow the window over time: where it sits (g_X, g_Y), how wide its grid is (δ), how blurred (σ); "
-        "γ, on its own axis, scales what is written.",
+        "γ, on its own axis: the write divides by it (eq. 29), so a small γ writes strongly.",
     ),
     "read": Explanation(
         "eq. 27",

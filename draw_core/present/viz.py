@@ -138,7 +138,7 @@ def _heatmap(pixels: np.ndarray, zmin: float, zmax: float, colorscale: list, hov
         "zmax": zmax,
         "colorscale": colorscale,
         "showscale": False,
-        "hovertemplate": f"column %{{x}}, row %{{y}}<br>{hover} %{{z:.3f}}<extra></extra>",
+        "hovertemplate": f"column %{{x}}, row %{{y}} (from 0)<br>{hover} %{{z:.3f}}<extra></extra>",
         "name": "image",
     }
 
@@ -243,7 +243,7 @@ def image_figure(
             "type": "image",
             "z": rgb.tolist(),  # (H, W, 3) as nested lists, the form plotly.js reads for an image trace
             "colormodel": "rgb",
-            "hovertemplate": "column %{x}, row %{y}<br>RGB %{z}<extra></extra>",
+            "hovertemplate": "column %{x}, row %{y} (from 0)<br>RGB %{z}<extra></extra>",
             "name": "image",
         }
         return _figure([picture], layout)
@@ -311,12 +311,16 @@ def _centres_trace(centres_x, centres_y, *, kind: str, described: str, axes: tup
         "type": "scatter",
         "x": xs.ravel(),
         "y": ys.ravel(),
+        "customdata": np.stack([xs.ravel(), ys.ravel()], axis=-1) + 1,  # the paper's pixel numbers a, b (from 1)
         "xaxis": axes[0],
         "yaxis": axes[1],
         "mode": "markers",
         "name": f"{kind}-centres",
         "marker": {"color": WINDOW_COLOURS[kind], "size": 6, "line": {"color": "white", "width": 1}},
-        "hovertemplate": f"{kind} grid centre<br>column %{{x:.2f}}, row %{{y:.2f}}<br>{described}<extra></extra>",
+        "hovertemplate": (
+            f"{kind} grid centre at pixel a = %{{customdata[0]:.2f}}, b = %{{customdata[1]:.2f}} (eq. 22, from 1)"
+            f"<br>{described}<extra></extra>"
+        ),
         "showlegend": False,
     }
 
