@@ -88,6 +88,11 @@ st.markdown(
     f"**{number(exact)}**. Pathwise here: {family.how}."
 )
 
+if all(s == 0 for s in std.values()) and all(m == 0 for m in mean.values()):
+    app_common.stop_with(  # f(z) is the same for every sample: no estimator has anything to weigh
+        f"{objective.label} takes one value wherever {family.label} puts its samples, so every estimate is 0 and "
+        f"there is nothing to compare (exact {gradient} = {number(exact)}). Move c into the range z takes."
+    )
 spread_column, estimates_column = st.columns(2)
 spread_column.plotly_chart(
     reparam.spread_figure(
@@ -127,15 +132,16 @@ elif family.relaxed:
     st.info(
         f"z is discrete, so there is no pathwise gradient: the relaxation differentiates a continuous stand-in z̃ "
         f"instead, and is biased (mean {number(mean['pathwise'])} against the exact {number(exact)} at τ = "
-        f"{temperature:g}). A lower τ shrinks the bias and grows the variance; REINFORCE stays unbiased."
+        f"{temperature:g}). As τ → 0 the bias vanishes and the variance grows (between, the bias need not fall "
+        "steadily); REINFORCE stays unbiased."
     )
 
 st.subheader("DRAW's latents are reparameterized")
 st.markdown(
     "DRAW draws z_t ∼ Q(Z_t | h^enc_t) (sec. 2, eq. 6), a diagonal Gaussian with mean μ_t and standard deviation "
-    "σ_t from the encoder (eqs 1–2), as z_t = μ_t + σ_t ε with ε ∼ N(0, I): the Normal family above, location-scale. "
-    "So one backward pass carries the loss's gradient through z_t into μ_t, σ_t and the encoder, with the small "
-    "spread of the green line rather than REINFORCE's."
+    "σ_t from the encoder (eqs 1–2), as z_t = μ_t + σ_t ε with ε ∼ N(0, I): the Normal family of the picker above, "
+    "location-scale. So one backward pass carries the loss's gradient through z_t into μ_t, σ_t and the encoder, with "
+    "the small spread of the reparameterized line (green, for a Normal and a smooth f) rather than REINFORCE's."
 )
 
 st.subheader("Which torch.distributions can be reparameterized")

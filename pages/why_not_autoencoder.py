@@ -188,11 +188,16 @@ app_views.explain(ae.EXPLANATIONS["samples"])
 scores = judged(pair_keys, draw.model, pair)
 test_bound = draw.card.get("test_elbo_nats")
 st.caption(
-    f"How digit-like, by DRAW's own density: {draw.name}'s −ELBO (eq. 12) of {ae.JUDGED} prior samples of each model, "
-    f"made binary at ½, median: **{draw.name} {scores[draw.name]:.1f} nats**, **{auto.name} {scores[auto.name]:.1f} "
-    "nats**"
-    + (f" (real test digits: {test_bound:.1f} on average)" if isinstance(test_bound, (int, float)) else "")
-    + "; more nats, less like a digit (each ln 2 ≈ 0.69 more halves the probability DRAW's bound gives the image)."
+    f"How digit-like, by DRAW's own density: {draw.name}'s −ELBO (eq. 12) of {ae.JUDGED} prior samples of each model "
+    f"(seed {ae.SEED}, whatever the seed above), made binary at ½, median: **{draw.name} {scores[draw.name]:.1f} "
+    f"nats**, **{auto.name} {scores[auto.name]:.1f} nats**; more nats, less like a digit (each ln 2 ≈ 0.69 more "
+    "halves the probability DRAW's bound gives the image). Made binary at ½, a sample is its decoder's most likely "
+    "image, smoother than a handwritten digit"
+    + (
+        f", so it can score below real test digits ({test_bound:.1f} on average)."
+        if isinstance(test_bound, (int, float))
+        else "."
+    )
 )
 
 st.subheader("3. Where the codes lie")

@@ -91,3 +91,13 @@ def test_a_discrete_family_gets_a_temperature_and_the_relaxation_bias(at):
     at.selectbox(key="reparam_f").set_value("offset")
     rerun(at)
     figure(at, "Spread of ∂E/∂θ")
+
+
+def test_an_objective_constant_where_the_samples_fall_says_so_instead_of_a_blank_chart(at):
+    at.selectbox(key="reparam_family").set_value("Bernoulli")
+    at.selectbox(key="reparam_f").set_value("step")
+    rerun(at)
+    at.slider(key="reparam_c").set_value(1.5)  # z is 0 or 1: 1[z > 1.5] is 0 for every sample
+    rerun(at)
+    assert any("takes one value wherever" in info.value and "nothing to compare" in info.value for info in at.info)
+    assert not at.get("plotly_chart"), "no empty log axes"
