@@ -105,7 +105,7 @@ with side_column:
         [4, 8, 12, 16],
         value=render.GIF_SCALE,
         key="generate_gif_scale",
-        format_func=lambda s: f"{s * cfg.width}×{s * cfg.height} px",
+        format_func=lambda s: f"{s * cfg.width}×{s * cfg.height + render.label_height(s * cfg.height)} px",
         help="Each frame says its step under the picture.",
     )
     st.download_button(

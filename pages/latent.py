@@ -101,9 +101,15 @@ def randomise() -> None:
 
 def apply_json() -> None:
     try:
-        z = latent.z_from_json(st.session_state.latent_json, T, Z).numpy()
+        z = latent.z_from_json(st.session_state.latent_json, T, Z, limit=LIMIT).numpy()
     except ValueError as error:
         st.session_state.latent_json_error = str(error)
+        return
+    if st.session_state.get("latent_mode") == "shared" and not (z == z[0]).all():
+        st.session_state.latent_json_error = (
+            "these steps differ, and the sliders set the same z at every step: paste one list of numbers, or switch "
+            "to 'z of one step t' first"
+        )
         return
     reset_to(z)
 
@@ -274,8 +280,9 @@ overall = latent.dims_by_kl(kl) if kl is not None else list(range(Z))  # a fixed
 first = first_column.selectbox(
     "Rows: dimension", overall, index=0, key="latent_walk_first", format_func=lambda d: f"z[{d}]"
 )
+across = [d for d in overall if d != first] or overall  # another dimension than the rows' (a 1-D z has one)
 second = second_column.selectbox(
-    "Columns: dimension", overall, index=min(1, Z - 1), key="latent_walk_second", format_func=lambda d: f"z[{d}]"
+    "Columns: dimension", across, index=0, key="latent_walk_second", format_func=lambda d: f"z[{d}]"
 )
 span = span_column.slider("From −s to s", 0.5, LIMIT, 2.0, step=0.5, key="latent_walk_span")
 k = size_column.select_slider("Grid", [3, 5, 7], value=5, key="latent_walk_k")

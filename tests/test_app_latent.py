@@ -343,3 +343,20 @@ def test_a_damaged_test_set_leaves_the_sliders_in_index_order_with_the_file_name
     assert "not ordered by KL" in warnings and "t10k-images-idx3-ubyte holds 100 bytes" in warnings, warnings
     assert any("sliders are in index order" in caption.value for caption in at.caption)
     figure(at, "drawn from this z")
+
+
+def test_in_shared_mode_a_paste_of_different_steps_is_refused_and_the_walk_needs_two_dimensions(runs):
+    path = runs / "tiny.safetensors"
+    at = open_page("latent.py")
+    at.radio(key="latent_mode").set_value("shared").run()
+    before = image(at)
+    open_expander(at, "latent_json_box")
+    steps = [[float(t)] * 8 for t in range(4)]  # T = 4 different z: not one shared z
+    at.text_area(key="latent_json").set_value(json.dumps(steps)).run()
+    at.button(key="latent_apply_json").click().run()
+    assert_no_exception(at)
+    assert any("these steps differ" in e.value for e in at.error)
+    assert image(at) == pytest.approx(before), "nothing drawn that the sliders do not show"
+    first = at.selectbox(key="latent_walk_first").value
+    assert first not in at.selectbox(key="latent_walk_second").options
+    assert image(at) == pytest.approx(drawn(path, seed_z(path)[0].expand(4, 8)), abs=1e-5)

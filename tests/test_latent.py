@@ -83,11 +83,15 @@ def test_z_json_round_trip_and_broadcast():
         ("[1, 2, 3]", "shape"),
         ("[[1, 2], [3, 4]]", "shape"),
         ("[NaN, 1]", "NaN"),
+        ("[true, 1]", "numbers only"),
+        ('["1", 2]', "numbers only"),
+        ("[1" + "0" * 400 + ", 1]", "must be"),  # an integer no float holds: an error line, not a traceback
+        ("[9, 1]", r"a value of 9 in size: expected values within ±4"),
     ],
 )
 def test_bad_z_json_is_refused_with_a_reason(text, message):
     with pytest.raises(ValueError, match=message):
-        latent.z_from_json(text, 3, 2)
+        latent.z_from_json(text, 3, 2, limit=4.0)
 
 
 def test_busiest_step_is_the_step_whose_dimensions_spend_the_most_in_total():

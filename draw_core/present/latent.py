@@ -116,16 +116,26 @@ def z_to_json(z: torch.Tensor, decimals: int = 4) -> str:
     return json.dumps(torch.round(z.detach().cpu().double(), decimals=decimals).tolist())
 
 
-def z_from_json(text: str, T: int, Z: int) -> torch.Tensor:
-    """Parse z pasted as JSON: T lists of Z numbers (one z per step), or one list of Z numbers (every step)."""
+def _numbers_only(values) -> bool:
+    """Whether a parsed JSON value is a number or (nested) lists of numbers; true and false are not numbers."""
+    if isinstance(values, list):
+        return all(_numbers_only(v) for v in values)
+    return isinstance(values, (int, float)) and not isinstance(values, bool)
+
+
+def z_from_json(text: str, T: int, Z: int, limit: float | None = None) -> torch.Tensor:
+    """Parse z pasted as JSON: T lists of Z numbers (one z per step), or one list of Z numbers (every step); with
+    `limit`, every value within ±limit (the sliders' range, so what is drawn is what they show)."""
     try:
         values = json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})") from None
     expected = f"a list of {Z} numbers, or {T} such lists (one per step)"
+    if not _numbers_only(values):
+        raise ValueError(f"z must be {expected} (numbers only: not text, true or false)")
     try:
-        z = torch.tensor(values, dtype=torch.float32)
-    except (TypeError, ValueError, RuntimeError):
+        z = torch.tensor(values, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError, OverflowError):
         raise ValueError(f"z must be {expected}") from None
     if z.dim() == 1 and len(z) == Z:
         z = z.expand(T, Z).clone()
@@ -133,4 +143,6 @@ def z_from_json(text: str, T: int, Z: int) -> torch.Tensor:
         raise ValueError(f"z has shape {tuple(z.shape)}: expected {expected}")
     if not torch.isfinite(z).all():
         raise ValueError("z contains NaN or infinity: expected finite numbers")
-    return z
+    if limit is not None and z.abs().max() > limit:
+        raise ValueError(f"z has a value of {z.abs().max().item():.4g} in size: expected values within ±{limit:g}")
+    return z.float()
