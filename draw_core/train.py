@@ -65,8 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--time-budget", type=float, default=None, metavar="MINUTES", help="stop after this many minutes of training"
     )
-    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    parser.add_argument("--lr", type=float, default=TrainConfig.lr)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=TrainConfig.batch_size,
+        help="images per step; under torchrun the global batch, split evenly over the processes",
+    )
+    parser.add_argument(
+        "--lr", type=float, default=TrainConfig.lr, help="peak Adam rate, for the (global) batch as given: not rescaled"
+    )
     parser.add_argument(
         "--kl-weight",
         type=float,

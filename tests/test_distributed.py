@@ -23,6 +23,7 @@ from draw_core.config import DrawConfig, TrainConfig
 from draw_core.data import get_dataset
 from draw_core.io.checkpoint import load_checkpoint
 from draw_core.nn.model import DRAW
+from draw_core.training import distributed
 from draw_core.training import trainer as trainer_module
 from draw_core.training.distributed import (
     DistributedError,
@@ -143,13 +144,14 @@ def test_two_processes_follow_one_process_with_the_global_batch_and_only_rank_0_
     assert two_losses == pytest.approx(one_losses, rel=1e-5)  # the global batch's loss, not rank 0's half
     meta = saved.meta
     assert (meta["world_size"], meta["per_rank_batch"], meta["backend"]) == (2, 4, "gloo")
+    assert meta["hardware"].startswith("2 processes, each on "), meta["hardware"]
 
 
 def test_a_rank_that_dies_stops_the_run_with_a_clear_error_and_a_whole_checkpoint(interrupted_run):
     out, launched, _ranks = interrupted_run
     assert launched.returncode != 0
     assert "DistributedError: rank 0 of 2:" in launched.stderr, launched.stderr[-3000:]
-    assert "rerun with --resume" in launched.stderr
+    assert "its last checkpoint (step 4) stays whole at" in launched.stderr and "rerun with --resume" in launched.stderr
     assert sorted(p.name for p in out.parent.iterdir()) == ["run.safetensors"]  # no temporary file left
     saved = load_checkpoint(out)  # whole: it loads, with the last step rank 0 finished writing
     assert saved.meta["step"] == 4 and saved.optimizer_state is not None
@@ -194,6 +196,20 @@ def test_an_unreachable_rendezvous_is_a_clear_error(tmp_path, monkeypatch):
             World(rank=1, local_rank=1, world_size=2), TINY, tiny_train(2, 0), tmp_path / "x", timeout_s=1
         )
     assert not any(tmp_path.iterdir())
+
+
+def test_a_run_stopped_before_its_first_checkpoint_says_not_to_resume_and_other_ranks_defer_to_rank_0(tmp_path):
+    out = tmp_path / "run.safetensors"
+    message = distributed._kept(World(0, 0, 2), out, None)
+    assert "has written no checkpoint yet: start it again without --resume" in message
+    assert "rank 0's message" in distributed._kept(World(1, 1, 2), out, None)
+
+
+def test_auto_picks_the_cpu_for_data_parallel_training_where_it_would_pick_mps(monkeypatch):
+    monkeypatch.setattr(distributed, "select_device", lambda name: torch.device("mps"))
+    assert distributed.rank_device("auto", World(0, 0, 2)) == "cpu"
+    with pytest.raises(ValueError, match="not on mps: pass --device cpu"):
+        distributed.rank_device("mps", World(0, 0, 2))
 
 
 def test_torchrun_world_reads_the_environment():

@@ -122,8 +122,12 @@ def rank_device(requested: str, world: World) -> str:
                 "start at most one process per GPU (--nproc_per_node)"
             )
         return f"cuda:{world.local_rank}"
+    if device.type != "cpu" and requested == "auto":  # 'auto' found MPS: gloo's CPU is the data-parallel choice
+        return "cpu"
     if device.type != "cpu":
-        raise ValueError(f"data-parallel training runs on the CPU (gloo) or on CUDA (nccl), not on {device}")
+        raise ValueError(
+            f"data-parallel training runs on the CPU (gloo) or on CUDA (nccl), not on {device}: pass --device cpu"
+        )
     return "cpu"
 
 
@@ -223,6 +227,7 @@ class DataParallelTrainer(Trainer):
             "backend": backend,
         }
         super().__init__(is_main=world.rank == 0, meta_extra=meta, **options)
+        self.hardware = f"{world.world_size} processes, each on {self.hardware}"  # the card's hardware: all of them
         self.world = world
         self.stream = ShardedStream(self.stream, world)
         self.objective = GlobalReport(self.objective, world.world_size)
@@ -250,19 +255,29 @@ class DataParallelTrainer(Trainer):
             )
 
 
-def _kept(out: Path) -> str:
-    return f"the last checkpoint rank 0 wrote stays whole at {out}; rerun with --resume to continue from it"
+def _kept(world: World, out: Path, trainer: Trainer | None) -> str:
+    """What a stopped data-parallel run leaves: rank 0 names this run's last checkpoint or says there is none."""
+    if world.rank != 0:
+        return "rank 0's message says which checkpoint of this run is kept"
+    saved = None if trainer is None else trainer.last_saved_step
+    if saved is None:
+        return (
+            f"this run has written no checkpoint yet: start it again without --resume (with --force, as {out} may "
+            "hold an earlier run)"
+        )
+    return f"its last checkpoint (step {saved}) stays whole at {out}; rerun with --resume to continue from it"
 
 
 @contextlib.contextmanager
-def _stop_on_sigterm(world: World, out: Path):
+def _stop_on_sigterm(world: World, out: Path, running: dict):
     """torchrun ends the other processes with SIGTERM when one fails: turn it into a DistributedError (which also
-    removes a checkpoint's temporary file, should rank 0 be writing one)."""
+    removes a checkpoint's temporary file, should rank 0 be writing one). `running` holds the rank's trainer once
+    it exists, for the message."""
 
     def stop(signum, _frame):
         raise DistributedError(
             f"{world}: stopped by the launcher (signal {signum}): another rank failed or the run was cancelled; "
-            + _kept(out)
+            + _kept(world, out, running.get("trainer"))
         )
 
     previous = signal.signal(signal.SIGTERM, stop)
@@ -312,8 +327,9 @@ def train_distributed(
         torch.cuda.set_device(device)
     join(world, backend, timeout_s)
     try:
-        with _stop_on_sigterm(world, out):
-            trainer = DataParallelTrainer.create(
+        running = {}
+        with _stop_on_sigterm(world, out, running):
+            trainer = running["trainer"] = DataParallelTrainer.create(
                 model_cfg, train_cfg, out, data_dir=data_dir, resume=resume, world=world, backend=backend, **options
             )
             try:
@@ -325,7 +341,7 @@ def train_distributed(
                 raise DistributedError(
                     f"{world}: stopped at step {trainer.step + 1} by {type(error).__name__}: {error}\n"
                     "In a data-parallel run this usually means that another rank died or the network failed (see "
-                    "the other ranks' messages); " + _kept(out)
+                    "the other ranks' messages); " + _kept(world, out, trainer)
                 ) from error
     finally:
         dist.destroy_process_group()

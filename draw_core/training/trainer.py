@@ -253,7 +253,7 @@ class Trainer:
         self.on_event = on_event
         self.should_stop = should_stop
         self.hardware = hardware_name(device)
-        self.last_saved_step: int | None = None
+        self.last_saved_step: int | None = step if step > 0 else None  # a resumed run's file holds its start step
         self._start = time.perf_counter()
 
     @classmethod
@@ -381,11 +381,12 @@ class Trainer:
             self.objective, self.network, self.optimizer, batch, self.cfg.grad_clip, autocast=autocast
         )
         if not (torch.isfinite(result.loss) and torch.isfinite(grad_norm)):
-            kept = (
-                f"the last good checkpoint (step {self.last_saved_step}) is kept at {self.out}"
-                if self.last_saved_step is not None
-                else "no checkpoint was written yet"
-            )
+            if not self.is_main:  # only rank 0 of a data-parallel run writes checkpoints
+                kept = "rank 0's message says which checkpoint is kept"
+            elif self.last_saved_step is not None:
+                kept = f"the last good checkpoint (step {self.last_saved_step}) is kept at {self.out}"
+            else:
+                kept = "no checkpoint was written yet"
             raise TrainingDiverged(
                 f"training diverged at step {self.step + 1}: loss {result.loss.item()}, "
                 f"gradient norm {grad_norm.item()}; {kept}"
