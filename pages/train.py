@@ -311,7 +311,7 @@ def settings(allowed: bool) -> tuple[str, str, dict, dict, int] | None:
         checkpoint_every=checkpoint_every,
         eval_every=eval_every,
         eval_limit=eval_limit,
-        # a short demo still reaches the peak rate: a tenth of its steps, or of a timed run's first minute's worth
+        # a short demo still reaches the peak rate: a tenth of its steps (at most 200); a timed run's steps are unknown
         warmup_steps=min(TrainConfig.warmup_steps, max(0, steps // 10)) if minutes is None else TIMED_WARMUP_STEPS,
     )
     return name.strip(), kind, model, train, glimpse_every
