@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
-from pathlib import Path
 
 import torch
 
 from draw_core.config import MAX_SEED
 from draw_core.io.checkpoint import CheckpointError, load_checkpoint
+from draw_core.io.files import write_atomically
 from draw_core.nn.attention import window_geometry
 from draw_core.nn.kinds import get_kind
 from draw_core.present.render import generation_grid_gif, grid_png
@@ -82,14 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.png:
         outputs.append((args.png, grid_png(trace.canvases[-1], nrow=nrow, scale=args.scale), "PNG grid"))
     for path, data, what in outputs:
-        target = Path(path)
-        partial = target.with_name(f".{target.name}.partial")
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial.write_bytes(data)
-            os.replace(partial, target)  # an earlier file is replaced whole or not at all
+            write_atomically(path, data)  # an earlier file is replaced whole or not at all
         except OSError as error:
-            partial.unlink(missing_ok=True)
             print(f"error: cannot write {path}: {error}", file=sys.stderr)
             return 2
         print(f"wrote {what} of {args.n} samples to {path}")

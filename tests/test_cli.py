@@ -169,7 +169,7 @@ def test_a_sample_write_that_fails_keeps_the_earlier_file_whole(trained, tmp_pat
     def disk_full(source, target):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(sample_module.os, "replace", disk_full)
+    monkeypatch.setattr(os, "replace", disk_full)  # the rename that would put the new file in place
     assert sample_module.main([str(out), "--n", "9", "--png", str(png), "--seed", "2"]) == 2
     assert "cannot write" in capsys.readouterr().err
     assert png.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["p.png"]

@@ -177,7 +177,8 @@ def test_gzipped_mnist_files_of_any_origin_are_unpacked_without_the_network(tmp_
     images, labels = MNIST_SPEC.load("test", tmp_path)
     assert images.shape == (10_000, 1, 28, 28) and labels[:12].tolist() == [*range(10), 0, 1]
     assert images[300, 0, 0, 0].item() == pytest.approx(44 / 255)  # 300 % 256
-    assert not no_download and not list(raw.glob("*.partial"))
+    written = {name for path in MNIST_FILES for name in (path, path + ".gz")}
+    assert not no_download and {path.name for path in raw.iterdir()} == written, "nothing else, no temporary file"
 
 
 def test_a_damaged_gzipped_mnist_file_is_named(tmp_path, no_download):
@@ -187,7 +188,8 @@ def test_a_damaged_gzipped_mnist_file_is_named(tmp_path, no_download):
     packed.write_bytes(packed.read_bytes()[:5000])  # cut short
     with pytest.raises(DatasetCorruptError, match="t10k-images-idx3-ubyte.gz could not be unpacked"):
         MNIST_SPEC.test_set(tmp_path)
-    assert not no_download and not (raw / "t10k-images-idx3-ubyte").exists() and not list(raw.glob("*.partial"))
+    unpacked = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte"}  # before the damaged file, in MNIST_FILES order
+    assert not no_download and {path.name for path in raw.iterdir()} == unpacked | {f + ".gz" for f in MNIST_FILES}
 
 
 def test_sample_dataset_needs_no_files(tmp_path, no_download):

@@ -39,9 +39,7 @@ import dataclasses
 import io
 import json
 import math
-import os
 import runpy
-import shutil
 import statistics
 import subprocess
 import sys
@@ -55,6 +53,7 @@ from draw_core.config import AMP_MODES, COMPILE_MODES, TIME_BUDGET_RANGE_S, Trai
 from draw_core.data import get_dataset
 from draw_core.io.catalog import shipped_dir
 from draw_core.io.checkpoint import load_checkpoint, read_header, save_checkpoint
+from draw_core.io.files import write_atomically
 from draw_core.training.devices import hardware_name, select_device
 from draw_core.training.objectives import objective_for
 from draw_core.training.trainer import TrainEvent, TrainingDiverged, checkpoint_total_seconds, train
@@ -88,9 +87,7 @@ def model_and_minutes(text: str) -> tuple[str, float | None]:
 
 def replace_with_copy(source: Path, target: Path) -> None:
     """Copy `source` over `target` atomically: a kill mid-copy (the lease's time limit) leaves the old file."""
-    partial = target.with_name(f".{target.name}.copying")
-    shutil.copyfile(source, partial)
-    os.replace(partial, target)
+    write_atomically(target, source.read_bytes())  # a shipped file: a few MB
 
 
 def scaled_lr(base_lr: float, base_batch: int, batch: int, rule: str) -> float:
@@ -347,9 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     summary_path = Path(args.work_dir) / "summary.json"
 
     def save_summary() -> None:  # after every stage: a call cut off by its time limit keeps what was done
-        partial = summary_path.with_name(summary_path.name + ".partial")
-        partial.write_text(json.dumps(summary, indent=2) + "\n")
-        os.replace(partial, summary_path)  # a cut mid-write leaves the last whole summary
+        write_atomically(summary_path, (json.dumps(summary, indent=2) + "\n").encode())  # a cut leaves the last one
 
     save_summary()
     if args.tests:

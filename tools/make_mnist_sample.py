@@ -4,12 +4,13 @@ python tools/make_mnist_sample.py --data-dir ../shared/data --n 500
 """
 
 import argparse
-import os
+import io
 
 import numpy as np
 
 from draw_core.data import resolve_data_dir
 from draw_core.data.mnist import SAMPLE_PATH
+from draw_core.io.files import write_atomically
 
 TEST_DIGITS = 10_000  # MNIST's test split
 
@@ -31,10 +32,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, f"error: {error}\n")
     images = test.data[: args.n].numpy().astype(np.uint8)
     labels = test.targets[: args.n].numpy().astype(np.uint8)
-    SAMPLE_PATH.parent.mkdir(parents=True, exist_ok=True)
-    partial = SAMPLE_PATH.with_name(f".{SAMPLE_PATH.stem}.partial.npz")  # savez keeps a name that ends in .npz
-    np.savez_compressed(partial, images=images, labels=labels)
-    os.replace(partial, SAMPLE_PATH)  # the shipped sample is replaced whole or not at all
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, images=images, labels=labels)
+    write_atomically(SAMPLE_PATH, buffer.getvalue())  # the shipped sample is replaced whole or not at all
     print(f"wrote {len(images)} digits to {SAMPLE_PATH}")
 
 

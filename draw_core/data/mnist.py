@@ -11,12 +11,13 @@ for the app and for tests that must run anywhere.
 from __future__ import annotations
 
 import gzip
-import shutil
 import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from draw_core.io.files import write_atomically
 
 TEST_BINARIZATION_SEED = 0
 SAMPLE_PATH = Path(__file__).parent / "assets" / "mnist_test_sample.npz"
@@ -79,15 +80,12 @@ def unpack_gzipped(path: Path) -> None:
     packed = path.with_name(path.name + ".gz")
     if path.is_file() or not packed.is_file():
         return
-    partial = path.with_name(path.name + ".partial")
     try:
-        with gzip.open(packed) as source, open(partial, "wb") as target:
-            shutil.copyfileobj(source, target)
+        data = gzip.decompress(packed.read_bytes())  # at most MNIST's 47 MB
     except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
-        partial.unlink(missing_ok=True)
         message = f"{packed} could not be unpacked ({error}): it is damaged or not gzip; replace it"
         raise CorruptFileError(message) from None
-    partial.replace(path)
+    write_atomically(path, data)
 
 
 def binarize(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

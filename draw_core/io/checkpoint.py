@@ -41,6 +41,7 @@ from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
 from draw_core import settings
+from draw_core.io.files import write_atomically
 from draw_core.nn.kinds import DEFAULT_KIND, ModelKind, get_kind, kind_names, kind_of
 
 FORMAT = "draw-studio/1"
@@ -50,7 +51,7 @@ MAX_CHECKPOINT_BYTES = 512 * 1024 * 1024  # refuse anything larger before readin
 MAX_HEADER_BYTES = 1024 * 1024  # a real header (config, meta, optimizer hyperparameters) is a few kB
 FLOAT_DTYPES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}  # safetensors dtypes a tensor may be stored in -> bytes
 STALE_TEMP_S = 300  # a temporary file this old is left over from a killed save (a save takes seconds)
-TEMP_PATTERN = ".*.safetensors.*.tmp"  # what save_checkpoint's temporary files look like
+TEMP_PATTERN = ".*.safetensors.*.tmp"  # what save_checkpoint's temporary files look like (draw_core.io.files)
 # Meta fields (dicts) naming where a run started: a fine-tune's (init_from), the GPU recipe's (continued_from).
 PROVENANCE_KEYS = ("init_from", "continued_from")
 
@@ -133,7 +134,6 @@ def save_checkpoint(
 ) -> Path:
     """Write a model of any registered kind (+ optimizer) atomically to `path`; `dtype` lets shipped files store
     float16 weights. The model's config comes from `model.cfg.to_dict()`."""
-    path = Path(path)
     meta = {"step": 0, "dataset": "unknown", **(meta or {})}
     meta.setdefault("created", _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
     tensors = {MODEL_PREFIX + k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
@@ -147,20 +147,7 @@ def save_checkpoint(
         optimizer_tensors, plain = _optimizer_to_tensors(optimizer.state_dict())
         tensors.update(optimizer_tensors)
         header["optimizer"] = json.dumps(plain)
-    data = save_safetensors_bytes(tensors, metadata=header)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; a checkpoint is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(path, save_safetensors_bytes(tensors, metadata=header))
 
 
 def remove_stale_temporaries(folder: str | os.PathLike, older_than_s: float = STALE_TEMP_S) -> list[Path]:
