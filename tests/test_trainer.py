@@ -240,3 +240,9 @@ def test_the_checkpoint_says_how_many_test_images_its_figure_covers_not_how_many
     trainer = Trainer.create(TINY, tiny_train(steps=2, eval_every=0, eval_limit=1000), tmp_path / "run.safetensors")
     done = trainer.run()  # mnist-sample holds 500 test digits: fewer than the 1,000 asked
     assert done.test.n == 500 and load_checkpoint(tmp_path / "run.safetensors").meta["test_limit"] == 500
+    resumed = Trainer.create(
+        TINY, tiny_train(steps=3, eval_every=0, eval_limit=1000), tmp_path / "run.safetensors", resume=True
+    )
+    assert resumed.test_figure.n == 500, "a resumed run keeps what its stored figure covered"
+    resumed.save()
+    assert load_checkpoint(tmp_path / "run.safetensors").meta["test_limit"] == 500

@@ -311,13 +311,16 @@ class Trainer:
                 if isinstance(ckpt.meta.get(key), dict):
                     extra.setdefault(key, ckpt.meta[key])
             test = ckpt.meta.get(test_name)
+            tested = ckpt.meta.get("test_limit")  # the images that figure covered, as save() wrote them
             if ckpt.optimizer_state is not None:
                 check_adam_state(ckpt.optimizer_state, list(model.parameters()), out)
             state = dict(
                 step=int(ckpt.meta.get("step", 0)),
                 elapsed_before=float(ckpt.meta.get("train_seconds", 0.0)),
                 optimizer_state=ckpt.optimizer_state,
-                test=None if test is None else TestFigure(test_name, test, train_cfg.eval_limit),
+                test=None
+                if test is None
+                else TestFigure(test_name, test, tested if isinstance(tested, int) else train_cfg.eval_limit),
             )
         stream = spec.train_stream(data_dir, train_cfg.batch_size, seed=train_cfg.seed + state.get("step", 0))
         test_set = spec.test_set(data_dir, train_cfg.eval_limit)
