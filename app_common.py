@@ -202,6 +202,13 @@ def remember(key: str, default):
     return st.session_state[key]
 
 
+def remember_within(key: str, default: int, low: int, high: int) -> int:
+    """remember(key, default), moved into [low, high] before its widget is drawn: a value remembered for another
+    model (a longer T, a larger sample) would be out of this one's range."""
+    st.session_state[key] = min(max(low, int(remember(key, default))), high)
+    return st.session_state[key]
+
+
 def request_click(key: str, value=True) -> None:
     """A button's callback: the click (`value`, e.g. what the button was drawn for) is kept in the session under `key`
     until the page pops it, so it also survives the rerun page_setup may make before the page is drawn."""
@@ -403,8 +410,7 @@ def require_checkpoint(*, need: str | None = None) -> Selected:
 def step_controls(T: int, *, key: str = "step", label: str = "Step t", default: int | None = None) -> int:
     """A step slider 1..T with previous/next buttons, first at `default` (T when None); the step under `key` is
     shared by the pages that use that key and survives switches."""
-    remember(key, T if default is None else default)
-    st.session_state[key] = min(max(1, int(st.session_state[key])), T)
+    remember_within(key, T if default is None else default, 1, T)
 
     def shift(by: int) -> None:
         st.session_state[key] = min(max(1, st.session_state[key] + by), T)

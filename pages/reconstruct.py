@@ -84,8 +84,7 @@ with app_common.controls():  # folded away in presentation mode
             if not samples:
                 app_common.stop_with("No shipped sample has this model's image size: draw or upload an image instead.")
             digits, labels = app_common.dataset_sample(samples[0])
-            index = app_common.remember("reconstruct_index", 0)
-            st.session_state["reconstruct_index"] = min(index, len(digits) - 1)  # another model's sample may be shorter
+            app_common.remember_within("reconstruct_index", 0, 0, len(digits) - 1)  # another sample may be longer
             digit = st.number_input(
                 f"Test image (0-{len(digits) - 1})",
                 0,
