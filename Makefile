@@ -22,5 +22,5 @@ setup: $(STAMP)
 
 $(STAMP): requirements.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install -q --no-cache-dir --disable-pip-version-check -r requirements.txt
 	touch $@
