@@ -202,6 +202,15 @@ def remember(key: str, default):
     return st.session_state[key]
 
 
+def url_int(name: str, default: int, low: int, high: int) -> int:
+    """An integer from the URL's query parameters (a shared link) moved into [low, high], or `default` when it is
+    missing or malformed."""
+    try:
+        return min(max(low, int(st.query_params.get(name, default))), high)
+    except ValueError:
+        return default
+
+
 def remember_within(key: str, default: int, low: int, high: int) -> int:
     """remember(key, default), moved into [low, high] before its widget is drawn: a value remembered for another
     model (a longer T, a larger sample) would be out of this one's range."""

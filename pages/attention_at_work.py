@@ -66,14 +66,6 @@ def timeline(draw_key: str, ram_key: str, image_digest: str, label: int | None, 
     return work.glimpse_timeline(torch.from_numpy(_image), {"DRAW": _draw, "RAM": _ram}, label=label)
 
 
-def url_step(T: int) -> int:
-    """The step in the URL (a shared link), or T when it is missing or malformed."""
-    try:
-        return min(max(1, int(st.query_params.get("step", T))), T)
-    except ValueError:
-        return T
-
-
 def pair(values) -> str:
     """Two gradient components to three significant figures: DRAW's exact ones are often near 1e-5 nats/pixel,
     which a fixed four decimals showed as +0.0000."""
@@ -156,7 +148,7 @@ with input_column:
             "Which digit is it?", list(range(10)), key=f"work_label_{digit_id}"
         )
 T = max(draw.config.glimpses, ram.config.glimpses)
-app_common.remember("work_step", url_step(T))
+app_common.remember("work_step", app_common.url_int("step", T, 1, T))
 with step_column:
     step = app_common.step_controls(T, key="work_step", label="Glimpse t")
 st.query_params.update(step=str(step))  # the step the browser stopped at, in the address bar

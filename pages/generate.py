@@ -20,21 +20,13 @@ selected = app_common.require_checkpoint(need="generates")
 model, cfg = selected.model, selected.config
 
 
-def query_int(name: str, default: int, low: int, high: int) -> int:
-    """An integer from the URL's query parameters, or `default` when it is missing or malformed."""
-    try:
-        return min(max(low, int(st.query_params.get(name, default))), high)
-    except ValueError:
-        return default
-
-
 def new_seed() -> None:
     st.session_state.seed = random.randrange(app_common.MAX_SEED)
 
 
-app_common.remember("seed", query_int("seed", 0, 0, app_common.MAX_SEED))
-app_common.remember("sample", query_int("sample", 0, 0, app_common.SAMPLES - 1))
-app_common.remember("step", query_int("step", cfg.T, 1, cfg.T))
+app_common.remember("seed", app_common.url_int("seed", 0, 0, app_common.MAX_SEED))
+app_common.remember("sample", app_common.url_int("sample", 0, 0, app_common.SAMPLES - 1))
+app_common.remember("step", app_common.url_int("step", cfg.T, 1, cfg.T))
 app_common.remember("generate_centres", False)
 
 st.title("Generate")

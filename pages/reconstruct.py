@@ -98,6 +98,7 @@ with app_common.controls():  # folded away in presentation mode
 if tuple(image.shape) != (C, H, W):
     app_common.stop_with(f"This model takes {C}×{H}×{W} images; the input is {tuple(image.shape)}.", error=True)
 
+app_common.remember("step", app_common.url_int("step", cfg.T, 1, cfg.T))  # a shared link opens at its step
 with settings_column:
     step = app_common.step_controls(cfg.T)
 t = step - 1

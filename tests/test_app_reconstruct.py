@@ -372,3 +372,10 @@ def test_a_remembered_test_image_beyond_another_models_sample_is_brought_within_
     at.selectbox(key="checkpoint").set_value("run/colour").run()
     assert_no_exception(at)
     assert at.number_input(key="reconstruct_index").value == 63
+
+
+@pytest.mark.parametrize(("in_url", "expected"), [("2", 2), ("999", 4), ("banana", 4)])
+def test_a_shared_link_opens_at_its_step(runs, in_url, expected):
+    at = open_page("reconstruct.py", query={"step": in_url})
+    assert at.slider(key="step").value == expected  # the tiny model has T = 4: out of range is clamped, junk is T
+    assert follower(at)["step"] == expected
