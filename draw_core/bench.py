@@ -22,6 +22,7 @@ import time
 
 import torch
 
+from draw_core.arguments import whole_number
 from draw_core.config import COMPILE_MODES, PRESETS, DrawConfig, TrainConfig
 from draw_core.data.cluttered import make_cluttered
 from draw_core.data.mnist import load_sample
@@ -216,21 +217,6 @@ def _cell(value) -> str:
     return f"{value:,.3f}" if isinstance(value, float) else str(value)
 
 
-def _whole_number(minimum: int):
-    """An argparse type: an int >= minimum, or an error message saying what was expected."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value}")
-        return value
-
-    return parse
-
-
 def _device(parser: argparse.ArgumentParser, name: str) -> torch.device:
     """select_device(name), or a usage error (exit code 2) saying what was wrong with the device."""
     try:
@@ -245,9 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="training images/s and fraction of the matmul limit, per hot path")
-    train.add_argument("--batch-size", type=_whole_number(1), default=128)
-    train.add_argument("--steps", type=_whole_number(1), default=10, help="timed steps (the median is reported)")
-    train.add_argument("--warmup", type=_whole_number(0), default=3)
+    train.add_argument("--batch-size", type=whole_number(1), default=128)
+    train.add_argument("--steps", type=whole_number(1), default=10, help="timed steps (the median is reported)")
+    train.add_argument("--warmup", type=whole_number(0), default=3)
     train.add_argument("--device", default="auto")
     train.add_argument(
         "--path", choices=("fused", "plain", "both"), default="both", help="which hot path(s) to time (default both)"
@@ -260,20 +246,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     train.add_argument(
         "--compile-glimpses",
-        type=_whole_number(1),
+        type=whole_number(1),
         default=1,
         help="with --compile-mode: glimpses unrolled into one compiled call (DRAW.compile_step)",
     )
     generate = sub.add_parser("generate", help="latency of one sample and of a batch of 64")
-    generate.add_argument("--repeats", type=_whole_number(1), default=20)
+    generate.add_argument("--repeats", type=whole_number(1), default=20)
     generate.add_argument("--device", default="cpu")
     clutter = sub.add_parser("clutter", help="seconds to make cluttered 100 x 100 MNIST images")
-    clutter.add_argument("--images", type=_whole_number(1), default=10_000)
-    clutter.add_argument("--repeats", type=_whole_number(1), default=5)
+    clutter.add_argument("--images", type=whole_number(1), default=10_000)
+    clutter.add_argument("--repeats", type=whole_number(1), default=5)
     for p in (train, generate):
         p.add_argument("--preset", choices=sorted(PRESETS), default="mnist")
     for p in (train, generate, clutter):
-        p.add_argument("--threads", type=_whole_number(1), default=None, help="CPU threads for torch")
+        p.add_argument("--threads", type=whole_number(1), default=None, help="CPU threads for torch")
         p.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args(argv)
     if args.command == "clutter":

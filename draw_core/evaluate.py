@@ -13,6 +13,7 @@ import json
 import sys
 from dataclasses import asdict
 
+from draw_core.arguments import whole_number
 from draw_core.config import MAX_SEED
 from draw_core.data import DatasetMissingError, get_dataset
 from draw_core.io.checkpoint import Checkpoint, CheckpointError, load_checkpoint
@@ -67,16 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("checkpoint", help="path to a .safetensors checkpoint")
     parser.add_argument(
-        "--samples", "-k", type=int, default=1, help="importance samples for the IWAE bound (1: ELBO only)"
+        "--samples", "-k", type=whole_number(1), default=1, help="importance samples for the IWAE bound (1: ELBO only)"
     )
-    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first n test digits")
+    parser.add_argument("--limit", type=whole_number(1), default=None, help="evaluate only the first n test digits")
     parser.add_argument("--dataset", default=None, help="dataset name (default: the checkpoint's)")
     parser.add_argument(
         "--data-dir",
         default=None,
         help="data root: MNIST/raw/, the CIFAR-10 and SVHN folders (default: $DRAW_DATA_DIR or ./data)",
     )
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=whole_number(1), default=500)
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent samples")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args(argv)
@@ -84,9 +85,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--samples must be at most {MAX_SAMPLES} (Burda et al.'s largest k), got {args.samples}")
     if not 0 <= args.seed <= MAX_SEED:
         parser.error(f"--seed must be between 0 and {MAX_SEED}, got {args.seed}")
-    for flag, value in (("--samples", args.samples), ("--limit", args.limit), ("--batch-size", args.batch_size)):
-        if value is not None and value < 1:
-            parser.error(f"{flag} must be at least 1, got {value}")
     try:
         ckpt = load_checkpoint(args.checkpoint)
         kind = get_kind(ckpt.kind)

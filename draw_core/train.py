@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from draw_core.arguments import whole_number
 from draw_core.config import AMP_MODES, COMPILE_MODES, TIME_BUDGET_RANGE_S, TrainConfig
 from draw_core.data import DatasetMissingError, dataset_names
 from draw_core.io.checkpoint import CheckpointError, check_output, remove_stale_temporaries
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--grad-clip", type=float, default=TrainConfig.grad_clip)
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--threads", type=whole_number(1), default=None, help="CPU threads for torch")
     parser.add_argument("--eval-every", type=int, default=TrainConfig.eval_every)
     parser.add_argument("--eval-limit", type=int, default=TrainConfig.eval_limit)
     parser.add_argument("--checkpoint-every", type=int, default=TrainConfig.checkpoint_every)
@@ -122,8 +123,6 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     its folder must be writable now rather than at the first checkpoint."""
     if args.resume and args.force:
         parser.error("--resume continues --out and --force replaces it: give one of them")
-    if args.threads is not None and args.threads < 1:
-        parser.error(f"--threads must be at least 1, got {args.threads}")
     if args.dataset is not None and args.dataset not in dataset_names():
         parser.error(f"unknown dataset {args.dataset!r}: expected one of {dataset_names()}")
     shortest, longest = (seconds / 60 for seconds in TIME_BUDGET_RANGE_S)

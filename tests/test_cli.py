@@ -321,13 +321,13 @@ def test_the_train_cli_removes_stale_temporary_files_beside_out(tmp_path, capsys
     [
         (train_module.main, ["--device", "bogus"], "unknown device 'bogus'"),
         (train_module.main, ["--device", "meta"], "unknown device 'meta'"),
-        (train_module.main, ["--threads", "-3"], "--threads must be at least 1, got -3"),
-        (train_module.main, ["--threads", "0"], "--threads must be at least 1, got 0"),
+        (train_module.main, ["--threads", "-3"], "argument --threads: expected a whole number >= 1, got -3"),
+        (train_module.main, ["--threads", "0"], "argument --threads: expected a whole number >= 1, got 0"),
         (train_module.main, ["--steps", "many"], "invalid int value: 'many'"),
         (train_module.main, ["--batch-size", "0"], "batch_size=0 is out of range"),
-        (evaluate_module.main, ["--samples", "0"], "--samples must be at least 1, got 0"),
-        (evaluate_module.main, ["--limit", "-1"], "--limit must be at least 1, got -1"),
-        (evaluate_module.main, ["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+        (evaluate_module.main, ["--samples", "0"], "argument --samples/-k: expected a whole number >= 1, got 0"),
+        (evaluate_module.main, ["--limit", "-1"], "argument --limit: expected a whole number >= 1, got -1"),
+        (evaluate_module.main, ["--batch-size", "0"], "argument --batch-size: expected a whole number >= 1, got 0"),
         (sample_module.main, ["--png", "p.png", "--scale", "1000"], "--scale must be at most 32"),
         (sample_module.main, ["--png", "p.png", "--n", "0"], "--n must be between 1 and 1024"),
         (sample_module.main, ["--gif", "g.gif", "--frame-ms", "700000"], "--frame-ms must be at most 60000"),
@@ -499,7 +499,7 @@ def test_make_mnist_sample_refuses_without_touching_the_shipped_sample(tmp_path,
     ("flags", "message"),
     [
         (["--preset", "mnist-cluttered-ram"], "invalid choice: 'mnist-cluttered-ram'"),  # no generator pages
-        (["--repeats", "0"], "--repeats must be at least 1"),
+        (["--repeats", "0"], "argument --repeats: expected a whole number >= 1, got 0"),
         (["--checkpoint", "/no/such.safetensors"], "--checkpoint /no/such.safetensors is not a file"),
     ],
 )

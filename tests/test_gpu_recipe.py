@@ -168,7 +168,8 @@ def test_counts_below_one_are_refused_before_any_stage_runs(tmp_path, capsys):
     for flag in ("--k", "--compile-glimpses", "--eval-limit"):
         with pytest.raises(SystemExit) as stopped:
             load_recipe().main(["1", "--device", "cpu", flag, "0", "--work-dir", str(work)])
-        assert stopped.value.code == 2 and f"{flag} must be at least 1, got 0" in capsys.readouterr().err
+        error = capsys.readouterr().err
+        assert stopped.value.code == 2 and f"argument {flag}: expected a whole number >= 1, got 0" in error
     assert not work.exists(), "nothing was started"
 
 
@@ -253,7 +254,8 @@ def test_an_export_refuses_bad_names_limits_and_missing_notes_with_one_line(tmp_
     argv = [str(source), "--out-dir", str(tmp_path / "out"), "--command", "train", "--k", "2"]
     for bad, why in (
         (["--name", "../escaped"], "--name must be a plain file name (no folders), got '../escaped'"),
-        (["--name", "tiny", "--limit", "0"], "--limit must be at least 1, got 0"),
+        (["--name", "tiny", "--limit", "0"], "argument --limit: expected a whole number >= 1, got 0"),
+        (["--name", "tiny", "--threads", "0"], "argument --threads: expected a whole number >= 1, got 0"),
         (["--name", "tiny", "--notes-from", str(tmp_path / "missing.json")], "missing.json"),
     ):
         with pytest.raises(SystemExit) as stopped:

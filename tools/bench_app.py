@@ -24,6 +24,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from draw_core.arguments import whole_number
 from draw_core.bench import print_rows
 from draw_core.io.catalog import shipped_dir
 from draw_core.io.checkpoint import save_checkpoint
@@ -122,7 +123,7 @@ def time_sliders(sliders, repeats: int, weights: str) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tools/bench_app.py", description=__doc__)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=whole_number(1), default=7, help="moves timed (the median is reported)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument(
         "--preset",
@@ -135,8 +136,6 @@ def main(argv: list[str] | None = None) -> int:
         "--teaching", action="store_true", help="measure the pages that bring their own shipped models instead"
     )
     args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error(f"--repeats must be at least 1 (a median needs one move), got {args.repeats}")
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
         parser.error(f"--checkpoint {args.checkpoint} is not a file")
     if args.teaching:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from draw_core.arguments import whole_number
 from draw_core.data import TEST_BINARIZATION_SEED, DatasetMissingError, get_dataset
 from draw_core.data.cluttered import CLUTTERED_TEST_SEED
 from draw_core.io.catalog import shipped_dir
@@ -133,10 +134,10 @@ def main(argv: list[str] | None = None) -> None:
         "--dataset", default=None, help="whose test set the card's figures are measured on (default: the run's own)"
     )
     parser.add_argument("--device", default="cpu", help="where the bounds are computed (cpu, cuda)")
-    parser.add_argument("--k", type=int, default=10, help="importance samples of the IWAE bound")
-    parser.add_argument("--limit", type=int, default=None, help="test digits (default: all 10,000)")
+    parser.add_argument("--k", type=whole_number(1), default=10, help="importance samples of the IWAE bound")
+    parser.add_argument("--limit", type=whole_number(1), default=None, help="test digits (default: all 10,000)")
     parser.add_argument("--command", required=True, help="the exact training command, for the card")
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=whole_number(1), default=None)
     parser.add_argument("--out-dir", default=None, help="where to write (default: the shipped checkpoints' folder)")
     parser.add_argument(
         "--hardware-note",
@@ -148,9 +149,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    for flag, value in (("--k", args.k), ("--limit", args.limit)):
-        if value is not None and value < 1:
-            parser.error(f"{flag} must be at least 1, got {value}")
     if args.name in ("", ".", "..") or Path(args.name).name != args.name:
         parser.error(f"--name must be a plain file name (no folders), got {args.name!r}")
     try:

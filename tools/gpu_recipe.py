@@ -49,6 +49,7 @@ from pathlib import Path
 import torch
 
 from draw_core import bench
+from draw_core.arguments import whole_number
 from draw_core.config import AMP_MODES, COMPILE_MODES, TIME_BUDGET_RANGE_S, TrainConfig
 from draw_core.data import get_dataset
 from draw_core.io.catalog import shipped_dir
@@ -281,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--dataset", default=None, help="training and test data (default: each checkpoint's own)")
     parser.add_argument("--data-dir", default=None, help="folder holding MNIST/raw/ etc. (default: $DRAW_DATA_DIR)")
-    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--batch-size", type=whole_number(1), default=1024)
     parser.add_argument("--lr", type=float, default=None, help="peak rate (default: the shipped one, scaled)")
     parser.add_argument("--lr-scaling", choices=("sqrt", "linear"), default="sqrt", help="see the module docstring")
     parser.add_argument("--warmup-steps", type=int, default=300)
@@ -297,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compile-mode", choices=COMPILE_MODES, default="reduce-overhead", help="(CUDA graphs)")
     parser.add_argument(
         "--compile-glimpses",
-        type=int,
+        type=whole_number(1),
         default=1,
         help="glimpses a compiled call runs (DRAW.compile_step): fewer calls, fewer CUDA graph replays (unmeasured)",
     )
@@ -310,8 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=1, help="of the batch order and noise (the shipped runs used 0)")
     parser.add_argument("--checkpoint-every", type=int, default=1000)
     parser.add_argument("--log-every", type=int, default=100)
-    parser.add_argument("--eval-limit", type=int, default=None, help="test digits (default: all 10,000)")
-    parser.add_argument("--k", type=int, default=10, help="importance samples of the card's IWAE bound")
+    parser.add_argument("--eval-limit", type=whole_number(1), default=None, help="test digits (default: all 10,000)")
+    parser.add_argument("--k", type=whole_number(1), default=10, help="importance samples of the card's IWAE bound")
     parser.add_argument("--checkpoints-dir", default=None, help="shipped checkpoints (default: checkpoints/)")
     parser.add_argument("--work-dir", default=str(ROOT / "runs" / "gpu_recipe"))
     parser.add_argument("--tests", nargs="*", default=["tests"], help="test paths for pytest -m cuda (none: skip)")
@@ -327,13 +328,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for flag, value in (
-        ("--k", args.k),
-        ("--compile-glimpses", args.compile_glimpses),
-        ("--eval-limit", args.eval_limit),
-    ):
-        if value is not None and value < 1:  # refused now, not after the training minutes have been spent
-            parser.error(f"{flag} must be at least 1, got {value}")
     args.checkpoints_dir = args.checkpoints_dir or str(shipped_dir())
     command = "python tools/gpu_recipe.py " + " ".join(sys.argv[1:] if argv is None else argv)
     Path(args.work_dir).mkdir(parents=True, exist_ok=True)
