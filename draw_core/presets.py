@@ -42,7 +42,8 @@ DRAW_PRESET_NOTES: dict[str, tuple[str, str]] = {
     "mnist-two": ("mnist-two", "two digits on 60×60: T=32, read 5×5, write 5×5, LSTM 256, z 100"),
     "svhn": (
         "svhn",
-        "Table 3's SVHN row: T=32, read 12×12, write 12×12, LSTM 800, z 100; discretised logistic, colours coupled",
+        "Table 3's SVHN row: T=32, read 12×12, write 12×12, LSTM 800, z 100; discretised logistic, colours coupled; "
+        "on SVHN's 32×32 cropped digits (the paper's images were 64×64 crops of whole house numbers)",
     ),
     "cifar10-cpu": (
         "cifar10",

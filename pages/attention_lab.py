@@ -18,7 +18,8 @@ selected = app_common.page_setup()  # the shared sidebar; this page needs no mod
 st.title("Attention lab")
 st.caption(
     "An N×N grid of Gaussian filters, placed by its centre (g_X, g_Y) and stride δ, blurred by σ², scaled by γ. "
-    "The model predicts these five numbers at every step (eq. 21); here you set them yourself."
+    "The model predicts raw versions of these five numbers at every step (eq. 21), turned into pixels by eqs 22-24; "
+    "here you set them yourself."
 )
 
 

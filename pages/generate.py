@@ -67,7 +67,7 @@ if track is not None:
     st.caption(views.WINDOW_RULE)
 else:
     st.info("This model writes the whole canvas at every step (no write attention, eq. 18).")
-explained = ["canvas", "added", "write_params"] if track is not None else ["canvas", "added"]
+explained = ["canvas", "added", "write_params"] if track is not None else ["canvas_whole", "added_whole"]
 for column, name in zip(st.columns([1, 1, 1.5]), explained, strict=False):
     app_views.explain(views.EXPLANATIONS[name], column)
 

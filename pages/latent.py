@@ -243,7 +243,7 @@ def editor(mode: str) -> None:
 
 
 editor(mode)
-explained = ["latent_picture", "canvas", *(["kl"] if mode == "step" and kl is not None else [])]
+explained = ["latent_picture", "canvas_whole", *(["kl_average"] if mode == "step" and kl is not None else [])]
 for column, name in zip(st.columns(len(explained)), explained, strict=True):  # outside the editor: a drag skips them
     app_views.explain(views.EXPLANATIONS[name], column)
 

@@ -152,8 +152,12 @@ if read_window is not None:
         query_params=lab_query,
     )
 st.caption(
-    "Glimpses are γ-scaled (eq. 27) and drawn on one colour range over all steps, so steps compare. "
-    + ("" if cfg.read_attn else "This model reads the whole image and error (eq. 17).")
+    (
+        "Glimpses are γ-scaled (eq. 27)"
+        if cfg.read_attn
+        else "This model reads the whole image and error, unscaled (eq. 17)"
+    )
+    + "; they are drawn on one colour range over all steps, so steps compare."
 )
 
 

@@ -213,8 +213,8 @@ def settings(allowed: bool) -> tuple[str, str, dict, dict, int] | None:
         key="train_preset",
         on_change=follow_preset,
         help="mnist-small trains a generator in minutes on a CPU; mnist is the paper's configuration (Table 3); "
-        "mnist-two, svhn and cifar10 are its two-digit and colour rows; mnist-cluttered-draw and mnist-cluttered-ram "
-        "are the classifiers of Table 1",
+        "svhn and cifar10 are its colour rows; mnist-two is the two-digit experiment of sec. 4 (its sizes are this "
+        "app's choice); mnist-cluttered-draw and mnist-cluttered-ram are the classifiers of Table 1",
     )
     preset = get_preset(preset_name)
     preset_column.caption(f"{get_kind(preset.kind).description}: {preset.note}")
@@ -446,7 +446,7 @@ def reconstruction_timeline(run: str, step: int, _glimpses: GlimpseSnapshot) -> 
     row = [
         viz.ImagePanel(
             image,
-            "input x · read window",
+            "input x · read window" if read is not None else "input x",
             GLIMPSE_PX,
             padded=padded,
             windows=(("read", read, False),) if read is not None else (),
@@ -454,7 +454,7 @@ def reconstruction_timeline(run: str, step: int, _glimpses: GlimpseSnapshot) -> 
         ),
         viz.ImagePanel(
             canvases,
-            "σ(c<sub>t</sub>) · write window",
+            "σ(c<sub>t</sub>) · write window" if write is not None else "σ(c<sub>t</sub>)",
             GLIMPSE_PX,
             padded=padded,
             windows=(("write", write, False),) if write is not None else (),
@@ -495,9 +495,17 @@ def reconstruction_glimpses(job: JobSnapshot) -> None:
     if glimpses is None:
         st.caption("Live glimpses appear after the first report.")
         return
+    windows = [
+        where
+        for where, shown in (
+            ("the read window of step t on the input", glimpses.read_attn),
+            ("the write window on the canvas σ(c<sub>t</sub>)", glimpses.write_attn),
+        )
+        if shown is not None
+    ]
     st.caption(
-        f"The dataset's example image reconstructed with the weights of training step {glimpses.step}: "
-        f"the read window of step t on the input, the write window on the canvas σ(c<sub>t</sub>).",
+        f"The dataset's example image reconstructed with the weights of training step {glimpses.step}"
+        + (f": {' and '.join(windows)}." if windows else ": this model reads and writes the whole image (eqs 17-18)."),
         unsafe_allow_html=True,
     )
     explained = [
@@ -508,7 +516,7 @@ def reconstruction_glimpses(job: JobSnapshot) -> None:
     timeline_view(
         reconstruction_timeline(run_key(job), glimpses.step, glimpses),
         len(glimpses.canvases),
-        explained or [views.EXPLANATIONS["canvas"]],
+        explained or [views.EXPLANATIONS["canvas_whole"]],
     )
 
 

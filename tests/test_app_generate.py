@@ -236,6 +236,11 @@ def test_a_model_without_write_attention_has_no_window_to_draw(monkeypatch, tmp_
     names = {image["name"] for image in timeline(at)["layout"]["images"]}
     assert names == {"canvas σ(c<sub>t</sub>)", "added at t: σ(c<sub>t</sub>) − σ(c<sub>t−1</sub>)"}
     assert any("writes the whole canvas" in info.value for info in at.info)
+    captions = " ".join(caption.value for caption in at.caption)
+    assert (
+        views.EXPLANATIONS["canvas_whole"].notice in captions and views.EXPLANATIONS["added_whole"].notice in captions
+    )
+    assert "window" not in captions, "no window is drawn, so no text may point at one"
     assert not [link for link in at.get("page_link") if "attention_lab" in link.proto.page]
     at.slider(key="step").set_value(1).run()
     assert_no_exception(at)

@@ -113,7 +113,14 @@ def test_renders_on_a_tiny_checkpoint(runs):
     assert image(at) == pytest.approx(drawn(runs / "tiny.safetensors", seed_z(runs / "tiny.safetensors")), abs=1e-5)
     latex = " ".join(element.value for element in at.latex)
     captions = " ".join(caption.value for caption in at.caption)
-    for name in ("latent_picture", "canvas", "kl", "interpolation", "walk"):  # every chart: its equation, what to see
+    assert "window" not in captions, "no picture on this page draws a window"
+    for name in (
+        "latent_picture",
+        "canvas_whole",
+        "kl_average",
+        "interpolation",
+        "walk",
+    ):  # every chart: its equation, what to see
         assert views.EXPLANATIONS[name].latex in latex and views.EXPLANATIONS[name].notice in captions, name
 
 

@@ -191,6 +191,8 @@ def test_a_model_without_attention_shows_whole_image_glimpses(monkeypatch, tmp_p
     # eq. 17 reads x itself; the glimpse panel is drawn over its own range 0..max
     levels = glimpse[scale // 2 :: scale, scale // 2 :: scale, 0] / 255
     assert levels == pytest.approx(x / x.max(), abs=1 / 254 + 1e-6)
+    captions = " ".join(caption.value for caption in at.caption)
+    assert "unscaled (eq. 17)" in captions and "γ-scaled" not in captions
     assert not [link for link in at.get("page_link") if "attention_lab" in link.proto.page]
 
 

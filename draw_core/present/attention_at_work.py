@@ -67,8 +67,8 @@ EXPLANATIONS = {  # what the glimpse timeline's pieces show, for a class (app_vi
     "ram_retina": Explanation(
         "sec. 4.1 (RAM, Mnih et al. 2014)",
         r"\rho_k = \mathrm{crop}_{2^k P}(x, l_t),\ l_t \sim N(\mu_t, s^2)",
-        "Squares on one centre, each twice as wide as the last and averaged down to P×P: only the centre l_t is "
-        "learned, by REINFORCE.",
+        "Squares on one centre, each twice as wide as the last and averaged down to P×P. Shown at the policy's mean "
+        "μ_t, as at test time; in training l_t is sampled and REINFORCE learns the network that sets μ_t.",
     ),
     "probabilities": Explanation(
         "sec. 4.1",

@@ -81,7 +81,8 @@ EXPLANATIONS = {  # each chart's equation and the one thing to notice (app_views
     ),
     "samples": Explanation(
         "sec. 2.3",
-        r"\tilde z_t \sim P(Z_t) = N(0, I), \quad \tilde x \sim D(X \mid \tilde c_T)",
+        r"\tilde z_t \sim N(0, I), \quad "
+        r"\text{shown: } \sigma(\tilde c_T) \text{, not a draw from } D(X \mid \tilde c_T)",
         "The same z for both decoders: DRAW draws digits, the autoencoder does not, however well it redraws digits "
         "from their own codes.",
     ),

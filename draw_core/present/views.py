@@ -236,7 +236,8 @@ def sample_datasets(shape: tuple[int, int, int] | None = None, prefer: str | Non
 
 WINDOW_RULE = (
     "The rectangle runs through the first and last of the N×N filter centres (eqs 19-20); its border is wider the "
-    "sharper the filters, width ∝ 1/σ (the paper's Fig. 1). Green reads, red writes. Where a window reaches past "
+    "sharper the filters (the paper's Fig. 1): width ∝ 1/σ for σ between ⅓ and 2 pixels, the same outside that "
+    "range. Green reads, red writes. Where a window reaches past "
     "the image it is drawn over the slate-blue margin, and past that clipped to the edge and dotted."
 )
 
@@ -257,22 +258,33 @@ EXPLANATIONS = {
         "σ(c_t) is shown: the digit is built where the red window goes; early steps lay down a blurred sketch, "
         "later ones sharpen it.",
     ),
+    "canvas_whole": Explanation(  # a canvas shown without a window: no write attention, or a page that draws none
+        "eq. 8",
+        r"c_t = c_{t-1} + \mathrm{write}(h^{dec}_t)",
+        "σ(c_t) after each step: early steps lay down a blurred sketch, later ones sharpen it.",
+    ),
     "added": Explanation(
         "eq. 8 through σ",
         r"\sigma(c_t) - \sigma(c_{t-1})",
         "Red adds ink, blue takes it away; almost all of a step's change lies inside its write window.",
     ),
+    "added_whole": Explanation(
+        "eq. 8 through σ",
+        r"\sigma(c_t) - \sigma(c_{t-1})",
+        "Red adds ink, blue takes it away; without write attention (eq. 18) a step may change any pixel.",
+    ),
     "write_params": Explanation(
         "eqs 21-24",
         r"(\tilde g_X, \tilde g_Y, \log\sigma^2, \log\tilde\delta, \log\gamma) = W(h^{dec}_t)",
-        "Follow the window over time: where it sits (g_X, g_Y), how wide its grid is (δ), how blurred (σ); "
+        "Follow the window over time: where it sits (g_X, g_Y), how far apart its filters are (δ; the grid spans "
+        "(N−1)δ), how blurred (σ); "
         "γ, on its own axis: the write divides by it (eq. 29), so a small γ writes strongly.",
     ),
     "read": Explanation(
         "eq. 27",
         r"r_t = \left[\gamma F_Y x F_X^\top,\ \gamma F_Y \hat x_t F_X^\top\right]",
-        "The green read window looks where the error x̂ still has ink to explain; its N×N glimpse is all the "
-        "encoder sees of the image at that step.",
+        "The green read window looks where the error x̂ still has ink to explain; its two N×N glimpses, of x and of "
+        "x̂, are all the encoder sees of the image at that step.",
     ),
     "error": Explanation(
         "eq. 3",
@@ -289,6 +301,12 @@ EXPLANATIONS = {
         r"\small L^z_t = \tfrac12 \textstyle\sum_j (\mu_j^2 + \sigma_j^2 - \log\sigma_j^2 - 1)",
         "Tall bars are the steps that carry information about this digit; click a bar to go to that step.",
     ),
+    "kl_average": Explanation(  # the Latent explorer's bars: an average over test images, not the z on the page
+        "eq. 11",
+        r"\small \bar L^z_t = \tfrac1n \textstyle\sum_i L^z_t(x_i)",
+        "Tall bars are the steps whose z carries the most nats, averaged over test images; click a bar to edit "
+        "that step.",
+    ),
     "kl_curves": Explanation(
         "eq. 11",
         r"L^z_t = \tfrac12 \sum_j (\mu_j^2 + \sigma_j^2 - \log\sigma_j^2 - 1)",
@@ -296,8 +314,10 @@ EXPLANATIONS = {
     ),
     "samples": Explanation(
         "sec. 2.3",
-        r"\tilde x \sim D(X \mid \tilde c_T), \quad \tilde z_t \sim N(0, I)",
-        "Same seed, same z for every model: differences between the grids come from the models alone.",
+        r"\tilde z_t \sim N(0, I), \quad "
+        r"\text{shown: } \sigma(\tilde c_T) \text{, not a draw from } D(X \mid \tilde c_T)",
+        "Same seed: models with the same T and z size decode the same z, so differences between their grids come "
+        "from the models alone.",
     ),
     "lab_window": Explanation(
         "eqs 19-20",
@@ -313,7 +333,8 @@ EXPLANATIONS = {
     "lab_glimpse": Explanation(
         "eq. 27",
         r"\mathrm{read}(x) = \gamma\, F_Y\, x\, F_X^\top",
-        "N×N numbers are all the encoder gets; γ only scales them.",
+        "N×N numbers per image and channel are all the encoder gets (a DRAW encoder reads two such glimpses, of x "
+        "and of the error x̂); γ only scales them.",
     ),
     "lab_written": Explanation(
         "eq. 29",
@@ -351,7 +372,7 @@ EXPLANATIONS = {
     "train_samples": Explanation(
         "sec. 2.3",
         # two lines: the Train page shows it under its samples, a third of the page wide
-        r"\begin{gathered} \tilde z_t \sim N(0, I) \\ \tilde x \sim D(X \mid \tilde c_T) \end{gathered}",
+        r"\begin{gathered} \tilde z_t \sim N(0, I) \\ \text{shown: } \sigma(\tilde c_T) \end{gathered}",
         "Fresh draws from the prior: blurred blobs at first, shapes of the data once the bound has fallen.",
     ),
     "strip": Explanation(

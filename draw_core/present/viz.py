@@ -318,7 +318,7 @@ def _centres_trace(centres_x, centres_y, *, kind: str, described: str, axes: tup
         "name": f"{kind}-centres",
         "marker": {"color": WINDOW_COLOURS[kind], "size": 6, "line": {"color": "white", "width": 1}},
         "hovertemplate": (
-            f"{kind} grid centre at pixel a = %{{customdata[0]:.2f}}, b = %{{customdata[1]:.2f}} (eq. 22, from 1)"
+            f"{kind} grid centre at pixel a = %{{customdata[0]:.2f}}, b = %{{customdata[1]:.2f}} (eqs 19-20, from 1)"
             f"<br>{described}<extra></extra>"
         ),
         "showlegend": False,
