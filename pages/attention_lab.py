@@ -31,7 +31,7 @@ def forget_window() -> None:
 
 # A window arriving in the URL (a link from a model's page, a shared view) is applied once: after that, the widgets
 # write the URL, so a rerun finds in it what it wrote (kept under "_lab_url") and leaves the widgets alone.
-URL_KEYS = ("n", "gx", "gy", "delta", "sigma2", "gamma", "digit", "dataset")
+URL_KEYS = ("n", "gx", "gy", "delta", "sigma2", "gamma", "digit", "dataset", "window")
 in_url = {key: st.query_params[key] for key in URL_KEYS if key in st.query_params}
 arrived = bool(in_url) and in_url != st.session_state.get("_lab_url")
 notes = []
@@ -61,9 +61,10 @@ if arrived:
         carried["digit"] = min(int(digit) if len(digit) < 10 else len(digits), len(digits) - 1)
     for key, value in carried.items():
         st.session_state[f"lab_{key}"] = value
+    st.session_state.lab_window_kind = "write" if in_url.get("window") == "write" else "read"
 for note in notes:
     st.warning(note)
-for key, value in {**views.lab_defaults(H, W), "digit": 0}.items():
+for key, value in {**views.lab_defaults(H, W), "digit": 0, "window_kind": "read"}.items():
     app_common.remember(f"lab_{key}", value)
 
 LABELS = {
@@ -84,9 +85,17 @@ with controls:
         for low, high, step in [ranges[key]]
     }
     show_centres = st.toggle("Grid centres", value=True, key="lab_centres")
+    kind = st.radio(
+        "Window",
+        views.LAB_WINDOW_KINDS,
+        key="lab_window_kind",
+        horizontal=True,
+        help="a read window (green) multiplies its glimpse by γ (eq. 27); a write window (red) divides the patch it "
+        "writes by γ (eq. 29). The filters are the same.",
+    )
 N = int(values["n"])
 lab = views.attention_lab(image, N, **{key: value for key, value in values.items() if key != "n"})
-url = {**{key: f"{value:g}" for key, value in values.items()}, "digit": str(index), "dataset": dataset}
+url = {**{key: f"{value:g}" for key, value in values.items()}, "digit": str(index), "dataset": dataset, "window": kind}
 st.query_params.update(url)
 st.session_state["_lab_url"] = url
 
@@ -97,7 +106,7 @@ with picture:
         pad=viz.window_pad(H, W),
         size=app_common.figure_px(viz.IMAGE_PIXELS),
     )
-    views.draw_window(figure, lab.window, kind="read", show_centres=show_centres)
+    views.draw_window(figure, lab.window, kind=kind, show_centres=show_centres)
     st.plotly_chart(figure, key="lab_image", width="content")
     st.caption(views.raw_attention_caption(lab.window.params, N, H, W))
     st.caption(views.WINDOW_RULE)

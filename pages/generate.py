@@ -89,6 +89,7 @@ with side_column:
                 views.window_at(trace.write_attn, cfg.write_n, t, sample),
                 cfg.write_n,
                 shape=(cfg.channels, cfg.height, cfg.width),
+                kind="write",
                 prefer=selected.card.get("dataset"),
             ),
         )

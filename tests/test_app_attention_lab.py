@@ -253,3 +253,14 @@ def test_a_dataset_in_the_url_the_lab_cannot_show_is_said_and_the_default_shown(
     assert f"dataset '{name}' {why}" in at.warning[0].value and f"showing {default}" in at.warning[0].value
     assert at.number_input(key="lab_digit").value == 2, "the rest of the link still applies"
     assert at.query_params["dataset"] == default  # the address now names what is shown
+
+
+@pytest.mark.parametrize(("carried", "kind"), [("write", "write"), ("read", "read"), ("bogus", "read")])
+def test_a_write_window_from_a_link_is_drawn_as_one(monkeypatch, tmp_path, carried, kind):
+    use_folders(monkeypatch, tmp_path, runs=[])
+    at = lab_at({"n": "5", "gx": "11", "gy": "15", "delta": "2", "sigma2": "1", "gamma": "1", "window": carried})
+    assert at.radio(key="lab_window_kind").value == kind and at.query_params["window"] == kind
+    data = figure(at, "and the window")["data"]
+    other = "read" if kind == "write" else "write"
+    assert viz.window_box(data, kind)[0] == pytest.approx(11 - 2 * 2 - 1)  # eqs 19-20: mu^1 = gX - 2 delta, 0-based
+    assert viz.window_box(data, other) is None, "only the carried kind is drawn"

@@ -160,7 +160,8 @@ def test_the_lab_link_carries_this_step_s_write_window(runs):
     trace = model.generate(SAMPLES, z=prior_z(0, model.cfg.T, model.cfg.z_size, SAMPLES))
     window = views.window_at(trace.write_attn, model.cfg.write_n, 1, 0)
     query = link_query(at)
-    assert query == views.lab_link(window, model.cfg.write_n, shape=(1, 28, 28), prefer="mnist-sample")
+    assert query == views.lab_link(window, model.cfg.write_n, shape=(1, 28, 28), kind="write", prefer="mnist-sample")
+    assert query["window"] == "write", "the lab draws it as the write window it is"
     assert query["dataset"] == "mnist-sample", "the lab opens on an image of the model's own dataset and size"
     assert float(query["gx"]) == pytest.approx(float(window.params.gx), rel=1e-5)
 

@@ -188,6 +188,7 @@ def test_a_lab_link_carries_the_window_and_the_lab_reads_it_back_rounded_to_its_
         "delta": "6.16241",
         "sigma2": "1.4914",
         "gamma": "0.0513",
+        "window": "read",
         "digit": "7",
     }
     settings, notes = views.lab_settings(query, H, W)

@@ -426,16 +426,27 @@ def lab_defaults(height: int, width: int) -> dict[str, float]:
     return {"n": 5, "gx": (width + 1) / 2, "gy": (height + 1) / 2, "delta": delta, "sigma2": sigma2, "gamma": 1.0}
 
 
+LAB_WINDOW_KINDS = ("read", "write")
+
+
 def lab_link(
-    window: Window, N: int, *, shape: tuple[int, int, int], prefer: str | None = None, digit: int | None = None
+    window: Window,
+    N: int,
+    *,
+    shape: tuple[int, int, int],
+    kind: str = "read",
+    prefer: str | None = None,
+    digit: int | None = None,
 ) -> dict[str, str]:
     """The Attention lab's query parameters for one window (scalar fields) of an N×N grid on an image of `shape`
-    (C, H, W): the dataset whose sample the lab shows (`prefer`, e.g. the one the test digit came from, when it has
-    that shape; else the first that has it), so the window lands on an image of the size it was made for; and the
-    test digit when there is one."""
+    (C, H, W), a read or a write window (`kind`, drawn green or red there): the dataset whose sample the lab shows
+    (`prefer`, e.g. the one the test digit came from, when it has that shape; else the first that has it), so the
+    window lands on an image of the size it was made for; and the test digit when there is one."""
+    if kind not in LAB_WINDOW_KINDS:
+        raise ValueError(f"kind={kind!r}: expected one of {LAB_WINDOW_KINDS}")
     p = window.params
     values = {"n": N, "gx": p.gx, "gy": p.gy, "delta": p.delta, "sigma2": p.sigma2, "gamma": p.gamma}
-    query = {key: f"{float(value):.6g}" for key, value in values.items()}
+    query = {key: f"{float(value):.6g}" for key, value in values.items()} | {"window": kind}
     if datasets := sample_datasets(shape, prefer=prefer):
         query["dataset"] = datasets[0]
     if digit is not None:
