@@ -19,17 +19,19 @@ from draw_core.present import attention_at_work as work
 from draw_core.present import viz
 
 
-def tiny_draw(*, glimpses=3, size=24, seed=0, dtype=torch.float32) -> DrawClassifier:
+def tiny_draw(*, glimpses=3, size=24, width=None, seed=0, dtype=torch.float32) -> DrawClassifier:
+    """A small DRAW classifier on size×size images, or size×width (height × width) when width is given."""
     torch.manual_seed(seed)
-    model = DrawClassifier(ClassifierConfig(height=size, width=size, glimpses=glimpses, read_n=3, hidden=8))
+    cfg = ClassifierConfig(height=size, width=width or size, glimpses=glimpses, read_n=3, hidden=8)
+    model = DrawClassifier(cfg)
     with torch.no_grad():  # a window head that depends on h, so later windows move with earlier glimpses
         model.window_head.weight.normal_(0, 0.3)
     return model.to(dtype).eval()
 
 
-def tiny_ram(*, glimpses=3, size=24, seed=0) -> RAM:
+def tiny_ram(*, glimpses=3, size=24, width=None, seed=0) -> RAM:
     torch.manual_seed(seed)
-    cfg = RamConfig(height=size, width=size, glimpses=glimpses, patch=4, scales=2, glimpse_hidden=8,
+    cfg = RamConfig(height=size, width=width or size, glimpses=glimpses, patch=4, scales=2, glimpse_hidden=8,
                     location_hidden=8, glimpse_size=8, hidden=8)  # fmt: skip
     return RAM(cfg).eval()
 
@@ -97,6 +99,23 @@ def test_a_shift_moves_that_steps_window_by_that_many_pixels():
     assert gx.item() == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.parametrize(("axis", "pixels_per_raw_unit"), [(0, (30 + 1) / 2), (1, (20 + 1) / 2)])
+def test_a_shift_on_a_wide_image_uses_each_axis_own_size(axis, pixels_per_raw_unit):
+    """On a 20×30 image (height × width) eqs 22-23 scale g~_X by (A + 1)/2 = 15.5 and g~_Y by (B + 1)/2 = 10.5:
+    a one-pixel shift along each axis is the bias move of that axis, which a swapped width and height would miss."""
+    model, moved = tiny_draw(glimpses=1, size=20, width=30), tiny_draw(glimpses=1, size=20, width=30)
+    image = torch.rand(1, 20, 30, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        moved.window_head.bias[axis] += 1 / pixels_per_raw_unit
+    shift = torch.zeros(1, 2)
+    shift[0, axis] = 1.0
+    expected = F.log_softmax(moved.classify(image[None]).logits, -1)[0, 7].item()
+    assert work.draw_log_prob(model, image, 7, shift).item() == pytest.approx(expected, abs=1e-5)
+    field = "gx" if axis == 0 else "gy"
+    step = getattr(moved.classify(image[None]).read_attn, field) - getattr(model.classify(image[None]).read_attn, field)
+    assert step[0, 0].item() == pytest.approx(1.0, abs=1e-5)
+
+
 def test_drawing_exact_gradient_equals_a_finite_difference_at_every_step():
     model = tiny_draw(dtype=torch.float64)
     image = torch.rand(1, 24, 24, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
@@ -123,6 +142,18 @@ def test_ram_estimates_are_the_score_function_in_nats_per_pixel():
     reward = F.log_softmax(result.logits, -1)[:, 2]
     by_hand = reward[:, None] * (result.locations - result.location_means) / 0.15**2 / 12
     assert raw == pytest.approx(by_hand, abs=1e-5)
+
+
+def test_ram_estimates_on_a_wide_image_divide_by_each_axis_own_half_size():
+    """On a 20×30 image one unit of RAM's [-1, 1] location is 15 pixels across and 10 down."""
+    model = tiny_ram(size=20, width=30)
+    image = torch.rand(1, 20, 30, generator=torch.Generator().manual_seed(5))
+    raw, _ = work.ram_location_gradients(model, image, 2, samples=16, seed=9)
+    with torch.no_grad():
+        result = model.classify(image[None].expand(16, -1, -1, -1), generator=torch.Generator().manual_seed(9))
+    reward = F.log_softmax(result.logits, -1)[:, 2]
+    per_unit = reward[:, None] * (result.locations - result.location_means) / 0.15**2  # (T, 16, 2)
+    assert raw == pytest.approx(per_unit / torch.tensor([15.0, 10.0]), abs=1e-5)
 
 
 def test_a_reward_that_ignores_the_glimpses_has_a_zero_gradient_and_the_baseline_shows_it_exactly():

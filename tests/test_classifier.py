@@ -63,9 +63,21 @@ def test_the_first_window_covers_the_whole_image_with_overlapping_filters():
     assert torch.allclose(result.glimpses[0], torch.ones(2, 1, 12, 12), atol=1e-5)
 
 
+def test_the_glimpse_is_scaled_by_gamma():
+    """Eq. 27 multiplies the read by γ: with log γ = log 3 in the first window's bias, an image of ones (which the
+    normalised filters of eqs 25-26 read as exactly ones) gives a first glimpse of threes."""
+    model = model_for(ClassifierConfig())
+    with torch.no_grad():
+        model.window_head.bias[4] = math.log(3.0)
+    result = model.classify(torch.ones(2, 1, 100, 100))
+    assert torch.allclose(result.read_attn.step(0).gamma, torch.full((2,), 3.0))
+    assert torch.allclose(result.glimpses[0], torch.full((2, 1, 12, 12), 3.0), atol=1e-4)
+
+
 def test_the_loss_gradient_reaches_the_window_through_the_filterbank():
-    """d loss / d (g~X, g~Y, log sigma^2, log delta~) of the first window against central finite differences in
-    float64: those four values reach the loss only through the filters of eqs 25-26."""
+    """d loss / d (g~X, g~Y, log sigma^2, log delta~, log gamma) of the first window against central finite
+    differences in float64: the first four reach the loss only through the filters of eqs 25-26, the last through
+    eq. 27's scale."""
     cfg = dataclasses.replace(SMALL, glimpses=2)
     model = model_for(cfg).double()
     digits, labels = load_sample()
@@ -74,9 +86,9 @@ def test_the_loss_gradient_reaches_the_window_through_the_filterbank():
     model.zero_grad()
     classification_loss(model.classify(x).logits, y).backward()
     bias = model.window_head.bias
-    assert (bias.grad[:4].abs() > 1e-8).all()
+    assert (bias.grad[:5].abs() > 1e-8).all()
     eps = 1e-6
-    for i in range(4):
+    for i in range(5):
         with torch.no_grad():
             bias[i] += eps
             up = classification_loss(model.classify(x).logits, y)

@@ -77,6 +77,18 @@ def test_batch_stream_gives_fresh_binary_batches_and_counts_epochs():
             BatchStream(images[:40], batch_size=size, seed=0)
 
 
+def test_batch_stream_binarises_afresh_every_time():
+    """Grey 0.5 everywhere: every pixel of every batch is a fair coin, drawn again at every visit (a stream that
+    binarised once would give the same picture back in the next epoch)."""
+    grey = torch.full((8, 1, 4, 4), 0.5)
+    stream = BatchStream(grey, batch_size=8, seed=0)  # one batch per epoch, so each batch holds every image
+    batches = torch.stack([stream.next() for _ in range(20)])  # (20 epochs, 8, 1, 4, 4)
+    assert not torch.equal(batches[0], batches[1]), "the next epoch's coins are new"
+    assert batches.mean().item() == pytest.approx(0.5, abs=0.02)  # 2,560 fair coins: sd 0.01
+    per_pixel = batches.mean(0)  # over 20 epochs no place kept its first draw (by chance: 2^-19 each)
+    assert ((per_pixel > 0) & (per_pixel < 1)).all()
+
+
 def test_bad_names_are_refused_with_the_known_ones():
     with pytest.raises(ValueError, match="unknown dataset 'cifar'") as error:
         get_dataset("cifar")

@@ -104,20 +104,23 @@ def test_log_weights_match_log_densities():
 
 
 def test_iwae_bound_by_hand():
-    # A stand-in model whose log weights are known: T = Z = 1, logits 0 (log p(x | z) = -D ln 2), mu = 1,
-    # logvar = 0, so log w = -D ln 2 + (-z^2 + (z - 1)^2) / 2 = -D ln 2 + 1/2 - z. The k-sample bound is
-    # -log (1/k) sum_j w_j = D ln 2 - log mean_j exp(1/2 - z_j).
+    # A stand-in model whose log weights are known: T = Z = 1, logits 0 (log p(x | z) = -D ln 2), logvar = 0 and
+    # mu = the image's mean grey (image 0 is black: mu = 0; image 1 white: mu = 1), so
+    # log w = -D ln 2 + (-z^2 + (z - mu)^2) / 2 = -D ln 2 + mu^2/2 - mu z. The k-sample bound is
+    # -log (1/k) sum_j w_j: D ln 2 for image 0 whatever its z, D ln 2 - log mean_j exp(1/2 - z_j) for image 1.
+    # Each image's k samples must stay its own: weights of another image's rows would change both figures.
     D, k = 4, 3
-    z_values = torch.tensor([0.0, 1.0, -2.0, 0.5, 0.5, 0.5])  # image 0: z = 0, 1, -2; image 1: z = 1/2 three times
+    z_values = torch.tensor([0.0, 1.0, -2.0, 0.5, -1.0, 2.0])  # the k draws of image 0, then those of image 1
 
     def stand_in(x, generator=None):
         n = x.shape[0]
-        return hand_result(torch.zeros(1, n, 1, 2, 2), torch.ones(1, n, 1), torch.zeros(1, n, 1),
-                           z=z_values.view(1, n, 1))  # fmt: skip
+        mu = x.mean((1, 2, 3)).view(1, n, 1)
+        return hand_result(torch.zeros(1, n, 1, 2, 2), mu, torch.zeros(1, n, 1), z=z_values.view(1, n, 1))
 
-    bound = iwae_bound(stand_in, torch.zeros(2, 1, 2, 2), k=k)
-    expected_0 = D * math.log(2) - math.log(sum(math.exp(0.5 - z) for z in (0.0, 1.0, -2.0)) / 3)
-    expected_1 = D * math.log(2)  # equal weights: the bound is the ELBO, whatever k is
+    x = torch.stack([torch.zeros(1, 2, 2), torch.ones(1, 2, 2)])
+    bound = iwae_bound(stand_in, x, k=k)
+    expected_0 = D * math.log(2)  # equal weights: the bound is the ELBO, whatever k is
+    expected_1 = D * math.log(2) - math.log(sum(math.exp(0.5 - z) for z in (0.5, -1.0, 2.0)) / 3)
     assert bound.tolist() == pytest.approx([expected_0, expected_1], rel=1e-6)
 
 

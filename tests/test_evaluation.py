@@ -92,3 +92,10 @@ def test_classification_error_counts_every_image_when_the_batch_does_not_divide_
     done, error = evaluation.classification_error(predict_numbered, images, labels, batch_size=3)
     assert [len(b) for b in seen] == [3, 3, 1]
     assert done == 7 and error == pytest.approx(3 / 7)
+
+
+def test_an_empty_test_set_is_refused_by_name():
+    with pytest.raises(ValueError, match="no test images to evaluate"):
+        evaluation.evaluate(SimpleNamespace(device=torch.device("cpu")), torch.zeros(0, 1, 28, 28))
+    with pytest.raises(ValueError, match="no test images to evaluate"):
+        evaluation.classification_error(lambda x: x, torch.zeros(0, 1, 4, 4), torch.zeros(0, dtype=torch.long))

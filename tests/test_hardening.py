@@ -462,6 +462,19 @@ def test_an_unknown_device_is_a_value_error(name):
         devices.select_device(name)
 
 
+def test_a_device_this_machine_lacks_is_named(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="'cuda' was asked for but CUDA is not available on this machine"):
+        devices.select_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match=r"'cuda:3': this machine has 1 CUDA device\(s\)"):
+        devices.select_device("cuda:3")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="'mps' was asked for but MPS is not available on this machine"):
+        devices.select_device("mps")
+
+
 MEASURE_SCRIPT = textwrap.dedent(
     """
     import re, sys

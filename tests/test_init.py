@@ -1,11 +1,14 @@
 """The initial attention windows: the first read sees the digit, and a unit write moves the canvas by about one."""
 
+import math
+
+import pytest
 import torch
 
 from draw_core.config import DrawConfig
 from draw_core.data import load_sample
 from draw_core.nn.attention import attention_params, filterbank, read, window_geometry, write
-from draw_core.nn.model import DRAW
+from draw_core.nn.model import DRAW, READ_SPAN
 
 
 def initial_heads(cfg: DrawConfig):
@@ -45,3 +48,19 @@ def test_a_read_without_write_attention_starts_at_about_unit_intensity():
         _, _, read_raw = initial_heads(cfg)
         bound = 1 / cfg.dec_size**0.5  # nn.Linear's initial bias range, untouched for the read's log gamma
         assert abs(read_raw[0, 4].item()) <= bound, name
+
+
+def test_initial_filters_overlap_with_sigma_half_the_stride():
+    """On h_dec_0 = 0 only the biases speak: the read grid spans READ_SPAN of the 28-pixel image, the write grid all
+    of it (delta~ = 1), each with sigma = delta / 2 (eq. 24: delta = (28 - 1) / (N - 1) delta~), and 1/gamma of the
+    write starts at 2 pi sigma^2, the pixels a normalised filter spreads a unit over."""
+    cfg = DrawConfig.preset("mnist")  # read 2x2, write 5x5 on 28x28
+    _, write_raw, read_raw = initial_heads(cfg)
+    read_window = attention_params(read_raw, cfg.read_n, cfg.height, cfg.width)
+    write_window = attention_params(write_raw, cfg.write_n, cfg.height, cfg.width)
+    read_delta = 27 / 1 * READ_SPAN
+    assert read_window.delta.item() == pytest.approx(read_delta, rel=1e-6)
+    assert read_window.sigma2.item() == pytest.approx((read_delta / 2) ** 2, rel=1e-6)
+    assert write_window.delta.item() == pytest.approx(6.75, rel=1e-6)  # 27 / 4
+    assert write_window.sigma2.item() == pytest.approx(3.375**2, rel=1e-6)
+    assert write_window.gamma.item() == pytest.approx(1 / (2 * math.pi * 3.375**2), rel=1e-5)

@@ -31,6 +31,22 @@ def test_kl_per_dimension_sums_to_the_loss_kl():
     assert kl.sum(1) == pytest.approx(terms.kl_per_step.mean(1), rel=1e-5)
 
 
+def test_kl_per_dimension_keeps_each_dimension_its_own_nats():
+    """A stand-in posterior with mu_t,b,d = d and sigma = 1: eq. 11 per dimension is d^2 / 2 whatever the step and
+    image, so a KL spread evenly over the dimensions (or summed over them) would show."""
+    T, B, Z = 2, 3, 4
+    mu = torch.arange(Z, dtype=torch.float32).expand(T, B, Z)
+
+    class StandIn:
+        device = torch.device("cpu")
+
+        def __call__(self, images, generator=None):
+            return type("Result", (), {"mu": mu, "logvar": torch.zeros(T, B, Z)})()
+
+    kl = latent.kl_per_dimension(StandIn(), torch.zeros(B, 1, 4, 4))
+    assert kl.tolist() == [[0.0, 0.5, 2.0, 4.5]] * T
+
+
 def test_dims_by_kl_orders_by_step_or_total():
     kl = torch.tensor([[0.1, 3.0, 2.0], [5.0, 0.0, 1.0]])
     assert latent.dims_by_kl(kl, step=0) == [1, 2, 0]

@@ -11,6 +11,7 @@ from draw_core.config import DrawConfig
 from draw_core.nn.elbo import loss_terms
 from draw_core.nn.likelihood import (
     LOG_SCALE_INIT,
+    LOG_SCALE_MAX,
     logistic_log_prob,
     mean_image,
     nats_to_bits_per_dim,
@@ -210,12 +211,17 @@ def test_a_coupled_twin_has_the_same_likelihood_until_training_moves_it(tmp_path
 
 
 def test_a_diverging_log_scale_gives_a_finite_probability_and_gradient():
-    """A scale past e^98 made a bin's width underflow to 0 and its log-probability -inf (NaN gradients); above
-    LOG_SCALE_MAX the distribution is flat anyway, so every level gets about 1/256 of the mass."""
+    """A scale past e^98 made a bin's width underflow to 0 and its log-probability -inf (NaN gradients). The scale is
+    clamped at e^LOG_SCALE_MAX = e^50, so wide that over [0, 1] the logistic is flat: each edge bin takes the half of
+    the mass on its side (its tail), and an inner bin of width 1/255 gets width × the density at the centre,
+    1/(4 e^50)."""
+    assert LOG_SCALE_MAX == 50
     x = torch.tensor([0.0, 128 / 255, 1.0])  # an edge bin each side and an inner one
     log_scale = torch.full((3,), 100.0, requires_grad=True)
     log_p = logistic_log_prob(x, torch.full((3,), 0.3), log_scale)
     assert torch.isfinite(log_p).all(), log_p
-    assert log_p[1].item() < -50, "an inner bin of a scale e^50 is tiny"
+    assert log_p[0].item() == pytest.approx(-math.log(2), abs=1e-6)
+    assert log_p[2].item() == pytest.approx(-math.log(2), abs=1e-6)
+    assert log_p[1].item() == pytest.approx(math.log(1 / 255) - 50 - math.log(4), abs=1e-3)
     log_p.sum().backward()
     assert torch.isfinite(log_scale.grad).all()

@@ -24,6 +24,13 @@ def test_paper_rows():
     assert get_preset("mnist").build() == DrawConfig.preset("mnist")
     draw = get_preset("mnist-cluttered-draw").build()
     assert draw == ClassifierConfig(glimpses=8, read_n=12, hidden=256) and (draw.height, draw.width) == (100, 100)
+    fields = ("channels", "height", "width", "T", "read_n", "write_n", "enc_size", "dec_size", "z_size")
+    # Table 3's rows (the paper's sizes, typed in from the table): SVHN T=32, 12x12 read and write, LSTM 800, z 100
+    # (on SVHN's 32x32 cropped digits); CIFAR-10 T=64, 5x5 read and write, LSTM 400, z 200
+    svhn, cifar = get_preset("svhn").build(), get_preset("cifar10").build()
+    assert tuple(getattr(svhn, name) for name in fields) == (3, 32, 32, 32, 12, 12, 800, 800, 100)
+    assert tuple(getattr(cifar, name) for name in fields) == (3, 32, 32, 64, 5, 5, 400, 400, 200)
+    assert svhn.read_attn and svhn.write_attn and cifar.read_attn and cifar.write_attn
     ram = get_preset("mnist-cluttered-ram").build()
     assert isinstance(ram, RamConfig) and (ram.glimpses, ram.patch, ram.scales) == (8, 12, 4)
 

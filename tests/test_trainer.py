@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from draw_core.config import DrawConfig, TrainConfig
+from draw_core.data import get_dataset
 from draw_core.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from draw_core.training.evaluation import evaluate
 from draw_core.training.objectives import objective_for
 from draw_core.training.trainer import Trainer, clip_gradients, learning_rate, total_train_seconds
 
@@ -105,6 +107,11 @@ def test_run_reports_in_order_and_writes_its_test_figure(tmp_path):
     assert done.test_elbo == done.test.value > 0
     meta = load_checkpoint(out).meta
     assert meta["step"] == 6 and meta["finished"] and meta["test_elbo_nats"] == pytest.approx(done.test.value)
+    # the recorded figure is the saved weights' ELBO on the first eval_limit test images with the run's seed
+    # (Bernoulli test digits binarised by their fixed seed), measured again here outside the Trainer
+    images = get_dataset("mnist-sample").test_set(None, 16)
+    again = evaluate(load_checkpoint(out).model.eval(), images, batch_size=100, seed=tiny_train().seed)
+    assert again.n == 16 and meta["test_elbo_nats"] == pytest.approx(again.elbo_nats, rel=1e-6)
 
 
 def test_resume_continues_step_optimizer_and_clock(tmp_path):

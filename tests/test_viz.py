@@ -285,10 +285,13 @@ def test_a_window_larger_than_the_image_runs_dashed_along_the_edge_of_the_timeli
 
 def test_generation_timeline_charts_the_window_with_gamma_on_its_own_axis_and_a_moving_step_line():
     T = 4
-    window = track([8.0, 10.0, 12.0, 14.0])
+    window = track([8.0, 10.0, 12.0, 14.0], sigma2=[4.0, 9.0, 0.25, 1.0])
     spec = viz.generation_timeline(torch.rand(T, 1, H, W), torch.zeros(T, 1, H, W), window).to_dict()
     lines = {trace["name"]: trace for trace in spec["data"] if trace["type"] == "scatter"}
     assert list(viz.spec_array(lines["g<sub>X</sub>"]["y"])) == pytest.approx([8, 10, 12, 14])
+    assert list(viz.spec_array(lines["g<sub>Y</sub>"]["y"])) == pytest.approx([14] * T)
+    assert list(viz.spec_array(lines["δ"]["y"])) == pytest.approx([2.0] * T)
+    assert list(viz.spec_array(lines["σ"]["y"])) == pytest.approx([2.0, 3.0, 0.5, 1.0])  # σ, not σ²
     assert list(viz.spec_array(lines["γ"]["y"])) == pytest.approx(window.params.gamma.tolist())
     axes = {name: lines[name]["yaxis"] for name in lines}
     assert axes["g<sub>X</sub>"] == axes["g<sub>Y</sub>"] and axes["δ"] == axes["σ"]
