@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -304,3 +305,19 @@ def worker() -> None:
 if __name__ == "__main__":
     torch.set_num_threads(1)
     worker()
+
+
+def test_ranks_that_resumed_different_files_are_refused_by_name(monkeypatch, tmp_path):
+    """check_same_start gathers every rank's first step: rank 1 found a later file than rank 0 (another --out on a
+    disk the ranks do not share), so training from two different starts is refused with both steps named."""
+
+    def gather(into, mine):  # what all_gather returns on rank 0 when rank 1 resumed step 6
+        into[0].fill_(int(mine.item()))
+        into[1].fill_(6)
+
+    monkeypatch.setattr(distributed.dist, "all_gather", gather)
+    rank_0 = SimpleNamespace(step=5, device=torch.device("cpu"), world=World(0, 0, 2), out=tmp_path / "run")
+    with pytest.raises(DistributedError, match=r"rank 0 of 2: the ranks start from different steps \[5, 6\]"):
+        distributed.DataParallelTrainer.check_same_start(rank_0)
+    same = SimpleNamespace(step=6, device=torch.device("cpu"), world=World(0, 0, 2), out=tmp_path / "run")
+    distributed.DataParallelTrainer.check_same_start(same)  # both at step 6: nothing to refuse
