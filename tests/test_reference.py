@@ -153,3 +153,22 @@ def test_batched_generation_matches_step_by_step_decoding(path):
         canvas = canvas + torch.einsum("bjy,bcji,bia->bcya", Fy, w, Fx) / gamma[:, None, None, None]
         assert torch.allclose(trace.canvases[t].double(), torch.sigmoid(canvas), atol=1e-5)
         assert torch.allclose(trace.write_attn.gx[t].double(), gx, atol=1e-4)
+
+
+@PATHS
+def test_batched_generation_without_write_attention_matches_step_by_step_decoding(path):
+    """Eq. 18: without write attention the head's first H·W outputs are added to the canvas as they are, every step."""
+    torch.manual_seed(2)
+    cfg = DrawConfig(height=5, width=6, T=3, enc_size=6, dec_size=5, z_size=4, read_attn=False, write_attn=False)
+    model = DRAW(cfg, hot_path=path).eval()
+    z = torch.randn(3, 2, 4)
+    trace = model.generate(2, z=z)
+    params = {k: v.detach().double() for k, v in model.named_parameters()}
+    h = c = torch.zeros(2, cfg.dec_size, dtype=torch.float64)
+    canvas = torch.zeros(2, 1, 5, 6, dtype=torch.float64)
+    for t in range(cfg.T):
+        h, c = ref_lstm([z[t].double(), h], params["decoder.weight"].split([4, 5], dim=1), params["decoder.bias"], c)
+        head = h @ params["head.weight"].t() + params["head.bias"]
+        canvas = canvas + head[:, : 5 * 6].reshape(2, 1, 5, 6)  # eq. 18, then eq. 8
+        assert torch.allclose(trace.canvases[t].double(), torch.sigmoid(canvas), atol=1e-5), t
+    assert trace.write_attn is None
