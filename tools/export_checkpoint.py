@@ -211,6 +211,7 @@ def measured_card(args: argparse.Namespace, *, out: Path, source, notes: dict) -
         "backend": shipped.meta.get("backend"),  # gloo or nccl; None for one process
         "continued_from": shipped.meta.get("continued_from"),  # the earlier training a run continued, if any
         "init_from": shipped.meta.get("init_from"),  # the checkpoint a fine-tune (train --init-from) started from
+        **({"averaged_from": shipped.meta["averaged_from"]} if "averaged_from" in shipped.meta else {}),  # a soup's
         **measured,
         "weights_dtype": dtype,
         "command": args.command,
