@@ -26,8 +26,10 @@ def tiny_file(path: Path, seed: int, meta: dict, cfg: DrawConfig = TINY) -> Path
 
 
 def fine_tunes(tmp_path: Path) -> tuple[Path, Path, Path]:
-    """A start (100 s of training behind it) and two fine-tunes of it (30 s and 50 s of their own)."""
-    start = tiny_file(tmp_path / "start.safetensors", 0, {"step": 10, "train_seconds": 100.0})
+    """A start (100 s of training behind it: 40 s of its own, fine-tuned from an earlier file of the same name with
+    60 s behind it, as a shipped file is) and two fine-tunes of it (30 s and 50 s of their own)."""
+    earlier = {"checkpoint": str(tmp_path / "start.safetensors"), "step": 4, "total_train_seconds": 60.0}
+    start = tiny_file(tmp_path / "start.safetensors", 0, {"step": 10, "train_seconds": 40.0, "init_from": earlier})
     began = {"checkpoint": str(start), "step": 10, "train_seconds": 100.0, "total_train_seconds": 100.0}
     a = tiny_file(tmp_path / "a.safetensors", 1, {"step": 7, "train_seconds": 30.0, "init_from": began})
     b = tiny_file(tmp_path / "b.safetensors", 2, {"step": 9, "train_seconds": 50.0, "init_from": began})

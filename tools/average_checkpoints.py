@@ -36,20 +36,29 @@ def average(checkpoints: list[Checkpoint]) -> torch.nn.Module:
 
 def soup_meta(paths: list[Path], checkpoints: list[Checkpoint]) -> dict:
     """The meta of the mean of `checkpoints` (read from `paths`): see the module docstring."""
-    resolved = [path.resolve() for path in paths]
-    starts = {}  # the files the fine-tunes started from: path -> training seconds behind it
-    for checkpoint in checkpoints:
+
+    # a file as (path, step): a shipped file is replaced by its fine-tunes, so one path can name several starts
+    def start_of(checkpoint: Checkpoint) -> tuple[Path, object] | None:
         start = checkpoint.meta.get("init_from")
         if isinstance(start, dict) and start.get("checkpoint"):
-            starts[Path(start["checkpoint"]).resolve()] = float(start.get("total_train_seconds") or 0.0)
+            return Path(start["checkpoint"]).resolve(), start.get("step")
+        return None
+
+    keys = [(path.resolve(), checkpoint.meta.get("step")) for path, checkpoint in zip(paths, checkpoints, strict=True)]
+    every_start = {start_of(checkpoint) for checkpoint in checkpoints} - {None}
+    starts = {  # what the inputs started from -> the seconds behind it; a start's own start is in those already
+        start_of(checkpoint): float(checkpoint.meta["init_from"].get("total_train_seconds") or 0.0)
+        for key, checkpoint in zip(keys, checkpoints, strict=True)
+        if key not in every_start and start_of(checkpoint) is not None
+    }
     own, total = 0.0, sum(starts.values())
-    for path, checkpoint in zip(resolved, checkpoints, strict=True):
-        if path in starts:
+    for key, checkpoint in zip(keys, checkpoints, strict=True):
+        if key in starts:
             continue  # a start among the inputs: its training is counted once, above
         seconds = float(checkpoint.meta.get("train_seconds") or 0.0)
         own += seconds
-        total += seconds if checkpoint.meta.get("init_from") else checkpoint_total_seconds(path, checkpoint.meta)
-    first = next(c for p, c in zip(resolved, checkpoints, strict=True) if p not in starts)
+        total += seconds if start_of(checkpoint) else checkpoint_total_seconds(key[0], checkpoint.meta)
+    first = next(c for key, c in zip(keys, checkpoints, strict=True) if key not in starts)
     dropped = ("created", "finished", "total_train_seconds")  # set anew: when the mean was made, what it cost
     return {
         **{key: value for key, value in first.meta.items() if key not in dropped},
