@@ -344,3 +344,21 @@ def test_a_fine_tunes_training_time_is_labelled_as_its_last_run():
     assert views.training_time_label({"train_seconds": 60}) == "Training time"
     assert views.training_time_label({"init_from": {"checkpoint": "a"}}) == "Last run's training"
     assert views.training_time_label({"continued_from": {"step": 3}}) == "Last run's training"
+
+
+def test_a_soups_table_says_its_figures_are_the_averaged_runs():
+    """The mean of three checkpoints' weights: its train_seconds are both fine-tunes' together and its steps the
+    first one's (tools/average_checkpoints.py), so neither may be called the last run's."""
+    soup = {
+        "steps": 30559,
+        "train_seconds": 14163.0,
+        "total_train_seconds": 45667.0,
+        "init_from": {"checkpoint": "start"},
+        "averaged_from": [{"checkpoint": "a"}, {"checkpoint": "b"}, {"checkpoint": "start"}],
+    }
+    rows = dict(zip(*views.card_table(soup, duration=str).values(), strict=True))
+    assert rows["First averaged run's training steps"] == "30,559"
+    assert rows["Averaged runs' training"] == "14163.0" and rows[views.ALL_RUNS] == "45667.0"
+    assert rows["Weights"].startswith("the mean of 3 checkpoints' weights")
+    assert not any(label.startswith("Last run's") for label in rows)
+    assert views.steps_label(soup) == "First averaged run's steps"

@@ -592,14 +592,26 @@ def _continues_another_run(card: dict) -> bool:
     return any(card.get(key) for key in PROVENANCE_KEYS)
 
 
+def _averaged(card: dict) -> int:
+    """How many checkpoints the card's weights are the mean of (tools/average_checkpoints.py), 0 when none."""
+    inputs = card.get("averaged_from")
+    return len(inputs) if isinstance(inputs, list) else 0
+
+
 def training_time_label(card: dict) -> str:
     """'Training time', or 'Last run's training' when the card's run started from another file: the card's
-    train_seconds are that run's alone (its total_train_seconds count them all)."""
+    train_seconds are that run's alone (its total_train_seconds count them all); for the mean of several runs'
+    weights, their seconds together."""
+    if _averaged(card):
+        return "Averaged runs' training"
     return "Last run's training" if _continues_another_run(card) else "Training time"
 
 
 def steps_label(card: dict) -> str:
-    """'Steps', or "Last run's steps" when the card's run started from another file (its step count restarted)."""
+    """'Steps', or "Last run's steps" when the card's run started from another file (its step count restarted); for
+    the mean of several runs' weights, the first averaged run's."""
+    if _averaged(card):
+        return "First averaged run's steps"
     return "Last run's steps" if _continues_another_run(card) else "Steps"
 
 
@@ -621,12 +633,16 @@ def card_table(card: dict, *, duration) -> dict[str, list[str]]:
             continue
         if key == "train_seconds":
             label = training_time_label(card)
+        elif key in LAST_RUN_KEYS and _averaged(card):
+            label = f"First averaged run's {label[0].lower()}{label[1:]}"
         elif key in LAST_RUN_KEYS and _continues_another_run(card):
             label = f"Last run's {label[0].lower()}{label[1:]}"
         try:
             rows[label] = duration(value) if show is None else show(value)  # None: a time in seconds
         except (TypeError, ValueError, OverflowError):  # a hand-made card: NaN or infinity where a number goes
             rows[label] = str(value)
+    if count := _averaged(card):
+        rows["Weights"] = f"the mean of {count} checkpoints' weights (a model soup; averaged_from in the raw card)"
     known = {key for key, _, _ in CARD_FIELDS} | set(CARD_RAW_ONLY)
     for key, value in card.items():
         if key not in known and isinstance(value, (str, int, float, bool)):
