@@ -44,7 +44,7 @@ steps = card.get("steps", card.get("step"))  # a shipped card says "steps", a ru
 figures = [
     *headline.figures,
     (time_label, app_common.format_duration(seconds)),
-    (views.steps_label(card), f"{steps:,}" if isinstance(steps, int) else "unknown"),
+    (views.own_run_label(card, "Steps"), f"{steps:,}" if isinstance(steps, int) else "unknown"),
 ]
 for column, (label, value) in zip(st.columns(len(figures)), figures, strict=True):
     column.metric(label, value)

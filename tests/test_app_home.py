@@ -62,7 +62,9 @@ def test_home_on_shipped_models_shows_each_ones_own_figures(monkeypatch, tmp_pat
         metrics = {m.label: m.value for m in at.metric}
         assert expected <= set(metrics), (name, metrics)
         card = json.loads((Path(__file__).resolve().parents[1] / "checkpoints" / f"{name}.json").read_text())
-        steps = views.steps_label(card)  # "Last run's steps" of a fine-tune, the first averaged run's of a soup
+        steps = views.own_run_label(
+            card, "Steps"
+        )  # "Last run's steps" of a fine-tune, the first averaged run's of a soup
         assert metrics[steps] != "unknown" and "not measured" not in metrics.values(), (name, metrics)
     assert any("JPEG" in c.value and "bits per dimension" in c.value for c in at.caption)
 

@@ -323,9 +323,9 @@ def test_the_headline_training_time_counts_every_run_where_the_card_does():
     assert views.training_time({"train_seconds": 60.0}) == ("Training time", 60.0)
     assert views.training_time({"train_seconds": 60.0, "init_from": {"x": 1}}) == ("Last run's training", 60.0)
     assert views.training_time({"train_seconds": 60.0, "total_train_seconds": 600}) == (views.ALL_RUNS, 600.0)
-    assert views.steps_label({"steps": 3}) == "Steps" and views.steps_label({"continued_from": {"step": 9}}) == (
-        "Last run's steps"
-    )
+    assert views.own_run_label({"steps": 3}, "Steps") == "Steps" and views.own_run_label(
+        {"continued_from": {"step": 9}}, "Steps"
+    ) == ("Last run's steps")
 
 
 def test_a_continued_cards_table_says_which_figures_are_its_last_runs():
@@ -361,4 +361,4 @@ def test_a_soups_table_says_its_figures_are_the_averaged_runs():
     assert rows["Averaged runs' training"] == "14163.0" and rows[views.ALL_RUNS] == "45667.0"
     assert rows["Weights"].startswith("the mean of 3 checkpoints' weights")
     assert not any(label.startswith("Last run's") for label in rows)
-    assert views.steps_label(soup) == "First averaged run's steps"
+    assert views.own_run_label(soup, "Steps") == "First averaged run's steps"

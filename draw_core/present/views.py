@@ -607,12 +607,13 @@ def training_time_label(card: dict) -> str:
     return "Last run's training" if _continues_another_run(card) else "Training time"
 
 
-def steps_label(card: dict) -> str:
-    """'Steps', or "Last run's steps" when the card's run started from another file (its step count restarted); for
-    the mean of several runs' weights, the first averaged run's."""
+def own_run_label(card: dict, label: str) -> str:
+    """`label` for a field of the card's own run (LAST_RUN_KEYS): "Last run's …" when that run started from another
+    file (its counts restarted), "First averaged run's …" for the mean of several runs' weights, else as it is."""
+    lowered = f"{label[0].lower()}{label[1:]}"
     if _averaged(card):
-        return "First averaged run's steps"
-    return "Last run's steps" if _continues_another_run(card) else "Steps"
+        return f"First averaged run's {lowered}"
+    return f"Last run's {lowered}" if _continues_another_run(card) else label
 
 
 def training_time(card: dict) -> tuple[str, float | None]:
@@ -633,10 +634,8 @@ def card_table(card: dict, *, duration) -> dict[str, list[str]]:
             continue
         if key == "train_seconds":
             label = training_time_label(card)
-        elif key in LAST_RUN_KEYS and _averaged(card):
-            label = f"First averaged run's {label[0].lower()}{label[1:]}"
-        elif key in LAST_RUN_KEYS and _continues_another_run(card):
-            label = f"Last run's {label[0].lower()}{label[1:]}"
+        elif key in LAST_RUN_KEYS:
+            label = own_run_label(card, label)
         try:
             rows[label] = duration(value) if show is None else show(value)  # None: a time in seconds
         except (TypeError, ValueError, OverflowError):  # a hand-made card: NaN or infinity where a number goes
