@@ -25,6 +25,7 @@ from draw_core.present import attention_at_work as work
 from draw_core.present import views, viz
 
 REPARAMETERIZATION = "https://arxiv.org/abs/1312.6114"  # Kingma & Welling 2014, the reparameterization trick
+PRESENT_TIMELINE_SCALE = 0.74  # the timeline's panel sizes in presentation mode: both rows fit in 720 px
 
 
 @st.cache_resource(show_spinner="Making the cluttered sample…")
@@ -60,10 +61,10 @@ def gradients(_draw, draw_key: str, _ram, ram_key: str, image: np.ndarray, label
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def timeline(draw_key: str, ram_key: str, image_digest: str, label: int | None, _image, _draw, _ram):
+def timeline(draw_key: str, ram_key: str, image_digest: str, label: int | None, scale: float, _image, _draw, _ram):
     """Both models' glimpses of the image as one timeline, shared read-only by sessions; it opens on glimpse 1 and
     the browser moves it to the session's step, so moving the step never changes (or resends) it."""
-    return work.glimpse_timeline(torch.from_numpy(_image), {"DRAW": _draw, "RAM": _ram}, label=label)
+    return work.glimpse_timeline(torch.from_numpy(_image), {"DRAW": _draw, "RAM": _ram}, label=label, scale=scale)
 
 
 def pair(values) -> str:
@@ -109,14 +110,23 @@ for selected in (draw, ram):
             error=True,
         )
 
+# On a projector (1280 x 720) the image's settings and the step sit left of the timeline, drawn a little smaller, so
+# that both models' rows show without scrolling; otherwise the settings sit above it, the step beside them.
+presenting = app_common.presentation()
+if presenting:
+    input_column, figure_column = st.columns([2, 3])
+    source_place = step_column = input_column
+else:
+    source_place = st.container()
+    input_column, step_column = st.columns([1, 2])
+    figure_column = st.container()
 SOURCES = {"sample": "Test image", "seed": "New from a seed", "draw": "Draw a digit", "upload": "Upload a digit"}
 source = (
-    st.segmented_control(
+    source_place.segmented_control(
         "Image", list(SOURCES), format_func=SOURCES.get, key="work_source", default="sample", width="content"
     )
     or "sample"
 )  # clicking the chosen option again deselects it
-input_column, step_column = st.columns([1, 2])
 label = None  # the true class, when known
 with input_column:
     if source == "sample":
@@ -161,10 +171,13 @@ if label is None:
     input_column.caption(f"The gradients below use DRAW's answer, {label}, as the class until you say which it is.")
 t_draw, t_ram = min(step, draw.config.glimpses) - 1, min(step, ram.config.glimpses) - 1
 
-st.subheader(f"{work.MODEL_LABELS['draw-classifier']} against {work.MODEL_LABELS['ram']}")
 digest = hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
-figure = timeline(draw.key, ram.key, digest, known_label, image, draw_glimpses, ram_glimpses)
-st.plotly_chart(figure, key="work_timeline", width="content")
+scale = PRESENT_TIMELINE_SCALE if presenting else 1.0
+figure = timeline(draw.key, ram.key, digest, known_label, scale, image, draw_glimpses, ram_glimpses)
+with figure_column:
+    if not presenting:
+        st.subheader(f"{work.MODEL_LABELS['draw-classifier']} against {work.MODEL_LABELS['ram']}")
+    st.plotly_chart(figure, key="work_timeline", width="content")
 app_views.follow("work_timeline", T=T, step=step, initial=1, step_key="work_step")
 st.caption(views.WINDOW_RULE + " RAM's retina is amber. A model with fewer glimpses keeps its last one on later steps.")
 for column, name in zip(st.columns(3), ("draw_read", "ram_retina", "probabilities"), strict=True):

@@ -290,3 +290,21 @@ def test_retina_squares_probability_bars_and_gradient_clouds_are_valid_figures()
     assert [trace["name"] for trace in exact["data"]] == ["exact"]
     with pytest.raises(ValueError, match="shape"):
         viz.gradient_cloud_figure(torch.zeros(3))
+
+
+def test_a_scaled_glimpse_timeline_draws_every_panel_that_much_smaller():
+    """Presentation mode draws the timeline at 0.74 of its size: each panel's extent scales, so the whole figure
+    does too (its gaps and titles stay), and a scale outside the sensible range is refused."""
+    draw, ram = tiny_draw(size=100), tiny_ram(size=100)
+    image = torch.rand(1, 100, 100, generator=torch.Generator().manual_seed(9))
+    traces = {"DRAW": work.draw_glimpses(draw, image), "RAM": work.ram_glimpses(ram, image)}
+    full = work.glimpse_row(image, traces["RAM"], T=3, name="RAM")
+    half = work.glimpse_row(image, traces["RAM"], T=3, name="RAM", scale=0.5)
+    assert [item.extent[1] for item in half] == [pytest.approx(item.extent[1] / 2, abs=1) for item in full]
+    for index in (0, 2):  # the image and the bars; what was seen keeps its colour bar's fixed width beside it
+        assert half[index].extent[0] == pytest.approx(full[index].extent[0] / 2, abs=1)
+    assert full[0].extent[0] == pytest.approx(work.IMAGE_PX, abs=1)  # the usual size at scale 1
+    sizes = [work.glimpse_timeline(image, traces, scale=s).layout for s in (1.0, 0.5)]
+    assert sizes[1].width < 0.6 * sizes[0].width and sizes[1].height < 0.65 * sizes[0].height
+    with pytest.raises(ValueError, match="scale must be between"):
+        work.glimpse_timeline(image, traces, scale=0.0)

@@ -457,6 +457,7 @@ PRESENTED = [  # (page path, key of the chart that is the page's main view, its 
     ("reconstruct", "reconstruct_timeline", None),
     ("latent", "latent_image", 280),
     ("attention_lab", "lab_image", 280),
+    ("attention_at_work", "work_timeline", None),
 ]
 
 

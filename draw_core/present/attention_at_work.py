@@ -190,17 +190,28 @@ def held(values: torch.Tensor, T: int) -> torch.Tensor:
 
 
 def glimpse_row(
-    image: torch.Tensor, trace: DrawGlimpses | RamGlimpses, *, T: int, name: str, label: int | None = None
+    image: torch.Tensor,
+    trace: DrawGlimpses | RamGlimpses,
+    *,
+    T: int,
+    name: str,
+    label: int | None = None,
+    scale: float = 1.0,
 ) -> list:
     """The pieces of a glimpse timeline (viz.timeline_figure) for one model on image (C, H, W): where it looks at
     glimpse t on the image (DRAW's read window, eqs 19-24; RAM's retina), what it read there (DRAW's N x N read,
     eq. 27; RAM's S patches, tiled), on one colour range over all glimpses, and its class probabilities after glimpse
-    t (the true class `label` green when known). A model with fewer than T glimpses keeps its last one."""
+    t (the true class `label` green when known), each `scale` times its usual size (IMAGE_PX, SEEN_PX, BARS_PX). A
+    model with fewer than T glimpses keeps its last one."""
+    if not 0.25 <= scale <= 4:
+        raise ValueError(f"scale must be between 0.25 and 4 (a factor of the usual panel sizes), got {scale}")
+    image_px, seen_px = round(IMAGE_PX * scale), round(SEEN_PX * scale)
+    bars_px = tuple(round(side * scale) for side in BARS_PX)
     if isinstance(trace, DrawGlimpses):
         N = trace.glimpses.shape[-1]
         window = window_at(trace.windows.map(lambda v: held(v, T)), N, slice(None))  # (T,) fields
         looks = viz.ImagePanel(
-            image.mean(0).numpy(), f"{name}: read window", IMAGE_PX, padded=True, windows=(("read", window, False),)
+            image.mean(0).numpy(), f"{name}: read window", image_px, padded=True, windows=(("read", window, False),)
         )
         seen = held(trace.glimpses, T).mean(1)  # (T, N, N)
         seen_title = f"what {name} read: {N}×{N}"
@@ -208,16 +219,16 @@ def glimpse_row(
         S, P = trace.retina.shape[1], trace.retina.shape[-1]
         widths = tuple(max(0.3, RETINA_BORDER - 0.3 * s) for s in range(S))
         retina = viz.Squares("retina", held(trace.patches, T).numpy(), widths)  # (T, S, 4)
-        looks = viz.ImagePanel(image.mean(0).numpy(), f"{name}: retina", IMAGE_PX, padded=True, squares=(retina,))
+        looks = viz.ImagePanel(image.mean(0).numpy(), f"{name}: retina", image_px, padded=True, squares=(retina,))
         nrow = math.ceil(math.sqrt(S))
         seen = torch.stack([viz.tile(patches, nrow=nrow).mean(0) for patches in held(trace.retina, T)])  # (T, h, w)
         seen_title = f"what {name} saw: {S} scales of {P}×{P}"
     peak = max(float(seen.max()), 1e-6)  # one range over all glimpses, so they compare
     return [
         looks,
-        viz.ImagePanel(seen.numpy(), seen_title, SEEN_PX, zmax=peak, colorbar="value"),
+        viz.ImagePanel(seen.numpy(), seen_title, seen_px, zmax=peak, colorbar="value"),
         viz.ProbabilityChart(
-            held(trace.probabilities, T).numpy(), f"{name}'s p(class) after glimpse t", *BARS_PX, label=label
+            held(trace.probabilities, T).numpy(), f"{name}'s p(class) after glimpse t", *bars_px, label=label
         ),
     ]
 
@@ -237,12 +248,17 @@ def glimpse_labels(traces: dict[str, DrawGlimpses | RamGlimpses], T: int, label:
 
 
 def glimpse_timeline(
-    image: torch.Tensor, traces: dict[str, DrawGlimpses | RamGlimpses], *, label: int | None = None
+    image: torch.Tensor,
+    traces: dict[str, DrawGlimpses | RamGlimpses],
+    *,
+    label: int | None = None,
+    scale: float = 1.0,
 ) -> go.Figure:
     """Every glimpse of one or more classifiers on image (C, H, W) as one timeline, a row per model (`traces` maps a
-    name to its glimpses, see glimpse_row), T the most glimpses any of them takes; it opens on glimpse 1."""
+    name to its glimpses, see glimpse_row; `scale` sizes the panels), T the most glimpses any of them takes; it opens
+    on glimpse 1."""
     T = max(len(trace.probabilities) for trace in traces.values())
-    rows = [glimpse_row(image, trace, T=T, name=name, label=label) for name, trace in traces.items()]
+    rows = [glimpse_row(image, trace, T=T, name=name, label=label, scale=scale) for name, trace in traces.items()]
     return viz.timeline_figure(rows, T=T, labels=glimpse_labels(traces, T, label), initial=1)
 
 
