@@ -23,9 +23,13 @@ st.caption(
 )
 
 
+SIZE_FREE_KEYS = ("lab_dataset", "lab_window_kind", "lab_centres")  # settings that hold for any image size
+
+
 def forget_window() -> None:
-    """Another dataset means another image size: the window's sliders start again from its defaults."""
-    for key in [key for key in st.session_state if str(key).startswith("lab_") and key != "lab_dataset"]:
+    """Another dataset means another image size: the window's sliders (and the image index) start again from their
+    defaults; the window's kind and the grid-centre toggle stay."""
+    for key in [key for key in st.session_state if str(key).startswith("lab_") and key not in SIZE_FREE_KEYS]:
         del st.session_state[key]
 
 

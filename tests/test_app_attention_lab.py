@@ -264,3 +264,16 @@ def test_a_write_window_from_a_link_is_drawn_as_one(monkeypatch, tmp_path, carri
     other = "read" if kind == "write" else "write"
     assert viz.window_box(data, kind)[0] == pytest.approx(11 - 2 * 2 - 1)  # eqs 19-20: mu^1 = gX - 2 delta, 0-based
     assert viz.window_box(data, other) is None, "only the carried kind is drawn"
+
+
+def test_changing_the_dataset_keeps_the_window_kind_and_grid_centres(monkeypatch, tmp_path):
+    """Only the sliders depend on the image size: a write window stays a write window, hidden centres stay hidden."""
+    use_folders(monkeypatch, tmp_path, runs=[])
+    at = open_page("attention_lab.py")
+    at.radio(key="lab_window_kind").set_value("write")
+    at.toggle(key="lab_centres").set_value(False).run()
+    at.selectbox(key="lab_dataset").set_value("mnist-cluttered").run()
+    assert_no_exception(at)
+    assert at.radio(key="lab_window_kind").value == "write" and at.query_params["window"] == "write"
+    assert at.toggle(key="lab_centres").value is False
+    assert viz.window_box(figure(at, "and the window")["data"], "read") is None, "still drawn as a write window"
