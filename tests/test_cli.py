@@ -217,13 +217,14 @@ TINY_TRAIN = dict(dataset="mnist-sample", batch_size=8, steps=10, warmup_steps=0
                   checkpoint_every=2, sample_every=0, device="cpu")  # fmt: skip
 
 
-def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+def test_nan_loss_stops_training_and_saves_the_last_good_weights(tmp_path, monkeypatch):
+    """The non-finite step 6 is not applied: the weights of step 5 are saved, though the last checkpoint was at 4."""
     out = tmp_path / "run.safetensors"
     nan_after(5, monkeypatch)
-    with pytest.raises(TrainingDiverged, match=r"diverged at step 6.*last good checkpoint \(step 4\)"):
+    with pytest.raises(TrainingDiverged, match=rf"diverged at step 6.*last good weights \(step 5\) are saved at {out}"):
         train(DrawConfig(T=T, enc_size=32, dec_size=32, z_size=8), TrainConfig(**TINY_TRAIN), out)
     ckpt = load_checkpoint(out)
-    assert ckpt.meta["step"] == 4
+    assert ckpt.meta["step"] == 5 and ckpt.meta["stopped"] and not ckpt.meta["finished"]
     assert all(torch.isfinite(v).all() for v in ckpt.model.state_dict().values())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.safetensors"]
 

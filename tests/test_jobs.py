@@ -195,8 +195,9 @@ def test_nan_loss_fails_the_job_and_keeps_the_last_good_checkpoint(manager, monk
     snapshot = job.snapshot()
     assert snapshot.status == "failed"
     assert "TrainingDiverged" in snapshot.error and "step 8" in snapshot.error
-    assert snapshot.last_checkpoint_step == 6
-    assert load_checkpoint(job.path).meta["step"] == 6  # the last good one, still loadable
+    assert "saved" not in snapshot.error, "the page says which checkpoint is kept, once"
+    assert snapshot.last_checkpoint_step == 7  # step 8 was not applied: step 7's weights, though the last save was 6
+    assert load_checkpoint(job.path).meta["step"] == 7  # the last good weights, loadable
 
 
 def test_a_second_start_while_busy_is_refused_naming_the_running_job(manager):
@@ -650,3 +651,14 @@ def test_only_the_most_recent_ended_runs_are_kept_in_memory_and_every_file_stays
     assert [job.name for job in manager.jobs()] == ["c", "d", "e"], "the running job is never forgotten"
     going.stop()
     assert going.wait(HANG_GUARD_S)
+
+
+def test_a_time_budget_of_the_servers_whole_limit_finishes_on_its_own(manager, monkeypatch):
+    """The form allows a budget equal to DRAW_MAX_RUN_HOURS; the server's clock starts before the trainer's, so it
+    must not stop such a run (which ends by its budget) and call it stopped by the server."""
+    monkeypatch.setattr(settings, "max_run_seconds", lambda: 1.0)
+    job = manager.start("whole-limit", TINY, tiny_train(steps=1_000_000, time_budget_s=1.0))
+    assert job.wait(HANG_GUARD_S)
+    snapshot = job.snapshot()
+    assert snapshot.status == "finished" and snapshot.note is None
+    assert load_checkpoint(job.path).meta["finished"]

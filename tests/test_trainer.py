@@ -253,3 +253,21 @@ def test_the_checkpoint_says_how_many_test_images_its_figure_covers_not_how_many
     assert resumed.test_figure.n == 500, "a resumed run keeps what its stored figure covered"
     resumed.save()
     assert load_checkpoint(tmp_path / "run.safetensors").meta["test_limit"] == 500
+
+
+def test_a_stop_during_the_last_scheduled_test_still_measures_the_final_weights(tmp_path):
+    """The run's last step is also a test step (the Train form's 500 and 500): a Stop during that test cuts it short,
+    so no 'eval' event is reported for it, and the finished run measures its final weights to the end anyway."""
+    holder, events = {}, []
+    trainer = holder["trainer"] = Trainer.create(
+        TINY,
+        tiny_train(steps=2, eval_every=2, eval_limit=200, checkpoint_every=0),  # two test batches of 100
+        tmp_path / "run.safetensors",
+        should_stop=lambda: holder["trainer"].step == 2,  # Stop pressed once step 2 is done: during its test
+        on_event=lambda event, model: events.append(event),
+    )
+    done = trainer.run()
+    assert not done.stopped and done.test is not None and done.test.n == 200 and trainer.test_step == 2
+    assert [event.kind for event in events if event.kind == "eval"] == [], "an unfinished test is no figure"
+    meta = load_checkpoint(tmp_path / "run.safetensors").meta
+    assert meta["finished"] and meta["test_elbo_nats"] == pytest.approx(done.test.value) and meta["test_limit"] == 200

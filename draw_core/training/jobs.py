@@ -70,7 +70,7 @@ from draw_core.training.devices import (
     training_memory_limit,
 )
 from draw_core.training.objectives import TestFigure
-from draw_core.training.trainer import Trainer, TrainEvent
+from draw_core.training.trainer import Trainer, TrainEvent, TrainingDiverged
 
 log = logging.getLogger(__name__)
 
@@ -271,12 +271,8 @@ class JobSnapshot:
     last_checkpoint_step: int | None = None
     error: str | None = None  # why the job failed
     finished_at: float | None = None  # time.time() when it ended
-    steps_after_stop: int | None = None  # steps the loop finished after stop() was asked (0 or 1)
+    steps_after_stop: int | None = None  # final step minus the last reported step when stop() was asked
     note: str | None = None  # why the server stopped it, when it did (a limit of draw_core.settings)
-
-    @property
-    def active(self) -> bool:
-        return self.status == "running"
 
     @property
     def kind(self) -> str:
@@ -462,7 +458,10 @@ class Job:
         self._last_glimpse_step: int | None = None
         self._last_strip_step: int | None = None
         self._stop = threading.Event()
-        self._max_seconds = max_seconds
+        budget = train_cfg.time_budget_s
+        # A run whose own time budget is within the server's limit ends by that budget (its clock starts later, once
+        # the trainer is built): the limit's clock would always win the tie and call it stopped by the server.
+        self._max_seconds = math.inf if budget is not None and budget <= max_seconds else max_seconds
         self._started = time.monotonic()
         self._progress = JobProgress(
             JobSnapshot(
@@ -562,7 +561,9 @@ class Job:
             if done.stopped and done.step > 0:
                 self._test_after_stop(trainer)
             self._progress.finish("stopped" if done.stopped else "finished", step=done.step)
-        except Exception as error:  # anything at all (NaN, out of memory, bad data): the page shows it
+        except TrainingDiverged as error:  # the page says which checkpoint holds the last good weights
+            self._progress.finish("failed", error=f"TrainingDiverged: {error.reason}")
+        except Exception as error:  # anything at all (out of memory, bad data): the page shows it
             log.exception("training job %r failed", self.name)
             self._progress.finish("failed", error=f"{type(error).__name__}: {str(error) or 'no message'}")
         finally:
@@ -631,7 +632,10 @@ class JobManager:
             if any(job.name == name for job in running):
                 raise JobError(f"a job named '{name}' is already running; choose another run name")
             if path.exists() and not resume:
-                raise JobError(f"a run named '{name}' already exists ({path}); choose another name or resume it")
+                raise JobError(
+                    f"a run named '{name}' already exists ({path}); choose another name (`python -m "
+                    f"draw_core.train` with its settings and --resume --out {path} continues it)"
+                )
             job = Job(
                 name=name,
                 path=path,
@@ -683,7 +687,7 @@ class JobManager:
         job.stop()
 
     def stop_all(self) -> None:
-        """Stop every running job (the server's own call, when it shuts down; no token needed)."""
+        """Stop every running job; each saves its checkpoint and tests its final weights (no token needed)."""
         for job in self.running():
             job.stop()
 

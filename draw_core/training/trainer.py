@@ -6,8 +6,8 @@
 Adam on the objective of the model's kind (training/objectives.py: DRAW's negative ELBO, eq. 12) with a warm-up +
 cosine learning-rate schedule (driven by steps or by the time budget, whichever is further along), global
 gradient-norm clipping, periodic evaluation on the fixed test set, atomic checkpoints every N steps and at the end,
-resume from the last checkpoint, and a guard that stops a run whose loss or gradients stop being finite, keeping
-the last good checkpoint. TrainConfig.amp = 'bf16' computes the loss under bfloat16 autocast (`precision`) and
+resume from the last checkpoint, and a guard that stops a run whose loss or gradients stop being finite before
+that step is applied, saving the last good weights. TrainConfig.amp = 'bf16' computes the loss under bfloat16 autocast (`precision`) and
 TrainConfig.compile runs it through torch.compile (`use_network`).
 
 Data parallelism wraps, it does not rewrite: `network` (what the loss calls) may be a DistributedDataParallel
@@ -64,7 +64,12 @@ EVAL_BATCH = 100  # test images per evaluation batch (a Stop is checked between 
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss or the gradients became NaN or infinite."""
+    """The loss or the gradients became NaN or infinite; the step was not applied. `reason` says what and where; the
+    message adds which file holds the last good weights."""
+
+    def __init__(self, reason: str, kept: str):
+        super().__init__(f"{reason}; {kept}")
+        self.reason = reason
 
 
 @dataclass
@@ -248,6 +253,7 @@ class Trainer:
         self.step = step
         self.elapsed_before = elapsed_before
         self.test_figure = test
+        self.test_step: int | None = step if test is not None else None  # the step test_figure was measured at
         self.is_main = is_main
         self.meta_extra = meta_extra or {}
         self.on_event = on_event
@@ -384,30 +390,35 @@ class Trainer:
             self.objective, self.network, self.optimizer, batch, self.cfg.grad_clip, autocast=autocast
         )
         if not (torch.isfinite(result.loss) and torch.isfinite(grad_norm)):
-            if not self.is_main:  # only rank 0 of a data-parallel run writes checkpoints
-                kept = "rank 0's message says which checkpoint is kept"
-            elif self.last_saved_step is not None:
-                kept = f"the last good checkpoint (step {self.last_saved_step}) is kept at {self.out}"
-            else:
-                kept = "no checkpoint was written yet"
-            raise TrainingDiverged(
-                f"training diverged at step {self.step + 1}: loss {result.loss.item()}, "
-                f"gradient norm {grad_norm.item()}; {kept}"
-            )
+            loss, norm = result.loss.item(), grad_norm.item()
+            reason = f"training diverged at step {self.step + 1}: loss {loss}, gradient norm {norm}"
+            raise TrainingDiverged(reason, self._keep_last_good())
         self.optimizer.step()
         self.step += 1
         return result, lr
 
+    def _keep_last_good(self) -> str:
+        """After a step that was not finite (and not applied): rank 0 saves the weights and Adam state the run still
+        holds, all finite, unless its last checkpoint has them already; says which file holds them."""
+        if not self.is_main:  # only rank 0 of a data-parallel run writes checkpoints
+            return "rank 0's message says which checkpoint is kept"
+        if self.step > 0 and self.last_saved_step != self.step:
+            self.emit(self.event("checkpoint", checkpoint=self.save(stopped=True)))
+        if self.last_saved_step is None:
+            return "no checkpoint was written yet"
+        return f"the last good weights (step {self.last_saved_step}) are saved at {self.out}"
+
     def test(self, *, interruptible: bool = True) -> TestFigure | None:
-        """The test figure on the fixed test set; a Stop during it keeps the previous one (`interruptible`=False:
-        measured to the end whatever should_stop says, for the final weights)."""
+        """The test figure of the weights now on the fixed test set, or None when a Stop cut it short (the previous
+        figure stays in test_figure; `interruptible`=False: measured to the end whatever should_stop says)."""
         self.model.eval()
         should_stop = self.should_stop if interruptible else None
         figure = self.objective.test(self.model, self.test_set, seed=self.cfg.seed, should_stop=should_stop)
         self.model.train()
-        if figure.n == len(self.test_set[0] if isinstance(self.test_set, tuple) else self.test_set):
-            self.test_figure = figure
-        return self.test_figure
+        if figure.n != len(self.test_set[0] if isinstance(self.test_set, tuple) else self.test_set):
+            return None
+        self.test_figure, self.test_step = figure, self.step
+        return figure
 
     def save(self, *, final: bool = False, stopped: bool = False) -> str:
         """Write the checkpoint (weights, optimizer, meta) atomically to `out`."""
@@ -461,12 +472,13 @@ class Trainer:
                 self._report(result, lr, since)
                 since = (time.perf_counter(), self.step)
             if self.is_main and self.cfg.eval_every and self.step % self.cfg.eval_every == 0:
-                self.emit(self.event("eval", test=self.test()))
+                if (figure := self.test()) is not None:  # a Stop during it: no figure of these weights to report
+                    self.emit(self.event("eval", test=figure))
             if self.is_main and self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
                 self.emit(self.event("checkpoint", checkpoint=self.save()))
         path = None
         if self.is_main:
-            if not stopped and self.step > 0 and (not self.cfg.eval_every or self.step % self.cfg.eval_every):
+            if not stopped and self.step > 0 and self.test_step != self.step:  # unmeasured, or a Stop cut it short
                 self.test(interruptible=False)  # the run is over: a Stop now must not leave an older figure as final
             if self.step > 0 or not stopped:  # stopped before its first step: no untrained file in the picker
                 path = self.save(final=True, stopped=stopped)
