@@ -7,8 +7,8 @@ Adam on the objective of the model's kind (training/objectives.py: DRAW's negati
 cosine learning-rate schedule (driven by steps or by the time budget, whichever is further along), global
 gradient-norm clipping, periodic evaluation on the fixed test set, atomic checkpoints every N steps and at the end,
 resume from the last checkpoint, and a guard that stops a run whose loss or gradients stop being finite before
-that step is applied, saving the last good weights. TrainConfig.amp = 'bf16' computes the loss under bfloat16 autocast (`precision`) and
-TrainConfig.compile runs it through torch.compile (`use_network`).
+that step is applied, saving the last good weights. TrainConfig.amp = 'bf16' computes the loss under bfloat16
+autocast (`precision`) and TrainConfig.compile runs it through torch.compile (`use_network`).
 
 Data parallelism wraps, it does not rewrite: `network` (what the loss calls) may be a DistributedDataParallel
 wrapper of `model` (what is saved), the stream may be a shard, `is_main` says whether this process evaluates,
