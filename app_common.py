@@ -26,7 +26,15 @@ import streamlit as st
 import torch
 
 from draw_core.data import DatasetMissingError, get_dataset, resolve_data_dir
-from draw_core.data.images import ImageError, ModelInput, canvas_to_grey, fit_drawing, prepare_digit, prepare_file
+from draw_core.data.images import (
+    FORMAT_NAMES,
+    ImageError,
+    ModelInput,
+    canvas_to_grey,
+    fit_drawing,
+    prepare_digit,
+    prepare_file,
+)
 from draw_core.io import catalog
 from draw_core.io.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from draw_core.nn.kinds import ModelKind, kind_of
@@ -477,9 +485,6 @@ def loadable_test_sets(datasets: list[str]) -> dict[str, int]:
     return sizes
 
 
-UPLOAD_FORMATS = "PNG, JPEG, GIF, BMP, WebP or TIFF"  # what the image uploaders read (draw_core.data.images)
-
-
 def stop_with(message: str, *, error: bool = False) -> None:
     """Say what the page is waiting for (or what was wrong, `error`) and stop this run."""
     (st.error if error else st.info)(message)
@@ -538,17 +543,25 @@ def drawn_digit(
 
 
 def uploaded_digit(
-    *, key: str, label: str, channels: int = 1, height: int = 28, width: int = 28, waiting: str | None = None
+    *,
+    key: str,
+    label: str,
+    channels: int = 1,
+    height: int = 28,
+    width: int = 28,
+    as_drawn: bool = False,
+    waiting: str | None = None,
 ) -> torch.Tensor:
     """(channels, height, width) an uploaded picture, prepared for the model (draw_core.data.images.prepare_file:
-    like MNIST for a grey model, cropped and resized for a colour one); the page stops until there is one, says what
+    like MNIST for a grey model, or with `as_drawn` (a field that holds digits where they were put, like mnist-two's
+    60 x 60) laid out as it is; cropped and resized for a colour one); the page stops until there is one, says what
     was converted, and says why a file can't be used. Any file is taken and judged by decoding it, so a file that is
     not an image gets a message rather than the uploader's own refusal."""
-    upload = st.file_uploader(label, key=key, help=f"{UPLOAD_FORMATS}; any colour mode.")
+    upload = st.file_uploader(label, key=key, help=f"{FORMAT_NAMES}; any colour mode.")
     if upload is None:
-        stop_with(waiting or f"Upload a picture of a digit: {UPLOAD_FORMATS}.")
+        stop_with(waiting or f"Upload a picture of a digit: {FORMAT_NAMES}.")
     try:
-        prepared = prepare_file(upload.getvalue(), channels=channels, height=height, width=width)
+        prepared = prepare_file(upload.getvalue(), channels=channels, height=height, width=width, as_drawn=as_drawn)
     except ImageError as error:
         stop_with(f"{upload.name} can't be used: {error}", error=True)
     return say_conversions(prepared)

@@ -11,7 +11,7 @@ import streamlit as st
 
 import app_common
 import app_views
-from draw_core.data import dataset_names
+from draw_core.data import dataset_names, get_dataset
 from draw_core.present import views, viz
 
 selected = app_common.page_setup()  # the shared sidebar; this page needs no model, but opens on its dataset
@@ -106,7 +106,8 @@ st.session_state["_lab_url"] = url
 with picture:
     figure = viz.image_figure(
         image,
-        title=f"{dataset} image {index} (label {int(labels[index])}, {views.image_shape(C, H, W)}) and the window",
+        title=f"{dataset} image {index} (label {get_dataset(dataset).label_text(labels[index])}, "
+        f"{views.image_shape(C, H, W)}) and the window",
         pad=viz.window_pad(H, W),
         size=app_common.figure_px(viz.IMAGE_PIXELS),
     )

@@ -16,6 +16,7 @@ import streamlit as st
 import app_common
 import app_views
 from draw_core.data import dataset_names, get_dataset
+from draw_core.data.images import FORMAT_NAMES
 from draw_core.present import canvas_size, posterior_noise, views, viz
 
 selected = app_common.require_checkpoint(need="generates")
@@ -28,7 +29,7 @@ st.caption(
     "picks zₜ, and the decoder writes a patch onto the canvas through its write window (eq. 29)."
 )
 SOURCES = {"sample": "Test image", "draw": "Draw", "upload": "Upload an image"}
-MNIST_SIDE = 28  # a grey field larger than one MNIST digit (mnist-two's 60×60) keeps a drawing as drawn
+MNIST_SIDE = 28  # a grey field larger than one MNIST digit (mnist-two's 60×60) keeps a drawing or upload as it is
 DRAW_PX = 280  # screen pixels of the drawing canvas's side
 PEN = 2.0  # the drawing pen's width in the model's pixels, about MNIST's stroke
 
@@ -47,9 +48,9 @@ with app_common.controls():  # folded away in presentation mode
         show_centres = st.toggle("Grid centres", key="reconstruct_centres", help="dot the N×N filter centres")
 
     image, digit = None, None  # (C, H, W) in [0, 1]; the test image's index, when it is one
+    as_drawn = C == 1 and max(H, W) > MNIST_SIDE  # a drawing or an upload keeps its layout instead of being centred
     with input_column:
         if source == "draw":
-            as_drawn = C == 1 and max(H, W) > MNIST_SIDE
             if as_drawn:
                 st.caption(f"The canvas is the model's {H}×{W} field: digits stay where you draw them.")
             image = app_common.drawn_digit(
@@ -62,17 +63,22 @@ with app_common.controls():  # folded away in presentation mode
                 as_drawn=as_drawn,
             )
         elif source == "upload":
+            if C == 3:
+                label = "An image (any mode; cropped about its centre and resized to the model's size)"
+            elif as_drawn:
+                label = (
+                    f"An image of digits (any background; laid out as it is and fitted to the model's {H}×{W} field)"
+                )
+            else:
+                label = "An image of a digit (any background; it is centred and resized like MNIST)"
             image = app_common.uploaded_digit(
                 key="reconstruct_upload",
-                label=(
-                    "An image (any mode; cropped about its centre and resized to the model's size)"
-                    if C == 3
-                    else "An image of a digit (any background; it is centred and resized like MNIST)"
-                ),
+                label=label,
                 channels=C,
                 height=H,
                 width=W,
-                waiting=None if C == 1 else f"Upload an image: {app_common.UPLOAD_FORMATS}, any colour mode.",
+                as_drawn=as_drawn,
+                waiting=None if C == 1 else f"Upload an image: {FORMAT_NAMES}, any colour mode.",
             )
         else:
             own = selected.checkpoint.meta.get("dataset")
@@ -94,7 +100,7 @@ with app_common.controls():  # folded away in presentation mode
                 help=f"a test image from the shipped sample of {samples[0]}",
             )
             image = digits[digit]
-            st.caption(f"{samples[0]} · label {int(labels[digit])}")
+            st.caption(f"{samples[0]} · label {get_dataset(samples[0]).label_text(labels[digit])}")
 if tuple(image.shape) != (C, H, W):
     app_common.stop_with(f"This model takes {C}×{H}×{W} images; the input is {tuple(image.shape)}.", error=True)
 

@@ -194,6 +194,14 @@ def test_a_60_by_60_image_opens_with_a_window_grown_for_it(monkeypatch, tmp_path
     assert not any("channels" in caption.value for caption in at.caption)  # one channel: no colour note
 
 
+def test_a_two_digit_image_names_its_label_with_both_digits(monkeypatch, tmp_path):
+    use_folders(monkeypatch, tmp_path, runs=[])
+    at = open_page("attention_lab.py")
+    at.selectbox(key="lab_dataset").set_value("mnist-two").run()
+    at.number_input(key="lab_digit").set_value(3).run()  # a 0, then a 1: label 1
+    assert "mnist-two image 3 (label 01," in figure(at, "and the window")["layout"]["title"]["text"]
+
+
 @pytest.mark.parametrize(
     "cfg, dataset, shape",
     [(TINY, "mnist-sample", "28×28"), (TINY_COLOUR, "cifar10", "32×32×3"), (TINY_TWO, "mnist-two", "60×60")],

@@ -353,6 +353,26 @@ def test_drawing_for_a_60x60_model_uses_the_whole_field(monkeypatch, tmp_path):
     assert any("60×60 field" in caption.value for caption in at.caption)
 
 
+def test_a_two_digit_test_image_names_its_label_with_both_digits(monkeypatch, tmp_path):
+    at, _ = open_model(monkeypatch, tmp_path, TINY_TWO)
+    at.number_input(key="reconstruct_index").set_value(3).run()  # a 0, then a 1: label 1
+    assert any("mnist-two · label 01" in caption.value for caption in at.caption), [c.value for c in at.caption]
+
+
+def test_an_upload_for_a_60x60_model_keeps_its_layout_with_a_note(monkeypatch, tmp_path):
+    at, _ = open_model(monkeypatch, tmp_path, TINY_TWO)
+    paper = np.full((60, 60), 255, dtype=np.uint8)
+    paper[5:25, 5:10] = 0  # a dark "1" at the top left, another at the bottom right
+    paper[35:55, 45:50] = 0
+    at = upload(at, "two.png", png_bytes(paper))
+    assert_no_exception(at)
+    assert not at.error
+    shown = input_image(at, TINY_TWO)[..., 0] / 255
+    assert shown == pytest.approx((paper == 0).astype(float), abs=1 / 254), "each digit stays where it was"
+    notes = [info.value for info in at.info if info.value.startswith("Converted for this model")]
+    assert len(notes) == 1 and "laid out as in the picture, not centred like one MNIST digit" in notes[0]
+
+
 def test_the_input_and_seed_survive_a_trip_to_the_lab_and_back(runs):
     at = open_page("reconstruct.py")
     at.number_input(key="reconstruct_index").set_value(7).run()

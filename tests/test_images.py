@@ -2,6 +2,8 @@
 conversion named, bad files refused with a reason."""
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -9,6 +11,11 @@ import torch
 from PIL import Image
 
 from draw_core.data.images import (
+    FORMAT_NAMES,
+    IMAGE_FORMATS,
+    MAX_ANIMATION_PIXELS,
+    MAX_FRAMES,
+    MAX_PIXELS,
     MAX_UPLOAD_BYTES,
     ImageError,
     canvas_to_grey,
@@ -16,9 +23,17 @@ from draw_core.data.images import (
     fit_drawing,
     prepare_digit,
     prepare_file,
-    prepare_upload,
-    read_image,
 )
+
+
+def upload(data: bytes) -> torch.Tensor:
+    """An image file prepared for a 28 x 28 grey model, as the app prepares an upload."""
+    return prepare_file(data).image
+
+
+def grey_levels(data: bytes) -> np.ndarray:
+    """An image file decoded to grey levels (H, W) in [0, 1] (a colour picture through ITU-R 601 luma)."""
+    return np.asarray(decode_image(data).image.convert("L"), dtype=np.float32) / 255.0
 
 
 def png(array: np.ndarray, mode: str | None = None) -> bytes:
@@ -44,7 +59,7 @@ def ink_box(image: torch.Tensor, threshold: float = 0.05) -> tuple[int, int]:
 def test_dark_digit_on_white_paper_becomes_white_on_black_20_box_centred():
     paper = np.full((200, 120), 255, dtype=np.uint8)
     paper[20:180, 30:70] = 0  # a tall black bar (160 x 40), off-centre
-    x = prepare_upload(png(paper))
+    x = upload(png(paper))
     assert x.shape == (1, 28, 28) and x.dtype == torch.float32
     assert float(x.min()) >= 0 and float(x.max()) <= 1
     assert x[0, 0, 0] == 0 and x.max() == pytest.approx(1.0, abs=0.02)  # background black, ink white
@@ -74,9 +89,9 @@ def test_other_model_sizes_use_a_proportional_box():
 def test_transparent_png_with_dark_strokes_reads_as_ink_on_paper():
     rgba = np.zeros((50, 50, 4), dtype=np.uint8)  # fully transparent
     rgba[10:40, 20:26] = (0, 0, 0, 255)  # opaque black stroke
-    grey = read_image(png(rgba, "RGBA"))
+    grey = grey_levels(png(rgba, "RGBA"))
     assert grey[0, 0] == 1.0 and grey[20, 22] == 0.0
-    x = prepare_upload(png(rgba, "RGBA"))
+    x = upload(png(rgba, "RGBA"))
     assert x[0, 0, 0] == 0 and ink_box(x)[0] == 20
 
 
@@ -85,7 +100,7 @@ def test_jpeg_and_colour_images_are_converted_to_grey():
     rgb[10:54, 28:36] = (200, 0, 0)  # a red stroke on white
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="JPEG", quality=95)
-    x = prepare_upload(buffer.getvalue())
+    x = upload(buffer.getvalue())
     assert x.shape == (1, 28, 28) and ink_box(x)[0] == 20
 
 
@@ -94,13 +109,13 @@ def test_jpeg_and_colour_images_are_converted_to_grey():
     [
         (b"", "empty"),
         (b"this is a text file, not a picture\n" * 10, "not an image"),
-        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not an image|truncated|corrupted"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not an image|damaged"),
         (b"\x00" * (MAX_UPLOAD_BYTES + 1), "over the"),
     ],
 )
 def test_bad_files_are_refused_with_a_reason(data, message):
     with pytest.raises(ImageError, match=message):
-        prepare_upload(data)
+        upload(data)
 
 
 def test_huge_picture_is_refused_before_decoding():
@@ -108,18 +123,18 @@ def test_huge_picture_is_refused_before_decoding():
     Image.new("L", (5000, 5000), 255).save(buffer, format="PNG")  # small file, 25 million pixels
     assert len(buffer.getvalue()) < MAX_UPLOAD_BYTES
     with pytest.raises(ImageError, match="pixel limit"):
-        prepare_upload(buffer.getvalue())
+        upload(buffer.getvalue())
 
 
 def test_truncated_png_is_refused():
     data = png(np.zeros((64, 64), dtype=np.uint8) + np.arange(64, dtype=np.uint8))
-    with pytest.raises(ImageError, match="truncated|corrupted|not an image"):
-        prepare_upload(data[: len(data) // 2])
+    with pytest.raises(ImageError, match="damaged|not an image"):
+        upload(data[: len(data) // 2])
 
 
 def test_blank_picture_is_refused():
     with pytest.raises(ImageError, match="blank"):
-        prepare_upload(png(np.full((30, 30), 255, dtype=np.uint8)))
+        upload(png(np.full((30, 30), 255, dtype=np.uint8)))
 
 
 def test_canvas_white_strokes_on_black_and_transparent_pixels():
@@ -152,7 +167,7 @@ def test_a_16_bit_grey_png_is_scaled_to_8_bits_not_clipped():
     assert picture.image.mode == "L"
     assert np.asarray(picture.image)[0].tolist() == [0, 10, 128, 255]  # Pillow's convert("L") gives 0, 255, 255, 255
     assert any("16-bit" in note for note in picture.notes)
-    assert read_image(data)[0] == pytest.approx([0, 10 / 255, 128 / 255, 1])
+    assert grey_levels(data)[0] == pytest.approx([0, 10 / 255, 128 / 255, 1])
 
 
 def test_a_palette_png_is_expanded_to_its_colours_with_a_note():
@@ -245,7 +260,7 @@ def test_white_ink_on_transparency_is_composited_onto_black_paper():
     grey = np.asarray(picture.image.convert("L"))
     assert grey[0, 0] == 0 and grey[20, 22] == 255
     assert picture.notes == ("transparent pixels (mode RGBA) composited onto black paper (its strokes are light)",)
-    assert ink_box(prepare_upload(png(rgba, "RGBA")))[0] == 20, "the stroke is the digit, scaled to the 20 px box"
+    assert ink_box(upload(png(rgba, "RGBA")))[0] == 20, "the stroke is the digit, scaled to the 20 px box"
 
 
 def test_an_animation_gives_its_last_frame_with_a_note():
@@ -258,7 +273,7 @@ def test_an_animation_gives_its_last_frame_with_a_note():
     assert "an animation of 2 frames: its last frame is used" in picture.notes
     grey = np.asarray(picture.image.convert("L"))
     assert grey[20, 18] == 0 and grey[20, 5] == 255
-    assert ink_box(prepare_upload(buffer.getvalue())) == (20, 4)  # 30 x 6 scaled to the 20 px box
+    assert ink_box(upload(buffer.getvalue())) == (20, 4)  # 30 x 6 scaled to the 20 px box
 
 
 def test_a_photo_is_turned_upright_by_its_exif_orientation():
@@ -271,5 +286,133 @@ def test_a_photo_is_turned_upright_by_its_exif_orientation():
     picture = decode_image(buffer.getvalue())
     assert picture.image.size == (40, 60), "width and height swap when the picture is turned upright"
     assert picture.notes == ("turned upright as its EXIF orientation (6) says",)
-    height, width = ink_box(prepare_upload(buffer.getvalue()))
+    height, width = ink_box(upload(buffer.getvalue()))
     assert width == 20 and height < 8, "the bar lies across once upright"
+
+
+# --- damaged and oversized animations, camera JPEGs, decompression bombs, formats, large fields -------------------
+
+
+def animated_gif(width: int, height: int, frames: int) -> bytes:
+    """A GIF animation of `frames` frames on a width x height screen, each frame a single pixel at the top left: a few
+    bytes a frame, the way a small file holds a long animation of large frames."""
+    screen = b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80, 0, 0) + b"\xff\xff\xff\x00\x00\x00"  # 2 colours
+    frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02\x02\x44\x01\x00"  # one pixel, LZW-coded
+    return screen + frame * frames + b";"
+
+
+def noise(size: tuple[int, int], seed: int, mode: str = "L") -> Image.Image:
+    shape = (size[1], size[0]) if mode == "L" else (size[1], size[0], 3)
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8))
+
+
+def animation(format: str) -> bytes:
+    """Four frames of noise (nothing compresses them away) saved as an animated GIF, PNG (APNG) or WebP."""
+    frames = [noise((64, 64), seed) for seed in range(4)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format=format, save_all=True, append_images=frames[1:], duration=100)
+    return buffer.getvalue()
+
+
+def camera_jpeg() -> bytes:
+    """A multi-picture JPEG (MPO) as cameras write them: the photo (a dark bar on white, 60 x 40), then a preview."""
+    grey = np.full((40, 60, 3), 255, dtype=np.uint8)
+    grey[5:35, 10:16] = 0
+    buffer = io.BytesIO()
+    preview = noise((20, 20), 0, "RGB")
+    Image.fromarray(grey).save(buffer, format="MPO", save_all=True, append_images=[preview], quality=95)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("format", ["GIF", "PNG", "WEBP"])
+def test_a_damaged_animation_is_refused_as_damaged(format):
+    data = animation(format)
+    assert Image.open(io.BytesIO(data)).n_frames == 4
+    with pytest.raises(ImageError, match="the file is damaged"):
+        decode_image(data[: len(data) * 3 // 4])  # the first frame whole, the last cut off
+
+
+def test_a_camera_jpeg_gives_its_photo_not_its_preview_and_is_no_animation():
+    data = camera_jpeg()
+    assert Image.open(io.BytesIO(data)).format == "MPO" and Image.open(io.BytesIO(data)).n_frames == 2
+    picture = decode_image(data)
+    assert picture.image.size == (60, 40) and picture.notes == ()
+    grey = np.asarray(picture.image.convert("L"))
+    assert grey[20, 12] < 30 and grey[20, 40] > 225
+
+
+def test_a_camera_jpeg_without_its_preview_still_gives_its_photo():
+    data = camera_jpeg()
+    stripped = data[: data.find(b"\xff\xd8", 2)]  # up to where the second picture starts
+    assert Image.open(io.BytesIO(stripped)).format == "MPO"
+    picture = decode_image(stripped)
+    assert picture.image.size == (60, 40) and picture.notes == ()
+
+
+def test_an_animation_of_too_many_frames_is_refused_before_decoding_them():
+    with pytest.raises(ImageError, match=f"{MAX_FRAMES + 1:,} frames, over the {MAX_FRAMES:,} frame limit"):
+        decode_image(animated_gif(8, 8, MAX_FRAMES + 1))
+
+
+def test_an_animation_of_too_many_pixels_is_refused_before_decoding_them():
+    frames = MAX_ANIMATION_PIXELS // (2000 * 2000) + 1  # 33 frames of 2000 x 2000: a file of 500 bytes
+    data = animated_gif(2000, 2000, frames)
+    assert len(data) < 1000 and frames <= MAX_FRAMES
+    with pytest.raises(ImageError, match=f"{frames} frames of 2000 x 2000 pixels, over the {MAX_ANIMATION_PIXELS:,}"):
+        decode_image(data)
+
+
+def test_an_animation_within_the_limits_gives_its_last_frame():
+    picture = decode_image(animated_gif(100, 100, 50))
+    assert picture.notes == ("an animation of 50 frames: its last frame is used",)
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG file whose header says width x height, with a 1 x 1 picture's pixel data: Pillow reads the size first."""
+    data = png(np.zeros((1, 1), dtype=np.uint8))
+    chunk = b"IHDR" + struct.pack(">II", width, height) + data[24:29]  # the size, then depth, colour type, ...
+    return data[:8] + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk)) + data[33:]
+
+
+@pytest.mark.parametrize("side", [10_000, 20_000])  # over Pillow's bomb limit (a warning), over twice it (an error)
+def test_a_picture_over_pillows_bomb_limit_is_refused_as_over_the_pixel_limit(side):
+    assert Image.open(io.BytesIO(png_header(300, 200))).size == (300, 200)
+    with pytest.raises(ImageError, match=f"over the {MAX_PIXELS:,} pixel limit: expected a picture of one digit"):
+        decode_image(png_header(side, side))
+
+
+@pytest.mark.parametrize("name", IMAGE_FORMATS)
+def test_every_format_the_messages_name_is_read(name):
+    assert name in FORMAT_NAMES
+    picture = decode_image(encoded(Image.new("L", (8, 8), 128), name.upper()))
+    assert picture.image.size == (8, 8) and np.asarray(picture.image.convert("L")).mean() == pytest.approx(128, abs=2)
+    with pytest.raises(ImageError, match=f"expected {FORMAT_NAMES}$"):
+        decode_image(b"not a picture")
+
+
+def test_a_picture_for_a_large_field_keeps_its_layout_with_a_note():
+    paper = np.full((60, 120), 230, dtype=np.uint8)  # light paper, twice as wide as high
+    paper[10:30, 0:20] = 30  # a dark square at the left edge
+    paper[40:50, 100:120] = 30  # a dark bar at the right edge
+    prepared = prepare_file(png(paper), height=60, width=60, as_drawn=True)
+    field = prepared.image[0]
+    assert prepared.image.shape == (1, 60, 60)
+    # padded to 120 x 120 (30 rows of paper above and below), then halved: each mark stays where it was
+    assert field[20:30, 0:10].min() == pytest.approx(1) and field[35:40, 50:60].min() == pytest.approx(1)
+    field[20:30, 0:10] = 0
+    field[35:40, 50:60] = 0
+    assert field.max() == 0, "only the two marks are ink, white on black"
+    assert prepared.notes == (
+        "laid out as in the picture, not centred like one MNIST digit: ink made white on black, padded to the "
+        "model's aspect ratio and resized from 120×60 to 60×60 pixels",
+    )
+    with pytest.raises(ImageError, match="blank"):
+        prepare_file(png(np.full((60, 60), 230, dtype=np.uint8)), height=60, width=60, as_drawn=True)
+
+
+def test_a_picture_of_the_large_fields_size_is_only_made_white_on_black():
+    paper = np.full((60, 60), 255, dtype=np.uint8)
+    paper[5:25, 5:10] = 0
+    prepared = prepare_file(png(paper), height=60, width=60, as_drawn=True)
+    assert torch.equal(prepared.image[0], torch.from_numpy(paper == 0).float())
+    assert prepared.notes == ("laid out as in the picture, not centred like one MNIST digit: ink made white on black",)

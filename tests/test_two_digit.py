@@ -113,6 +113,13 @@ def test_the_sample_is_the_shipped_digits_in_pairs_with_two_digit_labels():
     assert SPEC.shape == (1, 60, 60) and SPEC.likelihood == "bernoulli" and SPEC.task == "generate"
 
 
+def test_a_label_is_written_with_both_digits():
+    labels = SPEC.sample()[1]
+    assert int(labels[3]) == 1, "sample image 3 holds a 0, then a 1"
+    assert SPEC.label_text(1) == "01" and SPEC.label_text(71) == "71"
+    assert get_dataset("mnist-sample").label_text(1) == "1"  # one digit: its class
+
+
 def test_bad_inputs_are_refused_with_what_was_expected():
     with pytest.raises(ValueError, match=r"shape \(N, 1, 28, 28\)"):
         fixed_two_digit_test_set(torch.zeros(5, 1, 32, 32))

@@ -3,7 +3,10 @@
 Any image file is first decoded to 8-bit grey ('L') or 8-bit colour ('RGB') pixels (`decode_image`), and every
 conversion on the way is written down in words, so the app can say what it did: transparency composited onto paper
 that shows the strokes, an animation's last frame taken, a photo turned upright, a palette expanded, 16-bit levels
-scaled to 8 bits (Pillow's own convert would clip them at 255), another colour space turned into RGB.
+scaled to 8 bits (Pillow's own convert would clip them at 255), another colour space turned into RGB. Only a GIF, PNG
+(APNG) or WebP animation gives its last frame: the second picture of a camera's multi-picture JPEG (MPO) is a preview,
+and any other file gives its first. A file is refused (ImageError, saying why) when it is empty, too large, too many
+pixels, an animation too long to decode, not an image, or damaged.
 
 For a grey model the picture is then prepared like an MNIST digit. MNIST digits are white ink on black, their
 bounding box scaled to fit a 20 x 20 box (aspect kept) and placed in the 28 x 28 field so that their centre of mass
@@ -15,7 +18,8 @@ For a colour model (CIFAR-10, SVHN: natural images that fill their frame) the pi
 aspect ratio about its centre and resized; a grey picture is copied into red, green and blue.
 
 A drawing on a field larger than one MNIST digit (mnist-two's 60 x 60 holds two digits where they were put) is
-scaled to the model's size as drawn (`fit_drawing`) instead of centred.
+scaled to the model's size as drawn (`fit_drawing`) instead of centred; an uploaded picture for such a field keeps its
+layout the same way (`fit_picture`), made white ink on black as `prepare_digit` does.
 """
 
 from __future__ import annotations
@@ -30,6 +34,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # refuse larger files before decoding them
 MAX_PIXELS = 16_000_000  # refuse larger pictures (width x height) before decoding them: decompression bombs
+MAX_FRAMES = 1_000  # refuse longer animations before decoding them: the last frame is reached through all the others
+MAX_ANIMATION_PIXELS = 8 * MAX_PIXELS  # ... and those of more pixels (frames x width x height): under a second of CPU
+ANIMATION_FORMATS = ("GIF", "PNG", "WEBP")  # Pillow's names of the formats whose frames are an animation
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WebP", "TIFF")  # the formats uploads are said to be read in
+FORMAT_NAMES = ", ".join(IMAGE_FORMATS[:-1]) + f" or {IMAGE_FORMATS[-1]}"  # as messages name them
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601 weights of red, green and blue, as Pillow's "L"
 BOX_FRACTION = 20 / 28  # MNIST: the digit's bounding box fits in 20 x 20 of the 28 x 28 field
 INK_THRESHOLD = 0.05  # after stretching to [0, 1], pixels above this count as ink for the bounding box
 MIN_CONTRAST = 0.02  # a picture whose ink and background differ by less than this is blank
@@ -58,10 +68,40 @@ class ModelInput:
     notes: tuple[str, ...] = ()
 
 
-def _open(data: bytes) -> Image.Image:
-    """The image file `data`, loaded; ImageError for an empty, oversized, unreadable or corrupted file."""
+def _over_the_pixel_limit(size: str) -> ImageError:
+    """The refusal of a picture of `size` pixels ('5000 x 5000'), more than MAX_PIXELS."""
+    return ImageError(
+        f"the image is {size} pixels, over the {MAX_PIXELS:,} pixel limit: expected a picture of one digit or one scene"
+    )
+
+
+def _animation_frames(picture: Image.Image) -> int:
+    """How many frames of `picture` are an animation that ends on the picture: those of an animated GIF, PNG (APNG)
+    or WebP, counted from the file without decoding them; 1 for any other file (a camera JPEG's second picture is a
+    preview, a TIFF's pages are pages). ImageError when decoding them all would cost too much."""
+    if picture.format not in ANIMATION_FORMATS:
+        return 1
+    frames = picture.n_frames
+    width, height = picture.size
+    if frames > MAX_FRAMES:
+        raise ImageError(
+            f"the animation has {frames:,} frames, over the {MAX_FRAMES:,} frame limit: expected a picture or a "
+            "short animation"
+        )
+    if frames * width * height > MAX_ANIMATION_PIXELS:
+        raise ImageError(
+            f"the animation is {frames:,} frames of {width} x {height} pixels, over the {MAX_ANIMATION_PIXELS:,} pixel "
+            "limit of all frames together: expected a picture or a short animation"
+        )
+    return frames
+
+
+def _open(data: bytes) -> tuple[Image.Image, list[str]]:
+    """The picture of the image file `data`, loaded (an animation's last frame, turned upright: `_last_frame_upright`)
+    and a note for each of those conversions. ImageError for an empty, oversized or unreadable file, an animation too
+    long to decode, or a damaged file, whichever frame the damage is in."""
     if not data:
-        raise ImageError("the file is empty: expected an image (PNG, JPEG, GIF, BMP, WebP, ...)")
+        raise ImageError(f"the file is empty: expected an image ({FORMAT_NAMES})")
     if len(data) > MAX_UPLOAD_BYTES:
         raise ImageError(f"the file is {len(data):,} bytes, over the {MAX_UPLOAD_BYTES:,} byte limit for images")
     try:
@@ -70,20 +110,18 @@ def _open(data: bytes) -> Image.Image:
             picture = Image.open(io.BytesIO(data))
             width, height = picture.size
             if width * height > MAX_PIXELS:
-                raise ImageError(
-                    f"the image is {width} x {height} pixels, over the {MAX_PIXELS:,} pixel limit: "
-                    "expected a picture of one digit or one scene"
-                )
+                raise _over_the_pixel_limit(f"{width} x {height}")
+            frames = _animation_frames(picture)
             picture.load()
+            return _last_frame_upright(picture, frames)
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageError(
-            f"the file is not an image that can be read ({type(error).__name__}): expected PNG, JPEG, GIF, BMP or WebP"
-        ) from None
-    except (OSError, ValueError, SyntaxError) as error:
-        raise ImageError(f"the image is truncated or corrupted: {error}") from None
-    return picture
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # Pillow's own limit, met in Image.open
+        raise _over_the_pixel_limit(f"more than {Image.MAX_IMAGE_PIXELS:,}") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"the file is not an image that can be read: expected {FORMAT_NAMES}") from None
+    except Exception as error:  # damage makes Pillow's decoders raise OSError, ValueError, ... (a cut GIF: IndexError)
+        raise ImageError(f"the file is damaged or cut short ({type(error).__name__}: {error})") from None
 
 
 def _wide_levels(picture: Image.Image) -> tuple[Image.Image, str]:
@@ -101,11 +139,10 @@ def _wide_levels(picture: Image.Image) -> tuple[Image.Image, str]:
     return Image.fromarray(np.rint(eight).astype(np.uint8), mode="L"), note
 
 
-def _last_frame_upright(picture: Image.Image) -> tuple[Image.Image, list[str]]:
-    """An animation's last frame (a drawing animation ends on the finished drawing), turned upright by the EXIF
-    orientation a phone camera writes instead of turning the pixels; a note for each."""
+def _last_frame_upright(picture: Image.Image, frames: int) -> tuple[Image.Image, list[str]]:
+    """The last of an animation's `frames` (a drawing animation ends on the finished drawing), turned upright by the
+    EXIF orientation a phone camera writes instead of turning the pixels; a note for each."""
     notes = []
-    frames = getattr(picture, "n_frames", 1)
     if frames > 1:
         picture.seek(frames - 1)
         picture.load()
@@ -124,7 +161,7 @@ def _paper_is_dark(rgba: Image.Image) -> bool:
     opaque = pixels[..., 3] > 127
     if not opaque.any():
         return False
-    luma = pixels[..., :3][opaque].astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    luma = pixels[..., :3][opaque].astype(np.float32) @ LUMA
     return float(np.median(luma)) > 127
 
 
@@ -132,10 +169,11 @@ def decode_image(data: bytes) -> Picture:
     """Decode an image file (PNG, JPEG, GIF, BMP, WebP, TIFF, ...) of any mode to 8-bit 'L' or 'RGB' pixels.
 
     Transparent pixels count as paper: white under dark strokes, black under light ones (white ink, as MNIST), so
-    the strokes stay visible. An animation gives its last frame; a photo is turned upright by its EXIF orientation.
-    Each conversion is a note: the app shows them, so nobody wonders why their picture looks different.
+    the strokes stay visible. An animation (GIF, APNG, WebP) gives its last frame; a photo is turned upright by its
+    EXIF orientation. Each conversion is a note: the app shows them, so nobody wonders why their picture looks
+    different. ImageError says what was wrong with a file that can't be used.
     """
-    picture, notes = _last_frame_upright(_open(data))
+    picture, notes = _open(data)
     mode = picture.mode
     if mode in ("L", "RGB"):
         return Picture(picture, tuple(notes))
@@ -162,18 +200,13 @@ def decode_image(data: bytes) -> Picture:
     return Picture(picture, tuple(notes))
 
 
-def read_image(data: bytes) -> np.ndarray:
-    """Decode an image file to grey levels (H, W) in [0, 1] (a colour picture through ITU-R 601 luma)."""
-    return np.asarray(decode_image(data).image.convert("L"), dtype=np.float32) / 255.0
-
-
 def canvas_to_grey(rgba: np.ndarray) -> np.ndarray:
     """A drawing canvas's RGBA pixels (H, W, 4) uint8 -> grey (H, W) in [0, 1]; transparent pixels are black."""
     rgba = np.asarray(rgba)
     if rgba.ndim != 3 or rgba.shape[-1] != 4:
         raise ImageError(f"canvas pixels must have shape (H, W, 4), got {rgba.shape}")
     pixels = rgba.astype(np.float32) / 255.0
-    luminance = pixels[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as Pillow's "L"
+    luminance = pixels[..., :3] @ LUMA
     return luminance * pixels[..., 3]
 
 
@@ -181,18 +214,29 @@ def _border(grey: np.ndarray) -> np.ndarray:
     return np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
 
 
-def prepare_digit(grey: np.ndarray, *, height: int = 28, width: int = 28) -> torch.Tensor:
-    """A grey picture (h, w) in [0, 1] of one digit -> the model's input (1, height, width), prepared like MNIST."""
+def _grey_picture(grey: np.ndarray) -> np.ndarray:
+    """`grey` as float32 pixels (h, w); ImageError for any other shape."""
     grey = np.asarray(grey, dtype=np.float32)
     if grey.ndim != 2 or min(grey.shape) < 1:
         raise ImageError(f"expected a grey picture of shape (h, w), got {grey.shape}")
+    return grey
+
+
+def _white_ink_on_black(grey: np.ndarray) -> np.ndarray:
+    """A grey picture (h, w) in [0, 1] as MNIST's white ink on black: light paper (its border's median) inverted,
+    the paper at 0 and the strongest ink at 1; ImageError when nothing stands out from the paper."""
     if np.median(_border(grey)) > 0.5:  # light paper, dark ink: make it white ink on black
         grey = 1.0 - grey
     background = float(np.median(_border(grey)))
     contrast = float(grey.max()) - background
     if contrast < MIN_CONTRAST:
         raise ImageError("the picture is blank: no digit stands out from the background")
-    ink = np.clip((grey - background) / contrast, 0.0, 1.0)  # background 0, strongest ink 1
+    return np.clip((grey - background) / contrast, 0.0, 1.0)
+
+
+def prepare_digit(grey: np.ndarray, *, height: int = 28, width: int = 28) -> torch.Tensor:
+    """A grey picture (h, w) in [0, 1] of one digit -> the model's input (1, height, width), prepared like MNIST."""
+    ink = _white_ink_on_black(_grey_picture(grey))
     rows = np.flatnonzero((ink > INK_THRESHOLD).any(1))
     cols = np.flatnonzero((ink > INK_THRESHOLD).any(0))
     ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # crop to the ink's bounding box
@@ -226,9 +270,34 @@ def fit_drawing(grey: np.ndarray, *, height: int, width: int) -> torch.Tensor:
     return torch.from_numpy(np.clip(np.asarray(field, dtype=np.float32), 0.0, 1.0)).unsqueeze(0)
 
 
-def prepare_picture(picture: Picture, *, channels: int = 1, height: int = 28, width: int = 28) -> ModelInput:
-    """A decoded picture -> a model's input (channels, height, width): a digit prepared like MNIST for a grey model,
-    the picture cropped about its centre and resized for a colour one; the notes say what was converted."""
+def fit_picture(grey: np.ndarray, *, height: int, width: int) -> ModelInput:
+    """A grey picture (h, w) in [0, 1] for a field that holds digits where they were put (mnist-two's 60 x 60) -> the
+    model's input (1, height, width) with the picture's layout: white ink on black as in `prepare_digit`, padded with
+    paper about its centre to the model's aspect ratio, then scaled like a drawing (`fit_drawing`); a note says so."""
+    ink = _white_ink_on_black(_grey_picture(grey))
+    h, w = ink.shape
+    padded_h, padded_w = max(h, round(w * height / width)), max(w, round(h * width / height))
+    steps = ["ink made white on black"]
+    if (padded_h, padded_w) != (h, w):
+        top, left = (padded_h - h) // 2, (padded_w - w) // 2
+        ink = np.pad(ink, ((top, padded_h - h - top), (left, padded_w - w - left)))
+        steps.append("padded to the model's aspect ratio")
+    if (w, h) != (width, height):
+        steps.append(f"resized from {w}×{h} to {width}×{height} pixels")
+    what = ", ".join(steps[:-1]) + " and " + steps[-1] if len(steps) > 1 else steps[0]
+    return ModelInput(
+        fit_drawing(ink, height=height, width=width),
+        (f"laid out as in the picture, not centred like one MNIST digit: {what}",),
+    )
+
+
+def prepare_picture(
+    picture: Picture, *, channels: int = 1, height: int = 28, width: int = 28, as_drawn: bool = False
+) -> ModelInput:
+    """A decoded picture -> a model's input (channels, height, width): for a grey model a digit prepared like MNIST,
+    or with `as_drawn` (a field that holds digits where they were put, like mnist-two's 60 x 60) the picture laid out
+    as it is (`fit_picture`); for a colour one the picture cropped about its centre and resized, `as_drawn` or not.
+    The notes say what was converted."""
     notes = list(picture.notes)
     image = picture.image
     if channels == 1:
@@ -236,6 +305,9 @@ def prepare_picture(picture: Picture, *, channels: int = 1, height: int = 28, wi
             image = image.convert("L")
             notes.append("colour converted to grey (ITU-R 601 luma) for this grey model")
         grey = np.asarray(image, dtype=np.float32) / 255.0
+        if as_drawn:
+            fitted = fit_picture(grey, height=height, width=width)
+            return ModelInput(fitted.image, (*notes, *fitted.notes))
         return ModelInput(prepare_digit(grey, height=height, width=width), tuple(notes))
     if channels != 3:
         raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
@@ -252,12 +324,9 @@ def prepare_picture(picture: Picture, *, channels: int = 1, height: int = 28, wi
     return ModelInput(pixels.contiguous(), tuple(notes))
 
 
-def prepare_file(data: bytes, *, channels: int = 1, height: int = 28, width: int = 28) -> ModelInput:
-    """An uploaded image file -> a model's input (channels, height, width) and its notes; ImageError says what was
-    wrong with the file."""
-    return prepare_picture(decode_image(data), channels=channels, height=height, width=width)
-
-
-def prepare_upload(data: bytes, *, height: int = 28, width: int = 28) -> torch.Tensor:
-    """An uploaded image file -> a grey model's input (1, height, width), prepared like MNIST."""
-    return prepare_file(data, height=height, width=width).image
+def prepare_file(
+    data: bytes, *, channels: int = 1, height: int = 28, width: int = 28, as_drawn: bool = False
+) -> ModelInput:
+    """An uploaded image file -> a model's input (channels, height, width) and its notes (`prepare_picture`);
+    ImageError says what was wrong with the file."""
+    return prepare_picture(decode_image(data), channels=channels, height=height, width=width, as_drawn=as_drawn)

@@ -82,6 +82,10 @@ class DatasetSpec:
         images = self.sample(data_dir)[0]
         return mnist.fixed_binarization(images) if self.likelihood == "bernoulli" else images
 
+    def label_text(self, label: int) -> str:
+        """A label of this dataset as pages write it: its class number."""
+        return str(int(label))
+
     def example(self, data_dir: str | os.PathLike | None = None) -> torch.Tensor:
         """(C, H, W) the image the Train page's live glimpses follow."""
         return self.sample(data_dir)[0][self.example_index]
@@ -180,6 +184,10 @@ class TwoDigitMnist(DatasetSpec):
             digits, torch.arange(len(digits)), torch.Generator().manual_seed(self.sample_seed)
         )
         return two_digit.render_pairs(digits, placements), 10 * labels + labels[placements.source[:, 0]]
+
+    def label_text(self, label: int) -> str:
+        """Both digits' classes, first then second: label 1 is a 0 then a 1, written '01'."""
+        return f"{int(label):02d}"
 
     def train_stream(self, data_dir, batch_size: int, seed: int) -> two_digit.TwoDigitStream:
         """Endless batches (B, 1, 60, 60) of fresh two-digit images from the training split, binarised afresh."""
