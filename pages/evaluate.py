@@ -109,7 +109,7 @@ rows, curves = [], {}
 for key, model in models.items():
     wanted = (model.key, dataset, digits, k)
     if wanted not in store and run:
-        bar = st.progress(0.0, text=f"{names[key]}: evaluating {digits} digits…")
+        bar = st.progress(0.0, text=f"{names[key]}: evaluating {digits} test images…")
         images = get_dataset(dataset).test_set(limit=digits)
         store[wanted] = evaluate(
             model.model,
@@ -117,7 +117,7 @@ for key, model in models.items():
             k=k,
             batch_size=min(100, digits),
             on_progress=lambda done, total, bar=bar, name=names[key]: bar.progress(
-                done / total, text=f"{name}: {done}/{total} digits"
+                done / total, text=f"{name}: {done}/{total} test images"
             ),
         )
         bar.empty()

@@ -100,6 +100,17 @@ def test_a_model_without_attention_is_compared_with_the_papers_grids():
     assert colour["no attention"] == [by_hand(COLOUR, 32, False)]  # 3 channels read, 6 canvas channels written
 
 
+def test_a_model_with_one_kind_of_attention_keeps_its_own_grid_for_it():
+    """The shipped cifar10 reads 12×12 without write attention: its 'attention' line reads through its own 12×12
+    grid and writes through the paper's 5×5."""
+    read_only = dataclasses.replace(SMALL, read_n=4, write_attn=False)
+    counts = canvas_size.parameter_counts(read_only, (28,))
+    assert counts["attention"] == [by_hand(dataclasses.replace(read_only, read_n=4, write_n=5), 28, True)]
+    write_only = dataclasses.replace(SMALL, write_n=4, read_attn=False)
+    counts = canvas_size.parameter_counts(write_only, (28,))
+    assert counts["attention"] == [by_hand(dataclasses.replace(write_only, read_n=2, write_n=4), 28, True)]
+
+
 def test_the_parameters_figure_draws_each_variant_on_a_log_axis_with_the_models_side():
     counts = {"attention": [10, 10], "no attention": [100, 400]}
     spec = canvas_size.parameters_figure((28, 56), counts, model_side=28, title="t").to_dict()

@@ -128,9 +128,10 @@ def draw_larger(model: DRAW, z: torch.Tensor, scale: int) -> LargerCanvas:
 
 def parameter_counts(cfg: DrawConfig, sides: tuple[int, ...] = SIDES) -> dict[str, list[int]]:
     """Parameters of DRAW at each square image side in `sides`, with the model's other settings (channels, T, LSTMs,
-    z, likelihood): 'attention' with its read and write grids (the paper's 2 and 5 for a model without attention)
+    z, likelihood): 'attention' with its read and write grids (the paper's 2 and 5 for the kind it doesn't have)
     and 'no attention' (eqs 17-18). Counted from the real modules, built on the meta device."""
-    read_n, write_n = (cfg.read_n, cfg.write_n) if cfg.read_attn and cfg.write_attn else (2, 5)
+    read_n = cfg.read_n if cfg.read_attn else 2
+    write_n = cfg.write_n if cfg.write_attn else 5
     variants = {
         "attention": dict(read_attn=True, write_attn=True),
         "no attention": dict(read_attn=False, write_attn=False),
