@@ -401,6 +401,21 @@ def test_a_run_under_way_that_has_not_written_its_checkpoint_counts_against_the_
     assert first.wait(HANG_GUARD_S)
 
 
+def test_a_run_under_way_counts_against_the_free_memory_of_the_next(manager, monkeypatch):
+    """With DRAW_MAX_JOBS = 2, a second Start must leave room for the first run's peak, which the free memory seen
+    between its steps does not show: a batch that fits alone is refused beside it, saying so."""
+    monkeypatch.setattr(manager, "max_running", 2)
+    alone = devices.estimate_training_bytes(TINY, 8)
+    monkeypatch.setattr(devices, "free_memory_bytes", lambda device: int(1.5 * alone))  # room for one run, not two
+    jobs.check_memory(TINY, tiny_train())  # fits alone
+    first = manager.start("first", TINY, tiny_train(steps=1_000_000))
+    with pytest.raises(jobs.JobError, match=r"free on cpu now, less 0\.\d GB for the runs already training there"):
+        manager.start("second", TINY, tiny_train(steps=2))
+    first.stop()
+    assert first.wait(HANG_GUARD_S)
+    assert manager.start("second", TINY, tiny_train(steps=2)).wait(HANG_GUARD_S), "fits once the first has ended"
+
+
 def test_a_new_manager_removes_stale_temporary_files(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()

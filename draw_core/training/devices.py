@@ -198,10 +198,11 @@ def free_memory_bytes(device: torch.device) -> int | None:
     return max(0, free)
 
 
-def training_memory_limit(device: torch.device) -> tuple[int, str]:
+def training_memory_limit(device: torch.device, *, reserved: int = 0) -> tuple[int, str]:
     """The memory one training run on `device` may need, and what sets it: DRAW_MAX_TRAIN_MEMORY_MB, or the memory
-    free now when that is less."""
+    free now less `reserved` (the peaks of the runs already going there, which may still grow) when that is less."""
     cap, free = settings.max_train_memory_bytes(), free_memory_bytes(device)
-    if free is not None and free < cap:
-        return free, f"free on {device} now"
+    if free is not None and free - reserved < cap:
+        held = f", less {reserved / 2**30:.1f} GB for the runs already training there" if reserved else ""
+        return max(0, free - reserved), f"free on {device} now{held}"
     return cap, "allowed per run on this server (DRAW_MAX_TRAIN_MEMORY_MB)"

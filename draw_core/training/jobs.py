@@ -128,15 +128,21 @@ def check_run_length(train_cfg: TrainConfig) -> None:
         )
 
 
-def check_memory(model_cfg, train_cfg: TrainConfig) -> None:
-    """The run's memory estimate within DRAW_MAX_TRAIN_MEMORY_MB and the device's free memory (and the network within
-    DRAW_MAX_PARAMS); the refusal says which batch size would fit."""
+def check_memory(model_cfg, train_cfg: TrainConfig, *, running: tuple[Job, ...] = ()) -> None:
+    """The run's memory estimate within DRAW_MAX_TRAIN_MEMORY_MB and the device's free memory, less the estimated
+    peaks of the `running` jobs on that device (counted in full: between steps they hold less than at their peak);
+    and the network within DRAW_MAX_PARAMS. The refusal says which batch size would fit."""
     try:
         device = select_device(train_cfg.device)
         check_parameter_count(model_cfg)
+        reserved = sum(
+            estimate_training_bytes(job._model_cfg, job._train_cfg.batch_size)
+            for job in running
+            if select_device(job._train_cfg.device) == device
+        )
     except ValueError as error:
         raise JobError(str(error)) from None
-    limit, source = training_memory_limit(device)
+    limit, source = training_memory_limit(device, reserved=reserved)
     need = estimate_training_bytes(model_cfg, train_cfg.batch_size)
     if need > limit:
         fits = largest_batch(model_cfg, limit)
@@ -152,10 +158,13 @@ def check_memory(model_cfg, train_cfg: TrainConfig) -> None:
 
 
 def check_model_and_data(model_cfg, train_cfg: TrainConfig, data_dir: str | None) -> DatasetSpec:
-    """The model's kind is registered, the dataset fits it (task and image size, draw_core.evaluate.check_dataset)
-    and is on this server; returns the dataset's spec."""
+    """The model's kind is registered, its network within DRAW_MAX_PARAMS, its device one this server has, the
+    dataset fits it (task and image size, draw_core.evaluate.check_dataset) and is on this server; returns the
+    dataset's spec."""
     try:
         kind = kind_of_config(model_cfg)
+        check_parameter_count(model_cfg)
+        select_device(train_cfg.device)
         check_dataset(kind, model_cfg, train_cfg.dataset)
     except ValueError as error:  # an unknown kind or dataset, or one that does not fit
         raise JobError(str(error)) from None
@@ -614,7 +623,6 @@ class JobManager:
         path = self.checkpoint_path(name)
         check_run_length(train_cfg)
         spec = check_model_and_data(model_cfg, train_cfg, data_dir)
-        check_memory(model_cfg, train_cfg)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         image = glimpse_image(spec, data_dir)
         with self._lock:
@@ -631,6 +639,7 @@ class JobManager:
                 )
             if any(job.name == name for job in running):
                 raise JobError(f"a job named '{name}' is already running; choose another run name")
+            check_memory(model_cfg, train_cfg, running=tuple(running))  # under the lock, like the disk
             if path.exists() and not resume:
                 raise JobError(
                     f"a run named '{name}' already exists ({path}); choose another name (`python -m "
