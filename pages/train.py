@@ -131,7 +131,7 @@ def batch_size_limit(kind: str, model: dict, device: str, dataset: str) -> tuple
 def dataset_key(kind: str) -> str:
     """The session key of the dataset picker for a model of `kind`: one choice per task (generators learn images,
     classifiers labelled images), so a preset of the other task keeps its own."""
-    return f"train_dataset_{'classify' if get_kind(kind).classifies else 'generate'}"
+    return f"train_dataset_{get_kind(kind).task}"
 
 
 def follow_preset() -> None:
@@ -143,7 +143,7 @@ def dataset_choice(column, preset) -> str | None:
     """The dataset picker for the preset's model: the registry's datasets of its task that are on this server
     (spec.available), the preset's own first chosen; every other one of its task is named with what it needs
     (how_to_get). None when none is here."""
-    task = "classify" if get_kind(preset.kind).classifies else "generate"
+    task = get_kind(preset.kind).task
     names = [name for name in dataset_names() if get_dataset(name).task == task]
     here = [name for name in names if get_dataset(name).available()]
     missing = [name for name in names if name not in here]

@@ -28,6 +28,11 @@ class ModelKind:
     classifies: bool  # answers `classify(x)` with class scores
     description: str  # one line for the picker and for error messages
 
+    @property
+    def task(self) -> str:
+        """What its training data must be, as a dataset spec's `task` says: 'classify' (labelled) or 'generate'."""
+        return "classify" if self.classifies else "generate"
+
 
 KINDS: dict[str, ModelKind] = {
     "draw": ModelKind(
