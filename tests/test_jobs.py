@@ -677,3 +677,29 @@ def test_a_time_budget_of_the_servers_whole_limit_finishes_on_its_own(manager, m
     snapshot = job.snapshot()
     assert snapshot.status == "finished" and snapshot.note is None
     assert load_checkpoint(job.path).meta["finished"]
+
+
+EXIT_SCRIPT = """
+import sys, time
+import torch
+torch.set_num_threads(1)
+import draw_core.training.jobs as jobs
+from draw_core.config import DrawConfig, TrainConfig
+
+settings = TrainConfig(dataset="mnist-sample", batch_size=8, steps=1_000_000, warmup_steps=0, eval_every=0,
+                       eval_limit=16, checkpoint_every=0, sample_every=0, device="cpu")
+job = jobs.get_manager().start("cut-short", DrawConfig(T=3, enc_size=16, dec_size=16, z_size=4), settings)
+while job.snapshot().step < 3:
+    time.sleep(0.05)
+print(job.path)
+"""  # ends with the run still training: the interpreter's exit (atexit) must save it
+
+
+def test_a_run_still_training_when_the_server_exits_saves_its_checkpoint(tmp_path):
+    """No periodic checkpoint and the process ends mid-run (as Streamlit's Ctrl+C or SIGTERM does, which runs the
+    atexit hooks while the daemon training thread still runs): the run is stopped and its weights saved."""
+    env = {**os.environ, "DRAW_RUNS_DIR": str(tmp_path), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    meta = load_checkpoint(Path(done.stdout.strip())).meta
+    assert meta["stopped"] and not meta["finished"] and meta["step"] >= 3

@@ -29,14 +29,17 @@ the Streamlit server responsive; the progress record is plain Python objects sha
 serialisation of tensors, no polling of files), stop is a threading.Event, and a job starts at once
 without importing torch again. The trade-off: a crash in native code (a CUDA fault, the OS killing the
 process for memory) takes the server down with it, and a thread cannot be killed, only asked to stop
-between steps. The thread is a daemon so that stopping the server is never blocked by a run; the
-run's checkpoints are written atomically every `checkpoint_every` steps, so at most that much is lost.
+between steps. The thread is a daemon so that stopping the server is never blocked by a run: when the process
+exits (Streamlit's Ctrl+C or SIGTERM runs the atexit hooks), each running job is stopped and given up to
+EXIT_SAVE_S to write its checkpoint at the step it reached; its checkpoints are also written atomically every
+`checkpoint_every` steps, so a process killed outright loses at most that much.
 
 Letters used in shape comments: T steps, C channels, H height, W width, n samples.
 """
 
 from __future__ import annotations
 
+import atexit
 import hmac
 import logging
 import math
@@ -75,6 +78,7 @@ from draw_core.training.trainer import Trainer, TrainEvent, TrainingDiverged
 log = logging.getLogger(__name__)
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+EXIT_SAVE_S = 30.0  # when the process exits, how long it waits for stopped runs to write their checkpoints
 KEPT_ENDED = 8  # ended jobs a server keeps in memory (their live views); older ones are forgotten, files kept
 MAX_HISTORY_POINTS = 1000  # loss history kept per job; older points are thinned, never dropped from the start
 GLIMPSE_SEED = 0  # binarises the example image (Bernoulli data) and draws the z noise of every live reconstruction
@@ -695,10 +699,17 @@ class JobManager:
             raise JobError(f"there is no training job named {name!r}")
         job.stop()
 
-    def stop_all(self) -> None:
-        """Stop every running job; each saves its checkpoint and tests its final weights (no token needed)."""
-        for job in self.running():
+    def stop_all(self, *, wait_for_saves_s: float = 0.0) -> None:
+        """Stop every running job; each saves its checkpoint and tests its final weights (no token needed). With
+        `wait_for_saves_s`, return once each has saved its checkpoint (it is testing, or has ended), or after that
+        many seconds."""
+        running = self.running()
+        for job in running:
             job.stop()
+        deadline = time.monotonic() + wait_for_saves_s
+        for job in running:
+            while job.running and not job.snapshot().evaluating and time.monotonic() < deadline:
+                job.wait(0.05)
 
 
 _manager: JobManager | None = None
@@ -706,9 +717,18 @@ _manager_lock = threading.Lock()
 
 
 def get_manager() -> JobManager:
-    """The process-wide job manager, shared by every browser session."""
+    """The process-wide job manager, shared by every browser session; its runs save their checkpoints when the
+    process exits (`_save_runs_at_exit`)."""
     global _manager
     with _manager_lock:
         if _manager is None:
             _manager = JobManager()
+            atexit.register(_save_runs_at_exit)
         return _manager
+
+
+def _save_runs_at_exit() -> None:
+    """atexit: the training threads are daemons, which exit would end mid-step: stop them and let each write its
+    checkpoint at the step it reached (up to EXIT_SAVE_S in all)."""
+    if _manager is not None:
+        _manager.stop_all(wait_for_saves_s=EXIT_SAVE_S)
