@@ -13,8 +13,7 @@ import json
 import sys
 from dataclasses import asdict
 
-from draw_core.arguments import whole_number
-from draw_core.config import MAX_SEED
+from draw_core.arguments import torch_seed, whole_number
 from draw_core.data import DatasetMissingError, get_dataset
 from draw_core.io.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from draw_core.nn.kinds import ModelKind, get_kind
@@ -78,13 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         help="data root: MNIST/raw/, the CIFAR-10 and SVHN folders (default: $DRAW_DATA_DIR or ./data)",
     )
     parser.add_argument("--batch-size", type=whole_number(1), default=500)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the latent samples")
+    parser.add_argument("--seed", type=torch_seed, default=0, help="seed of the latent samples")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args(argv)
     if args.samples > MAX_SAMPLES:
         parser.error(f"--samples must be at most {MAX_SAMPLES} (Burda et al.'s largest k), got {args.samples}")
-    if not 0 <= args.seed <= MAX_SEED:
-        parser.error(f"--seed must be between 0 and {MAX_SEED}, got {args.seed}")
     try:
         ckpt = load_checkpoint(args.checkpoint)
         kind = get_kind(ckpt.kind)

@@ -1,8 +1,9 @@
 """Samples from a checkpoint: an animated GIF of the generation (write window drawn on every frame) and a PNG grid.
 
-python -m draw_core.sample CKPT --n 16 --gif out.gif --png grid.png [--seed S] [--scale 4] [--frame-ms 100]
+python -m draw_core.sample CKPT --n 16 --gif out.gif --png grid.png [--seed S] [--scale 4] [--frame-ms 100] [--force]
 
-Bad flags and files end with `error: ...` on stderr and exit code 2, never a traceback.
+Bad flags and files end with `error: ...` on stderr and exit code 2, never a traceback. An existing --gif or --png is
+replaced only with --force.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import sys
 
 import torch
 
-from draw_core.config import MAX_SEED
+from draw_core.arguments import torch_seed, whole_number
 from draw_core.io.checkpoint import CheckpointError, load_checkpoint
-from draw_core.io.files import write_atomically
+from draw_core.io.files import check_writable, write_atomically
 from draw_core.nn.attention import window_geometry
 from draw_core.nn.kinds import get_kind
 from draw_core.present.render import generation_grid_gif, grid_png
@@ -30,31 +31,31 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m draw_core.sample", description="Generate samples from a checkpoint."
     )
     parser.add_argument("checkpoint", help="path to a .safetensors checkpoint")
-    parser.add_argument("--n", type=int, default=16, help="number of samples")
+    parser.add_argument("--n", type=whole_number(1, 1024), default=16, help="number of samples")
     parser.add_argument("--gif", default=None, help="write an animated GIF of the generation here")
     parser.add_argument("--png", default=None, help="write a PNG grid of the final samples here")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the latents drawn from the prior")
-    parser.add_argument("--nrow", type=int, default=None, help="samples per row (default: a square-ish grid)")
-    parser.add_argument("--scale", type=int, default=4, help="upscale factor of every pixel")
-    parser.add_argument("--frame-ms", type=int, default=100, help="milliseconds per GIF frame")
+    parser.add_argument("--force", action="store_true", help="replace an existing --gif or --png")
+    parser.add_argument("--seed", type=torch_seed, default=0, help="seed of the latents drawn from the prior")
+    parser.add_argument(
+        "--nrow", type=whole_number(1), default=None, help="samples per row (default: a square-ish grid)"
+    )
+    parser.add_argument("--scale", type=whole_number(1, MAX_SCALE), default=4, help="upscale factor of every pixel")
+    parser.add_argument(
+        "--frame-ms", type=whole_number(1, MAX_FRAME_MS), default=100, help="milliseconds per GIF frame"
+    )
     args = parser.parse_args(argv)
     if args.gif is None and args.png is None:
         parser.error("nothing to write: give --gif and/or --png")
-    if not 1 <= args.n <= 1024:
-        parser.error(f"--n must be between 1 and 1024, got {args.n}")
-    if args.scale < 1 or args.frame_ms < 1 or (args.nrow is not None and args.nrow < 1):
-        parser.error("--scale, --frame-ms and --nrow must be positive")
-    if args.frame_ms > MAX_FRAME_MS:
-        parser.error(f"--frame-ms must be at most {MAX_FRAME_MS} (a minute a frame), got {args.frame_ms}")
+    try:  # before the model is loaded: a picture is replaced only when asked, and its folder must take it
+        for path in filter(None, (args.gif, args.png)):
+            check_writable(path, replace=args.force)
+    except ValueError as error:
+        parser.error(str(error))
     if args.frame_ms < 20 or args.frame_ms % 10:
         parser.error(
             f"--frame-ms must be a multiple of 10 (a GIF stores hundredths of a second) and at least 20 (browsers "
             f"play shorter frames at 100 ms), got {args.frame_ms}"
         )
-    if not 0 <= args.seed <= MAX_SEED:
-        parser.error(f"--seed must be between 0 and {MAX_SEED}, got {args.seed}")
-    if args.scale > MAX_SCALE:
-        parser.error(f"--scale must be at most {MAX_SCALE} (a grid of {args.n} images that large is no picture)")
     if args.gif and args.n * args.scale**2 > MAX_GIF_SCALED_IMAGES:
         parser.error(
             f"--n {args.n} at --scale {args.scale} makes GIF frames too large to hold every step's frame in memory: "

@@ -4,6 +4,10 @@
         [--resume | --force] [--device cpu|cuda] [--amp bf16] \
         [--compile [--compile-mode reduce-overhead] [--compile-glimpses K]]
     torchrun --nproc_per_node=N -m draw_core.train ...   # data-parallel (draw_core.training.distributed)
+
+Exit codes: 0 done; 2 a bad flag, checkpoint (--out, --resume, --init-from) or dataset, refused with `error: ...`
+(the flags and --out before anything is loaded); 1 a run that failed while training (the loss diverged, or a
+data-parallel process was lost).
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from draw_core.arguments import whole_number
-from draw_core.config import AMP_MODES, COMPILE_MODES, TIME_BUDGET_RANGE_S, TrainConfig
+from draw_core.arguments import torch_seed, training_minutes, whole_number
+from draw_core.config import AMP_MODES, COMPILE_MODES, TrainConfig
 from draw_core.data import DatasetMissingError, dataset_names
 from draw_core.io.checkpoint import CheckpointError, check_output, remove_stale_temporaries
 from draw_core.presets import get_preset, preset_names
@@ -64,7 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--steps", type=int, default=TrainConfig.steps)
     parser.add_argument(
-        "--time-budget", type=float, default=None, metavar="MINUTES", help="stop after this many minutes of training"
+        "--time-budget",
+        type=training_minutes,
+        default=None,
+        metavar="MINUTES",
+        help="stop after this many minutes of training",
     )
     parser.add_argument(
         "--batch-size",
@@ -88,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --kl-weight 0: weight of the code penalty 1/2 sum_t |mu_t|^2 (a regularised autoencoder)",
     )
     parser.add_argument("--grad-clip", type=float, default=TrainConfig.grad_clip)
-    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
+    parser.add_argument("--seed", type=torch_seed, default=TrainConfig.seed)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument("--threads", type=whole_number(1), default=None, help="CPU threads for torch")
     parser.add_argument("--eval-every", type=int, default=TrainConfig.eval_every)
@@ -117,35 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Flags that argparse cannot check alone, and --out, before anything is loaded: `parser.error` (exit code 2)
-    on the first problem. An existing --out needs --resume or --force, so nothing is overwritten by accident, and
-    its folder must be writable now rather than at the first checkpoint."""
+def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[object, TrainConfig]:
+    """Flags that argparse cannot check alone, and then --out, before anything is loaded or made: `parser.error`
+    (exit code 2) on the first problem. Returns the model's config (the preset's, with the overrides) and the
+    TrainConfig. An existing --out needs --resume or --force, so nothing is overwritten by accident, and its folder
+    must be writable now rather than at the first checkpoint."""
     if args.resume and args.force:
         parser.error("--resume continues --out and --force replaces it: give one of them")
     if args.dataset is not None and args.dataset not in dataset_names():
         parser.error(f"unknown dataset {args.dataset!r}: expected one of {dataset_names()}")
-    shortest, longest = (seconds / 60 for seconds in TIME_BUDGET_RANGE_S)
-    if args.time_budget is not None and not shortest <= args.time_budget <= longest:  # NaN is outside too
-        parser.error(f"--time-budget must be {shortest:.3f} to {longest:g} minutes, got {args.time_budget}")
     try:
         select_device(args.device)
-        replacing = check_output(args.out, resume=args.resume, force=args.force)
-    except ValueError as error:
-        parser.error(str(error))
-    if replacing and is_main_process():
-        print(f"replacing {args.out} (--force): it is overwritten by the new run's first checkpoint", file=sys.stderr)
-    for removed in remove_stale_temporaries(Path(args.out).parent):
-        print(f"removed {removed}, left by a save that was killed", file=sys.stderr)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    check_arguments(parser, args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
         preset = get_preset(args.preset)
         model_cfg = preset.build(**{name: getattr(args, name) for name in OVERRIDES})
         train_cfg = TrainConfig(
@@ -168,9 +158,24 @@ def main(argv: list[str] | None = None) -> int:
             compile_mode=args.compile_mode,
             compile_glimpses=args.compile_glimpses,
         )
+        if train_cfg.compile and preset.kind == "draw" and train_cfg.compile_glimpses > model_cfg.T:
+            raise ValueError(f"--compile-glimpses must be at most T={model_cfg.T}, got {train_cfg.compile_glimpses}")
+        replacing = check_output(args.out, resume=args.resume, force=args.force)  # the first thing made: its folder
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        parser.error(str(error))
+    if replacing and is_main_process():
+        print(f"replacing {args.out} (--force): it is overwritten by the new run's first checkpoint", file=sys.stderr)
+    for removed in remove_stale_temporaries(Path(args.out).parent):
+        print(f"removed {removed}, left by a save that was killed", file=sys.stderr)
+    return model_cfg, train_cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    model_cfg, train_cfg = check_arguments(parser, args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from tqdm import tqdm
 
     bar = tqdm(total=train_cfg.steps, desc=args.preset, unit="step", file=sys.stderr, disable=not is_main_process())
@@ -193,10 +198,10 @@ def main(argv: list[str] | None = None) -> int:
             init_from=args.init_from,
             on_event=on_event,
         )
-    except (TrainingDiverged, CheckpointError, DatasetMissingError, ValueError, DistributedError) as error:
+    except (TrainingDiverged, DistributedError, CheckpointError, DatasetMissingError, ValueError) as error:
         bar.close()
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return 1 if isinstance(error, (TrainingDiverged, DistributedError)) else 2
     bar.close()
     if not is_main_process():
         return 0  # rank 0 of a data-parallel run reports

@@ -68,3 +68,36 @@ def test_models_of_another_config_or_too_few_inputs_or_an_existing_out_are_refus
     broken.write_bytes(b"not a checkpoint")
     assert tool()([str(a), str(broken), "--out", str(tmp_path / "z.safetensors")]) == 2
     assert "broken.safetensors" in capsys.readouterr().err and not (tmp_path / "z.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    ("start", "message"),
+    [
+        ({"checkpoint": 5, "total_train_seconds": "x"}, "init_from's checkpoint=5 must be a file path"),
+        ({"checkpoint": "start.safetensors", "total_train_seconds": "x"}, "total_train_seconds='x' must be a finite"),
+        ({"checkpoint": "start.safetensors", "total_train_seconds": float("nan")}, "total_train_seconds=nan must be"),
+        ({"checkpoint": "start.safetensors", "step": [1]}, "init_from's step=[1] must be a whole number"),
+        ("start.safetensors", "init_from='start.safetensors' must be an object"),
+    ],
+    ids=["checkpoint-not-a-path", "seconds-not-a-number", "seconds-nan", "step-a-list", "not-an-object"],
+)
+def test_a_start_record_of_the_wrong_types_is_refused_with_one_line(tmp_path, capsys, start, message):
+    _, a, _ = fine_tunes(tmp_path)
+    hostile = tiny_file(tmp_path / "hostile.safetensors", 4, {"step": 3, "train_seconds": 1.0, "init_from": start})
+    out = tmp_path / "soup.safetensors"
+    assert tool()([str(a), str(hostile), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and str(hostile) in error and message in error, error
+    assert not out.exists()
+
+
+def test_an_unwritable_out_is_refused_before_any_input_is_loaded(tmp_path, capsys):
+    _, a, _ = fine_tunes(tmp_path)
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not a checkpoint")  # loading it would be the first error
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(SystemExit) as stopped:
+        tool()([str(a), str(broken), "--out", str(blocker / "soup.safetensors")])
+    error = capsys.readouterr().err
+    assert stopped.value.code == 2 and "cannot write" in error and "broken.safetensors" not in error, error

@@ -1,6 +1,7 @@
 """The train / evaluate / sample CLIs end to end on a tiny config and the shipped real digits, and the NaN guard."""
 
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -87,7 +89,7 @@ def test_resume_with_another_config_is_refused(trained, tmp_path, capsys):
     copy = tmp_path / "copy.safetensors"
     copy.write_bytes(out.read_bytes())
     args = [*TINY_ARGS, "--steps", "12", "--z-size", "4", "--out", str(copy), "--resume"]
-    assert train_module.main(args) == 1
+    assert train_module.main(args) == 2
     assert "cannot resume" in capsys.readouterr().err
     assert load_checkpoint(copy).meta["step"] == 9
 
@@ -121,7 +123,7 @@ def test_resume_with_an_optimizer_state_adam_would_choke_on_is_refused(trained, 
     mangle(state)
     copy = save_checkpoint(ckpt.model, tmp_path / "copy.safetensors", meta=ckpt.meta, optimizer=_SavedState(state))
     before = copy.read_bytes()
-    assert train_module.main([*TINY_ARGS, "--steps", "12", "--out", str(copy), "--resume"]) == 1
+    assert train_module.main([*TINY_ARGS, "--steps", "12", "--out", str(copy), "--resume"]) == 2
     error = capsys.readouterr().err
     assert "its optimizer state is not Adam's" in error and why in error and "Traceback" not in error
     assert copy.read_bytes() == before
@@ -172,7 +174,7 @@ def test_a_sample_write_that_fails_keeps_the_earlier_file_whole(trained, tmp_pat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", disk_full)  # the rename that would put the new file in place
-    assert sample_module.main([str(out), "--n", "9", "--png", str(png), "--seed", "2"]) == 2
+    assert sample_module.main([str(out), "--n", "9", "--png", str(png), "--seed", "2", "--force"]) == 2
     assert "cannot write" in capsys.readouterr().err
     assert png.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["p.png"]
 
@@ -189,6 +191,22 @@ def test_clis_refuse_a_bad_checkpoint_clearly(tmp_path, capsys, main):
     assert main([str(garbage), "--png", str(png)] if main is sample_module.main else [str(garbage)]) == 2
     assert "not a DRAW Studio checkpoint" in capsys.readouterr().err
     assert not png.exists()
+
+
+@pytest.mark.parametrize("existing", ["gif", "png"])
+def test_sample_refuses_an_existing_output_without_force_before_loading(tmp_path, capsys, existing):
+    torch.manual_seed(0)
+    path = save_checkpoint(DRAW(DrawConfig(T=2, enc_size=8, dec_size=8, z_size=2)), tmp_path / "g.safetensors")
+    outputs = {"gif": tmp_path / "g.gif", "png": tmp_path / "p.png"}
+    outputs[existing].write_text("an earlier picture")
+    flags = ["--gif", outputs["gif"], "--png", outputs["png"], "--n", 4]
+    # a checkpoint that is not there: the existing output is what the command is refused for, before any loading
+    assert exit_code(sample_module.main, [tmp_path / "missing.safetensors", *flags]) == 2
+    error = capsys.readouterr().err
+    assert f"{outputs[existing]} already exists: add --force to replace it" in error and "missing" not in error, error
+    assert outputs[existing].read_text() == "an earlier picture" and len(list(tmp_path.iterdir())) == 2
+    assert exit_code(sample_module.main, [path, *flags, "--force"]) == 0
+    assert Image.open(outputs["gif"]).format == "GIF" and Image.open(outputs["png"]).format == "PNG"
 
 
 def test_sample_cli_process_exit_code_for_a_bad_path(tmp_path):
@@ -283,6 +301,34 @@ def test_resume_and_force_together_are_refused(tmp_path, capsys):
     assert "give one of them" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--init-from", "{tmp}/missing.safetensors"], "missing.safetensors does not exist"),
+        (["--init-from", "{tmp}/garbage.safetensors"], "not a DRAW Studio checkpoint"),
+        (["--out", "{tmp}/garbage.safetensors", "--resume"], "not a DRAW Studio checkpoint"),
+    ],
+    ids=["missing-init-from", "corrupt-init-from", "corrupt-resume"],
+)
+def test_a_checkpoint_train_cannot_read_exits_2_as_evaluate_and_sample_do(tmp_path, capsys, flags, message):
+    (tmp_path / "garbage.safetensors").write_bytes(b"not a checkpoint at all")
+    args = [*TINY_ARGS, "--steps", 1, "--out", tmp_path / "run.safetensors"]
+    assert exit_code(train_module.main, [*args, *(str(flag).format(tmp=tmp_path) for flag in flags)]) == 2
+    error = capsys.readouterr().err
+    assert "error: " in error and message in error and "Traceback" not in error, error
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["--batch-size", "0"], ["--z-size", "0"], ["--preset", "bogus"], ["--compile", "--compile-glimpses", "99"]],
+    ids=["train-config", "override", "preset", "compile-glimpses"],
+)
+def test_the_flags_are_checked_before_the_out_folder_is_made(tmp_path, capsys, flags):
+    out = tmp_path / "new" / "runs" / "run.safetensors"
+    assert exit_code(train_module.main, [*TINY_ARGS, "--steps", 1, "--out", out, *flags]) == 2
+    assert "error: " in capsys.readouterr().err and not (tmp_path / "new").exists()
+
+
 @pytest.mark.parametrize("case", ["under-a-file", "a-folder", "a-fifo", "a-dangling-link"])
 def test_an_unusable_out_is_refused_before_the_first_step(tmp_path, capsys, case):
     blocker = tmp_path / "plain-file"
@@ -301,7 +347,7 @@ def test_an_unusable_out_is_refused_before_the_first_step(tmp_path, capsys, case
     assert exit_code(train_module.main, [*TINY_ARGS, "--steps", 2, "--out", out, "--force"]) == 2
     error = capsys.readouterr().err
     expected = {
-        "under-a-file": "cannot write checkpoints to",
+        "under-a-file": "cannot write to",
         "a-folder": "is a folder",
         "a-fifo": "not a regular file",
         "a-dangling-link": "not a regular file",
@@ -331,19 +377,45 @@ def test_the_train_cli_removes_stale_temporary_files_beside_out(tmp_path, capsys
         (evaluate_module.main, ["--samples", "0"], "argument --samples/-k: expected a whole number >= 1, got 0"),
         (evaluate_module.main, ["--limit", "-1"], "argument --limit: expected a whole number >= 1, got -1"),
         (evaluate_module.main, ["--batch-size", "0"], "argument --batch-size: expected a whole number >= 1, got 0"),
-        (sample_module.main, ["--png", "p.png", "--scale", "1000"], "--scale must be at most 32"),
-        (sample_module.main, ["--png", "p.png", "--n", "0"], "--n must be between 1 and 1024"),
-        (sample_module.main, ["--gif", "g.gif", "--frame-ms", "700000"], "--frame-ms must be at most 60000"),
+        (
+            sample_module.main,
+            ["--png", "p.png", "--scale", "1000"],
+            "argument --scale: expected a whole number from 1 to 32",
+        ),
+        (
+            sample_module.main,
+            ["--png", "p.png", "--n", "0"],
+            "argument --n: expected a whole number from 1 to 1024, got 0",
+        ),
+        (sample_module.main, ["--png", "p.png", "--nrow", "0"], "argument --nrow: expected a whole number >= 1, got 0"),
+        (
+            sample_module.main,
+            ["--gif", "g.gif", "--frame-ms", "700000"],
+            "argument --frame-ms: expected a whole number from 1 to 60000",
+        ),
         (sample_module.main, ["--gif", "g.gif", "--frame-ms", "15"], "--frame-ms must be a multiple of 10"),
         (sample_module.main, ["--gif", "g.gif", "--frame-ms", "10"], "and at least 20 (browsers"),
         (train_module.main, ["--dataset", "bogus"], "unknown dataset 'bogus': expected one of"),
         (sample_module.main, ["--gif", "g.gif", "--n", "1024", "--scale", "32"], "too large to hold"),
-        (sample_module.main, ["--png", "p.png", "--seed", str(10**23)], "--seed must be between 0 and"),
-        (evaluate_module.main, ["--seed", "-1"], "--seed must be between 0 and"),
+        (
+            sample_module.main,
+            ["--png", "p.png", "--seed", str(10**23)],
+            "argument --seed: expected a whole number from 0 to",
+        ),
+        (
+            evaluate_module.main,
+            ["--seed", "-1"],
+            "argument --seed: expected a whole number from 0 to 9223372036854775807",
+        ),
         (evaluate_module.main, ["--samples", str(10**10)], "--samples must be at most 5000"),
-        (train_module.main, ["--time-budget", "0"], "--time-budget must be 0.017 to 43200 minutes, got 0.0"),
-        (train_module.main, ["--time-budget", "nan"], "--time-budget must be"),
-        (train_module.main, ["--seed", str(2**64)], "seed=18446744073709551616 is out of range"),
+        (train_module.main, ["--time-budget", "0"], "argument --time-budget: '0' minutes: expected 0.017 to 43200"),
+        (train_module.main, ["--time-budget", "nan"], "argument --time-budget: 'nan' minutes: expected 0.017"),
+        (train_module.main, ["--seed", str(2**64)], "argument --seed: expected a whole number from 0 to"),
+        (
+            train_module.main,
+            ["--compile", "--compile-glimpses", str(T + 1)],
+            f"--compile-glimpses must be at most T={T}, got 5",
+        ),
     ],
 )
 def test_bad_flags_are_an_error_line_and_exit_code_2(tmp_path, capsys, main, flags, message, monkeypatch):
@@ -487,7 +559,10 @@ def test_evaluate_names_a_colour_models_levels_and_cifar_copy(tmp_path, capsys, 
 
 @pytest.mark.parametrize(
     ("flags", "message"),
-    [(["--n", "0"], "--n must be between 1 and 10,000, got 0"), (["--data-dir", "{tmp}"], "Dataset not found")],
+    [
+        (["--n", "0"], "argument --n: expected a whole number from 1 to 10000, got 0"),
+        (["--data-dir", "{tmp}"], "Dataset not found"),
+    ],
 )
 def test_make_mnist_sample_refuses_without_touching_the_shipped_sample(tmp_path, capsys, flags, message):
     before = mnist.SAMPLE_PATH.read_bytes()
@@ -496,6 +571,51 @@ def test_make_mnist_sample_refuses_without_touching_the_shipped_sample(tmp_path,
         tool([flag.format(tmp=tmp_path) for flag in flags])
     assert stopped.value.code == 2 and message in capsys.readouterr().err
     assert mnist.SAMPLE_PATH.read_bytes() == before
+
+
+def colour_sample_tool(monkeypatch, sample: Path):
+    """tools/make_colour_sample.py writing to `sample` instead of the shipped asset."""
+    spec = importlib.util.spec_from_file_location("make_colour_sample", ROOT / "tools" / "make_colour_sample.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "CIFAR_SAMPLE_PATH", sample)
+    return module.main
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--n", "0"], "argument --n: expected a whole number from 1 to 10000, got 0"),
+        (["--data-dir", "{tmp}/nowhere"], "can't be read as <class>/<image> folders"),
+        (["--data-dir", "{tmp}/data", "--n", "11"], "the copy holds 5 test images of its rarest class"),
+    ],
+)
+def test_make_colour_sample_refuses_with_one_line_and_keeps_the_sample(tmp_path, capsys, monkeypatch, flags, message):
+    fake_cifar(tmp_path / "data")  # 10 test images, 5 of each of two classes
+    sample = tmp_path / "sample.npz"
+    sample.write_bytes(b"the shipped sample")
+    with pytest.raises(SystemExit) as stopped:
+        colour_sample_tool(monkeypatch, sample)([flag.format(tmp=tmp_path) for flag in flags])
+    error = capsys.readouterr().err
+    assert stopped.value.code == 2 and message in error and "Traceback" not in error, error
+    assert sample.read_bytes() == b"the shipped sample"
+
+
+def test_make_colour_sample_replaces_the_sample_whole_or_not_at_all(tmp_path, capsys, monkeypatch):
+    data = fake_cifar(tmp_path / "data")
+    sample = tmp_path / "sample.npz"
+    colour_sample_tool(monkeypatch, sample)(["--data-dir", str(data), "--n", "10"])
+    with np.load(sample) as written:
+        assert written["images"].shape == (10, 3, 32, 32) and list(written["labels"]) == [0, 1] * 5
+    before = sample.read_bytes()
+
+    def disk_full(source, target):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        colour_sample_tool(monkeypatch, sample)(["--data-dir", str(data), "--n", "4"])
+    assert sample.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["data", "sample.npz"]
 
 
 @pytest.mark.parametrize(
@@ -511,3 +631,57 @@ def test_bench_app_refuses_bad_flags_before_starting_the_app(capsys, flags, mess
     with pytest.raises(SystemExit) as stopped:
         tool(flags)
     assert stopped.value.code == 2 and message in capsys.readouterr().err
+
+
+def load_test_tool(monkeypatch, report: dict | None):
+    """tools/load_test.py with its server run replaced by one that returns `report` at once (None: that fails the
+    test, since the command should have been refused)."""
+    spec = importlib.util.spec_from_file_location("load_test", ROOT / "tools" / "load_test.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "load_test", module)  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "run", lambda args: report if report is not None else pytest.fail("the test ran"))
+    return module.main
+
+
+LOAD_REPORT = {"sessions": 1, "moves": 1, "think_s": 0.0, "cpus": 2, "rss_mib_started": 100.0, "rss_mib_before": 100.0,
+               "rounds": [], "problems": [], "memory_back_within_10pct": True}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--moves", "-1"], "argument --moves: expected a whole number >= 1, got -1"),
+        (["--think", "-1"], "argument --think: expected a finite number >= 0, got '-1'"),
+        (["--think", "nan"], "argument --think: expected a finite number >= 0, got 'nan'"),
+        (["--time-limit", "0"], "argument --time-limit: expected a finite number > 0, got '0'"),
+        (["--presses", "-3"], "argument --presses: expected a whole number >= 1, got -3"),
+        (["--sessions", "101"], "argument --sessions: expected a whole number from 0 to 100, got 101"),
+        (["--rounds", "0"], "argument --rounds: expected a whole number from 1 to 5, got 0"),
+        (["--json", "{tmp}"], "is a folder"),
+        (["--json", "{tmp}/earlier.json"], "earlier.json already exists: add --force to replace it"),
+        (["--json", "{tmp}/a-file/report.json"], "cannot write to"),
+    ],
+)
+def test_load_test_refuses_bad_flags_and_reports_before_starting_the_server(
+    tmp_path, capsys, monkeypatch, flags, message
+):
+    (tmp_path / "earlier.json").write_text("{}")
+    (tmp_path / "a-file").write_text("x")
+    main = load_test_tool(monkeypatch, None)
+    with pytest.raises(SystemExit) as stopped:
+        main([flag.format(tmp=tmp_path) for flag in flags])
+    assert stopped.value.code == 2 and message in capsys.readouterr().err
+    assert (tmp_path / "earlier.json").read_text() == "{}"
+
+
+def test_load_test_writes_its_report_whole_and_replaces_one_only_with_force(tmp_path, monkeypatch, capsys):
+    main = load_test_tool(monkeypatch, LOAD_REPORT)
+    report = tmp_path / "load" / "class.json"
+    assert main(["--json", str(report)]) == 0
+    assert json.loads(report.read_text()) == LOAD_REPORT
+    report.write_text("{}")
+    assert main(["--json", str(report), "--force"]) == 0
+    assert json.loads(report.read_text()) == LOAD_REPORT and sorted(p.name for p in report.parent.iterdir()) == [
+        "class.json"
+    ]

@@ -184,7 +184,7 @@ def test_a_batch_the_processes_cannot_share_is_refused_on_every_rank_before_join
     monkeypatch.setenv("WORLD_SIZE", "3")
     from draw_core.train import main
 
-    assert main([*cli_args(steps=2, checkpoint_every=0), "--out", str(tmp_path / "x")]) == 1
+    assert main([*cli_args(steps=2, checkpoint_every=0), "--out", str(tmp_path / "x")]) == 2
     assert "multiple of 3" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 

@@ -102,7 +102,8 @@ def test_the_recipe_runs_end_to_end_on_cpu(tmp_path):
     argv += ["--checkpoints-dir", str(shipped), "--work-dir", str(work), "--tests", str(Path(__file__))]
     argv += ["--bench-batches", "8", "16", "--bench-preset", "mnist-small", "--bench-steps", "1", "--bench-warmup", "0"]
     assert load_recipe().main(argv) == 0
-    summary = json.loads((work / "summary.json").read_text())
+    (run,) = work.iterdir()  # the call's own folder
+    summary = json.loads((run / "summary.json").read_text())
     assert summary["device"]["device"] == "cpu" and summary["tests"]["returncode"] == 0
     assert [b["batch_size"] for b in summary["bench"]] == [8, 16]
     assert all({row["path"] for row in b["rows"]} == {"fused", "plain"} for b in summary["bench"])
@@ -111,15 +112,15 @@ def test_the_recipe_runs_end_to_end_on_cpu(tmp_path):
         assert model["steps"] == 3 and model["continued_from"]["step"] == real["step"]
         base = real["train_config"]
         assert model["lr"] == pytest.approx(base["lr"] * (16 / base["batch_size"]) ** 0.5)
-        card = json.loads((work / "export" / f"{name}.json").read_text())
+        card = json.loads((run / "export" / f"{name}.json").read_text())
         assert card["dataset"] == "mnist-sample" and card["steps"] == 3 and card["test_n"] == 20
         assert card["world_size"] == 1 and card["continued_from"]["step"] == real["step"]
         assert model["dataset"] == "mnist-sample" and model["after"]["metric"] == "test_elbo_nats"
         assert model["after"]["value"] < model["before"]["value"]  # 3 steps from random weights do better
         assert model["shipped"] and digest(shipped / f"{name}.safetensors") == digest(
-            work / "export" / f"{name}.safetensors"
+            run / "export" / f"{name}.safetensors"
         )
-        assert digest(shipped / f"{name}.json") == digest(work / "export" / f"{name}.json")
+        assert digest(shipped / f"{name}.json") == digest(run / "export" / f"{name}.json")
     assert {p.name: digest(p) for p in SHIPPED.iterdir()} == repository  # the repository's files are untouched
 
 
@@ -140,10 +141,11 @@ def test_a_compiler_that_fails_costs_the_recipe_its_compiling_not_the_model(tmp_
     argv += ["--models", "mnist", "--eval-limit", "20", "--k", "2", "--tests", "--bench-batches"]
     argv += ["--checkpoints-dir", str(shipped), "--work-dir", str(work)]
     assert load_recipe().main(argv) == 0
-    (model,) = json.loads((work / "summary.json").read_text())["models"]
+    (run,) = work.iterdir()  # the call's own folder
+    (model,) = json.loads((run / "summary.json").read_text())["models"]
     assert model["compile_error"] == "RuntimeError: inductor could not build a kernel"
     assert model["steps"] == 3 and model["after"]["value"] < model["before"]["value"]
-    assert load_checkpoint(work / "mnist.safetensors").meta["train_config"]["compile"] is False
+    assert load_checkpoint(run / "mnist.safetensors").meta["train_config"]["compile"] is False
 
 
 def test_model_entries_take_their_own_minutes_and_refuse_what_the_recipe_cannot_continue():
@@ -173,9 +175,91 @@ def test_counts_below_one_are_refused_before_any_stage_runs(tmp_path, capsys):
     assert not work.exists(), "nothing was started"
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--warmup-steps", "-1"], "argument --warmup-steps: expected a whole number >= 0, got -1"),
+        (["--steps", "0"], "argument --steps: expected a whole number >= 1, got 0"),
+        (["--seed", "-1"], "argument --seed: expected a whole number from 0 to 9223372036854775807, got -1"),
+        (["--checkpoint-every", "-5"], "argument --checkpoint-every: expected a whole number >= 0, got -5"),
+        (["--log-every", "0"], "argument --log-every: expected a whole number >= 1, got 0"),
+        (["--lr", "0"], "argument --lr: expected a finite number > 0, got '0'"),
+        (["--lr", "nan"], "argument --lr: expected a finite number > 0, got 'nan'"),
+        (["--tests-timeout", "-1"], "argument --tests-timeout: expected a finite number > 0, got '-1'"),
+        (["--tests-timeout", "inf"], "argument --tests-timeout: expected a finite number > 0, got 'inf'"),
+        (["--bench-batches", "128", "0"], "argument --bench-batches: expected a whole number >= 1, got 0"),
+        (["--bench-steps", "0"], "argument --bench-steps: expected a whole number >= 1, got 0"),
+        (["--bench-warmup", "-1"], "argument --bench-warmup: expected a whole number >= 0, got -1"),
+        (["--bench-preset", "mnist-cluttered-ram"], "argument --bench-preset: invalid choice"),
+    ],
+)
+def test_bad_numbers_are_refused_while_parsing_before_any_stage_runs(tmp_path, capsys, flags, message):
+    work = tmp_path / "work"
+    argv = ["0.02", "--device", "cpu", "--tests", "--bench-batches", "--bench-preset", "mnist-small"]
+    argv += ["--bench-steps", "1", "--bench-warmup", "0", "--checkpoints-dir", str(tmp_path / "none")]
+    with pytest.raises(SystemExit) as stopped:
+        load_recipe().main([*argv, "--work-dir", str(work), *flags])
+    assert stopped.value.code == 2 and message in capsys.readouterr().err
+    assert not work.exists(), "nothing was started"
+
+
+def stand_in(folder: Path, name: str = "mnist") -> None:
+    """A tiny model with the shipped file's meta at folder/name.safetensors."""
+    torch.manual_seed(0)
+    meta = read_header(SHIPPED / f"{name}.safetensors").meta
+    save_checkpoint(DRAW(TINY), folder / f"{name}.safetensors", meta=meta)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--models", "mnist-noattn"], "mnist-noattn.safetensors does not exist"),
+        (["--models", "mnist", "mnist:2"], "--models names mnist twice"),
+        (["--compile", "--compile-glimpses", "4"], "--compile-glimpses must be at most mnist's T=3, got 4"),
+        (["--compile", "--compile-glimpses", "65", "--bench-batches", "8"], "at most the bench preset's T=64, got 65"),
+        (["--steps", "20000000"], "steps=20000000 is out of range"),
+        (["--lr", "2"], "lr=2.0 is out of range"),
+        (["--dataset", "bogus"], "unknown dataset 'bogus'"),
+        (["--device", "bogus"], "unknown device 'bogus'"),
+        (["--work-dir", "{tmp}/a-file/work"], "cannot make a folder"),
+    ],
+    ids=["missing", "twice", "glimpses-over-T", "bench-glimpses", "steps", "lr", "dataset", "device", "work-dir"],
+)
+def test_the_shipped_files_and_the_training_settings_are_checked_before_any_stage_runs(
+    tmp_path, capsys, flags, message
+):
+    shipped, work = tmp_path / "checkpoints", tmp_path / "work"
+    stand_in(shipped)
+    (tmp_path / "a-file").write_text("x")
+    argv = ["0.02", "--device", "cpu", "--models", "mnist", "--dataset", "mnist-sample", "--batch-size", "8"]
+    argv += ["--steps", "1", "--eval-limit", "10", "--k", "1", "--tests", "--bench-batches"]
+    argv += ["--checkpoints-dir", str(shipped), "--work-dir", str(work)]
+    with pytest.raises(SystemExit) as stopped:
+        load_recipe().main([*argv, *(flag.format(tmp=tmp_path) for flag in flags)])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and message in err and "Traceback" not in err, err
+    assert not work.exists(), "no stage ran"
+
+
+def test_each_call_keeps_its_own_folder(tmp_path):
+    """A second call (e.g. after a lease cut the first one off) writes beside the first call's files, not over them."""
+    shipped, work = tmp_path / "checkpoints", tmp_path / "work"
+    stand_in(shipped)
+    argv = ["0.5", "--device", "cpu", "--dataset", "mnist-sample", "--batch-size", "8", "--steps", "1"]
+    argv += ["--models", "mnist", "--eval-limit", "10", "--k", "1", "--no-compile", "--tests", "--bench-batches"]
+    argv += ["--checkpoints-dir", str(shipped), "--work-dir", str(work)]
+    recipe = load_recipe()
+    assert recipe.main(argv) == 0 and recipe.main(argv) == 0
+    first, second = sorted(work.iterdir())
+    for run in (first, second):
+        assert {p.name for p in run.iterdir()} == {"summary.json", "mnist.safetensors", "export"}
+    assert json.loads((first / "summary.json").read_text())["work_dir"] == str(first)
+
+
 def test_a_bench_that_refuses_its_arguments_is_recorded_and_the_recipe_goes_on(capsys):
     recipe = load_recipe()
-    args = recipe.build_parser().parse_args(["1", "--device", "cpu", "--bench-steps", "0", "--no-compile"])
+    args = recipe.build_parser().parse_args(["1", "--device", "cpu", "--no-compile"])
+    args.bench_steps = 0  # a value draw_core.bench refuses (the recipe's own parser refuses it first)
     report = recipe.run_bench(args, 8)  # draw_core.bench exits with a usage error (SystemExit 2) inside
     assert report["returncode"] == 1 and report["rows"] == []
     assert "bench failed: SystemExit" in capsys.readouterr().out
@@ -200,7 +284,8 @@ def test_the_recipe_continues_the_classifiers_on_their_own_dataset(tmp_path):
     argv += ["--models", "mnist-cluttered-draw", "mnist-cluttered-ram:0.25", "--tests", "--bench-batches"]
     argv += ["--checkpoints-dir", str(shipped), "--work-dir", str(work)]
     assert load_recipe().main(argv) == 0
-    summary = json.loads((work / "summary.json").read_text())
+    (run,) = work.iterdir()  # the call's own folder
+    summary = json.loads((run / "summary.json").read_text())
     assert [(m["name"], m["minutes"]) for m in summary["models"]] == [
         ("mnist-cluttered-draw", 0.5),
         ("mnist-cluttered-ram", 0.25),
@@ -209,11 +294,11 @@ def test_the_recipe_continues_the_classifiers_on_their_own_dataset(tmp_path):
         assert model["dataset"] == "mnist-cluttered" and model["steps"] == 2
         assert model["before"]["metric"] == model["after"]["metric"] == "test_error"
         assert model["before"]["n"] == model["after"]["n"] == 20
-        card = json.loads((work / "export" / f"{model['name']}.json").read_text())
+        card = json.loads((run / "export" / f"{model['name']}.json").read_text())
         assert card["test_error"] == pytest.approx(model["after"]["value"]) and card["test_n"] == 20
         assert card["kind"] == ("ram" if model["name"].endswith("ram") else "draw-classifier")
         assert model["shipped"] == (model["after"]["value"] < model["before"]["value"])
-        assert (digest(shipped / f"{model['name']}.json") == digest(work / "export" / f"{model['name']}.json")) == (
+        assert (digest(shipped / f"{model['name']}.json") == digest(run / "export" / f"{model['name']}.json")) == (
             model["shipped"]
         )
 
@@ -234,6 +319,7 @@ def test_an_export_keeps_the_hand_written_notes_of_the_card_it_replaces(tmp_path
     earlier.write_text(json.dumps({"dataset": "cifar10", **notes}))
     shipped = {path.name: path.read_bytes() for path in (tmp_path / "out").iterdir()}
     monkeypatch.setenv("DRAW_DATA_DIR", str(tmp_path / "no-data"))
+    argv.append("--force")  # each try would replace the pair exported above
     for bad, why in (
         (["--notes-from", str(earlier)], "a card of a model on 'cifar10', not on 'mnist-sample'"),
         (["--dataset", "svhn"], "svhn is not on this server"),  # found missing after the weights were saved
@@ -252,17 +338,40 @@ def test_an_export_refuses_bad_names_limits_and_missing_notes_with_one_line(tmp_
     save_checkpoint(DRAW(TINY), source, meta={"step": 3, "dataset": "mnist-sample", "train_config": {}})
     export = runpy.run_path(str(ROOT / "tools" / "export_checkpoint.py"))["main"]
     argv = [str(source), "--out-dir", str(tmp_path / "out"), "--command", "train", "--k", "2"]
+    not_a_card = tmp_path / "list.json"
+    not_a_card.write_text("[]")
     for bad, why in (
         (["--name", "../escaped"], "--name must be a plain file name (no folders), got '../escaped'"),
         (["--name", "tiny", "--limit", "0"], "argument --limit: expected a whole number >= 1, got 0"),
         (["--name", "tiny", "--threads", "0"], "argument --threads: expected a whole number >= 1, got 0"),
         (["--name", "tiny", "--notes-from", str(tmp_path / "missing.json")], "missing.json"),
+        (["--name", "tiny", "--notes-from", str(not_a_card)], "is not a model card: expected a JSON object, got list"),
     ):
         with pytest.raises(SystemExit) as stopped:
             export([*argv, *bad])
         err = capsys.readouterr().err
         assert stopped.value.code == 2 and why in err and "Traceback" not in err, err
     assert not (tmp_path / "escaped.safetensors").exists() and not (tmp_path / "out" / "tiny.safetensors").exists()
+
+
+@pytest.mark.parametrize("existing", [".safetensors", ".json"])
+def test_an_export_replaces_an_existing_file_only_with_force(tmp_path, capsys, existing):
+    torch.manual_seed(0)
+    source = tmp_path / "run.safetensors"
+    save_checkpoint(DRAW(TINY), source, meta={"step": 3, "dataset": "mnist-sample", "train_config": {}})
+    out = tmp_path / "out"
+    (out / f"tiny{existing}").parent.mkdir()
+    (out / f"tiny{existing}").write_text("a shipped file")
+    export = runpy.run_path(str(ROOT / "tools" / "export_checkpoint.py"))["main"]
+    argv = [str(source), "--name", "tiny", "--out-dir", str(out), "--command", "train", "--k", "2", "--limit", "10"]
+    with pytest.raises(SystemExit) as stopped:
+        export([*argv, "--data-dir", str(tmp_path / "no-data")])  # refused before anything is measured
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and f"{out / 'tiny'}{existing} already exists: add --force to replace it" in err, err
+    assert [p.name for p in out.iterdir()] == [f"tiny{existing}"]
+    export([*argv, "--force"])
+    assert json.loads((out / "tiny.json").read_text())["test_n"] == 10
+    assert load_checkpoint(out / "tiny.safetensors").meta["step"] == 3
 
 
 @pytest.mark.slow
@@ -274,7 +383,8 @@ def test_the_recipe_continues_the_real_shipped_files(tmp_path):
     argv += ["--eval-limit", "20", "--k", "2", "--no-compile", "--tests", "--bench-batches"]
     argv += ["--checkpoints-dir", str(shipped), "--work-dir", str(work)]
     assert load_recipe().main(argv) == 0
-    summary = json.loads((work / "summary.json").read_text())
+    (run,) = work.iterdir()  # the call's own folder
+    summary = json.loads((run / "summary.json").read_text())
     for model in summary["models"]:
         assert model["steps"] >= 1 and (model["shipped"] == (model["after"]["value"] < model["before"]["value"]))
         stays = digest(shipped / f"{model['name']}.safetensors") == digest(SHIPPED / f"{model['name']}.safetensors")

@@ -14,12 +14,14 @@ the file they started from, so the card made by tools/export_checkpoint.py count
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 import torch
 
 from draw_core.io.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from draw_core.io.files import check_writable
 from draw_core.training.trainer import checkpoint_total_seconds
 
 
@@ -34,30 +36,43 @@ def average(checkpoints: list[Checkpoint]) -> torch.nn.Module:
     return model
 
 
-def soup_meta(paths: list[Path], checkpoints: list[Checkpoint]) -> dict:
-    """The meta of the mean of `checkpoints` (read from `paths`): see the module docstring."""
-
-    # a file as (path, step): a shipped file is replaced by its fine-tunes, so one path can name several starts
-    def start_of(checkpoint: Checkpoint) -> tuple[Path, object] | None:
-        start = checkpoint.meta.get("init_from")
-        if isinstance(start, dict) and start.get("checkpoint"):
-            return Path(start["checkpoint"]).resolve(), start.get("step")
+def start_of(path: Path, checkpoint: Checkpoint) -> tuple[tuple[Path, int | None], float] | None:
+    """The file `checkpoint` (read from `path`) started from, as (its resolved path, step), and the training seconds
+    behind that file, from the meta's `init_from`; None when it started afresh. A ValueError says which part of the
+    record is not of the type the trainer writes (a hand-edited or hostile meta)."""
+    start = checkpoint.meta.get("init_from")
+    if start is None:
         return None
+    where = f"{path} has an invalid meta: init_from"
+    if not isinstance(start, dict):
+        raise ValueError(f"{where}={start!r} must be an object (checkpoint, step, total_train_seconds) or null")
+    file, step, seconds = start.get("checkpoint"), start.get("step"), start.get("total_train_seconds", 0.0)
+    if not isinstance(file, str) or not file:
+        raise ValueError(f"{where}'s checkpoint={file!r} must be a file path")
+    if step is not None and (not isinstance(step, int) or isinstance(step, bool)):
+        raise ValueError(f"{where}'s step={step!r} must be a whole number")
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not math.isfinite(seconds):
+        raise ValueError(f"{where}'s total_train_seconds={seconds!r} must be a finite number of seconds")
+    return (Path(file).resolve(), step), float(seconds)
 
+
+def soup_meta(paths: list[Path], checkpoints: list[Checkpoint]) -> dict:
+    """The meta of the mean of `checkpoints` (read from `paths`): see the module docstring. A ValueError when an
+    input's `init_from` is not a record the trainer writes."""
+    # a file as (path, step): a shipped file is replaced by its fine-tunes, so one path can name several starts
     keys = [(path.resolve(), checkpoint.meta.get("step")) for path, checkpoint in zip(paths, checkpoints, strict=True)]
-    every_start = {start_of(checkpoint) for checkpoint in checkpoints} - {None}
+    begun = [start_of(path, checkpoint) for path, checkpoint in zip(paths, checkpoints, strict=True)]
+    every_start = {start[0] for start in begun if start is not None}
     starts = {  # what the inputs started from -> the seconds behind it; a start's own start is in those already
-        start_of(checkpoint): float(checkpoint.meta["init_from"].get("total_train_seconds") or 0.0)
-        for key, checkpoint in zip(keys, checkpoints, strict=True)
-        if key not in every_start and start_of(checkpoint) is not None
+        start[0]: start[1] for key, start in zip(keys, begun, strict=True) if key not in every_start and start
     }
     own, total = 0.0, sum(starts.values())
-    for key, checkpoint in zip(keys, checkpoints, strict=True):
+    for key, checkpoint, start in zip(keys, checkpoints, begun, strict=True):
         if key in starts:
             continue  # a start among the inputs: its training is counted once, above
         seconds = float(checkpoint.meta.get("train_seconds") or 0.0)
         own += seconds
-        total += seconds if start_of(checkpoint) else checkpoint_total_seconds(key[0], checkpoint.meta)
+        total += seconds if start else checkpoint_total_seconds(key[0], checkpoint.meta)
     first = next(c for key, c in zip(keys, checkpoints, strict=True) if key not in starts)
     dropped = ("created", "finished", "total_train_seconds")  # set anew: when the mean was made, what it cost
     return {
@@ -78,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if len(args.checkpoints) < 2:
         parser.error(f"averaging needs at least 2 checkpoints, got {len(args.checkpoints)}")
-    if args.out.exists():
-        parser.error(f"--out {args.out} exists: choose another path (nothing is overwritten)")
+    try:  # writable now, not after every input is loaded
+        check_writable(args.out, replace=False, to_replace="choose another path (nothing is overwritten)")
+    except ValueError as error:
+        parser.error(f"--out: {error}")
     try:
         checkpoints = [load_checkpoint(path) for path in args.checkpoints]
     except CheckpointError as error:
@@ -94,7 +111,12 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-    save_checkpoint(average(checkpoints), args.out, meta=soup_meta(args.checkpoints, checkpoints))
+    try:
+        meta = soup_meta(args.checkpoints, checkpoints)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    save_checkpoint(average(checkpoints), args.out, meta=meta)
     print(f"wrote {args.out}: the mean of {len(checkpoints)} checkpoints")
     return 0
 

@@ -8,7 +8,8 @@
 Classifier checkpoints (kinds that classify) get their test error on the fixed cluttered test set instead of bounds,
 beside Table 1's, and the test set's generator in the card.
 
-Writes checkpoints/<name>.safetensors and checkpoints/<name>.json (or into --out-dir). The bounds in the card are
+Writes checkpoints/<name>.safetensors and checkpoints/<name>.json (or into --out-dir); an existing file of the pair
+is replaced only with --force, and is refused before anything is measured without it. The bounds in the card are
 measured on the exported file itself (after any float16 rounding): the single-sample ELBO and the k-sample IWAE bound
 on the full test set of the run's dataset (--dataset: another one, as the GPU recipe's test does), and the ELBO on
 the dataset's shipped sample (which the test suite re-checks).
@@ -35,6 +36,7 @@ from draw_core.data import TEST_BINARIZATION_SEED, DatasetMissingError, get_data
 from draw_core.data.cluttered import CLUTTERED_TEST_SEED
 from draw_core.io.catalog import shipped_dir
 from draw_core.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from draw_core.io.files import check_writable
 from draw_core.nn.kinds import get_kind
 from draw_core.training.devices import select_device
 from draw_core.training.evaluation import evaluate
@@ -54,6 +56,10 @@ def carried_notes(card_path: str | None, dataset: str) -> dict:
     if card_path is None:
         return {}
     earlier = json.loads(Path(card_path).read_text())
+    if not isinstance(earlier, dict):
+        raise ValueError(
+            f"--notes-from {card_path} is not a model card: expected a JSON object, got {type(earlier).__name__}"
+        )
     if earlier.get("dataset") != dataset:
         raise ValueError(
             f"--notes-from {card_path} is a card of a model on {earlier.get('dataset')!r}, not on {dataset!r}: "
@@ -139,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--command", required=True, help="the exact training command, for the card")
     parser.add_argument("--threads", type=whole_number(1), default=None)
     parser.add_argument("--out-dir", default=None, help="where to write (default: the shipped checkpoints' folder)")
+    parser.add_argument("--force", action="store_true", help="replace an existing <name>.safetensors or <name>.json")
     parser.add_argument(
         "--hardware-note",
         default=None,
@@ -151,29 +158,33 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     if args.name in ("", ".", "..") or Path(args.name).name != args.name:
         parser.error(f"--name must be a plain file name (no folders), got {args.name!r}")
+    out = Path(args.out_dir or shipped_dir()) / f"{args.name}.safetensors"
+    try:  # before anything is measured: a shipped file is replaced only when asked
+        for path in (out, out.with_suffix(".json")):
+            check_writable(path, replace=args.force)
+    except ValueError as error:
+        parser.error(str(error))
     try:
         select_device(args.device)
     except ValueError as error:
         parser.error(f"argument --device: {error}")
     try:
-        card = export(args, parser)
+        card = export(args, parser, out)
     except (CheckpointError, DatasetMissingError, ValueError, OSError) as error:  # OSError: --notes-from, --out-dir
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     print(json.dumps(card, indent=2))
 
 
-def export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
-    """Write the shipped file and its card; both replace the old ones only once the new file is measured, so a
-    failure (a dataset that is not here, a bad flag found late) leaves the shipped pair as it was."""
+def export(args: argparse.Namespace, parser: argparse.ArgumentParser, out: Path) -> dict:
+    """Write the shipped file at `out` and its card beside it; both replace the old ones only once the new file is
+    measured, so a failure (a dataset that is not here, a bad flag found late) leaves the shipped pair as it was."""
     source = load_checkpoint(args.source)
     args.dataset = args.dataset or source.meta.get("dataset") or source.meta.get("train_config", {}).get("dataset")
     if args.dataset is None:
         parser.error(f"{args.source} names no dataset in its meta: pass --dataset")
     notes = carried_notes(args.notes_from, args.dataset)
     get_dataset(args.dataset)  # an unknown name ends here, before anything is written
-    out = Path(args.out_dir or shipped_dir()) / f"{args.name}.safetensors"
-    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as work:
         card = measured_card(args, out=Path(work) / out.name, source=source, notes=notes)
         os.replace(Path(work) / out.name, out)

@@ -2,7 +2,11 @@
 
     bash tools/gpu_recipe.sh MINUTES [options]          # = PYTHONPATH=. python tools/gpu_recipe.py MINUTES [options]
 
-In order, printing as it goes and writing WORK/summary.json (WORK = --work-dir, runs/gpu_recipe by default):
+First every flag and each of --models' files is checked (the file's header, the TrainConfig of its continuation,
+its T against --compile-glimpses): a mistake is a usage error (exit code 2) before the lease is spent on stages.
+Then, in order, printing as it goes and writing WORK/summary.json (WORK: a new folder under --work-dir, runs/gpu_recipe
+by default, named by the time the call started, so a call cut off by the lease keeps what it did and the next call
+writes beside it):
 1. the device: torch and CUDA versions, the GPU's name, memory and bfloat16 support;
 2. the tests that need CUDA: `python -m pytest -m "cuda and not slow" tests` (they skip themselves without CUDA);
 3. the training bench at batch 128 and 1024: `python -m draw_core.bench train --device cuda --batch-size B` (in this
@@ -37,6 +41,7 @@ import argparse
 import contextlib
 import dataclasses
 import io
+import itertools
 import json
 import math
 import runpy
@@ -49,11 +54,11 @@ from pathlib import Path
 import torch
 
 from draw_core import bench
-from draw_core.arguments import whole_number
-from draw_core.config import AMP_MODES, COMPILE_MODES, TIME_BUDGET_RANGE_S, TrainConfig
+from draw_core.arguments import positive_number, torch_seed, training_minutes, whole_number
+from draw_core.config import AMP_MODES, COMPILE_MODES, PRESETS, DrawConfig, TrainConfig
 from draw_core.data import get_dataset
 from draw_core.io.catalog import shipped_dir
-from draw_core.io.checkpoint import load_checkpoint, read_header, save_checkpoint
+from draw_core.io.checkpoint import CheckpointError, load_checkpoint, read_header, save_checkpoint
 from draw_core.io.files import write_atomically
 from draw_core.training.devices import hardware_name, select_device
 from draw_core.training.objectives import objective_for
@@ -64,18 +69,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # mnist-beta4 are trained with another KL weight, which their continuation would have to keep).
 CONTINUABLE = ("mnist", "mnist-noattn", "mnist-two", "cifar10", "mnist-cluttered-draw", "mnist-cluttered-ram")
 DEFAULT_MODELS = ("mnist", "mnist-noattn")  # issue 16's two: the likelihood gap to the paper's Table 2
-
-
-def training_minutes(text: str) -> float:
-    """MINUTES (the positional one, or after NAME:): a number of minutes TrainConfig's time budget allows."""
-    shortest, longest = (seconds / 60 for seconds in TIME_BUDGET_RANGE_S)
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} minutes: expected a number") from None
-    if not shortest <= value <= longest:  # NaN is outside too
-        raise argparse.ArgumentTypeError(f"{text!r} minutes: expected {shortest:.3f} to {longest:g}")
-    return value
 
 
 def model_and_minutes(text: str) -> tuple[str, float | None]:
@@ -95,6 +88,84 @@ def scaled_lr(base_lr: float, base_batch: int, batch: int, rule: str) -> float:
     """The peak rate for `batch` from one that suited `base_batch`: x (batch / base_batch) ** 1/2 or ** 1."""
     ratio = batch / base_batch
     return base_lr * (math.sqrt(ratio) if rule == "sqrt" else ratio)
+
+
+def shipped_rate(meta: dict) -> tuple[int, float]:
+    """The batch size and peak rate a shipped file was trained with (its meta's train_config; TrainConfig's
+    defaults where it names none)."""
+    base = meta.get("train_config", {})
+    return base.get("batch_size", TrainConfig.batch_size), base.get("lr", TrainConfig.lr)
+
+
+def continuation(source: Path, kind: str, meta: dict, minutes: float, args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig that continues the shipped file at `source` (a `kind` model with stored `meta`) for
+    `minutes`: on --dataset or the meta's own dataset, at --lr or the shipped rate scaled to --batch-size. A
+    ValueError says what does not fit."""
+    dataset = args.dataset or meta.get("dataset") or meta.get("train_config", {}).get("dataset")
+    if dataset is None:
+        raise ValueError(f"{source} names no dataset in its meta: pass --dataset")
+    get_dataset(dataset)  # an unknown name is a ValueError here
+    base_batch, base_lr = shipped_rate(meta)
+    return TrainConfig(
+        dataset=dataset,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        time_budget_s=minutes * 60,
+        lr=args.lr if args.lr is not None else scaled_lr(base_lr, base_batch, args.batch_size, args.lr_scaling),
+        warmup_steps=args.warmup_steps,
+        seed=args.seed,
+        device=args.device,
+        eval_every=0,
+        eval_limit=args.eval_limit or 1000,
+        checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every,
+        sample_every=0,
+        amp=args.amp,
+        compile=args.compile and kind == "draw",  # classifiers train eagerly: compiling them is unmeasured
+        compile_mode=args.compile_mode,
+        compile_glimpses=args.compile_glimpses,
+    )
+
+
+def check_plan(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What the flags and the shipped files can tell before the first stage, as `parser.error` (exit code 2): the
+    device, --compile-glimpses against the bench preset's T, and each of --models named once, its file's header
+    readable, the TrainConfig of its continuation valid and its T at least --compile-glimpses."""
+    try:
+        select_device(args.device)
+    except ValueError as error:
+        parser.error(f"argument --device: {error}")
+    bench_T = DrawConfig.preset(args.bench_preset).T
+    if args.compile and args.bench_batches and args.compile_glimpses > bench_T:
+        parser.error(f"--compile-glimpses must be at most the bench preset's T={bench_T}, got {args.compile_glimpses}")
+    names = [name for name, _ in args.models]
+    if len(set(names)) < len(names):
+        twice = next(name for name in names if names.count(name) > 1)
+        parser.error(f"--models names {twice} twice: each model is continued once a call")
+    for name, own in args.models:
+        source = Path(args.checkpoints_dir) / f"{name}.safetensors"
+        try:
+            header = read_header(source)
+            train_cfg = continuation(source, header.kind.name, header.meta, own or args.minutes, args)
+        except (CheckpointError, ValueError) as error:
+            parser.error(f"--models {name}: {error}")
+        if train_cfg.compile and args.compile_glimpses > header.config.T:
+            parser.error(
+                f"--compile-glimpses must be at most {name}'s T={header.config.T}, got {args.compile_glimpses}"
+            )
+
+
+def fresh_folder(parent: Path) -> Path:
+    """A new folder under `parent` for one call, named by the time it started ('-2' and on for another call in the
+    same second), so that no call writes over another's files."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in itertools.count(1):
+        folder = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            folder.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        return folder
 
 
 def say(*parts) -> None:
@@ -162,12 +233,9 @@ def continue_model(name: str, minutes: float, args: argparse.Namespace, command:
     device = select_device(args.device)
     source = Path(args.checkpoints_dir) / f"{name}.safetensors"
     shipped = load_checkpoint(source, map_location=device)
-    dataset = args.dataset or shipped.meta.get("dataset") or shipped.meta.get("train_config", {}).get("dataset")
-    if dataset is None:
-        raise ValueError(f"{source} names no dataset in its meta: pass --dataset")
-    base = shipped.meta.get("train_config", {})
-    base_batch, base_lr = base.get("batch_size", TrainConfig.batch_size), base.get("lr", TrainConfig.lr)
-    lr = args.lr or scaled_lr(base_lr, base_batch, args.batch_size, args.lr_scaling)
+    train_cfg = continuation(source, shipped.kind, shipped.meta, minutes, args)
+    dataset, lr = train_cfg.dataset, train_cfg.lr
+    base_batch, base_lr = shipped_rate(shipped.meta)
     history = {key: shipped.meta.get(key) for key in ("step", "epochs", "train_seconds", "hardware", "device")}
     continued_from = {
         "checkpoint": str(source),
@@ -183,25 +251,6 @@ def continue_model(name: str, minutes: float, args: argparse.Namespace, command:
 
     start = Path(args.work_dir) / f"{name}.safetensors"  # the shipped weights as step 0 of this run
     save_checkpoint(shipped.model, start, meta={"step": 0, "dataset": dataset, "continued_from": continued_from})
-    train_cfg = TrainConfig(
-        dataset=dataset,
-        batch_size=args.batch_size,
-        steps=args.steps,
-        time_budget_s=minutes * 60,
-        lr=lr,
-        warmup_steps=args.warmup_steps,
-        seed=args.seed,
-        device=args.device,
-        eval_every=0,
-        eval_limit=args.eval_limit or 1000,
-        checkpoint_every=args.checkpoint_every,
-        log_every=args.log_every,
-        sample_every=0,
-        amp=args.amp,
-        compile=args.compile and shipped.kind == "draw",  # classifiers train eagerly: compiling them is unmeasured
-        compile_mode=args.compile_mode,
-        compile_glimpses=args.compile_glimpses,
-    )
 
     images_per_s = []  # throughput of each report, the first (which includes compiling) left out below
 
@@ -283,10 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", default=None, help="training and test data (default: each checkpoint's own)")
     parser.add_argument("--data-dir", default=None, help="folder holding MNIST/raw/ etc. (default: $DRAW_DATA_DIR)")
     parser.add_argument("--batch-size", type=whole_number(1), default=1024)
-    parser.add_argument("--lr", type=float, default=None, help="peak rate (default: the shipped one, scaled)")
+    parser.add_argument("--lr", type=positive_number, default=None, help="peak rate (default: the shipped one, scaled)")
     parser.add_argument("--lr-scaling", choices=("sqrt", "linear"), default="sqrt", help="see the module docstring")
-    parser.add_argument("--warmup-steps", type=int, default=300)
-    parser.add_argument("--steps", type=int, default=10_000_000, help="at most this many steps (MINUTES decide)")
+    parser.add_argument("--warmup-steps", type=whole_number(0), default=300)
+    parser.add_argument(
+        "--steps", type=whole_number(1), default=10_000_000, help="at most this many steps (MINUTES decide)"
+    )
     # The defaults are the fastest settings measured on an H200 (README, "Measured on a GPU").
     parser.add_argument("--amp", choices=AMP_MODES, default="off", help="bf16: bfloat16 autocast (speed not measured)")
     parser.add_argument(
@@ -308,20 +359,28 @@ def build_parser() -> argparse.ArgumentParser:
         default="high",
         help="torch.set_float32_matmul_precision: high lets CUDA's float32 matmuls use TensorFloat-32",
     )
-    parser.add_argument("--seed", type=int, default=1, help="of the batch order and noise (the shipped runs used 0)")
-    parser.add_argument("--checkpoint-every", type=int, default=1000)
-    parser.add_argument("--log-every", type=int, default=100)
+    parser.add_argument(
+        "--seed", type=torch_seed, default=1, help="of the batch order and noise (the shipped runs used 0)"
+    )
+    parser.add_argument("--checkpoint-every", type=whole_number(0), default=1000)
+    parser.add_argument("--log-every", type=whole_number(1), default=100)
     parser.add_argument("--eval-limit", type=whole_number(1), default=None, help="test digits (default: all 10,000)")
     parser.add_argument("--k", type=whole_number(1), default=10, help="importance samples of the card's IWAE bound")
     parser.add_argument("--checkpoints-dir", default=None, help="shipped checkpoints (default: checkpoints/)")
-    parser.add_argument("--work-dir", default=str(ROOT / "runs" / "gpu_recipe"))
+    parser.add_argument(
+        "--work-dir", default=str(ROOT / "runs" / "gpu_recipe"), help="each call writes into a new folder in it"
+    )
     parser.add_argument("--tests", nargs="*", default=["tests"], help="test paths for pytest -m cuda (none: skip)")
-    parser.add_argument("--tests-timeout", type=float, default=300, help="seconds before the tests are stopped")
-    parser.add_argument("--bench-batches", type=int, nargs="*", default=[128, 1024], help="(none: skip the bench)")
-    parser.add_argument("--bench-preset", default="mnist")
+    parser.add_argument(
+        "--tests-timeout", type=positive_number, default=300, help="seconds before the tests are stopped"
+    )
+    parser.add_argument(
+        "--bench-batches", type=whole_number(1), nargs="*", default=[128, 1024], help="(none: skip the bench)"
+    )
+    parser.add_argument("--bench-preset", choices=sorted(PRESETS), default="mnist")
     parser.add_argument("--bench-path", choices=("fused", "plain", "both"), default="both", help="hot path(s) timed")
-    parser.add_argument("--bench-steps", type=int, default=10)
-    parser.add_argument("--bench-warmup", type=int, default=3)
+    parser.add_argument("--bench-steps", type=whole_number(1), default=10)
+    parser.add_argument("--bench-warmup", type=whole_number(0), default=3)
     return parser
 
 
@@ -330,9 +389,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.checkpoints_dir = args.checkpoints_dir or str(shipped_dir())
     command = "python tools/gpu_recipe.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    Path(args.work_dir).mkdir(parents=True, exist_ok=True)
+    check_plan(parser, args)
+    try:
+        args.work_dir = str(fresh_folder(Path(args.work_dir)))
+    except OSError as error:
+        parser.error(f"--work-dir {args.work_dir}: cannot make a folder there ({error.strerror or error})")
     torch.set_float32_matmul_precision(args.matmul_precision)
-    summary = {"command": command, "device": describe_device(select_device(args.device))}
+    summary = {"command": command, "work_dir": args.work_dir, "device": describe_device(select_device(args.device))}
     summary["device"]["matmul_precision"] = args.matmul_precision
     say(json.dumps(summary["device"]))
     summary_path = Path(args.work_dir) / "summary.json"

@@ -1,6 +1,6 @@
 """A class on one server: N students at once on the loopback address, each opening pages and moving sliders.
 
-    PYTHONPATH=. .venv/bin/python tools/load_test.py [--sessions 30] [--rounds 2] [--browser] [--json PATH]
+    PYTHONPATH=. .venv/bin/python tools/load_test.py [--sessions 30] [--rounds 2] [--browser] [--json PATH [--force]]
 
 Starts `streamlit run app.py` (the shipped checkpoints, .streamlit/config.toml) on 127.0.0.1 and drives it with
 Streamlit's own websocket protocol (BackMsg / ForwardMsg protobufs, what the browser sends and receives), so the
@@ -39,6 +39,9 @@ import websockets
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+from draw_core.arguments import finite_number, positive_number, whole_number
+from draw_core.io.files import check_writable, write_atomically
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -360,23 +363,28 @@ def print_report(report: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tools/load_test.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sessions", type=int, default=30, help="students at once (default 30)")
-    parser.add_argument("--moves", type=int, default=8, help="z slider moves per student (default 8)")
-    parser.add_argument("--think", type=float, default=1.0, help="mean seconds between a student's moves")
-    parser.add_argument("--rounds", type=int, default=2, help="classes one after the other (memory must not grow)")
-    parser.add_argument("--time-limit", type=float, default=300, help="seconds a round may take at most")
+    parser.add_argument("--sessions", type=whole_number(0, 100), default=30, help="students at once (default 30)")
+    parser.add_argument("--moves", type=whole_number(1), default=8, help="z slider moves per student (default 8)")
+    parser.add_argument("--think", type=finite_number(0), default=1.0, help="mean seconds between a student's moves")
+    parser.add_argument(
+        "--rounds", type=whole_number(1, 5), default=2, help="classes one after the other (memory must not grow)"
+    )
+    parser.add_argument("--time-limit", type=positive_number, default=300, help="seconds a round may take at most")
     parser.add_argument("--browser", action="store_true", help="also time key press -> picture in chromium")
-    parser.add_argument("--presses", type=int, default=15, help="key presses the browser probe times")
+    parser.add_argument("--presses", type=whole_number(1), default=15, help="key presses the browser probe times")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write the report here as JSON")
+    parser.add_argument("--force", action="store_true", help="replace an existing --json")
     args = parser.parse_args(argv)
-    if not 0 <= args.sessions <= 100 or not 1 <= args.rounds <= 5:
-        parser.error("--sessions must be within 0..100 and --rounds within 1..5")
+    if args.json:
+        try:  # before the server starts: the report is written at the end, whole, and replaces one only when asked
+            check_writable(args.json, replace=args.force)
+        except ValueError as error:
+            parser.error(f"--json: {error}")
     report = run(args)
     print_report(report)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1))
+        write_atomically(args.json, (json.dumps(report, indent=1) + "\n").encode())
     ok = not report["problems"] and report["memory_back_within_10pct"]
     return 0 if ok else 1
 

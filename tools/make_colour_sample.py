@@ -12,23 +12,36 @@ import argparse
 import numpy as np
 import torch
 
+from draw_core.arguments import whole_number
 from draw_core.data import resolve_data_dir
 from draw_core.data.colour import CIFAR_JPEG, CIFAR_SAMPLE_PATH, read_image_folder
+from draw_core.io.files import write_npz_atomically
+
+TEST_IMAGES = 10_000  # CIFAR-10's test split
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--data-dir", default=None, help=f"folder holding {CIFAR_JPEG}/test/ (default: $DRAW_DATA_DIR or ./data)"
     )
-    parser.add_argument("--n", type=int, default=64, help="number of test images to keep")
-    args = parser.parse_args()
+    parser.add_argument("--n", type=whole_number(1, TEST_IMAGES), default=64, help="number of test images to keep")
+    args = parser.parse_args(argv)
     folder = resolve_data_dir(args.data_dir).resolve() / CIFAR_JPEG / "test"
-    images, labels, classes = read_image_folder(folder)
+    try:
+        images, labels, classes = read_image_folder(folder)
+    except ValueError as error:  # no copy there, or not one of <class>/<image> folders
+        parser.exit(2, f"error: {error}\n")
     by_class = [torch.nonzero(labels == c).flatten() for c in range(len(classes))]
+    rarest = min(len(indices) for indices in by_class)
+    if args.n > rarest * len(classes):  # the classes take turns: the rarest one runs out first
+        parser.exit(
+            2,
+            f"error: the copy holds {rarest} test images of its rarest class, so at most {rarest * len(classes)} "
+            f"of {len(classes)} classes in turn: got --n {args.n}\n",
+        )
     index = torch.stack([by_class[j % len(classes)][j // len(classes)] for j in range(args.n)])
-    CIFAR_SAMPLE_PATH.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
+    write_npz_atomically(  # the shipped sample: replaced whole or not at all
         CIFAR_SAMPLE_PATH,
         images=images[index].numpy(),
         labels=labels[index].numpy().astype(np.uint8),

@@ -4,13 +4,13 @@ python tools/make_mnist_sample.py --data-dir ../shared/data --n 500
 """
 
 import argparse
-import io
 
 import numpy as np
 
+from draw_core.arguments import whole_number
 from draw_core.data import resolve_data_dir
 from draw_core.data.mnist import SAMPLE_PATH
-from draw_core.io.files import write_atomically
+from draw_core.io.files import write_npz_atomically
 
 TEST_DIGITS = 10_000  # MNIST's test split
 
@@ -20,10 +20,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--data-dir", default=None, help="folder holding MNIST/raw/ (default: $DRAW_DATA_DIR or ./data)"
     )
-    parser.add_argument("--n", type=int, default=500, help="number of test digits to keep")
+    parser.add_argument("--n", type=whole_number(1, TEST_DIGITS), default=500, help="number of test digits to keep")
     args = parser.parse_args(argv)
-    if not 1 <= args.n <= TEST_DIGITS:
-        parser.error(f"--n must be between 1 and {TEST_DIGITS:,}, got {args.n}")
     from torchvision.datasets import MNIST
 
     try:
@@ -32,9 +30,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, f"error: {error}\n")
     images = test.data[: args.n].numpy().astype(np.uint8)
     labels = test.targets[: args.n].numpy().astype(np.uint8)
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, images=images, labels=labels)
-    write_atomically(SAMPLE_PATH, buffer.getvalue())  # the shipped sample is replaced whole or not at all
+    write_npz_atomically(SAMPLE_PATH, images=images, labels=labels)  # the shipped sample: replaced whole or not at all
     print(f"wrote {len(images)} digits to {SAMPLE_PATH}")
 
 

@@ -27,7 +27,6 @@ import math
 import os
 import pickletools
 import stat
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
 from draw_core import settings
-from draw_core.io.files import write_atomically
+from draw_core.io.files import check_writable, write_atomically
 from draw_core.nn.kinds import DEFAULT_KIND, ModelKind, get_kind, kind_names, kind_of
 
 FORMAT = "draw-studio/1"
@@ -167,28 +166,11 @@ def remove_stale_temporaries(folder: str | os.PathLike, older_than_s: float = ST
 
 
 def check_output(path: str | os.PathLike, *, resume: bool = False, force: bool = False) -> bool:
-    """Before a training run writes checkpoints to `path`: refuse an existing file unless the run resumes it or
-    `force` replaces it, refuse anything that is not a regular file, create the folder and prove it writable (a
-    temporary file like a save's is made and removed there). A ValueError says what is wrong and what to do; returns
-    whether an existing file is going to be replaced."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder: give the checkpoint's file path, e.g. {path / 'run.safetensors'}")
-    exists = path.exists() or path.is_symlink()
-    if exists and not path.is_file():
-        raise ValueError(f"{path} exists and is not a regular file (a FIFO, device or broken link): choose another")
-    if exists and not (resume or force):
-        raise ValueError(
-            f"{path} already exists: add --resume to continue training it, or --force to replace it with a new run"
-        )
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as error:
-        raise ValueError(f"cannot write checkpoints to {path.parent}: {error.strerror or error}") from None
-    return exists and force
+    """Before a training run writes checkpoints to `path`: check_writable, where an existing file is continued with
+    `resume` or replaced with `force`. A ValueError says what is wrong and what to do; returns whether an existing
+    file is going to be replaced."""
+    to_replace = "add --resume to continue training it, or --force to replace it with a new run"
+    return check_writable(path, replace=resume or force, to_replace=to_replace) and force
 
 
 def _looks_like_pickle(start: bytes) -> bool:
