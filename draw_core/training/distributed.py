@@ -283,8 +283,12 @@ def _stop_on_sigterm(world: World, out: Path, running: dict):
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    except BaseException:
+        # This rank is already ending with an error that says what is kept; the launcher's SIGTERM, which follows
+        # when a rank fails, must not kill it (the default action) before that error is printed.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise
+    signal.signal(signal.SIGTERM, previous)
 
 
 def join(world: World, backend: str, timeout_s: float) -> None:
