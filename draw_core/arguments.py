@@ -51,6 +51,13 @@ def finite_number(minimum: float, *, above: bool = False):
 positive_number = finite_number(0, above=True)  # an argparse type: a rate, a number of seconds
 
 
+def check_compile_glimpses(glimpses: int, T: int, *, whose: str = "") -> None:
+    """A ValueError unless --compile-glimpses (the glimpses DRAW.compile_step unrolls into one compiled call) is at
+    most `whose` T ("the preset's ", "mnist's "): checked by the CLIs before data is loaded or a lease is spent."""
+    if glimpses > T:
+        raise ValueError(f"--compile-glimpses must be at most {whose}T={T}, got {glimpses}")
+
+
 def training_minutes(text: str) -> float:
     """An argparse type: a number of minutes of training that TrainConfig's time budget allows."""
     shortest, longest = (seconds / 60 for seconds in TIME_BUDGET_RANGE_S)

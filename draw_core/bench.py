@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from draw_core.arguments import whole_number
+from draw_core.arguments import check_compile_glimpses, whole_number
 from draw_core.config import COMPILE_MODES, PRESETS, DrawConfig, TrainConfig
 from draw_core.data.cluttered import make_cluttered
 from draw_core.data.mnist import load_sample
@@ -271,8 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     cfg = DrawConfig.preset(args.preset)
-    if args.command == "train" and args.compile_glimpses > cfg.T:
-        train.error(f"--compile-glimpses must be at most the preset's T={cfg.T}, got {args.compile_glimpses}")
+    if args.command == "train":
+        try:
+            check_compile_glimpses(args.compile_glimpses, cfg.T, whose="the preset's ")
+        except ValueError as error:
+            train.error(str(error))
     if args.command == "train":
         paths = ("fused", "plain") if args.path == "both" else (args.path,)
         rows = bench_train(

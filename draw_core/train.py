@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from draw_core.arguments import torch_seed, training_minutes, whole_number
+from draw_core.arguments import check_compile_glimpses, torch_seed, training_minutes, whole_number
 from draw_core.config import AMP_MODES, COMPILE_MODES, TrainConfig
 from draw_core.data import DatasetMissingError, dataset_names
 from draw_core.io.checkpoint import CheckpointError, check_output, remove_stale_temporaries
@@ -158,8 +158,8 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             compile_mode=args.compile_mode,
             compile_glimpses=args.compile_glimpses,
         )
-        if train_cfg.compile and preset.kind == "draw" and train_cfg.compile_glimpses > model_cfg.T:
-            raise ValueError(f"--compile-glimpses must be at most T={model_cfg.T}, got {train_cfg.compile_glimpses}")
+        if train_cfg.compile and preset.kind == "draw":
+            check_compile_glimpses(train_cfg.compile_glimpses, model_cfg.T)
         replacing = check_output(args.out, resume=args.resume, force=args.force)  # the first thing made: its folder
     except ValueError as error:
         parser.error(str(error))

@@ -54,7 +54,13 @@ from pathlib import Path
 import torch
 
 from draw_core import bench
-from draw_core.arguments import positive_number, torch_seed, training_minutes, whole_number
+from draw_core.arguments import (
+    check_compile_glimpses,
+    positive_number,
+    torch_seed,
+    training_minutes,
+    whole_number,
+)
 from draw_core.config import AMP_MODES, COMPILE_MODES, PRESETS, DrawConfig, TrainConfig
 from draw_core.data import get_dataset
 from draw_core.io.catalog import shipped_dir
@@ -135,9 +141,13 @@ def check_plan(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         select_device(args.device)
     except ValueError as error:
         parser.error(f"argument --device: {error}")
-    bench_T = DrawConfig.preset(args.bench_preset).T
-    if args.compile and args.bench_batches and args.compile_glimpses > bench_T:
-        parser.error(f"--compile-glimpses must be at most the bench preset's T={bench_T}, got {args.compile_glimpses}")
+    if args.compile and args.bench_batches:
+        try:
+            check_compile_glimpses(
+                args.compile_glimpses, DrawConfig.preset(args.bench_preset).T, whose="the bench preset's "
+            )
+        except ValueError as error:
+            parser.error(str(error))
     names = [name for name, _ in args.models]
     if len(set(names)) < len(names):
         twice = next(name for name in names if names.count(name) > 1)
@@ -147,12 +157,10 @@ def check_plan(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         try:
             header = read_header(source)
             train_cfg = continuation(source, header.kind.name, header.meta, own or args.minutes, args)
+            if train_cfg.compile:
+                check_compile_glimpses(args.compile_glimpses, header.config.T, whose=f"{name}'s ")
         except (CheckpointError, ValueError) as error:
             parser.error(f"--models {name}: {error}")
-        if train_cfg.compile and args.compile_glimpses > header.config.T:
-            parser.error(
-                f"--compile-glimpses must be at most {name}'s T={header.config.T}, got {args.compile_glimpses}"
-            )
 
 
 def fresh_folder(parent: Path) -> Path:
